@@ -1,0 +1,182 @@
+"""The domain's data: what a post is, what triage says about it, what a ticket is.
+
+Pure Python and pydantic only; nothing here knows Slack, Jira, Pinecone or LangChain.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Kind = Literal["idea", "bug", "question", "other"]
+KINDS: tuple[Kind, ...] = ("idea", "bug", "question", "other")
+
+TITLE_MAX = 120
+SUMMARY_MAX = 600
+LABEL_MAX = 5
+
+# Slack mrkdwn constructs we never want to carry into a ticket title: <@U123>, <#C1|name>, <!here>,
+# <http://x|label>, and the *_~` emphasis characters.
+_SLACK_LINK = re.compile(r"<([^<>|]*)\|([^<>]*)>")
+_SLACK_ANGLE = re.compile(r"<[^<>]*>")
+_EMPHASIS = re.compile(r"[*_~`]+")
+_SPACES = re.compile(r"\s+")
+_LABEL_OK = re.compile(r"[^a-z0-9_-]+")
+
+
+def plain_text(text: str) -> str:
+    """Strip Slack markup from *text* and fold whitespace to single spaces."""
+    text = _SLACK_LINK.sub(lambda m: m.group(2), text)
+    text = _SLACK_ANGLE.sub(" ", text)
+    text = _EMPHASIS.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def clean_title(text: str, limit: int = TITLE_MAX) -> str:
+    """One line, no Slack markup, at most *limit* characters (cut at a word, with an ellipsis)."""
+    line = plain_text(text)
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    if " " in cut[limit // 2 :]:
+        cut = cut[: cut.rfind(" ")]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+def clean_label(label: str) -> str:
+    """Jira labels may not contain spaces; keep them lower-case and short."""
+    return _LABEL_OK.sub("-", label.strip().lower()).strip("-")[:40]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Post(Frozen):
+    """A message somebody posted, in Slack or in a batch file."""
+
+    id: str
+    text: str
+    channel: str = ""
+    user: str = ""
+    ts: str = ""
+    thread_ts: str | None = None
+    permalink: str | None = None
+    user_name: str | None = None
+    user_email: str | None = None
+
+
+class Match(Frozen):
+    """An existing ticket that resembles a post; *score* is in [0, 1], higher is closer."""
+
+    key: str
+    title: str = ""
+    score: float
+    url: str | None = None
+    type: str | None = None
+    status: str | None = None
+
+
+class Analysis(Frozen):
+    """What an analyzer says of one post, before duplicates are looked up."""
+
+    kind: Kind
+    confidence: float = Field(ge=0.0, le=1.0)
+    title: str
+    summary: str
+    labels: tuple[str, ...] = ()
+    analyzer: str
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str) -> str:
+        v = clean_title(v)
+        if not v:
+            raise ValueError("empty title")
+        return v
+
+    @field_validator("summary")
+    @classmethod
+    def _summary(cls, v: str) -> str:
+        return plain_text(v)[:SUMMARY_MAX]
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for label in v:
+            c = clean_label(label)
+            if c and c not in out:
+                out.append(c)
+        return tuple(out[:LABEL_MAX])
+
+
+class Triage(Analysis):
+    """The full verdict on one post: analysis plus the similar tickets found.
+
+    ``duplicates`` are *similar tickets*, best first. ``likely_duplicate`` is only set when the
+    evidence goes beyond one cosine score (see ``domain.triage.is_likely_duplicate``).
+    """
+
+    duplicates: tuple[Match, ...] = ()
+    likely_duplicate: bool = False
+
+    def to_json(self, post_id: str) -> dict[str, Any]:
+        """The batch CLI's output line (a stable contract)."""
+        return {
+            "id": post_id,
+            "kind": self.kind,
+            "confidence": round(self.confidence, 4),
+            "title": self.title,
+            "summary": self.summary,
+            "labels": list(self.labels),
+            "duplicates": [
+                {"key": m.key, "title": m.title, "score": round(m.score, 4), "url": m.url}
+                for m in self.duplicates
+            ],
+            "likely_duplicate": self.likely_duplicate,
+            "analyzer": self.analyzer,
+        }
+
+
+class Ticket(Frozen):
+    """An issue in the tracker (Jira), as the index and the analyzer see it."""
+
+    key: str
+    title: str
+    description: str = ""
+    type: str | None = None
+    url: str | None = None
+    status: str | None = None
+    updated: datetime | None = None
+
+    def text(self) -> str:
+        return f"{self.title}\n{self.description}".strip()
+
+
+class LabelledText(Frozen):
+    """A text with the kind it is known to be, for training the offline classifier."""
+
+    text: str
+    kind: Kind
+
+
+class NewIssue(Frozen):
+    """What we ask the tracker to create."""
+
+    project: str
+    summary: str
+    description: str
+    issue_type: str
+    labels: tuple[str, ...] = ()
+    reporter_email: str | None = None
+    link_url: str | None = None
+    link_title: str | None = None
+
+
+class CreatedIssue(Frozen):
+    key: str
+    url: str
