@@ -1,0 +1,81 @@
+"""Triage: one post in, one verdict out (kind, title, summary, labels, similar tickets)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.domain.models import Analysis, Match, Post, Triage
+from bot.domain.ports import Analyzer, TicketIndex
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TriagePolicy:
+    """How similar tickets are presented.
+
+    *top_k* matches above *min_score* are shown as "similar tickets". A match is only called a
+    likely duplicate when its fused score reaches *duplicate_threshold*: one cosine alone was
+    measured to be a weak verdict, so the default threshold is high.
+    """
+
+    top_k: int = 3
+    min_score: float = 0.5
+    duplicate_threshold: float = 0.93
+    max_chars: int = 8000
+
+
+def _clip(post: Post, max_chars: int) -> Post:
+    # Oversized posts are analysed on their head; the full text is kept in the store and in the ticket.
+    if len(post.text) <= max_chars:
+        return post
+    return post.model_copy(update={"text": post.text[:max_chars]})
+
+
+def is_likely_duplicate(best: Match | None, threshold: float) -> bool:
+    """True when the best match's evidence is strong enough to call it a duplicate."""
+    return best is not None and best.score >= threshold
+
+
+class TriageService:
+    """Runs the analyzer and the similar-ticket search for posts."""
+
+    def __init__(
+        self, analyzer: Analyzer, index: TicketIndex | None, policy: TriagePolicy | None = None
+    ) -> None:
+        self.analyzer = analyzer
+        self.index = index
+        self.policy = policy or TriagePolicy()
+
+    def _verdict(self, analysis: Analysis, matches: Sequence[Match]) -> Triage:
+        shown = tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
+        best = shown[0] if shown else None
+        return Triage(
+            **analysis.model_dump(),
+            duplicates=shown,
+            likely_duplicate=is_likely_duplicate(best, self.policy.duplicate_threshold),
+        )
+
+    def triage(self, post: Post) -> Triage:
+        """Analyses one post and looks up similar tickets."""
+        post = _clip(post, self.policy.max_chars)
+        analysis = self.analyzer.analyze(post)
+        matches: list[Match] = []
+        if self.index is not None and post.text.strip():
+            matches = self.index.search(post.text, top_k=self.policy.top_k)
+        return self._verdict(analysis, matches)
+
+    def triage_many(self, posts: Sequence[Post]) -> list[Triage]:
+        """Like :meth:`triage` for many posts, batching the embedding work where adapters allow."""
+        posts = [_clip(p, self.policy.max_chars) for p in posts]
+        many = getattr(self.analyzer, "analyze_many", None)
+        analyses: list[Analysis] = (
+            many(posts) if callable(many) else [self.analyzer.analyze(p) for p in posts]
+        )
+        if self.index is not None:
+            found = self.index.search_many([p.text for p in posts], top_k=self.policy.top_k)
+        else:
+            found = [[] for _ in posts]
+        return [self._verdict(a, m) for a, m in zip(analyses, found, strict=True)]
