@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_TYPE_KINDS = {
     "bug": "bug",
@@ -197,7 +196,7 @@ class Settings(BaseSettings):
     def _pairs(self) -> Settings:
         if self.pinecone_api_key and not (self.pinecone_index or self.pinecone_host):
             raise ValueError("PINECONE_INDEX: required when PINECONE_API_KEY is set")
-        # JIRA_EMAIL is optional: without it the token is sent as a Data Center personal access token.
+        # JIRA_EMAIL is optional: without it the token is a Data Center personal access token.
         jira = [self.jira_url, self.jira_api_token, self.jira_project]
         if any(jira) or self.jira_email:
             missing = [

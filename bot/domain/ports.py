@@ -29,7 +29,7 @@ class TrackerError(Exception):
 
 
 class TrackerRetryable(TrackerError):
-    """5xx, 429, timeouts, connection errors: try again later (after *retry_after* seconds if known)."""
+    """5xx, 429, timeouts, connection errors: retry later (after *retry_after* s if known)."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -92,11 +92,11 @@ class TicketIndex(Protocol):
     def count(self) -> int: ...
 
     def labelled(self) -> list[tuple[Ticket, Vectors]]:
-        """Tickets that carry an issue type, with their (body) vectors, for the offline classifier."""
+        """Tickets that carry an issue type, with their body vectors (for the classifier)."""
         ...
 
     def version(self) -> str:
-        """Changes whenever the contents change; lets caches (the classifier) know when to refresh."""
+        """Changes whenever the contents change, so caches know when to refresh."""
         ...
 
 

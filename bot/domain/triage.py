@@ -28,7 +28,7 @@ class TriagePolicy:
 
 
 def _clip(post: Post, max_chars: int) -> Post:
-    # Oversized posts are analysed on their head; the full text is kept in the store and in the ticket.
+    # Oversized posts are analysed on their head; the full text stays in the store and ticket.
     if len(post.text) <= max_chars:
         return post
     return post.model_copy(update={"text": post.text[:max_chars]})
