@@ -129,8 +129,19 @@ def build_slack_client(settings: Settings) -> Any:
     return client
 
 
+def check_prompts() -> None:
+    """Fails start-up on a broken prompt file rather than on the first post that needs it."""
+    from bot.adapters.prompts import PromptError, load_all
+
+    try:
+        load_all()
+    except PromptError as exc:
+        raise ConfigError(f"PROMPTS_DIR: {exc}") from None
+
+
 def bootstrap(settings: Settings, **overrides: Any) -> Services:
     """Wires the services for *settings*; any keyword replaces the adapter of that name."""
+    check_prompts()
     store: Store = overrides.get("store") or build_store(settings)
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
     index: TicketIndex = overrides.get("index") or build_index(settings, embedder)

@@ -49,27 +49,42 @@ class TriageService:
         self.index = index
         self.policy = policy or TriagePolicy()
 
-    def _verdict(self, analysis: Analysis, matches: Sequence[Match]) -> Triage:
-        shown = tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
+    def _shown(self, matches: Sequence[Match]) -> tuple[Match, ...]:
+        return tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
+
+    def _verdict(
+        self, analysis: Analysis, shown: tuple[Match, ...], judged_duplicate: str | None = None
+    ) -> Triage:
         best = shown[0] if shown else None
-        return Triage(
-            **analysis.model_dump(),
-            duplicates=shown,
-            likely_duplicate=is_likely_duplicate(best, self.policy.duplicate_threshold),
-        )
+        likely = is_likely_duplicate(best, self.policy.duplicate_threshold)
+        if judged_duplicate is not None:
+            # The LLM read both texts: its judgement is evidence beyond one similarity score,
+            # but only for a ticket we actually showed it.
+            picked = [m for m in shown if m.key == judged_duplicate]
+            if picked:
+                shown = (picked[0], *(m for m in shown if m.key != judged_duplicate))
+                likely = True
+        return Triage(**analysis.model_dump(), duplicates=shown, likely_duplicate=likely)
 
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets."""
         post = _clip(post, self.policy.max_chars)
-        analysis = self.analyzer.analyze(post)
         matches: list[Match] = []
         if self.index is not None and post.text.strip():
             matches = self.index.search(post.text, top_k=self.policy.top_k)
-        return self._verdict(analysis, matches)
+        shown = self._shown(matches)
+        with_candidates = getattr(self.analyzer, "analyze_with_candidates", None)
+        if callable(with_candidates):
+            analysis, judged = with_candidates(post, shown)
+            return self._verdict(analysis, shown, judged)
+        return self._verdict(self.analyzer.analyze(post), shown)
 
     def triage_many(self, posts: Sequence[Post]) -> list[Triage]:
         """Like :meth:`triage` for many posts, batching the embedding work where adapters allow."""
         posts = [_clip(p, self.policy.max_chars) for p in posts]
+        if callable(getattr(self.analyzer, "analyze_with_candidates", None)):
+            # An LLM makes one call per post anyway; keep its duplicate judgement.
+            return [self.triage(p) for p in posts]
         many = getattr(self.analyzer, "analyze_many", None)
         analyses: list[Analysis] = (
             many(posts) if callable(many) else [self.analyzer.analyze(p) for p in posts]
@@ -78,4 +93,4 @@ class TriageService:
             found = self.index.search_many([p.text for p in posts], top_k=self.policy.top_k)
         else:
             found = [[] for _ in posts]
-        return [self._verdict(a, m) for a, m in zip(analyses, found, strict=True)]
+        return [self._verdict(a, self._shown(m)) for a, m in zip(analyses, found, strict=True)]

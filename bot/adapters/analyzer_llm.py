@@ -1,0 +1,297 @@
+"""The LLM analyzer: one chat-model call per post through ``prompts/triage.prompt.yaml``.
+
+The chain is ``prompt | model.with_structured_output(TriageOutput)``; models without structured
+output get ``prompt | model`` and the JSON object is read from the text. Whatever the model says
+is validated here: it can only choose a kind from ``KINDS``, a confidence in [0, 1], a cleaned
+title and labels, and a ``duplicate_of`` among the candidate keys it was shown. Any failure
+(timeout, provider error, invalid output) falls back to the offline analyzer, and the analysis
+says so (``"offline (llm fallback: timeout)"``).
+
+LangChain is imported on first use, not at module import (the CLI must start fast).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from bot.adapters.llm_text import (
+    ChatModelSource,
+    LlmTimeout,
+    LlmUnavailable,
+    build_chat_model,
+    call_with_timeout,
+)
+from bot.adapters.prompts import Prompt, PromptError, load_prompt
+from bot.domain.models import Analysis, Match, Post, plain_text
+from bot.domain.ports import Analyzer
+
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+    from langchain_core.runnables import Runnable, RunnableConfig
+
+logger = logging.getLogger(__name__)
+
+PROMPT_NAME = "triage"
+PROMPT_VARIABLES = frozenset({"post", "candidates"})
+_MAX_LABELS_IN = 20
+
+
+def make_chat_model(spec: str, timeout: float = 20.0) -> BaseChatModel:
+    """Builds the ``provider:model`` chat model now (imports LangChain and the provider package).
+
+    Raises ``LlmUnavailable`` naming the package to install. Prefer handing the spec string to
+    ``LlmAnalyzer``/``run_text_prompt`` when start-up time matters: they build it on first use.
+    """
+    return build_chat_model(spec, timeout)
+
+
+class InvalidOutput(ValueError):
+    """The model answered, but not with something we can use."""
+
+
+class TriageOutput(BaseModel):
+    """Triage of one Slack post: kind, confidence, title, summary, labels, duplicate_of."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["idea", "bug", "question", "other"]
+    confidence: float = 0.5
+    title: str
+    summary: str = ""
+    labels: list[str] = []
+    duplicate_of: str | None = None
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _kind(cls, v: Any) -> Any:
+        # "Bug" and " idea " are the same answer; "feature request" is not, and fails.
+        return v.strip().lower() if isinstance(v, str) else v
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            return [p for p in re.split(r"[,\s]+", v) if p]
+        return v
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def parse_json_output(text: str) -> TriageOutput:
+    """Reads a ``TriageOutput`` from a text answer (bare JSON, fenced JSON or JSON inside prose)."""
+    fenced = _FENCE.search(text)
+    body = fenced.group(1) if fenced else text
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end <= start:
+        raise InvalidOutput("no JSON object in the answer")
+    try:
+        data = json.loads(body[start : end + 1])
+    except json.JSONDecodeError as exc:
+        raise InvalidOutput(f"malformed JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise InvalidOutput("the JSON is not an object")
+    return TriageOutput.model_validate(data)
+
+
+def format_candidates(candidates: Sequence[Match]) -> str:
+    """One ``KEY: title`` line per candidate ticket (empty when there are none)."""
+    return "\n".join(
+        f"{plain_text(m.key)}: {plain_text(m.title)[:200]}".rstrip(": ") for m in candidates
+    )
+
+
+def pick_duplicate(answer: str | None, candidates: Sequence[Match]) -> str | None:
+    """The candidate key the model named, spelled as in *candidates*; ``None`` for anything else."""
+    if not answer:
+        return None
+    wanted = answer.strip().strip("[]<>()`'\"* ").upper()
+    for m in candidates:
+        if m.key.upper() == wanted:
+            return m.key
+    return None
+
+
+class LlmAnalyzer:
+    """``Analyzer`` backed by a chat model, with an offline *fallback* for every failure."""
+
+    def __init__(
+        self,
+        model: BaseChatModel | str,
+        fallback: Analyzer,
+        timeout: float = 20.0,
+        prompt: Prompt | str | None = None,
+        max_post_chars: int = 8000,
+        model_name: str | None = None,
+    ) -> None:
+        """*model* is a LangChain chat model or ``"provider:model"`` (built on first use).
+
+        *model_name* names the model in ``Analysis.analyzer`` (``llm:<model_name>``); by default
+        the spec, or the instance's own model name.
+
+        *prompt* is a loaded ``Prompt`` or a prompt name (default ``triage``); it must declare
+        exactly the variables ``post`` and ``candidates``.
+        """
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.prompt = prompt if isinstance(prompt, Prompt) else load_prompt(prompt or PROMPT_NAME)
+        if set(self.prompt.input_variables) != PROMPT_VARIABLES:
+            raise PromptError(
+                f"{self.prompt.path or self.prompt.id}: the analyzer needs input_variables "
+                f"{sorted(PROMPT_VARIABLES)}, it declares {list(self.prompt.input_variables)}"
+            )
+        self.timeout = timeout
+        self.fallback = fallback
+        self.max_post_chars = max_post_chars
+        self._source = ChatModelSource(
+            model, timeout, self.prompt.model_parameters, label=model_name
+        )
+        self.name = f"llm:{self._source.label}"
+        self._chain: Runnable[dict[str, Any], Any] | None = None
+        self._structured = True
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public
+
+    def analyze(self, post: Post) -> Analysis:
+        """Classifies and summarises *post* (no duplicate candidates)."""
+        return self.analyze_with_candidates(post, ())[0]
+
+    def analyze_with_candidates(
+        self, post: Post, candidates: Sequence[Match]
+    ) -> tuple[Analysis, str | None]:
+        """Analyses *post* and says which of *candidates* (if any) it duplicates, in ONE call.
+
+        The second item is a key from *candidates* or ``None``; it is ``None`` on fallback.
+        """
+        try:
+            out = self._call(post, candidates)
+            analysis = self._to_analysis(out)
+        except LlmTimeout:
+            return self._fall_back(post, "timeout"), None
+        except LlmUnavailable as exc:
+            logger.warning("llm analyzer unavailable: %s", exc)
+            return self._fall_back(post, "unavailable"), None
+        except (InvalidOutput, ValidationError) as exc:
+            logger.warning(
+                "llm prompt=%s post=%s: invalid output (%s)",
+                self.prompt.id,
+                post.id,
+                _short_reason(exc),
+            )
+            return self._fall_back(post, "invalid output"), None
+        except Exception as exc:
+            if _is_parse_error(exc):
+                logger.warning("llm prompt=%s post=%s: unparsable output", self.prompt.id, post.id)
+                return self._fall_back(post, "invalid output"), None
+            # Provider messages can echo request details; the class name is enough at WARNING.
+            logger.warning(
+                "llm prompt=%s post=%s failed: %s", self.prompt.id, post.id, type(exc).__name__
+            )
+            logger.debug("llm failure detail", exc_info=True)
+            return self._fall_back(post, "error"), None
+        return analysis, pick_duplicate(out.duplicate_of, candidates)
+
+    # ------------------------------------------------------------------ internals
+
+    def _runnable(self) -> Runnable[dict[str, Any], Any]:
+        if self._chain is not None:
+            return self._chain
+        with self._lock:
+            if self._chain is None:
+                model = self._source.get()
+                template = self.prompt.to_langchain()
+                try:
+                    self._chain = template | model.with_structured_output(TriageOutput)
+                    self._structured = True
+                except NotImplementedError:
+                    from langchain_core.output_parsers import StrOutputParser
+
+                    logger.info(
+                        "model %s has no structured output; reading JSON from text",
+                        self._source.label,
+                    )
+                    self._chain = template | model | StrOutputParser()
+                    self._structured = False
+            return self._chain
+
+    def _call(self, post: Post, candidates: Sequence[Match]) -> TriageOutput:
+        chain = self._runnable()
+        inputs = self.prompt.inputs(
+            post=post.text[: self.max_post_chars], candidates=format_candidates(candidates)
+        )
+        config: RunnableConfig = {
+            "run_name": self.prompt.id,
+            "tags": [self.prompt.id],
+            "metadata": {"prompt": self.prompt.id, "post_id": post.id},
+        }
+        logger.info(
+            "llm call prompt=%s model=%s post=%s candidates=%d",
+            self.prompt.id,
+            self._source.label,
+            post.id,
+            len(candidates),
+        )
+        raw = call_with_timeout(
+            lambda: chain.invoke(inputs, config=config), self.timeout, self.prompt.id
+        )
+        if isinstance(raw, TriageOutput):
+            return raw
+        if raw is None:
+            raise InvalidOutput("the model made no structured answer")
+        if isinstance(raw, str):
+            return parse_json_output(raw)
+        if isinstance(raw, dict):
+            return TriageOutput.model_validate(raw)
+        raise InvalidOutput(f"unexpected answer type {type(raw).__name__}")
+
+    def _to_analysis(self, out: TriageOutput) -> Analysis:
+        confidence = float(out.confidence)
+        if not math.isfinite(confidence):
+            raise InvalidOutput("confidence is not a number")
+        return Analysis(
+            kind=out.kind,
+            confidence=min(1.0, max(0.0, confidence)),
+            title=out.title,
+            summary=out.summary,
+            labels=tuple(str(label) for label in out.labels[:_MAX_LABELS_IN]),
+            analyzer=self.name,
+        )
+
+    def _fall_back(self, post: Post, reason: str) -> Analysis:
+        analysis = self.fallback.analyze(post)
+        logger.info(
+            "llm prompt=%s post=%s: using %s (%s)",
+            self.prompt.id,
+            post.id,
+            analysis.analyzer,
+            reason,
+        )
+        return analysis.model_copy(
+            update={"analyzer": f"{analysis.analyzer} (llm fallback: {reason})"}
+        )
+
+
+def _is_parse_error(exc: Exception) -> bool:
+    try:
+        from langchain_core.exceptions import OutputParserException
+    except ImportError:  # pragma: no cover - langchain is a hard dependency
+        return False
+    return isinstance(exc, OutputParserException)
+
+
+def _short_reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('type', 'invalid')}"
+    return str(exc)[:120]

@@ -1,0 +1,472 @@
+"""The Tracker port on Jira (Cloud or Data Center), through the `jira` library.
+
+Only translation lives here: NewIssue -> Jira fields, Jira JSON -> Ticket, HTTP failures ->
+TrackerRetryable / TrackerRejected. Retrying is the outbox's job, so the library's own retry loop
+(which sleeps on 429/503) is switched off with ``max_retries=0``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import partial
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import requests
+from jira import JIRA, JIRAError
+
+from bot.domain.models import CreatedIssue, NewIssue, Ticket
+from bot.domain.ports import TrackerRejected, TrackerRetryable
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_LIMIT = 255
+SEARCH_FIELDS = ["summary", "description", "issuetype", "status", "updated"]
+_DC_TOKEN = "start:"
+_WS = re.compile(r"\s+")
+T = TypeVar("T")
+
+
+def is_cloud_url(url: str) -> bool:
+    """True when *url* is a Jira Cloud site (``*.atlassian.net``)."""
+    host = (urlparse(url).hostname or "").lower()
+    return host == "atlassian.net" or host.endswith(".atlassian.net")
+
+
+def single_line_summary(text: str, limit: int = SUMMARY_LIMIT) -> str:
+    """Jira's summary: one line, at most *limit* characters (cut with an ellipsis)."""
+    line = _WS.sub(" ", text).strip()
+    if len(line) <= limit:
+        return line
+    return line[: limit - 1].rstrip() + "…"
+
+
+def clean_labels(labels: tuple[str, ...] | list[str]) -> list[str]:
+    """Jira labels may not contain whitespace; replace it with '-' and drop empties/duplicates."""
+    out: list[str] = []
+    for label in labels:
+        c = _WS.sub("-", label.strip())
+        if c and c not in out:
+            out.append(c[:255])
+    return out
+
+
+def flatten_adf(node: Any) -> str:
+    """Plain text of an Atlassian Document Format tree (REST v3 rich text); strings pass through."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node
+    parts: list[str] = []
+    _walk_adf(node, parts)
+    text = "".join(parts)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+_ADF_BLOCKS = {
+    "paragraph",
+    "heading",
+    "listItem",
+    "codeBlock",
+    "blockquote",
+    "rule",
+    "panel",
+    "tableRow",
+    "mediaSingle",
+}
+
+
+def _walk_adf(node: Any, out: list[str]) -> None:
+    if isinstance(node, list):
+        for child in node:
+            _walk_adf(child, out)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    attrs = node.get("attrs") or {}
+    if kind == "text":
+        out.append(str(node.get("text", "")))
+    elif kind == "hardBreak":
+        out.append("\n")
+    elif kind in ("mention", "emoji", "status"):
+        out.append(str(attrs.get("text") or attrs.get("shortName") or ""))
+    elif kind in ("inlineCard", "blockCard"):
+        out.append(str(attrs.get("url", "")))
+    elif kind == "tableCell" or kind == "tableHeader":
+        _walk_adf(node.get("content", []), out)
+        out.append(" ")
+    else:
+        _walk_adf(node.get("content", []), out)
+    if kind in _ADF_BLOCKS:
+        out.append("\n")
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def parse_jira_datetime(value: str | None) -> datetime | None:
+    """Jira's ``2024-01-05T10:00:00.000+0000`` (or ISO with a colon / Z) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            dt = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+        except ValueError:
+            return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _error_body(resp: requests.Response | None) -> tuple[list[str], dict[str, str]]:
+    """Jira's ``{"errorMessages": [...], "errors": {field: message}}``, tolerant of HTML bodies."""
+    if resp is None:
+        return [], {}
+    try:
+        data = resp.json()
+    except ValueError:
+        return [], {}
+    if not isinstance(data, dict):
+        return [], {}
+    messages = data.get("errorMessages") or []
+    if isinstance(messages, str):
+        messages = [messages]
+    for key in ("message", "errorMessage"):
+        if isinstance(data.get(key), str):
+            messages.append(data[key])
+    errors = data.get("errors") or {}
+    fields = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+    return [str(m) for m in messages], fields
+
+
+def _translate(exc: Exception, action: str) -> Exception:
+    """Maps a library/transport exception to the domain's errors. Never quotes headers or auth."""
+    if isinstance(exc, JIRAError):
+        status = exc.status_code
+        resp = exc.response if isinstance(exc.response, requests.Response) else None
+        messages, fields = _error_body(resp)
+        detail = "; ".join(messages + [f"{k}: {v}" for k, v in fields.items()])
+        if status is None:
+            return TrackerRetryable(f"Jira {action} failed without an HTTP status")
+        if status == 429:
+            retry_after = parse_retry_after(
+                resp.headers.get("Retry-After") if resp is not None else None
+            )
+            return TrackerRetryable(f"Jira rate-limited {action} (HTTP 429)", retry_after)
+        if status >= 500:
+            retry_after = parse_retry_after(
+                resp.headers.get("Retry-After") if resp is not None else None
+            )
+            return TrackerRetryable(f"Jira {action} failed: HTTP {status}", retry_after)
+        if status == 401:
+            return TrackerRejected(
+                f"Jira refused the credentials (HTTP 401) during {action}: check JIRA_EMAIL and "
+                "JIRA_API_TOKEN (with JIRA_EMAIL unset the token is sent as a Data Center PAT)"
+            )
+        if status == 403 and resp is not None and "x-authentication-denied-reason" in resp.headers:
+            reason = resp.headers["x-authentication-denied-reason"]
+            return TrackerRejected(f"Jira denied authentication during {action}: {reason}")
+        return TrackerRejected(
+            f"Jira rejected {action} (HTTP {status})" + (f": {detail}" if detail else ""), fields
+        )
+    if isinstance(exc, requests.Timeout):
+        return TrackerRetryable(f"Jira {action} timed out")
+    if isinstance(exc, requests.ConnectionError):
+        return TrackerRetryable(f"could not connect to Jira for {action}")
+    if isinstance(exc, ValueError):  # a 2xx body that is not JSON: a proxy or login page
+        return TrackerRejected(
+            f"Jira answered {action} with something that is not JSON; check JIRA_URL"
+        )
+    if isinstance(exc, requests.RequestException):
+        return TrackerRetryable(f"Jira {action} failed: {type(exc).__name__}")
+    return exc
+
+
+@contextmanager
+def _mapped(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (JIRAError, requests.RequestException, ValueError) as exc:
+        raise _translate(exc, action) from None
+
+
+class JiraTracker:
+    """The Tracker port on Jira Cloud (email + API token) or Data Center (personal access token).
+
+    *cloud* forces the flavour; by default a ``*.atlassian.net`` host means Cloud. Cloud pages
+    searches with ``nextPageToken`` (``/search/jql``), Data Center with ``startAt`` (``/search``).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        project: str,
+        token: str,
+        email: str | None = None,
+        timeout: float = 15.0,
+        cloud: bool | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.project = project
+        self.cloud = is_cloud_url(self.url) if cloud is None else cloud
+        self._token = token
+        self._email = email
+        self._timeout = timeout
+        self._client: JIRA | None = None
+        self._lock = threading.Lock()
+        self._reporters: dict[str, dict[str, str] | None] = {}
+
+    def __repr__(self) -> str:
+        flavour = "cloud" if self.cloud else "data-center"
+        return f"JiraTracker(url={self.url!r}, project={self.project!r}, {flavour})"
+
+    # ------------------------------------------------------------------ client
+
+    @property
+    def client(self) -> JIRA:
+        """The `jira.JIRA` client, built on first use (building it makes no request)."""
+        with self._lock:
+            if self._client is None:
+                auth: dict[str, Any] = (
+                    {"basic_auth": (self._email, self._token)}
+                    if self._email
+                    else {"token_auth": self._token}
+                )
+                client = JIRA(
+                    server=self.url,
+                    options={"check_update": False},
+                    timeout=self._timeout,
+                    max_retries=0,
+                    get_server_info=False,
+                    **auth,
+                )
+                # What get_server_info would have learnt; the library keys its Cloud-only
+                # paths (enhanced search, user search by query) on it.
+                client.deploymentType = "Cloud" if self.cloud else "Server"
+                self._client = client
+            return self._client
+
+    def _call(self, action: str, fn: Callable[[], T]) -> T:
+        with _mapped(action):
+            return fn()
+
+    # ------------------------------------------------------------------ port
+
+    def browse_url(self, key: str) -> str:
+        """The human URL of an issue."""
+        return f"{self.url}/browse/{key}"
+
+    def create_issue(self, issue: NewIssue) -> CreatedIssue:
+        """Creates the issue (with reporter when Jira allows it), then links back to *link_url*."""
+        summary = single_line_summary(issue.summary)
+        if not summary:
+            raise TrackerRejected("the issue summary is empty", {"summary": "empty"})
+        fields: dict[str, Any] = {
+            "project": {"key": issue.project or self.project},
+            "summary": summary,
+            "description": issue.description,
+            "issuetype": {"name": issue.issue_type},
+        }
+        labels = clean_labels(issue.labels)
+        if labels:
+            fields["labels"] = labels
+        reporter = self._reporter(issue.reporter_email) if issue.reporter_email else None
+        if reporter:
+            fields["reporter"] = reporter
+        try:
+            key = self._create(fields)
+        except TrackerRejected as exc:
+            if not reporter or not _mentions_reporter(exc):
+                raise
+            logger.warning("Jira would not take the reporter field; creating without it")
+            fields.pop("reporter")
+            key = self._create(fields)
+        if issue.link_url:
+            self._link(key, issue.link_url, issue.link_title)
+        logger.info("created Jira issue %s", key)
+        return CreatedIssue(key=key, url=self.browse_url(key))
+
+    def add_comment(self, key: str, body: str, link_url: str | None = None) -> str:
+        """Adds a comment (and a remote link to *link_url*); returns the comment id."""
+        comment = self._call("adding a comment", lambda: self.client.add_comment(key, body))
+        if link_url:
+            self._link(key, link_url, None)
+        return str(comment.id)
+
+    def issue_types(self) -> list[str]:
+        """Names of the issue types that can be created in the project."""
+        try:
+            return self._createmeta_types()
+        except TrackerRejected as exc:
+            # Older Data Center (< 8.4) has no createmeta/{project}/issuetypes: ask the project.
+            if "HTTP 404" not in str(exc):
+                raise
+        raw = self._call(
+            "reading the project", lambda: self.client._get_json(f"project/{self.project}")
+        )
+        return [str(t["name"]) for t in raw.get("issueTypes", []) if not t.get("subtask")]
+
+    def search(
+        self, jql: str, page_token: str | None = None, page_size: int = 100
+    ) -> tuple[list[Ticket], str | None]:
+        """One page of issues matching *jql* and the token of the next page (None at the end)."""
+        if self.cloud:
+            return self._search_cloud(jql, page_token, page_size)
+        return self._search_dc(jql, page_token, page_size)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _create(self, fields: dict[str, Any]) -> str:
+        # prefetch=False: one POST, no follow-up GET that could fail after the issue exists.
+        created = self._call(
+            "creating the issue", lambda: self.client.create_issue(fields=fields, prefetch=False)
+        )
+        return str(created.key)
+
+    def _reporter(self, email: str) -> dict[str, str] | None:
+        email = email.strip().lower()
+        if email in self._reporters:
+            return self._reporters[email]
+        query = {"query": email} if self.cloud else {"user": email}
+        try:
+            users = self._call(
+                "looking up the reporter",
+                lambda: self.client.search_users(maxResults=5, **query),  # type: ignore[arg-type]
+            )
+        except TrackerRejected as exc:
+            logger.warning("reporter lookup refused, filing without reporter: %s", exc)
+            return None
+        found: dict[str, str] | None = None
+        for user in users:
+            raw = user.raw or {}
+            if str(raw.get("emailAddress", "")).lower() not in ("", email):
+                continue
+            if self.cloud and raw.get("accountId"):
+                found = {"accountId": str(raw["accountId"])}
+            elif not self.cloud and raw.get("name"):
+                found = {"name": str(raw["name"])}
+            if found:
+                break
+        if found is None:
+            logger.info("no Jira user matches the poster's e-mail; filing without reporter")
+        self._reporters[email] = found
+        return found
+
+    def _link(self, key: str, url: str, title: str | None) -> None:
+        # globalId makes the link idempotent: a retried comment or creation updates, not duplicates.
+        payload = {"globalId": url, "object": {"url": url, "title": title or url}}
+        client = self.client
+        try:
+            self._call(
+                "adding a remote link",
+                lambda: client._session.post(
+                    client._get_url(f"issue/{key}/remotelink"), data=json.dumps(payload)
+                ),
+            )
+        except (TrackerRejected, TrackerRetryable) as exc:
+            logger.warning("could not add the remote link to %s: %s", key, exc)
+
+    def _createmeta_types(self) -> list[str]:
+        names: list[str] = []
+        start = 0
+        for _ in range(20):  # a project has a handful of types; the bound guards a looping server
+            params = {"startAt": start, "maxResults": 50}
+            raw = self._call(
+                "listing issue types",
+                partial(
+                    self.client._get_json,
+                    f"issue/createmeta/{self.project}/issuetypes",
+                    params=params,
+                ),
+            )
+            page = raw.get("values", raw.get("issueTypes", []))
+            names.extend(str(t["name"]) for t in page if not t.get("subtask"))
+            start += len(page)
+            total = raw.get("total")
+            if not page or raw.get("isLast", True) or (total is not None and start >= total):
+                break
+        return names
+
+    def _search_cloud(
+        self, jql: str, page_token: str | None, page_size: int
+    ) -> tuple[list[Ticket], str | None]:
+        params: dict[str, Any] = {
+            "jql": jql,
+            "fields": ",".join(SEARCH_FIELDS),
+            "maxResults": page_size,
+        }
+        if page_token:
+            params["nextPageToken"] = page_token
+        # Raw GET rather than enhanced_search_issues: that one first loads the whole field list.
+        raw = self._call(
+            "searching issues", lambda: self.client._get_json("search/jql", params=params)
+        )
+        tickets = [self._ticket(i) for i in raw.get("issues", [])]
+        token = raw.get("nextPageToken")
+        if raw.get("isLast") or not token or not tickets:
+            token = None
+        return tickets, token
+
+    def _search_dc(
+        self, jql: str, page_token: str | None, page_size: int
+    ) -> tuple[list[Ticket], str | None]:
+        start = 0
+        if page_token:
+            if not page_token.startswith(_DC_TOKEN) or not page_token[len(_DC_TOKEN) :].isdigit():
+                raise TrackerRejected(f"not a Data Center page token: {page_token!r}")
+            start = int(page_token[len(_DC_TOKEN) :])
+        params: dict[str, Any] = {
+            "jql": jql,
+            "startAt": start,
+            "maxResults": page_size,
+            "fields": ",".join(SEARCH_FIELDS),
+        }
+        raw = self._call("searching issues", lambda: self.client._get_json("search", params=params))
+        issues = raw.get("issues", [])
+        tickets = [self._ticket(i) for i in issues]
+        nxt = int(raw.get("startAt", start)) + len(issues)
+        total = raw.get("total")
+        more = bool(issues) and (
+            nxt < int(total) if total is not None else len(issues) == page_size
+        )
+        return tickets, f"{_DC_TOKEN}{nxt}" if more else None
+
+    def _ticket(self, raw: dict[str, Any]) -> Ticket:
+        f = raw.get("fields") or {}
+        key = str(raw["key"])
+        return Ticket(
+            key=key,
+            title=str(f.get("summary") or ""),
+            description=flatten_adf(f.get("description")),
+            type=(f.get("issuetype") or {}).get("name"),
+            url=self.browse_url(key),
+            status=(f.get("status") or {}).get("name"),
+            updated=parse_jira_datetime(f.get("updated")),
+        )
+
+
+def _mentions_reporter(exc: TrackerRejected) -> bool:
+    return "reporter" in exc.fields or "reporter" in str(exc).lower()
