@@ -1,0 +1,241 @@
+"""Calendar port over iCalendar feeds (Google's / Outlook's "secret address in iCal format").
+
+Sources are http(s)/webcal URLs or file paths. Recurring events are expanded with
+``recurring_ical_events`` (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides, X-WR-TIMEZONE);
+cancelled events are left out. A feed that cannot be fetched or parsed is reported by a safe
+display name ("feed 2 (calendar.google.com)"): secret feed URLs carry the credential in the path
+or query, so neither ever reaches a post or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from bot.domain.ports import CalendarDay, Meeting
+
+logger = logging.getLogger(__name__)
+
+MAX_FEED_BYTES = 10 * 1024 * 1024
+USER_AGENT = "ideabot-calendar/1.0"
+
+_VIDEO = re.compile(
+    r"https://(?:[\w-]+\.)*(?:meet\.google\.com|zoom\.us|teams\.microsoft\.com|teams\.live\.com)"
+    r"/[^\s<>\"'\\,;)]*",
+    re.IGNORECASE,
+)
+_VIDEO_PROPS = (
+    "X-GOOGLE-CONFERENCE",
+    "URL",
+    "LOCATION",
+    "DESCRIPTION",
+    "X-MICROSOFT-SKYPETEAMSMEETINGURL",
+)
+
+
+class FeedError(Exception):
+    """A feed could not be fetched or parsed; the message never contains the feed's URL."""
+
+
+def is_url(source: str) -> bool:
+    """True for http, https and webcal sources (everything else is a file path)."""
+    return urlsplit(source.strip()).scheme.lower() in {"http", "https", "webcal"}
+
+
+def display_name(source: str, position: int) -> str:
+    """A name for *source* that is safe to show: position plus host (URL) or file name."""
+    if is_url(source):
+        host = urlsplit(source.strip()).hostname or "unknown host"
+        return f"feed {position} ({host})"
+    return f"feed {position} ({Path(source).name or source})"
+
+
+def find_video_url(*texts: str | None) -> str | None:
+    """The first Google Meet / Zoom / Teams link found in *texts*, in order."""
+    for text in texts:
+        if not text:
+            continue
+        m = _VIDEO.search(text)
+        if m:
+            return m.group(0).rstrip(".")
+    return None
+
+
+class IcsCalendar:
+    """Meetings of one day from one or more iCalendar feeds, shown in time zone *tz*."""
+
+    def __init__(
+        self,
+        sources: Sequence[str],
+        tz: str | ZoneInfo = "UTC",
+        fetch_timeout: float = 10.0,
+        max_bytes: int = MAX_FEED_BYTES,
+    ) -> None:
+        self.sources = [s.strip() for s in sources if s.strip()]
+        self.tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+        self.fetch_timeout = fetch_timeout
+        self.max_bytes = max_bytes
+
+    def meetings_on(self, day: date) -> CalendarDay:
+        """All non-cancelled meetings overlapping *day* (local), sorted; failed feeds by name."""
+        meetings: list[Meeting] = []
+        failed: list[str] = []
+        for position, source in enumerate(self.sources, start=1):
+            name = display_name(source, position)
+            try:
+                raw = self._load(source)
+                meetings.extend(self._parse(raw, day, name))
+            except FeedError as exc:
+                logger.warning("calendar %s failed: %s", name, exc)
+                failed.append(name)
+            except Exception as exc:  # a malformed feed must not stop the digest
+                reason = _redact(f"{type(exc).__name__}: {exc}", source)
+                logger.warning("calendar %s failed: %s", name, reason)
+                failed.append(name)
+        meetings.sort(key=lambda m: (not m.all_day, m.start, m.end, m.title))
+        return CalendarDay(meetings=_dedupe(meetings), failed_feeds=failed)
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, source: str) -> bytes:
+        if is_url(source):
+            return self._fetch(source)
+        path = Path(source).expanduser()
+        try:
+            size = path.stat().st_size
+            if size > self.max_bytes:
+                raise FeedError(f"file larger than {self.max_bytes} bytes")
+            return path.read_bytes()
+        except OSError as exc:
+            raise FeedError(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
+
+    def _fetch(self, source: str) -> bytes:
+        url = source
+        if url.lower().startswith("webcal://"):
+            url = "https://" + url[len("webcal://") :]
+        req = urllib.request.Request(
+            url, headers={"User-Agent": USER_AGENT, "Accept": "text/calendar"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.fetch_timeout) as resp:
+                data: bytes = resp.read(self.max_bytes + 1)
+        except urllib.error.HTTPError as exc:
+            raise FeedError(f"HTTP {exc.code}") from None
+        except urllib.error.URLError as exc:
+            raise FeedError(_redact(f"unreachable: {exc.reason}", source)) from None
+        except TimeoutError:
+            raise FeedError(f"timed out after {self.fetch_timeout:g} s") from None
+        except OSError as exc:
+            raise FeedError(_redact(f"connection error: {type(exc).__name__}", source)) from None
+        if len(data) > self.max_bytes:
+            raise FeedError(f"feed larger than {self.max_bytes} bytes")
+        return data
+
+    # ------------------------------------------------------------------ parsing
+
+    def _parse(self, raw: bytes, day: date, name: str) -> list[Meeting]:
+        try:
+            cal = icalendar.Calendar.from_ical(raw)
+        except ValueError as exc:
+            raise FeedError(f"not a valid iCalendar file ({type(exc).__name__})") from None
+        if not isinstance(cal, icalendar.Calendar) or cal.name != "VCALENDAR":
+            raise FeedError("not a VCALENDAR")
+        start = datetime.combine(day, time(0), tzinfo=self.tz)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
+        out: list[Meeting] = []
+        for event in recurring_ical_events.of(cal, skip_bad_series=True).between(start, end):
+            meeting = self._meeting(event, day, name)
+            if meeting is not None:
+                out.append(meeting)
+        return out
+
+    def _meeting(self, event: Any, day: date, name: str) -> Meeting | None:
+        if str(event.get("STATUS", "")).upper() == "CANCELLED":
+            return None
+        if str(event.get("TRANSP", "")).upper() == "TRANSPARENT" and _is_date(event):
+            # An all-day "free" marker (birthdays, holidays of other countries) is no meeting.
+            return None
+        dtstart = event.get("DTSTART")
+        if dtstart is None:
+            return None
+        s = dtstart.dt
+        dtend = event.get("DTEND")
+        e = dtend.dt if dtend is not None else None
+        title = str(event.get("SUMMARY", "")).strip() or "(no title)"
+        location = str(event.get("LOCATION", "")).strip() or None
+        video = find_video_url(*(str(event.get(p, "")) for p in _VIDEO_PROPS))
+        if not isinstance(s, datetime):
+            first = s
+            last = (
+                e if isinstance(e, date) and not isinstance(e, datetime) else first + timedelta(1)
+            )
+            if not (first <= day < max(last, first + timedelta(days=1))):
+                return None
+            return Meeting(
+                title=title,
+                start=datetime.combine(day, time(0), tzinfo=self.tz),
+                end=datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz),
+                all_day=True,
+                location=location,
+                video_url=video,
+                calendar=name,
+            )
+        start = self._local(s)
+        if isinstance(e, datetime):
+            end = self._local(e)
+        else:
+            duration = event.get("DURATION")
+            end = start + (duration.dt if duration is not None else timedelta(0))
+        end = max(end, start)
+        return Meeting(
+            title=title,
+            start=start,
+            end=end,
+            location=location,
+            video_url=video,
+            calendar=name,
+        )
+
+    def _local(self, value: datetime) -> datetime:
+        # Floating times (no TZID, no Z) are wall-clock times of the reader: ours.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=self.tz)
+        return value.astimezone(self.tz)
+
+
+def _is_date(event: Any) -> bool:
+    dtstart = event.get("DTSTART")
+    return dtstart is not None and not isinstance(dtstart.dt, datetime)
+
+
+def _dedupe(meetings: list[Meeting]) -> list[Meeting]:
+    """The same meeting in two feeds (organiser's and attendee's calendars) is listed once."""
+    seen: set[tuple[str, datetime, datetime]] = set()
+    out: list[Meeting] = []
+    for m in meetings:
+        key = (m.title.casefold(), m.start, m.end)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(m)
+    return out
+
+
+def _redact(text: str, source: str) -> str:
+    """Removes the source, its path and its query from *text* (error messages may echo them)."""
+    parts = urlsplit(source)
+    secrets = [source, parts.path, parts.query, parts.netloc if "@" in parts.netloc else ""]
+    for secret in sorted((s for s in secrets if s and len(s) > 1), key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return text

@@ -1,0 +1,209 @@
+"""Running a digest exactly once: claim the (digest, channel, day) key, build, post, record.
+
+The store's unique key decides who posts, so two processes, a restart catch-up and a manual run
+can all try the same slot and only one message appears. A failed post releases the claim so the
+next attempt (a retry, the operator) can post it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from bot.domain.digests import (
+    DIGEST_KINDS,
+    DigestKind,
+    MeetingDigest,
+    TakeawayDigest,
+    build_meeting_digest,
+    build_takeaway_digest,
+    local_day_bounds,
+    meeting_prompt_variables,
+    plain_meeting_overview,
+    takeaway_prompt_variables,
+)
+from bot.domain.ports import Calendar, CalendarDay, Chat, Store, StoredPost
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["posted", "already_posted", "in_progress", "dry_run", "failed"]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A digest ready to post: notification text, Block Kit blocks, and terminal text."""
+
+    summary: str
+    blocks: list[dict[str, Any]]
+    text: str
+
+
+@dataclass(frozen=True)
+class DigestResult:
+    """What one run did. ``status`` is the outcome; ``rendered`` is set when it was built."""
+
+    status: Status
+    digest: str
+    channel: str
+    day: date
+    message_ts: str | None = None
+    rendered: Rendered | None = None
+    failed_feeds: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in {"posted", "already_posted", "dry_run"}
+
+
+MeetingRenderer = Callable[[MeetingDigest], Rendered]
+TakeawayRenderer = Callable[[TakeawayDigest], Rendered]
+# (prompt name, variables) -> text, or None when no model is configured / the call failed.
+TextWriter = Callable[[str, dict[str, str]], str | None]
+
+
+@dataclass
+class DigestService:
+    """Builds and posts the two digests. Every dependency is a port or a plain callable."""
+
+    store: Store
+    chat: Chat | None
+    calendar: Calendar | None
+    tz: str
+    workday: tuple[time, time]
+    render_meetings: MeetingRenderer
+    render_takeaways: TakeawayRenderer
+    idea_channels: Sequence[str] = ()
+    write: TextWriter | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    # ------------------------------------------------------------------ building
+
+    def build_meetings(self, day: date) -> MeetingDigest:
+        """The meeting digest model for *day*, with overview (LLM when available)."""
+        cal_day = (
+            self.calendar.meetings_on(day)
+            if self.calendar is not None
+            else CalendarDay(meetings=[], failed_feeds=[])
+        )
+        d = build_meeting_digest(day, cal_day, self.tz, self.workday)
+        overview, source = plain_meeting_overview(d), "offline"
+        text = self._write("meetings", meeting_prompt_variables(d))
+        if text:
+            overview, source = text, "llm"
+        return replace(d, overview=overview, overview_source=source)
+
+    def build_takeaways(self, day: date, channel: str) -> TakeawayDigest:
+        """The takeaway digest model for *day* as seen from digest *channel*."""
+        start, end = local_day_bounds(day, self.tz)
+        channels = list(self.idea_channels) or None
+        posts = self.store.posts_between(start, end, channels)
+        filings = self.store.filings_between(start, end)
+        known = {(p.channel, p.ts): p for p in posts}
+        filing_posts: dict[tuple[str, str], StoredPost] = {}
+        unknown_channels: set[str] = set()
+        for f in filings:
+            if (f.channel, f.ts) in known:
+                continue
+            post = self.store.get_post(f.channel, f.ts)
+            if post is not None:
+                filing_posts[(f.channel, f.ts)] = post
+            elif f.channel != channel:
+                unknown_channels.add(f.channel)
+        private = {c for c in unknown_channels if self._is_private(c)}
+        d = build_takeaway_digest(
+            day, self.tz, channel, posts, filings, filing_posts, private_channels=private
+        )
+        if d.total:
+            text = self._write("takeaways", takeaway_prompt_variables(d, posts, channel))
+            if text:
+                d = replace(d, takeaways=text, takeaways_source="llm")
+        return d
+
+    def render(self, kind: DigestKind, channel: str, day: date) -> Rendered:
+        """Builds and renders *kind* for (*channel*, *day*) without touching the claim."""
+        if kind == "meetings":
+            return self.render_meetings(self.build_meetings(day))
+        return self.render_takeaways(self.build_takeaways(day, channel))
+
+    # ------------------------------------------------------------------ running
+
+    def today(self, now: datetime | None = None) -> date:
+        """The current date in the digest time zone."""
+        return (now or self.clock()).astimezone(ZoneInfo(self.tz)).date()
+
+    def run(
+        self,
+        kind: DigestKind,
+        channel: str,
+        day: date | None = None,
+        dry_run: bool = False,
+        force: bool = False,
+        now: datetime | None = None,
+    ) -> DigestResult:
+        """Builds and posts one digest at most once per (kind, channel, day).
+
+        ``dry_run`` builds and renders only: nothing is claimed or posted. ``force`` posts again
+        even when the key says it was already posted.
+        """
+        if kind not in DIGEST_KINDS:
+            raise ValueError(f"unknown digest {kind!r}")
+        day = day or self.today(now)
+        if dry_run:
+            rendered = self.render(kind, channel, day)
+            return DigestResult("dry_run", kind, channel, day, rendered=rendered)
+        if self.chat is None:
+            return DigestResult("failed", kind, channel, day, error="Slack is not configured")
+
+        if not force:
+            record = self.store.get_digest(kind, channel, day)
+            if record is not None and record.state == "posted":
+                return DigestResult("already_posted", kind, channel, day, record.message_ts)
+        if not self.store.claim_digest(kind, channel, day, force=force):
+            record = self.store.get_digest(kind, channel, day)
+            if record is not None and record.state == "posted":
+                return DigestResult("already_posted", kind, channel, day, record.message_ts)
+            logger.info("digest %s %s %s is being posted by another worker", kind, channel, day)
+            return DigestResult("in_progress", kind, channel, day)
+
+        try:
+            rendered = self.render(kind, channel, day)
+            ts = self.chat.post(channel, rendered.summary, blocks=rendered.blocks)
+        except Exception as exc:
+            self.store.release_digest(kind, channel, day)
+            logger.warning(
+                "digest %s for %s on %s not posted: %s", kind, channel, day, type(exc).__name__
+            )
+            return DigestResult("failed", kind, channel, day, error=_reason(exc))
+        self.store.mark_digest_posted(kind, channel, day, ts)
+        logger.info("digest %s posted to %s for %s (ts %s)", kind, channel, day, ts)
+        return DigestResult("posted", kind, channel, day, ts, rendered=rendered)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _write(self, prompt: str, variables: dict[str, str]) -> str | None:
+        if self.write is None:
+            return None
+        try:
+            text = self.write(prompt, variables)
+        except Exception as exc:  # the plain digest is always a fine answer
+            logger.warning("%s prompt failed, using the offline text: %s", prompt, exc)
+            return None
+        return text.strip() if text and text.strip() else None
+
+    def _is_private(self, channel: str) -> bool:
+        if self.chat is None:
+            return True  # unknown: keep it out rather than leak it
+        try:
+            return self.chat.channel_is_private(channel)
+        except Exception:
+            return True
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

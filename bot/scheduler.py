@@ -1,0 +1,250 @@
+"""The digest scheduler: APScheduler 3 cron jobs in DIGEST_TIMEZONE, plus a store-based catch-up.
+
+APScheduler's memory job store forgets missed runs across restarts and posts once *per process*,
+so two things are ours: ``catch_up`` (at start, today's slot that passed within the grace period
+and has no record in the store is run now) and exactly-once (every run claims the
+(digest, channel, day) key in the store before posting; see ``DigestService.run``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot.config import Settings
+from bot.domain.digest_service import DigestResult, DigestService, Rendered
+from bot.domain.digests import DIGEST_KINDS, DigestKind, MeetingDigest, TakeawayDigest
+from bot.domain.ports import Chat
+from bot.services import Services
+from bot.slack import digest_blocks
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def render_meetings(d: MeetingDigest) -> Rendered:
+    """Meeting digest -> notification text, blocks and terminal text."""
+    return Rendered(
+        digest_blocks.meeting_summary(d),
+        digest_blocks.build_meeting_blocks(d),
+        digest_blocks.meeting_text(d),
+    )
+
+
+def render_takeaways(d: TakeawayDigest) -> Rendered:
+    """Takeaway digest -> notification text, blocks and terminal text."""
+    return Rendered(
+        digest_blocks.takeaway_summary(d),
+        digest_blocks.build_takeaway_blocks(d),
+        digest_blocks.takeaway_text(d),
+    )
+
+
+def chat_for(services: Services) -> Chat | None:
+    """The Chat port on the services' Slack WebClient (None when Slack is not configured)."""
+    if services.extras.get("chat") is not None:
+        chat: Chat = services.extras["chat"]
+        return chat
+    if services.slack_client is None:
+        return None
+    from bot.adapters.slack_chat import SlackChat
+
+    return SlackChat(services.slack_client)
+
+
+def build_digest_service(
+    services: Services, clock: Clock | None = None, chat: Chat | None = None
+) -> DigestService:
+    """The DigestService for *services*: store, Slack chat, calendar, LLM text (when set)."""
+    s = services.settings
+    calendar = services.calendar
+    if calendar is None and s.meetings_ics:
+        from bot.adapters.calendar_ics import IcsCalendar
+
+        calendar = IcsCalendar(s.meetings_ics, tz=s.digest_timezone)
+    model: Any = services.llm if services.llm is not None else s.llm_model
+    write = None
+    if model is not None:
+        from bot.adapters.llm_text import run_text_prompt
+
+        def write(prompt: str, variables: dict[str, str]) -> str | None:
+            return run_text_prompt(model, prompt, variables, timeout=s.llm_timeout)
+
+    return DigestService(
+        store=services.store,
+        chat=chat if chat is not None else chat_for(services),
+        calendar=calendar,
+        tz=s.digest_timezone,
+        workday=s.workday_hours,
+        render_meetings=render_meetings,
+        render_takeaways=render_takeaways,
+        idea_channels=tuple(s.idea_channels),
+        write=write,
+        clock=clock or _utcnow,
+    )
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def digest_time(settings: Settings, kind: DigestKind) -> time:
+    """The configured local time of *kind*."""
+    raw = settings.meeting_digest_at if kind == "meetings" else settings.takeaway_digest_at
+    hh, mm = raw.split(":")
+    return time(int(hh), int(mm))
+
+
+def digest_trigger(settings: Settings, kind: DigestKind) -> CronTrigger:
+    """The cron trigger of *kind*: DIGEST_DAYS at its time, in DIGEST_TIMEZONE (never local)."""
+    at = digest_time(settings, kind)
+    return CronTrigger(
+        day_of_week=settings.digest_days,
+        hour=at.hour,
+        minute=at.minute,
+        timezone=ZoneInfo(settings.digest_timezone),
+    )
+
+
+class DigestScheduler:
+    """Posts both digests on their cron slots, catches up after downtime, never twice.
+
+    ``clock`` returns the current aware datetime; tests inject a fixed one. ``service`` may be
+    given to share one DigestService; by default it is built from *services*.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        clock: Clock | None = None,
+        service: DigestService | None = None,
+        channel: str | None = None,
+    ) -> None:
+        self.settings = services.settings
+        self.clock: Clock = clock or _utcnow
+        self.tz = ZoneInfo(self.settings.digest_timezone)
+        self.grace = timedelta(minutes=self.settings.digest_grace_minutes)
+        self.channel = channel or self.settings.digest_channel
+        self.service = service or build_digest_service(services, clock=self.clock)
+        self.triggers = {k: digest_trigger(self.settings, k) for k in DIGEST_KINDS}
+        self._scheduler: BackgroundScheduler | None = None
+        self._catch_up_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def scheduler(self) -> BackgroundScheduler | None:
+        """The running APScheduler instance (None before start / after shutdown)."""
+        return self._scheduler
+
+    def start(self, catch_up: bool = True) -> bool:
+        """Starts the cron jobs and, in the background, the catch-up. False if nothing to do."""
+        if not self.channel:
+            logger.info("DIGEST_CHANNEL is not set: digests are not scheduled")
+            return False
+        with self._lock:
+            if self._scheduler is not None:
+                return True
+            sched = BackgroundScheduler(timezone=self.tz)
+            for kind, trigger in self.triggers.items():
+                sched.add_job(
+                    self.run_slot,
+                    trigger=trigger,
+                    args=[kind],
+                    id=f"digest-{kind}",
+                    name=f"{kind} digest",
+                    misfire_grace_time=max(1, int(self.grace.total_seconds())),
+                    coalesce=True,
+                    max_instances=1,
+                    replace_existing=True,
+                )
+            sched.start()
+            self._scheduler = sched
+            if catch_up:
+                # In the background so that start-up (the Slack connection) is not held up.
+                self._catch_up_thread = threading.Thread(
+                    target=self.catch_up, name="digest-catch-up", daemon=True
+                )
+                self._catch_up_thread.start()
+        for job in sched.get_jobs():
+            logger.info("scheduled %s for %s, next %s", job.name, self.channel, job.next_run_time)
+        return True
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stops the scheduler (waits for a running digest when *wait*)."""
+        with self._lock:
+            sched, self._scheduler = self._scheduler, None
+            thread, self._catch_up_thread = self._catch_up_thread, None
+        if thread is not None and wait:
+            thread.join()
+        if sched is not None:
+            sched.shutdown(wait=wait)
+
+    def last_slot(self, kind: DigestKind, now: datetime) -> datetime | None:
+        """The latest scheduled time of *kind* at or before *now* (today or yesterday), or None."""
+        local = now.astimezone(self.tz)
+        trigger = self.triggers[kind]
+        for day in (local.date(), local.date() - timedelta(days=1)):
+            midnight = datetime.combine(day, time(0), tzinfo=self.tz)
+            fire = trigger.get_next_fire_time(None, midnight)
+            if fire is not None and fire.date() == day and fire <= local:
+                return fire
+        return None
+
+    def due_day(self, kind: DigestKind, now: datetime) -> date | None:
+        """The day whose *kind* slot may still be posted at *now* (within grace), or None."""
+        slot = self.last_slot(kind, now)
+        if slot is None or now - slot > self.grace:
+            return None
+        return slot.date()
+
+    def run_slot(self, kind: DigestKind, now: datetime | None = None) -> DigestResult | None:
+        """The cron job: posts *kind* for the slot that just passed, unless beyond grace."""
+        now = now or self.clock()
+        if not self.channel:
+            return None
+        day = self.due_day(kind, now)
+        if day is None:
+            logger.warning("%s digest: no slot within the grace period at %s; skipped", kind, now)
+            return None
+        return self._run(kind, day, now)
+
+    def catch_up(self, now: datetime | None = None) -> list[DigestResult]:
+        """Runs every slot that passed within the grace period and has no record in the store."""
+        now = now or self.clock()
+        results: list[DigestResult] = []
+        if not self.channel:
+            return results
+        for kind in DIGEST_KINDS:
+            day = self.due_day(kind, now)
+            if day is None:
+                continue
+            if self.service.store.get_digest(kind, self.channel, day) is not None:
+                continue
+            logger.info("%s digest for %s was missed; catching up", kind, day)
+            results.append(self._run(kind, day, now))
+        return results
+
+    def _run(self, kind: DigestKind, day: date, now: datetime) -> DigestResult:
+        assert self.channel
+        try:
+            result = self.service.run(kind, self.channel, day, now=now)
+        except Exception as exc:  # a failing digest must not kill the scheduler thread
+            logger.exception("%s digest for %s failed", kind, day)
+            return DigestResult("failed", kind, self.channel, day, error=type(exc).__name__)
+        if result.status == "failed":
+            logger.warning("%s digest for %s failed: %s", kind, day, result.error)
+        return result

@@ -1,0 +1,345 @@
+"""IcsCalendar on iCalendar files the tests write: recurrence, exceptions, DST, all-day, cancelled,
+other time zones, broken feeds and secret http feeds."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.adapters.calendar_ics import IcsCalendar, display_name, find_video_url
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NY = ZoneInfo("America/New_York")
+
+
+def vcal(*events: str, extra: str = "") -> str:
+    body = "\n".join(events)
+    text = (
+        f"BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//ideabot tests//EN\n{extra}{body}\nEND:VCALENDAR\n"
+    )
+    return text.replace("\n", "\r\n")
+
+
+def vevent(uid: str, *lines: str) -> str:
+    return "\n".join(
+        ["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20260101T000000Z", *lines, "END:VEVENT"]
+    )
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return str(p)
+
+
+WEEKLY = vcal(
+    vevent(
+        "standup",
+        "DTSTART;TZID=Europe/Berlin:20260302T100000",
+        "DTEND;TZID=Europe/Berlin:20260302T103000",
+        "RRULE:FREQ=WEEKLY;BYDAY=MO",
+        "EXDATE;TZID=Europe/Berlin:20260309T100000",
+        "SUMMARY:Standup",
+        "LOCATION:https://meet.google.com/abc-defg-hij",
+    ),
+    vevent(
+        "standup",
+        "RECURRENCE-ID;TZID=Europe/Berlin:20260316T100000",
+        "DTSTART;TZID=Europe/Berlin:20260316T140000",
+        "DTEND;TZID=Europe/Berlin:20260316T143000",
+        "SUMMARY:Standup (moved)",
+        "LOCATION:Room 4",
+    ),
+    vevent(
+        "standup",
+        "RECURRENCE-ID;TZID=Europe/Berlin:20260323T100000",
+        "DTSTART;TZID=Europe/Berlin:20260323T100000",
+        "DTEND;TZID=Europe/Berlin:20260323T103000",
+        "STATUS:CANCELLED",
+        "SUMMARY:Standup",
+    ),
+)
+
+
+def test_weekly_rrule_with_exdate_moved_and_cancelled_instances(tmp_path: Path) -> None:
+    cal = IcsCalendar([write(tmp_path, "team.ics", WEEKLY)], tz=BERLIN)
+
+    first = cal.meetings_on(date(2026, 3, 2)).meetings
+    assert [(m.title, m.start.hour, m.start.minute) for m in first] == [("Standup", 10, 0)]
+    assert first[0].video_url == "https://meet.google.com/abc-defg-hij"
+
+    assert cal.meetings_on(date(2026, 3, 9)).meetings == []  # EXDATE
+    assert cal.meetings_on(date(2026, 3, 3)).meetings == []  # not a Monday
+
+    moved = cal.meetings_on(date(2026, 3, 16)).meetings
+    assert [(m.title, m.start.hour, m.location) for m in moved] == [
+        ("Standup (moved)", 14, "Room 4")
+    ]
+    assert cal.meetings_on(date(2026, 3, 23)).meetings == []  # cancelled instance
+
+
+def test_dst_change_day_keeps_local_wall_clock_times(tmp_path: Path) -> None:
+    # Berlin springs forward on Sunday 2026-03-29 at 02:00; a daily 09:00 meeting stays at 09:00.
+    ics = vcal(
+        vevent(
+            "daily",
+            "DTSTART;TZID=Europe/Berlin:20260325T090000",
+            "DTEND;TZID=Europe/Berlin:20260325T093000",
+            "RRULE:FREQ=DAILY;COUNT=10",
+            "SUMMARY:Daily",
+        ),
+        # 01:30-03:30 local on the change day is one real hour long.
+        vevent(
+            "night",
+            "DTSTART;TZID=Europe/Berlin:20260329T013000",
+            "DTEND;TZID=Europe/Berlin:20260329T033000",
+            "SUMMARY:Night shift handover",
+        ),
+    )
+    cal = IcsCalendar([write(tmp_path, "dst.ics", ics)], tz=BERLIN)
+    before = cal.meetings_on(date(2026, 3, 28)).meetings
+    change = cal.meetings_on(date(2026, 3, 29)).meetings
+    after = cal.meetings_on(date(2026, 3, 30)).meetings
+    for day in (before, after):
+        assert [(m.start.hour, m.start.minute) for m in day] == [(9, 0)]
+    assert {m.title: (m.start.hour, m.start.minute) for m in change} == {
+        "Night shift handover": (1, 30),
+        "Daily": (9, 0),
+    }
+    assert before[0].start.utcoffset() == timedelta(hours=1)
+    assert after[0].start.utcoffset() == timedelta(hours=2)
+    night = next(m for m in change if m.title.startswith("Night"))
+    assert night.end.astimezone(UTC) - night.start.astimezone(UTC) == timedelta(hours=1)
+
+
+def test_new_york_dst_change_day(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent(
+            "ny",
+            "DTSTART;TZID=America/New_York:20260306T110000",
+            "DTEND;TZID=America/New_York:20260306T120000",
+            "RRULE:FREQ=DAILY;COUNT=4",
+            "SUMMARY:NY sync",
+        )
+    )
+    cal = IcsCalendar([write(tmp_path, "ny.ics", ics)], tz=NY)
+    for d in (date(2026, 3, 7), date(2026, 3, 8), date(2026, 3, 9)):
+        (m,) = cal.meetings_on(d).meetings
+        assert (m.start.hour, m.end.hour) == (11, 12)
+
+
+def test_event_in_another_time_zone_is_shown_in_the_digest_zone(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent(
+            "ny-call",
+            "DTSTART;TZID=America/New_York:20260415T090000",
+            "DTEND;TZID=America/New_York:20260415T100000",
+            "SUMMARY:Call with NY",
+            "DESCRIPTION:Join: https://acme.zoom.us/j/123456789?pwd=x",
+        ),
+        vevent(
+            "utc",
+            "DTSTART:20260415T120000Z",
+            "DTEND:20260415T123000Z",
+            "SUMMARY:UTC lunch talk",
+            "X-GOOGLE-CONFERENCE:https://meet.google.com/xyz-abcd-efg",
+        ),
+    )
+    cal = IcsCalendar([write(tmp_path, "tz.ics", ics)], tz="Europe/Berlin")
+    got = {m.title: m for m in cal.meetings_on(date(2026, 4, 15)).meetings}
+    assert (got["Call with NY"].start.hour, got["Call with NY"].end.hour) == (15, 16)
+    assert got["Call with NY"].start.tzinfo == BERLIN
+    assert got["Call with NY"].video_url == "https://acme.zoom.us/j/123456789?pwd=x"
+    assert (got["UTC lunch talk"].start.hour, got["UTC lunch talk"].start.minute) == (14, 0)
+    assert got["UTC lunch talk"].video_url == "https://meet.google.com/xyz-abcd-efg"
+
+
+def test_event_late_in_new_york_lands_on_the_next_berlin_day(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent(
+            "late",
+            "DTSTART;TZID=America/New_York:20260415T200000",
+            "DTEND;TZID=America/New_York:20260415T210000",
+            "SUMMARY:Late NY call",
+        )
+    )
+    cal = IcsCalendar([write(tmp_path, "late.ics", ics)], tz=BERLIN)
+    assert cal.meetings_on(date(2026, 4, 15)).meetings == []
+    (m,) = cal.meetings_on(date(2026, 4, 16)).meetings
+    assert (m.start.hour, m.end.hour) == (2, 3)
+
+
+def test_all_day_and_cancelled_events(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent(
+            "offsite", "DTSTART;VALUE=DATE:20260415", "DTEND;VALUE=DATE:20260417", "SUMMARY:Offsite"
+        ),
+        vevent(
+            "gone",
+            "DTSTART;TZID=Europe/Berlin:20260415T110000",
+            "DTEND;TZID=Europe/Berlin:20260415T120000",
+            "STATUS:CANCELLED",
+            "SUMMARY:Cancelled review",
+        ),
+        vevent(
+            "kept",
+            "DTSTART;TZID=Europe/Berlin:20260415T130000",
+            "DURATION:PT45M",
+            "SUMMARY:Planning",
+            "URL:https://teams.microsoft.com/l/meetup-join/abc",
+        ),
+    )
+    cal = IcsCalendar([write(tmp_path, "mix.ics", ics)], tz=BERLIN)
+    day = cal.meetings_on(date(2026, 4, 15))
+    assert [(m.title, m.all_day) for m in day.meetings] == [
+        ("Offsite", True),
+        ("Planning", False),
+    ]
+    planning = day.meetings[1]
+    assert planning.end - planning.start == timedelta(minutes=45)
+    assert planning.video_url == "https://teams.microsoft.com/l/meetup-join/abc"
+    second = cal.meetings_on(date(2026, 4, 16)).meetings
+    assert [(m.title, m.all_day) for m in second] == [("Offsite", True)]
+    assert cal.meetings_on(date(2026, 4, 17)).meetings == []  # DTEND of all-day is exclusive
+
+
+def test_floating_times_are_read_in_the_digest_zone(tmp_path: Path) -> None:
+    # Google exports some calendars with UTC times plus X-WR-TIMEZONE; floating times are local.
+    ics = vcal(
+        vevent(
+            "floating",
+            "DTSTART:20260415T083000",
+            "DTEND:20260415T090000",
+            "SUMMARY:Floating breakfast",
+        )
+    )
+    cal = IcsCalendar([write(tmp_path, "float.ics", ics)], tz=BERLIN)
+    (m,) = cal.meetings_on(date(2026, 4, 15)).meetings
+    assert (m.start.hour, m.start.minute, m.start.tzinfo) == (8, 30, BERLIN)
+
+
+def test_same_meeting_in_two_feeds_is_listed_once(tmp_path: Path) -> None:
+    ev = vevent(
+        "dup",
+        "DTSTART;TZID=Europe/Berlin:20260415T100000",
+        "DTEND;TZID=Europe/Berlin:20260415T110000",
+        "SUMMARY:Roadmap",
+    )
+    a = write(tmp_path, "a.ics", vcal(ev))
+    b = write(tmp_path, "b.ics", vcal(ev))
+    assert len(IcsCalendar([a, b], tz=BERLIN).meetings_on(date(2026, 4, 15)).meetings) == 1
+
+
+def test_broken_feed_is_named_and_good_feed_still_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = write(tmp_path, "good.ics", WEEKLY)
+    broken = write(tmp_path, "broken.ics", "BEGIN:VCALENDAR\nthis is not: ical\n")
+    missing = str(tmp_path / "missing.ics")
+    cal = IcsCalendar([broken, good, missing], tz=BERLIN)
+    with caplog.at_level(logging.WARNING):
+        day = cal.meetings_on(date(2026, 3, 2))
+    assert [m.title for m in day.meetings] == ["Standup"]
+    assert day.failed_feeds == ["feed 1 (broken.ics)", "feed 3 (missing.ics)"]
+    assert "feed 1 (broken.ics)" in caplog.text and "feed 3 (missing.ics)" in caplog.text
+
+
+class _Feeds:
+    """A local http server for calendar feeds: path -> (status, body)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[int, bytes]] = {}
+        feeds = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                status, body = feeds.routes.get(self.path, (404, b"nope"))
+                self.send_response(status)
+                self.send_header("Content-Type", "text/calendar")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def feeds() -> Iterator[_Feeds]:
+    f = _Feeds()
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+SECRET = "s3cr3t-T0KEN-abcdef0123456789"
+
+
+def test_http_feed_secret_never_in_logs_or_names(
+    feeds: _Feeds, caplog: pytest.LogCaptureFixture
+) -> None:
+    feeds.routes[f"/calendar/ical/{SECRET}/basic.ics"] = (200, WEEKLY.encode())
+    good = f"{feeds.base}/calendar/ical/{SECRET}/basic.ics"
+    gone = f"{feeds.base}/private-{SECRET}/other.ics?token={SECRET}"
+    garbage_path = f"/garbage/{SECRET}.ics"
+    feeds.routes[garbage_path] = (200, b"<html>login page</html>")
+    garbage = feeds.base + garbage_path
+    unreachable = f"https://127.0.0.1:1/{SECRET}/x.ics"  # port 1: refused, nothing listens
+    cal = IcsCalendar([good, gone, garbage, unreachable], tz=BERLIN, fetch_timeout=5)
+    with caplog.at_level(logging.DEBUG):
+        day = cal.meetings_on(date(2026, 3, 2))
+    assert [m.title for m in day.meetings] == ["Standup"]
+    assert day.failed_feeds == [
+        "feed 2 (127.0.0.1)",
+        "feed 3 (127.0.0.1)",
+        "feed 4 (127.0.0.1)",
+    ]
+    assert "HTTP 404" in caplog.text
+    assert SECRET not in caplog.text
+    assert all(SECRET not in name for name in day.failed_feeds)
+
+
+def test_oversized_feed_fails_safely(feeds: _Feeds) -> None:
+    feeds.routes["/big.ics"] = (200, WEEKLY.encode())
+    cal = IcsCalendar([f"{feeds.base}/big.ics"], tz=BERLIN, max_bytes=100)
+    assert cal.meetings_on(date(2026, 3, 2)).failed_feeds == ["feed 1 (127.0.0.1)"]
+
+
+def test_display_name_and_video_links() -> None:
+    assert (
+        display_name("https://calendar.google.com/calendar/ical/a%40b/private-xyz/basic.ics", 2)
+        == "feed 2 (calendar.google.com)"
+    )
+    assert display_name("webcal://outlook.office365.com/owa/calendar/x/y/calendar.ics", 1) == (
+        "feed 1 (outlook.office365.com)"
+    )
+    assert find_video_url(None, "see https://zoom.us/j/99.", "x") == "https://zoom.us/j/99"
+    assert find_video_url("https://example.com/room") is None
+
+
+def test_meetings_are_sorted_all_day_first_then_by_start(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent("b", "DTSTART:20260415T130000Z", "DTEND:20260415T140000Z", "SUMMARY:B"),
+        vevent("a", "DTSTART:20260415T070000Z", "DTEND:20260415T080000Z", "SUMMARY:A"),
+        vevent("h", "DTSTART;VALUE=DATE:20260415", "SUMMARY:Holiday"),
+    )
+    day = IcsCalendar([write(tmp_path, "s.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
+    assert [m.title for m in day.meetings] == ["Holiday", "A", "B"]
+    assert day.meetings[1].start == datetime(2026, 4, 15, 7, tzinfo=ZoneInfo("UTC"))
