@@ -1,0 +1,234 @@
+"""The ``Chat`` port (and the filing notifier) on ``slack_sdk.WebClient``.
+
+Slack's 429 answers carry ``Retry-After``; the client gets the SDK's ``RateLimitErrorRetryHandler``
+so they are waited out and retried rather than lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.domain.filing import FilingResult
+from bot.slack import blocks
+
+logger = logging.getLogger(__name__)
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_CACHE_SECONDS = 600.0
+
+
+def with_rate_limit_retries(client: WebClient, retries: int = 3) -> WebClient:
+    """Adds the SDK's 429 handler to *client* unless it already has one; returns *client*."""
+    if not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
+        client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=retries))
+    return client
+
+
+class SlackChat:
+    """Slack Web API calls the bot makes outside Bolt's request handling (and some inside)."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = with_rate_limit_retries(client)
+        self._lock = threading.Lock()
+        self._private: dict[str, tuple[float, bool]] = {}
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._emails: dict[str, tuple[float, tuple[str | None, str | None]]] = {}
+
+    # ------------------------------------------------------------------ Chat port
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Posts a message (in a thread when *thread_ts*); returns its ts."""
+        kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
+        if blocks:
+            kwargs["blocks"] = blocks
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        resp = self.client.chat_postMessage(**kwargs)
+        return str(resp["ts"])
+
+    def channel_is_private(self, channel: str) -> bool:
+        """True for private channels, DMs and group DMs (cached for ten minutes)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._private.get(channel)
+        if hit and now - hit[0] < _CACHE_SECONDS:
+            return hit[1]
+        try:
+            info = self.client.conversations_info(channel=channel)["channel"]
+            private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+        except SlackApiError as exc:
+            # Unknown means private: never risk repeating private content in public.
+            logger.warning(
+                "conversations.info failed for %s: %s", channel, exc.response.get("error")
+            )
+            return True
+        with self._lock:
+            self._private[channel] = (now, private)
+        return private
+
+    # ------------------------------------------------------------------ helpers
+
+    def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> None:
+        """An ephemeral message only *user* sees."""
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": text}
+        if blocks:
+            kwargs["blocks"] = blocks
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        try:
+            self.client.chat_postEphemeral(**kwargs)
+        except SlackApiError as exc:
+            logger.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """The message's permalink, or None when Slack will not say."""
+        try:
+            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+        except SlackApiError as exc:
+            logger.warning("chat.getPermalink failed: %s", exc.response.get("error"))
+            return None
+
+    def add_reaction(self, channel: str, ts: str, name: str) -> None:
+        """Adds the bot's reaction *name* to a message (already there is fine)."""
+        try:
+            self.client.reactions_add(channel=channel, timestamp=ts, name=name)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                logger.warning("reactions.add failed: %s", exc.response.get("error"))
+
+    def fetch_message(
+        self, channel: str, ts: str, thread_ts: str | None = None
+    ) -> dict[str, Any] | None:
+        """One message by ts: from the channel history, or from its thread when it is a reply."""
+        try:
+            if thread_ts and thread_ts != ts:
+                resp = self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, latest=ts, inclusive=True, limit=200
+                )
+            else:
+                resp = self.client.conversations_history(
+                    channel=channel, latest=ts, inclusive=True, limit=1
+                )
+        except SlackApiError as exc:
+            logger.warning(
+                "could not read message %s in %s: %s", ts, channel, exc.response.get("error")
+            )
+            return None
+        for msg in resp.get("messages") or []:
+            if msg.get("ts") == ts:
+                return dict(msg)
+        if not thread_ts:
+            # A reply in a thread is not in the history: look it up as a thread of its own.
+            try:
+                resp = self.client.conversations_replies(
+                    channel=channel, ts=ts, latest=ts, inclusive=True, limit=1
+                )
+            except SlackApiError:
+                return None
+            for msg in resp.get("messages") or []:
+                if msg.get("ts") == ts:
+                    return dict(msg)
+        return None
+
+    def user_identity(self, user: str) -> tuple[str | None, str | None]:
+        """(display name, e-mail) of a user; (None, None) when Slack will not say."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._emails.get(user)
+        if hit and now - hit[0] < _CACHE_SECONDS:
+            return hit[1]
+        try:
+            u = self.client.users_info(user=user)["user"]
+        except SlackApiError as exc:
+            logger.warning("users.info failed: %s", exc.response.get("error"))
+            return None, None
+        profile = u.get("profile") or {}
+        name = profile.get("real_name") or u.get("real_name") or u.get("name")
+        value = (name, profile.get("email"))
+        with self._lock:
+            self._emails[user] = (now, value)
+        return value
+
+    def usergroup_members(self, group: str) -> frozenset[str]:
+        """The user ids in a user group (cached for ten minutes)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._groups.get(group)
+        if hit and now - hit[0] < _CACHE_SECONDS:
+            return hit[1]
+        members = frozenset(self.client.usergroups_users_list(usergroup=group)["users"] or [])
+        with self._lock:
+            self._groups[group] = (now, members)
+        return members
+
+    def resolve_channels(self, names_or_ids: list[str]) -> set[str]:
+        """Channel ids for *names_or_ids*; names (with or without '#') are looked up once.
+
+        Unknown names are logged and skipped, so a typo does not stop the bot.
+        """
+        ids = {c for c in names_or_ids if _CHANNEL_ID.match(c)}
+        names = {c.lstrip("#").lower() for c in names_or_ids if not _CHANNEL_ID.match(c)}
+        if not names:
+            return ids
+        cursor: str | None = None
+        found: dict[str, str] = {}
+        for _ in range(100):
+            resp = self.client.conversations_list(
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=1000,
+                cursor=cursor,
+            )
+            for ch in resp.get("channels") or []:
+                if str(ch.get("name", "")).lower() in names:
+                    found[str(ch["name"]).lower()] = str(ch["id"])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor or len(found) == len(names):
+                break
+        for missing in sorted(names - set(found)):
+            logger.error(
+                "IDEA_CHANNELS: no channel named %r that the bot can see; invite the bot or use "
+                "the channel id",
+                missing,
+            )
+        return ids | set(found.values())
+
+
+class SlackFilingNotifier:
+    """Reports filing outcomes into the message's thread (implements ``FilingNotifier``)."""
+
+    def __init__(self, chat: SlackChat, filed_emoji: str) -> None:
+        self.chat = chat
+        self.filed_emoji = filed_emoji
+
+    def filing_done(self, payload: dict[str, Any], result: FilingResult) -> None:
+        """Posts the outcome of a filing attempt into the message's own thread."""
+        channel = str(payload["channel"])
+        thread = str(payload.get("reply_ts") or payload["ts"])
+        text, blks = blocks.build_filing_result(result)
+        if not text:
+            return
+        self.chat.post(channel, text, blks, thread_ts=thread)
+        if result.status in ("filed", "commented"):
+            self.chat.add_reaction(channel, str(payload["ts"]), self.filed_emoji)

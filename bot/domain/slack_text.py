@@ -1,0 +1,59 @@
+"""Making user text safe to echo into Slack mrkdwn.
+
+Slack treats ``&``, ``<`` and ``>`` as control characters: ``<!channel>``, ``<@U123>`` and
+``<http://x|label>`` are only special because of the angle brackets. Escaping the three characters
+turns every such construct in user text into literal text, so an echoed post can never notify a
+channel or a person. Plain-word broadcasts (``@channel``, ``@here``, ``@everyone``) are also
+neutralised: with ``link_names`` they would ping, and they look alarming even without it.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A zero-width joiner after "@" keeps the text readable while breaking Slack's keyword match.
+_ZWJ = "\u2060"
+_BROADCAST_WORD = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+_BROADCAST_TAG = re.compile(r"<!(channel|here|everyone)(\|[^>]*)?>", re.IGNORECASE)
+_SUBTEAM_TAG = re.compile(r"<!subteam\^[^>]*>", re.IGNORECASE)
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Escapes ``&``, ``<`` and ``>`` as Slack requires, and defuses plain-word broadcasts."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST_WORD.sub(lambda m: f"@{_ZWJ}{m.group(1)}", text)
+
+
+def neutralise_broadcasts(text: str) -> str:
+    """Turns ``<!channel>``-style tags and ``@here`` words in *already-mrkdwn* text harmless.
+
+    Use on text that legitimately contains markup (our own links) but might carry a broadcast.
+    """
+    text = _BROADCAST_TAG.sub(lambda m: f"@{_ZWJ}{m.group(1).lower()}", text)
+    text = _SUBTEAM_TAG.sub("@group", text)
+    return _BROADCAST_WORD.sub(lambda m: f"@{_ZWJ}{m.group(1)}", text)
+
+
+def has_broadcast(text: str) -> bool:
+    """True when *text* would notify a whole channel or group if posted as mrkdwn."""
+    return bool(_BROADCAST_TAG.search(text) or _SUBTEAM_TAG.search(text)) or bool(
+        re.search(r"(?<![\w\u2060])@(channel|here|everyone)\b", text, re.IGNORECASE)
+    )
+
+
+def truncate(text: str, limit: int, marker: str = "…") -> str:
+    """At most *limit* characters, ending with *marker* when cut; never splits an escape."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - len(marker))]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + marker
+
+
+def link(url: str, label: str) -> str:
+    """A mrkdwn link whose label is escaped; *url* must be one we built (http/https only)."""
+    if not url.startswith(("https://", "http://")) or any(c in url for c in "<>| "):
+        return escape_mrkdwn(label)
+    return f"<{url}|{escape_mrkdwn(label).replace('|', '¦')}>"

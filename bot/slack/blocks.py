@@ -1,0 +1,162 @@
+"""Block Kit builders: pure functions from domain objects to Slack message dicts.
+
+Every builder returns ``(text, blocks)``: *text* is the notification/fallback text. User-provided
+text is always escaped (``bot.domain.slack_text``) and cut to Slack's limits: 50 blocks per
+message, 3,000 characters per section text, 150 per button label, 2,000 per button value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.domain.filing import FilingResult
+from bot.domain.models import Match, Triage
+from bot.domain.slack_text import escape_mrkdwn, link, neutralise_broadcasts, truncate
+
+MAX_BLOCKS = 50
+SECTION_MAX = 3000
+BUTTON_LABEL_MAX = 75  # Slack allows 75 characters in a button's plain_text label
+TEXT_MAX = 3000
+VALUE_MAX = 2000
+
+ACTION_FILE = "ideabot_file"
+ACTION_FILE_ANYWAY = "ideabot_file_anyway"
+ACTION_COMMENT = "ideabot_comment"
+SHORTCUT_FILE = "ideabot_file_message"
+COMMAND = "/idea"
+
+Block = dict[str, Any]
+
+_KIND_LABEL = {"idea": "💡 Idea", "bug": "🐞 Bug", "question": "❓ Question", "other": "Other"}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_MAX)}}
+
+
+def _context(text: str) -> Block:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": truncate(text, SECTION_MAX)}],
+    }
+
+
+def _button(label: str, action_id: str, value: dict[str, str], style: str | None = None) -> Block:
+    raw = json.dumps(value, separators=(",", ":"))
+    if len(raw) > VALUE_MAX:
+        raise ValueError("button value too long")
+    b: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": truncate(label, BUTTON_LABEL_MAX), "emoji": True},
+        "action_id": action_id,
+        "value": raw,
+    }
+    if style:
+        b["style"] = style
+    return b
+
+
+def _fallback(text: str) -> str:
+    return truncate(neutralise_broadcasts(text), TEXT_MAX)
+
+
+def _cap(blocks: list[Block]) -> list[Block]:
+    return blocks[:MAX_BLOCKS]
+
+
+def match_line(m: Match) -> str:
+    """One similar ticket as mrkdwn: linked key, escaped title, similarity."""
+    key = link(m.url, m.key) if m.url else escape_mrkdwn(m.key)
+    title = escape_mrkdwn(truncate(m.title, 150)) if m.title else ""
+    return f"• {key} {title} _({m.score:.0%} similar)_".replace("  ", " ")
+
+
+def build_triage_reply(
+    triage: Triage, channel: str, ts: str, file_emoji: str, can_file: bool = True
+) -> tuple[str, list[Block]]:
+    """The thread reply to an idea post: kind, title, summary, similar tickets, how to file."""
+    kind = _KIND_LABEL.get(triage.kind, triage.kind)
+    title = escape_mrkdwn(truncate(triage.title, 300))
+    summary = escape_mrkdwn(truncate(triage.summary, 1500))
+    blocks: list[Block] = [_section(f"*{kind}:* {title}")]
+    if summary:
+        blocks.append(_section(summary))
+    if triage.duplicates:
+        lines = [match_line(m) for m in triage.duplicates[:10]]
+        head = "*Possible duplicate:*" if triage.likely_duplicate else "*Similar tickets:*"
+        blocks.append(_section(head + "\n" + "\n".join(lines)))
+    if can_file:
+        blocks.append(_context(f"React with :{file_emoji}: or use the button to file it in Jira."))
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    _button("File as Jira ticket", ACTION_FILE, {"c": channel, "ts": ts}, "primary")
+                ],
+            }
+        )
+    text = f"{kind}: {truncate(triage.title, 200)}"
+    return _fallback(escape_mrkdwn(text)), _cap(blocks)
+
+
+def build_duplicate_offer(match: Match, channel: str, ts: str) -> tuple[str, list[Block]]:
+    """Asks whether to comment on an existing ticket instead of filing a new one."""
+    key_link = link(match.url, match.key) if match.url else escape_mrkdwn(match.key)
+    title = escape_mrkdwn(truncate(match.title, 200))
+    blocks: list[Block] = [
+        _section(
+            f"This looks like {key_link} {title} ({match.score:.0%} similar). "
+            "Add this post to it, or file a new ticket anyway?"
+        ),
+        {
+            "type": "actions",
+            "elements": [
+                _button(
+                    f"Comment on {match.key} instead",
+                    ACTION_COMMENT,
+                    {"c": channel, "ts": ts, "k": match.key},
+                    "primary",
+                ),
+                _button("File anyway", ACTION_FILE_ANYWAY, {"c": channel, "ts": ts}),
+            ],
+        },
+    ]
+    return _fallback(f"This looks like {escape_mrkdwn(match.key)}: comment or file anyway?"), blocks
+
+
+def build_filing_result(result: FilingResult) -> tuple[str, list[Block]]:
+    """The thread message for a filing outcome; ("", []) when nothing should be said."""
+    key = escape_mrkdwn(result.key or "")
+    key_link = link(result.url, result.key) if result.url and result.key else key
+    if result.status == "filed":
+        text = f"Filed as {key_link} :white_check_mark:"
+    elif result.status == "commented":
+        text = f"Added this post to {key_link} as a comment."
+    elif result.status == "already":
+        text = f"Already filed as {key_link}."
+    elif result.status == "queued":
+        text = "Jira is not answering right now; the ticket is queued and will be filed shortly."
+    elif result.status == "rejected":
+        text = ":warning: " + escape_mrkdwn(result.message or "Jira refused the ticket.")
+    elif result.status == "in_progress":
+        text = "This post is being filed already."
+    elif result.status in ("denied", "unavailable"):
+        text = escape_mrkdwn(result.message or "This post cannot be filed.")
+    else:
+        return "", []
+    return _fallback(text), [_section(text)]
+
+
+def build_denied(allowed_hint: str | None = None) -> tuple[str, list[Block]]:
+    """The ephemeral explanation for someone who may not file."""
+    text = "Only some people can file Jira tickets from Slack here"
+    text += f" ({escape_mrkdwn(allowed_hint)})." if allowed_hint else "."
+    text += " Ask one of them to react, or ask an admin to add you."
+    return _fallback(text), [_section(text)]
+
+
+def build_notice(text: str) -> tuple[str, list[Block]]:
+    """A one-section message of plain *text* (escaped)."""
+    safe = escape_mrkdwn(text)
+    return _fallback(safe), [_section(safe)]

@@ -1,0 +1,128 @@
+"""Running the bot: HTTP mode on waitress (``POST /slack/events``, ``GET /healthz``) or Socket Mode.
+
+``serve(services, http=..., port=...)`` is what ``python -m bot serve`` calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.config import ConfigError
+from bot.services import Services
+from bot.slack.app import SlackBot, create_bot
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+
+StartResponse = Callable[..., Any]
+
+
+class BotWsgi:
+    """WSGI app: Bolt on ``/slack/events``, readiness on ``/healthz``, 404 elsewhere."""
+
+    def __init__(self, app: App, path: str = EVENTS_PATH) -> None:
+        self.bolt = SlackRequestHandler(app, path=path)
+        self.path = path
+        self.ready = threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            ok = self.ready.is_set()
+            body = b"ok\n" if ok else b"starting\n"
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        return self.bolt(environ, start_response)
+
+
+class HttpServer:
+    """A waitress server for *bot* on 127.0.0.1/0.0.0.0:*port* (0 picks a free port)."""
+
+    def __init__(
+        self, bot: SlackBot, host: str = "0.0.0.0", port: int = 3000, threads: int = 16
+    ) -> None:
+        from waitress.server import create_server
+
+        self.bot = bot
+        self.wsgi = BotWsgi(bot.app)
+        self.server: Any = create_server(
+            self.wsgi, host=host, port=port, threads=threads, ident="ideabot"
+        )
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HttpServer:
+        """Serves in a background thread; /healthz turns 200 once it is listening."""
+        self._thread = threading.Thread(target=self._run, name="waitress", daemon=True)
+        self._thread.start()
+        self.wsgi.ready.set()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serves in the calling thread until interrupted."""
+        self.wsgi.ready.set()
+        self.server.run()
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            # Closing the listening socket under the select loop is how it stops.
+            if not self._stopping.is_set():
+                raise
+
+    def stop(self) -> None:
+        """Stops accepting, closes the socket and ends the worker threads."""
+        self._stopping.set()
+        self.wsgi.ready.clear()
+        self.server.close()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.server.task_dispatcher.shutdown(timeout=5)
+
+
+def serve(services: Services, http: bool = False, port: int = 3000, host: str = "0.0.0.0") -> None:
+    """Runs the bot until interrupted: HTTP mode when *http* (or no app token), else Socket Mode.
+
+    Starts the outbox worker first, so filings queued by a previous run resume at once.
+    """
+    s = services.settings
+    socket_mode = not http and s.slack_app_token is not None
+    if not socket_mode and s.slack_signing_secret is None:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
+        )
+    bot = create_bot(services, token_verification_enabled=True)
+    bot.start_background()
+    try:
+        if socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            assert s.slack_app_token is not None
+            logger.info("ideabot: Socket Mode")
+            SocketModeHandler(bot.app, s.slack_app_token.get_secret_value()).start()
+        else:
+            server = HttpServer(bot, host=host, port=port)
+            logger.info("ideabot: HTTP mode on port %d (%s)", server.port, EVENTS_PATH)
+            server.serve_forever()
+    finally:
+        bot.stop_background()

@@ -1,0 +1,442 @@
+"""A small local fake of the Slack Web API, for running the real ``slack_sdk.WebClient`` in tests.
+
+Usage::
+
+    fake = FakeSlack().start()            # base_url ends in "/api/"
+    client = WebClient(token=fake.token, base_url=fake.base_url)
+    ...
+    fake.calls_to("chat.postMessage")     # -> list of params dicts
+    fake.stop()
+
+Loopback only, ephemeral port, threaded, thread-safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+Params = dict[str, Any]
+
+
+@dataclass
+class _Message:
+    channel: str
+    ts: str
+    text: str
+    user: str
+    thread_ts: str | None = None
+    bot_id: str | None = None
+    blocks: list[Any] | None = None
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
+        if self.user:
+            out["user"] = self.user
+        if self.thread_ts:
+            out["thread_ts"] = self.thread_ts
+        if self.bot_id:
+            out["bot_id"] = self.bot_id
+        if self.blocks is not None:
+            out["blocks"] = self.blocks
+        if self.reactions:
+            out["reactions"] = [
+                {"name": n, "users": list(u), "count": len(u)} for n, u in self.reactions.items()
+            ]
+        return out
+
+
+class FakeSlack:
+    """Emulates the Slack Web API methods the bot uses; records every call."""
+
+    def __init__(
+        self,
+        token: str = "xoxb-test-token",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        team_id: str = "T1",
+    ) -> None:
+        self.token = token
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.calls: list[tuple[str, Params]] = []
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.messages: dict[tuple[str, str], _Message] = {}
+        self._lock = threading.RLock()
+        self._rate_limits: dict[str, tuple[int, int]] = {}
+        self._errors: dict[str, list[str]] = {}
+        self._ts = itertools.count(1)
+        self._base_ts = int(time.time())
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._call_event = threading.Condition(self._lock)
+        self.base_url = ""
+
+    # ------------------------------------------------------------------ seeding
+
+    def add_channel(self, channel: str, name: str | None = None, is_private: bool = False) -> None:
+        """Declares a channel (unknown channels are public, named after their id)."""
+        with self._lock:
+            self.channels[channel] = {
+                "id": channel,
+                "name": name or channel.lower(),
+                "is_private": is_private,
+                "is_channel": not is_private,
+                "is_group": is_private,
+                "is_member": True,
+            }
+
+    def set_private(self, channel: str, is_private: bool = True) -> None:
+        """Marks a channel private (or public)."""
+        with self._lock:
+            if channel not in self.channels:
+                self.add_channel(channel, is_private=is_private)
+            else:
+                self.channels[channel]["is_private"] = is_private
+                self.channels[channel]["is_channel"] = not is_private
+                self.channels[channel]["is_group"] = is_private
+
+    def add_user(
+        self, user: str, email: str | None = None, name: str | None = None, is_bot: bool = False
+    ) -> None:
+        """Declares a user (unknown users get a generated profile)."""
+        with self._lock:
+            self.users[user] = {
+                "id": user,
+                "name": name or user.lower(),
+                "real_name": name or user,
+                "is_bot": is_bot,
+                "profile": {
+                    "email": email,
+                    "real_name": name or user,
+                    "display_name": name or user.lower(),
+                },
+            }
+
+    def add_usergroup(self, group: str, users: list[str]) -> None:
+        """Declares a user group and its members."""
+        with self._lock:
+            self.usergroups[group] = list(users)
+
+    def add_message(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        user: str = "U1",
+        thread_ts: str | None = None,
+        bot_id: str | None = None,
+    ) -> None:
+        """Seeds a message served by conversations.history / conversations.replies."""
+        with self._lock:
+            self.messages[(channel, ts)] = _Message(channel, ts, text, user, thread_ts, bot_id)
+
+    # ------------------------------------------------------------------ failure injection
+
+    def rate_limit_next(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """The next *times* calls to *method* answer HTTP 429 with ``Retry-After``."""
+        with self._lock:
+            self._rate_limits[method] = (times, retry_after)
+
+    def fail_next(self, method: str, error: str, times: int = 1) -> None:
+        """The next *times* calls to *method* answer ``{"ok": false, "error": error}``."""
+        with self._lock:
+            self._errors.setdefault(method, []).extend([error] * times)
+
+    # ------------------------------------------------------------------ inspection
+
+    def calls_to(self, method: str) -> list[Params]:
+        """Params of every call to *method*, in order."""
+        with self._lock:
+            return [p for m, p in self.calls if m == method]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[Params]:
+        """Blocks until *method* was called at least *count* times (or *timeout*); returns calls."""
+        deadline = time.monotonic() + timeout
+        with self._call_event:
+            while len(self.calls_to(method)) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._call_event.wait(left)
+            return self.calls_to(method)
+
+    def thread_replies(self, channel: str, thread_ts: str) -> list[Params]:
+        """chat.postMessage calls made into one thread."""
+        return [
+            p
+            for p in self.calls_to("chat.postMessage")
+            if p.get("channel") == channel and p.get("thread_ts") == thread_ts
+        ]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> str:
+        """Starts serving on 127.0.0.1:<ephemeral>; returns the base URL (ends in "/api/")."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:
+                fake._handle(self, body=b"")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                fake._handle(self, body=self.rfile.read(length) if length else b"")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        port = self._server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{port}/api/"
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stops the server."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeSlack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _next_ts(self) -> str:
+        return f"{self._base_ts + next(self._ts)}.{next(self._ts):06d}"
+
+    def _handle(self, req: BaseHTTPRequestHandler, body: bytes) -> None:
+        url = urlparse(req.path)
+        method = url.path.rsplit("/", 1)[-1]
+        params: Params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        ctype = req.headers.get("Content-Type", "")
+        if body:
+            if "json" in ctype:
+                params.update(json.loads(body.decode("utf-8")))
+            else:
+                params.update({k: v[-1] for k, v in parse_qs(body.decode("utf-8")).items()})
+        for key in ("blocks", "attachments", "view", "metadata"):
+            if isinstance(params.get(key), str):
+                with contextlib.suppress(ValueError):
+                    params[key] = json.loads(params[key])
+        auth = req.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
+
+        status = 200
+        headers: dict[str, str] = {}
+        with self._call_event:
+            self.calls.append((method, params))
+            self._call_event.notify_all()
+            limited = self._rate_limits.get(method)
+            err = self._errors.get(method)
+            if limited and limited[0] > 0:
+                left, retry_after = limited
+                self._rate_limits[method] = (left - 1, retry_after)
+                status = 429
+                headers["Retry-After"] = str(retry_after)
+                payload: dict[str, Any] = {"ok": False, "error": "ratelimited"}
+            elif token != self.token:
+                payload = {"ok": False, "error": "invalid_auth"}
+            elif err:
+                payload = {"ok": False, "error": err.pop(0)}
+            else:
+                handler = self._methods().get(method)
+                if handler is None:
+                    payload = {"ok": False, "error": "unknown_method"}
+                else:
+                    payload = handler(params)
+        data = json.dumps(payload).encode("utf-8")
+        req.send_response(status)
+        req.send_header("Content-Type", "application/json; charset=utf-8")
+        req.send_header("Content-Length", str(len(data)))
+        for k, v in headers.items():
+            req.send_header(k, v)
+        req.end_headers()
+        req.wfile.write(data)
+
+    def _methods(self) -> dict[str, Callable[[Params], dict[str, Any]]]:
+        return {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.update": self._update,
+            "chat.postEphemeral": self._ephemeral,
+            "chat.getPermalink": self._permalink,
+            "conversations.info": self._conv_info,
+            "conversations.list": self._conv_list,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
+            "reactions.add": self._reactions_add,
+            "reactions.get": self._reactions_get,
+            "users.info": self._users_info,
+            "usergroups.users.list": self._usergroup_users,
+            "views.open": self._views_open,
+        }
+
+    def _auth_test(self, p: Params) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://example.slack.com/",
+            "team": "Example",
+            "user": "ideabot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+        }
+
+    def _post_message(self, p: Params) -> dict[str, Any]:
+        channel = str(p.get("channel", ""))
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        ts = self._next_ts()
+        msg = _Message(
+            channel, ts, str(p.get("text", "")), self.bot_user_id, p.get("thread_ts"), self.bot_id
+        )
+        msg.blocks = p.get("blocks") if isinstance(p.get("blocks"), list) else None
+        self.messages[(channel, ts)] = msg
+        return {"ok": True, "channel": channel, "ts": ts, "message": msg.as_json()}
+
+    def _update(self, p: Params) -> dict[str, Any]:
+        key = (str(p.get("channel")), str(p.get("ts")))
+        msg = self.messages.get(key)
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        msg.text = str(p.get("text", msg.text))
+        if isinstance(p.get("blocks"), list):
+            msg.blocks = p["blocks"]
+        return {"ok": True, "channel": key[0], "ts": key[1], "text": msg.text}
+
+    def _ephemeral(self, p: Params) -> dict[str, Any]:
+        if not p.get("channel") or not p.get("user"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _permalink(self, p: Params) -> dict[str, Any]:
+        channel, ts = str(p.get("channel")), str(p.get("message_ts"))
+        return {
+            "ok": True,
+            "channel": channel,
+            "permalink": f"https://example.slack.com/archives/{channel}/p{ts.replace('.', '')}",
+        }
+
+    def _channel(self, channel: str) -> dict[str, Any]:
+        if channel not in self.channels:
+            self.add_channel(channel)
+        return dict(self.channels[channel])
+
+    def _conv_info(self, p: Params) -> dict[str, Any]:
+        channel = str(p.get("channel", ""))
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": self._channel(channel)}
+
+    def _conv_list(self, p: Params) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "channels": [dict(c) for c in self.channels.values()],
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def _select(self, channel: str, latest: str | None, thread: str | None) -> list[_Message]:
+        msgs = [m for (c, _), m in self.messages.items() if c == channel]
+        if thread is not None:
+            msgs = [m for m in msgs if m.ts == thread or m.thread_ts == thread]
+        else:
+            msgs = [m for m in msgs if m.thread_ts in (None, m.ts)]
+        return sorted(msgs, key=lambda m: float(m.ts))
+
+    def _history(self, p: Params) -> dict[str, Any]:
+        channel = str(p.get("channel", ""))
+        msgs = list(reversed(self._select(channel, None, None)))  # newest first, like Slack
+        latest, oldest = p.get("latest"), p.get("oldest")
+        inclusive = str(p.get("inclusive", "")).lower() in ("1", "true")
+        if latest:
+            msgs = [
+                m for m in msgs if float(m.ts) < float(latest) or (inclusive and m.ts == latest)
+            ]
+        if oldest:
+            msgs = [
+                m for m in msgs if float(m.ts) > float(oldest) or (inclusive and m.ts == oldest)
+            ]
+        limit = int(p.get("limit") or 100)
+        return {
+            "ok": True,
+            "messages": [m.as_json() for m in msgs[:limit]],
+            "has_more": len(msgs) > limit,
+        }
+
+    def _replies(self, p: Params) -> dict[str, Any]:
+        channel, ts = str(p.get("channel", "")), str(p.get("ts", ""))
+        msgs = self._select(channel, None, ts)
+        if not msgs:
+            # Slack answers replies for a non-thread reply ts with that one message
+            one = self.messages.get((channel, ts))
+            if one is None:
+                return {"ok": False, "error": "thread_not_found"}
+            msgs = [one]
+        latest = p.get("latest")
+        inclusive = str(p.get("inclusive", "")).lower() in ("1", "true")
+        if latest:
+            msgs = [
+                m for m in msgs if float(m.ts) < float(latest) or (inclusive and m.ts == latest)
+            ]
+        limit = int(p.get("limit") or 100)
+        return {"ok": True, "messages": [m.as_json() for m in msgs[:limit]], "has_more": False}
+
+    def _reactions_add(self, p: Params) -> dict[str, Any]:
+        key = (str(p.get("channel")), str(p.get("timestamp")))
+        msg = self.messages.get(key)
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        users = msg.reactions.setdefault(str(p.get("name")), [])
+        if self.bot_user_id in users:
+            return {"ok": False, "error": "already_reacted"}
+        users.append(self.bot_user_id)
+        return {"ok": True}
+
+    def _reactions_get(self, p: Params) -> dict[str, Any]:
+        key = (str(p.get("channel")), str(p.get("timestamp")))
+        msg = self.messages.get(key)
+        if msg is None:
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "type": "message", "channel": key[0], "message": msg.as_json()}
+
+    def _users_info(self, p: Params) -> dict[str, Any]:
+        user = str(p.get("user", ""))
+        if user not in self.users:
+            self.add_user(user, email=f"{user.lower()}@example.com")
+        return {"ok": True, "user": self.users[user]}
+
+    def _usergroup_users(self, p: Params) -> dict[str, Any]:
+        group = str(p.get("usergroup", ""))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
+    def _views_open(self, p: Params) -> dict[str, Any]:
+        return {"ok": True, "view": {"id": f"V{next(self._ts)}"}}

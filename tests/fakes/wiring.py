@@ -1,0 +1,318 @@
+"""Wiring the real Slack app for tests: FakeSlack + FakeJira + SQLite store, through bootstrap().
+
+``Rig`` starts the fakes, builds Services with ``bot.bootstrap.bootstrap`` (adapters aimed at the
+local servers, fakes for the analyzer and the index), builds the Bolt app and serves it on
+waitress at 127.0.0.1:<ephemeral>. ``rig.send_event(...)`` posts signed requests over a socket.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.adapters.store_sql import SqlStore
+from bot.bootstrap import bootstrap
+from bot.config import Settings
+from bot.domain.models import Analysis, Match, Post, Ticket
+from bot.services import Services
+from bot.slack.app import SlackBot, create_bot
+from bot.slack.server import HttpServer
+from tests.fakes.jira_server import FakeJira
+from tests.fakes.slack_server import FakeSlack
+from tests.fakes.slack_signing import event_body, interactive_body, post, signed_request
+
+SECRET = "test-signing-secret"
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+class KeywordAnalyzer:
+    """A deterministic Analyzer: thanks/lol -> other, crash/error -> bug, '?' -> question."""
+
+    name = "keyword"
+
+    def analyze(self, post: Post) -> Analysis:
+        text = post.text.strip()
+        low = text.lower()
+        if low in {"thanks", "thanks!", "lol", "hi", "+1"} or low.startswith("thank you"):
+            kind = "other"
+        elif "crash" in low or "error" in low:
+            kind = "bug"
+        elif text.endswith("?"):
+            kind = "question"
+        else:
+            kind = "idea"
+        first = text.splitlines()[0] if text else "untitled"
+        return Analysis(
+            kind=kind,  # type: ignore[arg-type]
+            confidence=0.9,
+            title=first or "untitled",
+            summary=text[:300],
+            labels=("from-slack",),
+            analyzer=self.name,
+        )
+
+
+class WordIndex:
+    """A TicketIndex by word overlap (Jaccard): identical texts score 1.0."""
+
+    def __init__(self, tickets: Sequence[Ticket] = ()) -> None:
+        self.tickets: dict[str, Ticket] = {t.key: t for t in tickets}
+        self.upserted: list[str] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _words(text: str) -> set[str]:
+        return set(_WORD.findall(text.lower()))
+
+    def upsert(self, tickets: Sequence[Ticket]) -> int:
+        with self._lock:
+            for t in tickets:
+                self.tickets[t.key] = t
+                self.upserted.append(t.key)
+        return len(tickets)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for k in keys:
+                self.tickets.pop(k, None)
+
+    def search(self, text: str, top_k: int = 10) -> list[Match]:
+        q = self._words(text)
+        out = []
+        with self._lock:
+            items = list(self.tickets.values())
+        for t in items:
+            w = self._words(t.text())
+            if q and w:
+                score = len(q & w) / len(q | w)
+                out.append(Match(key=t.key, title=t.title, score=score, url=t.url))
+        return sorted(out, key=lambda m: -m.score)[:top_k]
+
+    def search_many(self, texts: Sequence[str], top_k: int = 10) -> list[list[Match]]:
+        return [self.search(t, top_k) for t in texts]
+
+    def count(self) -> int:
+        return len(self.tickets)
+
+    def labelled(self) -> list[tuple[Ticket, Any]]:
+        return []
+
+    def version(self) -> str:
+        return str(len(self.upserted))
+
+
+class Clock:
+    """A settable clock for the outbox (never real sleeping in tests)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+            return self.now
+
+
+class Rig:
+    """FakeSlack + FakeJira + the real app on waitress; see the module docstring."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        channels: Sequence[str] = ("CIDEAS01",),
+        tickets: Sequence[Ticket] = (),
+        jira: FakeJira | None = None,
+        db_url: str | None = None,
+        start_server: bool = True,
+        **settings: Any,
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.slack = FakeSlack()
+        self.slack.start()
+        self.jira = jira or FakeJira(project="PROJ")
+        self.jira.start()
+        self.clock = Clock()
+        self.db_url = db_url or f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+        values: dict[str, Any] = {
+            "bot_data_dir": tmp_path / "data",
+            "slack_bot_token": self.slack.token,
+            "slack_signing_secret": SECRET,
+            "slack_api_url": self.slack.base_url,
+            "idea_channels": ",".join(channels),
+            "jira_url": self.jira.base_url,
+            "jira_project": "PROJ",
+            "jira_api_token": self.jira.token,
+            "jira_email": self.jira.email,
+            "jira_issue_types": "idea=Story,bug=Bug,question=Task,other=Task",
+        }
+        values.update(settings)
+        self.settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        self.index = WordIndex(tickets)
+        self._ids = itertools.count(1)
+        self.server: HttpServer | None = None
+        try:
+            self.services = self.make_services()
+            self.bot = self.make_bot()
+        except BaseException:
+            self.slack.stop()
+            self.jira.stop()
+            raise
+        if start_server:
+            self.server = HttpServer(self.bot, host="127.0.0.1", port=0, threads=8).start()
+
+    def make_services(self) -> Services:
+        """Services through the production composition root, with test adapters injected."""
+        return bootstrap(
+            self.settings,
+            store=SqlStore(self.db_url),
+            embedder=object(),
+            index=self.index,
+            analyzer=KeywordAnalyzer(),
+            calendar=None,
+            llm=None,
+        )
+
+    def make_bot(self, services: Services | None = None) -> SlackBot:
+        return create_bot(
+            services or self.services,
+            clock=self.clock,
+            rng=lambda a, b: b,  # the jitter's upper bound: deterministic
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return self.server.url + "/slack/events"
+
+    def send(self, body: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        return post(self.url, body, headers)
+
+    def send_event(
+        self,
+        event: dict[str, Any],
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        secret: str = SECRET,
+        timestamp: int | None = None,
+    ) -> tuple[int, bytes]:
+        """Signs and posts one Events API callback; returns (status, body)."""
+        body = event_body(event, event_id=event_id or f"Ev{next(self._ids):06d}")
+        headers = signed_request(secret, body, timestamp=timestamp)
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return self.send(body, headers)
+
+    def send_interactive(self, payload: dict[str, Any]) -> tuple[int, bytes]:
+        body = interactive_body(payload)
+        return self.send(
+            body, signed_request(SECRET, body, content_type="application/x-www-form-urlencoded")
+        )
+
+    def send_command(self, fields: dict[str, str]) -> tuple[int, bytes]:
+        from urllib.parse import urlencode
+
+        body = urlencode(fields)
+        return self.send(
+            body, signed_request(SECRET, body, content_type="application/x-www-form-urlencoded")
+        )
+
+    def message(
+        self,
+        text: str,
+        channel: str = "CIDEAS01",
+        user: str = "UALICE",
+        ts: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """A message event (also seeded into FakeSlack's history)."""
+        ts = ts or f"1700000{next(self._ids):03d}.000100"
+        self.slack.add_message(channel, ts, text, user, thread_ts=extra.get("thread_ts"))
+        ev = {
+            "type": "message",
+            "channel": channel,
+            "user": user,
+            "text": text,
+            "ts": ts,
+            "channel_type": "channel",
+            "event_ts": ts,
+        }
+        ev.update(extra)
+        return ev
+
+    def reaction(
+        self,
+        channel: str,
+        ts: str,
+        user: str = "UBOB",
+        name: str = "ticket",
+        item_user: str = "UALICE",
+    ) -> dict[str, Any]:
+        return {
+            "type": "reaction_added",
+            "user": user,
+            "reaction": name,
+            "item_user": item_user,
+            "item": {"type": "message", "channel": channel, "ts": ts},
+            "event_ts": "1700009999.000100",
+        }
+
+    def button(
+        self, action_id: str, value: dict[str, str], user: str = "UBOB", channel: str = "CIDEAS01"
+    ) -> dict[str, Any]:
+        return {
+            "type": "block_actions",
+            "user": {"id": user},
+            "api_app_id": "A1",
+            "team": {"id": "T1"},
+            "channel": {"id": channel},
+            "trigger_id": "1.2.3",
+            "container": {"type": "message"},
+            "message": {"ts": "1700000000.000001", "text": "bot reply"},
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "type": "button",
+                    "value": json.dumps(value),
+                    "action_ts": "1",
+                }
+            ],
+        }
+
+    def wait_idle(self) -> None:
+        """Waits until the Bolt listener pool has finished all queued work."""
+        _idle(self.bot.app.listener_runner.listener_executor)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        self.bot.stop_background()
+        self.bot.app.listener_runner.listener_executor.shutdown(wait=True)
+        self.slack.stop()
+        self.jira.stop()
+
+
+def _idle(ex: Any, timeout: float = 30.0) -> None:
+    # ThreadPoolExecutor has no public "busy" count. Tasks start in FIFO order, so once one
+    # barrier task per worker runs at the same time, everything queued before them has finished.
+    n = ex._max_workers
+    barrier = threading.Barrier(n + 1)
+    futures = [ex.submit(barrier.wait, timeout) for _ in range(n)]
+    barrier.wait(timeout)
+    for f in futures:
+        f.result(timeout)

@@ -1,0 +1,239 @@
+"""FilingService on the real SQLite store with a recording fake Tracker."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.adapters.store_sql import SqlStore
+from bot.domain.filing import (
+    TOPIC,
+    Backoff,
+    FilingRequest,
+    FilingResult,
+    FilingService,
+    check_issue_types,
+    marker_label,
+    may_file,
+    render_description,
+)
+from bot.domain.models import CreatedIssue, Match, NewIssue, Ticket, Triage
+from bot.domain.ports import TrackerRejected, TrackerRetryable
+
+
+class FakeTracker:
+    """Records creations; can fail the next calls; searches by marker label."""
+
+    def __init__(self) -> None:
+        self.created: list[NewIssue] = []
+        self.comments: list[tuple[str, str]] = []
+        self.failures: list[Exception] = []
+        self.crash_after_create = False
+        self._lock = threading.Lock()
+
+    def create_issue(self, issue: NewIssue) -> CreatedIssue:
+        with self._lock:
+            if self.failures:
+                raise self.failures.pop(0)
+            self.created.append(issue)
+            key = f"PROJ-{len(self.created)}"
+        if self.crash_after_create:
+            raise RuntimeError("process died after Jira answered")
+        return CreatedIssue(key=key, url=self.browse_url(key))
+
+    def add_comment(self, key: str, body: str, link_url: str | None = None) -> str:
+        self.comments.append((key, body))
+        return "1"
+
+    def issue_types(self) -> list[str]:
+        return ["Story", "Bug", "Task"]
+
+    def search(
+        self, jql: str, page_token: str | None = None, page_size: int = 100
+    ) -> tuple[list[Ticket], str | None]:
+        found = [
+            Ticket(key=f"PROJ-{i + 1}", title=c.summary)
+            for i, c in enumerate(self.created)
+            if any(f'"{label}"' in jql for label in c.labels if label.startswith("ideabot-"))
+        ]
+        return found, None
+
+    def browse_url(self, key: str) -> str:
+        return f"https://jira.example/browse/{key}"
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.results: list[FilingResult] = []
+
+    def filing_done(self, payload: dict[str, Any], result: FilingResult) -> None:
+        self.results.append(result)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _service(tmp_path: Path, tracker: FakeTracker, **kw: Any) -> tuple[FilingService, Notes, Clock]:
+    notes, clock = Notes(), Clock()
+    svc = FilingService(
+        store=SqlStore(f"sqlite:///{tmp_path / 's.sqlite3'}"),
+        tracker=tracker,
+        project="PROJ",
+        issue_types={"idea": "Story", "bug": "Bug"},
+        notifier=notes,
+        clock=clock,
+        rng=lambda a, b: b,
+        **kw,
+    )
+    return svc, notes, clock
+
+
+def _req(ts: str = "1.1", **kw: Any) -> FilingRequest:
+    return FilingRequest(channel="C1", ts=ts, text="Add dark mode", requester="U1", **kw)
+
+
+def test_files_once_and_reports(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, notes, _ = _service(tmp_path, tracker)
+    first = svc.file(_req())
+    assert first.status == "filed" and first.key == "PROJ-1"
+    again = svc.file(_req())
+    assert again.status == "already" and again.key == "PROJ-1"
+    assert len(tracker.created) == 1 and [r.status for r in notes.results] == ["filed"]
+    assert marker_label("C1", "1.1") in tracker.created[0].labels
+
+
+def test_concurrent_requests_file_once(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, _, _ = _service(tmp_path, tracker)
+    out: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: out.append(svc.file(_req()).status)) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(tracker.created) == 1
+    assert out.count("filed") == 1 and set(out) <= {"filed", "already", "in_progress"}
+
+
+def test_crash_after_jira_created_finds_the_marker_instead_of_duplicating(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, _notes, clock = _service(tmp_path, tracker)
+    tracker.crash_after_create = True
+    assert svc.file(_req()).status == "queued"  # the unexpected error counts as retryable
+    tracker.crash_after_create = False
+    clock.now += timedelta(minutes=10)
+    assert svc.run_due() == 1
+    assert len(tracker.created) == 1
+    filing = svc.store.get_filing("C1", "1.1")
+    assert filing is not None and filing.state == "filed" and filing.issue_key == "PROJ-1"
+
+
+def test_backoff_is_exponential_capped_jittered_and_honours_retry_after() -> None:
+    b = Backoff(base=2, cap=300, floor=1)
+    top = [b.delay(n, None, lambda lo, hi: hi) for n in range(12)]
+    assert top[:4] == [2, 4, 8, 16] and max(top) == 300
+    assert b.delay(0, None, lambda lo, hi: lo) == 1  # floor: never a busy loop
+    assert b.delay(0, 45, lambda lo, hi: hi) == 45
+    assert b.delay(0, 10**6, lambda lo, hi: hi) == b.max_retry_after
+
+
+def test_retryable_then_success(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    tracker.failures = [TrackerRetryable("503"), TrackerRetryable("429", retry_after=60)]
+    svc, notes, clock = _service(tmp_path, tracker)
+    assert svc.file(_req()).status == "queued"
+    clock.now += timedelta(seconds=2)
+    assert svc.run_due() == 1  # second failure, Retry-After 60
+    clock.now += timedelta(seconds=59)
+    assert svc.run_due() == 0
+    clock.now += timedelta(seconds=2)
+    assert svc.run_due() == 1
+    assert [r.status for r in notes.results] == ["queued", "filed"]
+    assert svc.store.pending() == []
+
+
+def test_rejected_is_final_and_can_be_retried_by_a_new_request(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    tracker.failures = [TrackerRejected("bad", {"customfield_1": "Team is required."})]
+    svc, _notes, clock = _service(tmp_path, tracker)
+    res = svc.file(_req())
+    assert res.status == "rejected" and res.message and "customfield_1" in res.message
+    clock.now += timedelta(hours=1)
+    assert svc.run_due() == 0
+    assert svc.file(_req()).status == "filed"  # after an admin fixed Jira
+
+
+def test_duplicate_asks_first_unless_forced(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, _, _ = _service(tmp_path, tracker, duplicate_threshold=0.9)
+    triage = Triage(
+        kind="idea",
+        confidence=1,
+        title="Dark mode",
+        summary="",
+        analyzer="t",
+        duplicates=(Match(key="PROJ-9", title="Dark", score=0.95),),
+    )
+    assert svc.file(_req(triage=triage)).status == "duplicate"
+    assert tracker.created == []
+    assert svc.file(_req(triage=triage, comment_on="PROJ-9")).status == "commented"
+    assert tracker.comments and tracker.comments[0][0] == "PROJ-9"
+    assert svc.file(_req(ts="2.2", triage=triage, force=True)).status == "filed"
+
+
+def test_no_tracker_is_unavailable(tmp_path: Path) -> None:
+    svc, _, _ = _service(tmp_path, FakeTracker())
+    svc.tracker = None
+    assert svc.file(_req()).status == "unavailable"
+
+
+def test_item_without_claim_is_recovered(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, _, clock = _service(tmp_path, tracker)
+    svc.store.enqueue(TOPIC, "C1:1.1", svc._payload(_req()), clock.now)  # died before claiming
+    assert svc.run_due() == 1 and len(tracker.created) == 1
+
+
+def test_description_keeps_within_jira_limit_and_is_verbatim() -> None:
+    text = "{noformat} *bold* " + "y" * 40_000
+    d = render_description("Sum", text, "https://slack/x", "Alice")
+    assert len(d) <= 32_767 and "https://slack/x" in d and "Alice" in d
+    assert d.count("{noformat}") == 2 and "cut:" in d
+    short = render_description("Sum", "hello", None, None)
+    assert "hello" in short and "cut:" not in short
+
+
+def test_may_file() -> None:
+    groups = {"S1": ["U2"]}
+    assert may_file("U9", [], [], groups.__getitem__)
+    assert may_file("U1", ["U1"], ["S1"], groups.__getitem__)
+    assert may_file("U2", ["U1"], ["S1"], groups.__getitem__)
+    assert not may_file("U3", ["U1"], ["S1"], groups.__getitem__)
+    assert not may_file("U3", [], ["SMISSING"], groups.__getitem__)
+
+
+def test_check_issue_types() -> None:
+    assert check_issue_types({"idea": "story"}, ["Story", "Bug"]) == []
+    (problem,) = check_issue_types({"idea": "Feature"}, ["Story", "Bug"])
+    assert "idea=Feature" in problem and "Story" in problem
+
+
+@pytest.mark.parametrize("kind,expected", [("bug", "Bug"), ("idea", "Story"), ("other", "Story")])
+def test_issue_type_from_kind(tmp_path: Path, kind: str, expected: str) -> None:
+    tracker = FakeTracker()
+    svc, _, _ = _service(tmp_path, tracker)
+    triage = Triage(kind=kind, confidence=1, title="T", summary="", analyzer="t")  # type: ignore[arg-type]
+    svc.file(_req(triage=triage))
+    assert tracker.created[0].issue_type == expected
