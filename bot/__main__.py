@@ -297,7 +297,8 @@ def cmd_sync_jira(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.slack.server import serve
 
-    return serve(_services(), http=args.http, port=args.port, host=args.host)
+    serve(_services(), http=args.http, port=args.port, host=args.host)
+    return 0
 
 
 def cmd_digest(args: argparse.Namespace) -> int:

@@ -113,6 +113,12 @@ def serve(services: Services, http: bool = False, port: int = 3000, host: str = 
         )
     bot = create_bot(services, token_verification_enabled=True)
     bot.start_background()
+    from bot.jobs import start_sync_job
+    from bot.scheduler import DigestScheduler
+
+    digests = DigestScheduler(services)
+    digests.start()
+    sync_job = start_sync_job(services)
     try:
         if socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -125,4 +131,7 @@ def serve(services: Services, http: bool = False, port: int = 3000, host: str = 
             logger.info("ideabot: HTTP mode on port %d (%s)", server.port, EVENTS_PATH)
             server.serve_forever()
     finally:
+        if sync_job is not None:
+            sync_job.shutdown(wait=False)
+        digests.shutdown(wait=False)
         bot.stop_background()
