@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError
-from bot.domain.filing import TOPIC, FilingRequest
+from bot.domain.filing import TOPIC, FilingRequest, marker_label
 from bot.domain.models import Ticket
 from bot.slack import blocks
 from tests.fakes.jira_server import FakeJira
@@ -397,6 +397,34 @@ def test_restart_between_claim_and_create_files_once(tmp_path: Path) -> None:
         assert any(key in _all_text(m) for m in r.slack.thread_replies("CIDEAS01", ev["ts"]))
         filing = services.store.get_filing("CIDEAS01", ev["ts"])
         assert filing is not None and filing.state == "filed" and filing.issue_key == key
+    finally:
+        r.close()
+
+
+def test_crash_after_jira_created_the_issue_does_not_file_twice(tmp_path: Path) -> None:
+    r = Rig(tmp_path, start_server=False)
+    try:
+        ev = r.message("Add dark mode")
+        req = FilingRequest(
+            channel="CIDEAS01", ts=ev["ts"], text=ev["text"], requester="UBOB", author="UALICE"
+        )
+        store = r.services.store
+        assert store.enqueue(TOPIC, req.key, r.bot.filing._payload(req), r.clock())
+        assert store.claim_filing("CIDEAS01", ev["ts"], "dead-process")
+        # The dead process had started an attempt, and Jira created the issue before it died.
+        store.update_filing("CIDEAS01", ev["ts"], attempts=1)
+        key = r.jira.add_issue(
+            "Add dark mode", labels=["ideabot", marker_label("CIDEAS01", ev["ts"])]
+        )
+        services = r.make_services()
+        bot = r.make_bot(services)
+        assert bot.worker.run_once(r.clock.advance(60)) == 1
+        assert list(r.jira.issues) == [key]
+        searches = r.jira.requests_to("search")
+        assert any(q.status == 200 and "labels" in q.query.get("jql", [""])[0] for q in searches)
+        filing = services.store.get_filing("CIDEAS01", ev["ts"])
+        assert filing is not None and filing.state == "filed" and filing.issue_key == key
+        assert any(key in _all_text(m) for m in r.slack.thread_replies("CIDEAS01", ev["ts"]))
     finally:
         r.close()
 

@@ -11,6 +11,7 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
 - ``GET/POST search`` (startAt/maxResults/total) and ``GET/POST search/jql`` (nextPageToken);
   v3 answers descriptions as Atlassian Document Format
 - a small JQL subset: ``project``, ``key``, ``issuetype``, ``status`` (``=``, ``!=``, ``in``),
+  ``labels`` (``=``, ``!=``),
   ``updated``/``created`` compared with ``"yyyy/MM/dd HH:mm"``, ``"yyyy-MM-dd"`` or ``-2d``/``-15m``
   (dates read as UTC), joined by AND,
   then ``ORDER BY updated|created|key [ASC|DESC]``.
@@ -166,6 +167,10 @@ def parse_jql(jql: str) -> tuple[list[tuple[str, str, Any]], list[tuple[str, boo
                 if op not in (">=", "<=", ">", "<", "="):
                     raise JqlError(f"Operator '{op}' is not supported for '{name}'.")
                 clauses.append((name, op, _jql_date(value)))
+            elif name == "labels":
+                if op not in ("=", "!="):
+                    raise JqlError(f"Operator '{op}' is not supported for 'labels'.")
+                clauses.append((name, op, _unquote(value).lower()))
             elif name in ("project", "key", "issuetype", "status"):
                 if op in ("in", "not in"):
                     vals = [_unquote(x) for x in value.strip()[1:-1].split(",") if x.strip()]
@@ -184,7 +189,10 @@ def parse_jql(jql: str) -> tuple[list[tuple[str, str, Any]], list[tuple[str, boo
 def _matches(issue: dict[str, Any], clauses: list[tuple[str, str, Any]]) -> bool:
     f = issue["fields"]
     for name, op, value in clauses:
-        if name in ("updated", "created"):
+        if name == "labels":
+            has = value in [x.lower() for x in f.get("labels") or []]
+            ok = has if op == "=" else not has
+        elif name in ("updated", "created"):
             have: datetime = issue["_" + name]
             ok = {
                 ">=": have >= value,
