@@ -1,0 +1,505 @@
+"""SqlStore against real SQLite files and a real PostgreSQL (fixtures in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import threading
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.engine import make_url
+
+from bot.adapters.store_sql import (
+    ERROR_MAX,
+    SCHEMA_VERSION,
+    SQLITE_BUSY_TIMEOUT_MS,
+    STALE_DIGEST_CLAIM,
+    SqlStore,
+    digests,
+    slack_events,
+)
+from bot.config import Settings
+from bot.domain.ports import Store, StoredPost
+
+T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+DAY = date(2025, 3, 3)
+RACERS = 8
+
+
+def _post(ts: str = "1.0", **kw: Any) -> StoredPost:
+    base: dict[str, Any] = {
+        "channel": "C1",
+        "ts": ts,
+        "user": "U1",
+        "text": "an idea",
+        "created": T0,
+    }
+    base.update(kw)
+    return StoredPost(**base)
+
+
+def _race(n: int, fn: Callable[[int], bool]) -> list[bool]:
+    """Runs fn(i) in n threads released together; returns the results."""
+    barrier = threading.Barrier(n)
+    results: list[bool | None] = [None] * n
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except BaseException as exc:  # surfaced below, with the thread's own traceback
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return [bool(r) for r in results]
+
+
+# --------------------------------------------------------------------------- schema, kv
+
+
+def test_schema_version_and_reopen_keeps_data(store: SqlStore, store_url: str) -> None:
+    assert store.get_value("schema_version") == str(SCHEMA_VERSION)
+    store.set_value("cursor", "a")
+    again = SqlStore(store_url)
+    try:
+        assert again.get_value("cursor") == "a"
+        assert again.get_value("schema_version") == str(SCHEMA_VERSION)
+    finally:
+        again.close()
+
+
+def test_newer_schema_is_refused(store: SqlStore, store_url: str) -> None:
+    store.set_value("schema_version", str(SCHEMA_VERSION + 1))
+    with pytest.raises(RuntimeError, match="newer"):
+        SqlStore(store_url)
+
+
+def test_values_upsert(store: SqlStore) -> None:
+    port: Store = store  # mypy checks SqlStore against the Store Protocol here
+    assert port.get_value("k") is None
+    store.set_value("k", "1")
+    store.set_value("k", "2")
+    assert store.get_value("k") == "2"
+
+
+def test_sqlite_creates_dir_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "db.sqlite3"
+    s = SqlStore(f"sqlite:///{path}")
+    try:
+        assert path.exists()
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+    finally:
+        s.close()
+
+
+def test_sqlite_memory_is_refused() -> None:
+    with pytest.raises(ValueError, match="file"):
+        SqlStore("sqlite://")
+
+
+def test_from_settings_puts_sqlite_under_data_dir(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, bot_data_dir=tmp_path / "state", database_url=None)  # type: ignore[call-arg]
+    s = SqlStore.from_settings(settings)
+    try:
+        assert s.backend == "sqlite"
+        assert (tmp_path / "state" / "ideabot.sqlite3").exists()
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------- posts
+
+
+def test_post_round_trip_returns_aware_utc(store: SqlStore) -> None:
+    plus2 = timezone(timedelta(hours=2))
+    store.save_post(_post(created=datetime(2025, 3, 3, 11, 0, 0, 123456, tzinfo=plus2)))
+    got = store.get_post("C1", "1.0")
+    assert got is not None
+    assert got.created == datetime(2025, 3, 3, 9, 0, 0, 123456, tzinfo=UTC)
+    assert got.created.utcoffset() == timedelta(0)
+    assert got.reactions == 0 and got.is_private is False and got.kind is None
+    assert store.get_post("C1", "nope") is None
+
+
+def test_naive_datetimes_are_refused(store: SqlStore) -> None:
+    with pytest.raises(Exception, match="naive"):
+        store.save_post(_post(created=datetime(2025, 3, 3, 9, 0)))
+
+
+def test_save_post_upsert_keeps_triage_fields(store: SqlStore) -> None:
+    store.save_post(
+        _post(
+            kind="bug",
+            title="Crash",
+            summary="It crashes",
+            triage_json='{"kind":"bug"}',
+            reply_ts="2.0",
+            permalink="https://x/p",
+            reactions=3,
+            replies=1,
+        )
+    )
+    store.save_post(_post(text="an idea (edited)", is_private=True))
+    got = store.get_post("C1", "1.0")
+    assert got is not None
+    assert got.text == "an idea (edited)" and got.is_private is True
+    assert (got.kind, got.title, got.summary, got.triage_json, got.reply_ts) == (
+        "bug",
+        "Crash",
+        "It crashes",
+        '{"kind":"bug"}',
+        "2.0",
+    )
+    assert got.permalink == "https://x/p"
+    assert (got.reactions, got.replies) == (3, 1)
+    store.save_post(_post(kind="idea", reactions=5))
+    got = store.get_post("C1", "1.0")
+    assert got is not None and got.kind == "idea" and got.reactions == 5 and got.title == "Crash"
+
+
+def test_update_post(store: SqlStore) -> None:
+    store.save_post(_post())
+    store.update_post("C1", "1.0", kind="idea", title="T", reply_ts="9.9", reactions=0, replies=4)
+    got = store.get_post("C1", "1.0")
+    assert got is not None
+    assert (got.kind, got.title, got.reply_ts, got.reactions, got.replies) == (
+        "idea",
+        "T",
+        "9.9",
+        0,
+        4,
+    )
+    with pytest.raises(ValueError, match="unknown"):
+        store.update_post("C1", "1.0", bogus="x")
+
+
+def test_posts_between_is_half_open_ordered_and_filtered(store: SqlStore) -> None:
+    store.save_post(_post("3", created=T0 + timedelta(hours=2)))
+    store.save_post(_post("1", created=T0))
+    store.save_post(_post("2", channel="C2", created=T0 + timedelta(hours=1)))
+    store.save_post(_post("4", created=T0 + timedelta(hours=3)))
+    got = store.posts_between(T0, T0 + timedelta(hours=3))
+    assert [p.ts for p in got] == ["1", "2", "3"]
+    assert all(p.created.tzinfo is not None for p in got)
+    assert [p.ts for p in store.posts_between(T0, T0 + timedelta(days=1), ["C2"])] == ["2"]
+    assert store.posts_between(T0, T0 + timedelta(days=1), []) == []
+    # bounds given in another zone mean the same instants
+    tokyo = timezone(timedelta(hours=9))
+    got = store.posts_between(T0.astimezone(tokyo), (T0 + timedelta(hours=1)).astimezone(tokyo))
+    assert [p.ts for p in got] == ["1"]
+
+
+# --------------------------------------------------------------------------- slack events
+
+
+def test_first_delivery_once_and_prunes_old(store: SqlStore, store_url: str) -> None:
+    assert store.first_delivery("Ev1") is True
+    assert store.first_delivery("Ev1") is False
+    assert store.first_delivery("Ev2") is True
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(slack_events)
+            .where(slack_events.c.event_id == "Ev1")
+            .values(seen=datetime.now(UTC) - timedelta(days=30))
+        )
+    fresh = SqlStore(store_url)  # pruning runs on an instance's first call
+    try:
+        assert fresh.first_delivery("Ev3") is True
+        assert fresh.first_delivery("Ev2") is False
+        assert fresh.first_delivery("Ev1") is True  # forgotten after the retention period
+    finally:
+        fresh.close()
+
+
+# --------------------------------------------------------------------------- filings
+
+
+def test_filing_lifecycle(store: SqlStore) -> None:
+    assert store.get_filing("C1", "1.0") is None
+    assert store.claim_filing("C1", "1.0", "worker-a") is True
+    assert store.claim_filing("C1", "1.0", "worker-b") is False
+    f = store.get_filing("C1", "1.0")
+    assert f is not None and f.state == "claimed" and f.owner == "worker-a" and f.attempts == 0
+    assert f.updated is not None and f.updated.tzinfo is not None
+    first_updated = f.updated
+
+    store.update_filing("C1", "1.0", state="queued", attempts=1)
+    store.update_filing("C1", "1.0", state="failed", error="x" * (ERROR_MAX + 500))
+    f = store.get_filing("C1", "1.0")
+    assert f is not None and f.state == "failed" and f.attempts == 1
+    assert f.error is not None and len(f.error) == ERROR_MAX
+    assert f.updated is not None and f.updated >= first_updated
+
+    store.update_filing("C1", "1.0", state="filed", issue_key="ID-1", issue_url="https://j/ID-1")
+    f = store.get_filing("C1", "1.0")
+    assert f is not None and (f.state, f.issue_key, f.issue_url) == (
+        "filed",
+        "ID-1",
+        "https://j/ID-1",
+    )
+
+    with pytest.raises(ValueError, match="state"):
+        store.update_filing("C1", "1.0", state="done")
+    with pytest.raises(ValueError, match="unknown"):
+        store.update_filing("C1", "1.0", bogus="x")
+
+
+def test_filings_between_by_updated(store: SqlStore) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    store.claim_filing("C1", "1.0", "w")
+    store.claim_filing("C1", "2.0", "w")
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    assert {f.ts for f in store.filings_between(before, after)} == {"1.0", "2.0"}
+    assert store.filings_between(after, after + timedelta(hours=1)) == []
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+def test_enqueue_unique_among_pending(store: SqlStore) -> None:
+    assert store.enqueue("file", "C1:1.0", {"a": 1}, T0) is True
+    assert store.enqueue("file", "C1:1.0", {"a": 2}, T0) is False
+    assert store.enqueue("comment", "C1:1.0", {"a": 3}, T0) is True
+    items = store.pending()
+    assert [(i.topic, i.payload) for i in items] == [("file", {"a": 1}), ("comment", {"a": 3})]
+
+
+def test_due_orders_by_next_at_and_respects_limit(store: SqlStore) -> None:
+    store.enqueue("t", "late", {}, T0 + timedelta(minutes=5))
+    store.enqueue("t", "early", {}, T0 - timedelta(minutes=5))
+    store.enqueue("t", "mid", {}, T0)
+    store.enqueue("t", "future", {}, T0 + timedelta(hours=1))
+    due = store.due(T0 + timedelta(minutes=10))
+    assert [i.key for i in due] == ["early", "mid", "late"]
+    assert all(i.next_at.tzinfo is not None for i in due)
+    assert [i.key for i in store.due(T0 + timedelta(minutes=10), limit=2)] == ["early", "mid"]
+    assert [i.key for i in store.due(T0)] == ["early", "mid"]
+
+
+def test_payload_json_round_trip(store: SqlStore) -> None:
+    payload = {"channel": "C1", "n": 3, "nested": {"l": [1, 2.5, None, True]}, "s": "é ✓"}
+    store.enqueue("t", "k", payload, T0)
+    assert store.pending()[0].payload == payload
+
+
+def test_lease_hides_item_until_it_expires(store: SqlStore) -> None:
+    store.enqueue("t", "k", {}, T0)
+    (item,) = store.due(T0)
+    until = T0 + timedelta(minutes=5)
+    assert store.lease(item.id, until, now=T0) is True
+    assert store.lease(item.id, until, now=T0) is False
+    assert store.due(T0 + timedelta(minutes=1)) == []
+    assert [i.id for i in store.pending()] == [item.id]  # leased is still pending
+    # the holder died: once the lease has expired the item is due and can be leased again
+    assert [i.id for i in store.due(until)] == [item.id]
+    assert store.lease(item.id, until + timedelta(minutes=5), now=until) is True
+
+
+def test_lease_default_now_is_wall_clock(store: SqlStore) -> None:
+    store.enqueue("t", "k", {}, T0)
+    (item,) = store.due(T0)
+    # a lease that ended long ago does not block; one in the future does
+    assert store.lease(item.id, datetime.now(UTC) - timedelta(hours=1)) is True
+    assert store.lease(item.id, datetime.now(UTC) + timedelta(hours=1)) is True
+    assert store.lease(item.id, datetime.now(UTC) + timedelta(hours=2)) is False
+
+
+def test_retry_later_counts_and_reschedules(store: SqlStore) -> None:
+    store.enqueue("t", "k", {"x": 1}, T0)
+    (item,) = store.due(T0)
+    assert store.lease(item.id, T0 + timedelta(hours=1), now=T0)
+    store.retry_later(item.id, T0 + timedelta(minutes=2), "boom " * 1000)
+    assert store.due(T0 + timedelta(minutes=1)) == []
+    (again,) = store.due(T0 + timedelta(minutes=2))  # lease cleared, due at the new time
+    assert again.attempts == 1
+    assert again.next_at == T0 + timedelta(minutes=2)
+    assert again.last_error is not None and len(again.last_error) == ERROR_MAX
+    assert again.payload == {"x": 1}
+    store.retry_later(item.id, T0 + timedelta(minutes=4), "again")
+    (third,) = store.pending()
+    assert third.attempts == 2 and third.last_error == "again"
+
+
+def test_finish_then_same_key_can_be_enqueued_again(store: SqlStore) -> None:
+    store.enqueue("t", "k", {"n": 1}, T0)
+    (item,) = store.due(T0)
+    store.finish(item.id)
+    assert store.pending() == []
+    assert store.due(T0 + timedelta(days=1)) == []
+    assert store.lease(item.id, T0 + timedelta(hours=1), now=T0) is False
+    store.retry_later(item.id, T0, "late failure")  # no effect on a finished item
+    assert store.pending() == []
+    assert store.enqueue("t", "k", {"n": 2}, T0) is True
+    (new,) = store.pending()
+    assert new.id != item.id and new.payload == {"n": 2} and new.attempts == 0
+    assert store.enqueue("t", "k", {"n": 3}, T0) is False
+
+
+# --------------------------------------------------------------------------- digests
+
+
+def test_digest_claim_post_force_release(store: SqlStore) -> None:
+    assert store.get_digest("meetings", "C9", DAY) is None
+    assert store.claim_digest("meetings", "C9", DAY) is True
+    assert store.claim_digest("meetings", "C9", DAY) is False
+    assert store.claim_digest("meetings", "C9", DAY, force=True) is False  # fresh claim: not stolen
+    assert store.claim_digest("meetings", "C9", DAY + timedelta(days=1)) is True
+    assert store.claim_digest("takeaways", "C9", DAY) is True
+    rec = store.get_digest("meetings", "C9", DAY)
+    assert rec is not None and rec.state == "claimed" and rec.message_ts is None
+    assert rec.day == DAY and rec.extra == {}
+
+    store.mark_digest_posted("meetings", "C9", DAY, "123.456", extra={"meetings": 3})
+    rec = store.get_digest("meetings", "C9", DAY)
+    assert rec is not None and (rec.state, rec.message_ts, rec.extra) == (
+        "posted",
+        "123.456",
+        {"meetings": 3},
+    )
+    assert store.claim_digest("meetings", "C9", DAY) is False
+    store.release_digest("meetings", "C9", DAY)  # posted: release must not undo it
+    assert store.claim_digest("meetings", "C9", DAY) is False
+
+    assert store.claim_digest("meetings", "C9", DAY, force=True) is True
+    rec = store.get_digest("meetings", "C9", DAY)
+    assert rec is not None and rec.state == "claimed" and rec.message_ts is None
+    assert store.claim_digest("meetings", "C9", DAY, force=True) is False
+
+    store.release_digest("meetings", "C9", DAY)
+    assert store.get_digest("meetings", "C9", DAY) is None
+    assert store.claim_digest("meetings", "C9", DAY) is True
+
+
+def test_force_takes_over_an_abandoned_claim(store: SqlStore) -> None:
+    assert store.claim_digest("meetings", "C9", DAY) is True
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(digests).values(
+                claimed_at=datetime.now(UTC) - STALE_DIGEST_CLAIM - timedelta(minutes=1)
+            )
+        )
+    assert store.claim_digest("meetings", "C9", DAY) is False
+    assert store.claim_digest("meetings", "C9", DAY, force=True) is True
+
+
+def test_mark_posted_without_claim_records_it(store: SqlStore) -> None:
+    store.mark_digest_posted("takeaways", "C9", DAY, "1.1")
+    rec = store.get_digest("takeaways", "C9", DAY)
+    assert rec is not None and rec.state == "posted" and rec.message_ts == "1.1"
+    assert store.claim_digest("takeaways", "C9", DAY) is False
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_threads_race_for_claims(store: SqlStore) -> None:
+    assert _race(RACERS, lambda i: store.claim_filing("C1", "1.0", f"w{i}")).count(True) == 1
+    assert _race(RACERS, lambda i: store.claim_digest("d", "C1", DAY)).count(True) == 1
+    assert _race(RACERS, lambda i: store.first_delivery("Ev1")).count(True) == 1
+    assert _race(RACERS, lambda i: store.enqueue("t", "k", {"i": i}, T0)).count(True) == 1
+    (item,) = store.pending()
+    until = T0 + timedelta(minutes=5)
+    assert _race(RACERS, lambda i: store.lease(item.id, until, now=T0)).count(True) == 1
+    store.mark_digest_posted("d", "C1", DAY, "1.0")
+    assert _race(RACERS, lambda i: store.claim_digest("d", "C1", DAY, force=True)).count(True) == 1
+
+
+def test_two_instances_on_one_database_race(store: SqlStore, store_url: str) -> None:
+    other = SqlStore(store_url)
+    try:
+        stores = [store, other]
+        for round_ in range(5):
+
+            def filing(i: int, ts: str = f"{round_}.0") -> bool:
+                return stores[i % 2].claim_filing("C1", ts, f"w{i}")
+
+            def digest(i: int, day: date = DAY + timedelta(days=round_)) -> bool:
+                return stores[i % 2].claim_digest("d", "C1", day)
+
+            assert _race(RACERS, filing).count(True) == 1
+            assert _race(RACERS, digest).count(True) == 1
+        store.enqueue("t", "k", {}, T0)
+        (item,) = other.due(T0)
+        until = T0 + timedelta(minutes=1)
+        won = _race(RACERS, lambda i: stores[i % 2].lease(item.id, until, now=T0))
+        assert won.count(True) == 1
+        rec = other.get_filing("C1", "4.0")
+        assert rec is not None and rec.state == "claimed"
+    finally:
+        other.close()
+
+
+def _process_racer(url: str, barrier: Any, out: Any, who: int) -> None:
+    barrier.wait()
+    try:
+        s = SqlStore(url)
+        try:
+            won = (
+                s.claim_digest("meetings", "C1", DAY),
+                s.claim_filing("C1", "1.0", f"p{who}"),
+                s.first_delivery("Ev1"),
+            )
+        finally:
+            s.close()
+    except Exception as exc:  # reported to the parent, which would otherwise wait for a result
+        out.put((who, repr(exc)))
+        return
+    out.put((who, *won))
+
+
+def test_processes_race_on_a_fresh_database(store_url: str) -> None:
+    """Real bot processes starting together on an empty database: schema creation and claims."""
+    ctx = mp.get_context("spawn")
+    n = 3
+    barrier = ctx.Barrier(n)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_process_racer, args=(store_url, barrier, out, i)) for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in range(n)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert all(len(r) == 4 for r in results), results
+    assert sorted(r[0] for r in results) == list(range(n))
+    for column in (1, 2, 3):
+        assert [r[column] for r in results].count(True) == 1
+    store = SqlStore(store_url)
+    try:
+        rec = store.get_digest("meetings", "C1", DAY)
+        assert rec is not None and rec.state == "claimed"
+        assert store.get_value("schema_version") == str(SCHEMA_VERSION)
+    finally:
+        store.close()
+
+
+def test_pg_returns_utc_whatever_the_session_zone(pg_url: str) -> None:
+    url = make_url(pg_url)
+    options = url.query["options"]
+    assert isinstance(options, str)
+    tokyo_url = url.update_query_dict({"options": options + " -ctimezone=Asia/Tokyo"})
+    s = SqlStore(tokyo_url.render_as_string(hide_password=False))
+    try:
+        with s.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW timezone").scalar() == "Asia/Tokyo"
+        s.save_post(_post(created=T0))
+        got = s.get_post("C1", "1.0")
+        assert got is not None and got.created == T0 and got.created.tzinfo is UTC
+        assert [p.ts for p in s.posts_between(T0, T0 + timedelta(seconds=1))] == ["1.0"]
+    finally:
+        s.close()
