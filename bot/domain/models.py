@@ -9,7 +9,14 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 Kind = Literal["idea", "bug", "question", "other"]
 KINDS: tuple[Kind, ...] = ("idea", "bug", "question", "other")
@@ -78,6 +85,16 @@ class Match(Frozen):
     url: str | None = None
     type: str | None = None
     status: str | None = None
+    # What the fused score was made of (cosines "body", "title", "head_body", "head_title" and
+    # "lexical", "lexical_abs"); the likely-duplicate rule reads them. Omitted from JSON when None.
+    signals: dict[str, float] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_empty_signals(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("signals") is None:
+            data.pop("signals", None)
+        return data
 
 
 class Analysis(Frozen):

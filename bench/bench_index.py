@@ -1,0 +1,74 @@
+"""Indexing throughput of the local index with the real ONNX embedder (tickets/s).
+
+    .venv/bin/python bench/bench_index.py --data /work/shared/data/duplicates/ \
+        --max-tokens 256 --batch-sizes 4 16 [--limit 300]
+
+Each configuration indexes the tickets into a fresh LocalIndex (two embeddings per ticket:
+body and title, embedded in one call) and reports tickets/s; a second upsert of the same tickets
+shows the cost of a re-sync when nothing changed (content hashes, no embedding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.adapters.embedder_onnx import OnnxEmbedder
+from bot.adapters.index_local import LocalIndex
+from bot.domain.models import Ticket
+
+
+def load(data: Path) -> list[Ticket]:
+    """The tickets of tickets.jsonl."""
+    out = []
+    with (data / "tickets.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            out.append(
+                Ticket(
+                    key=str(row["key"]),
+                    title=row.get("title") or "",
+                    description=row.get("description") or "",
+                    status=row.get("status"),
+                )
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs each configuration and prints its throughput."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/duplicates/"))
+    ap.add_argument("--max-tokens", type=int, nargs="+", default=[256])
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16])
+    ap.add_argument("--limit", type=int, default=0, help="index only the first N tickets")
+    args = ap.parse_args(argv)
+    tickets = load(args.data)
+    if args.limit:
+        tickets = tickets[: args.limit]
+    for mt in args.max_tokens:
+        for bs in args.batch_sizes:
+            emb = OnnxEmbedder(max_tokens=mt, batch_size=bs)
+            emb.embed(["warm up the session"])
+            with tempfile.TemporaryDirectory() as tmp:
+                ix = LocalIndex(Path(tmp) / "DUP", emb)
+                t = time.perf_counter()
+                ix.upsert(tickets)
+                secs = time.perf_counter() - t
+                t = time.perf_counter()
+                ix.upsert(tickets)
+                resync = time.perf_counter() - t
+            print(
+                f"max_tokens={mt} batch_size={bs}: {len(tickets)} tickets in {secs:.1f} s = "
+                f"{len(tickets) / secs:.1f} tickets/s; unchanged re-sync {resync * 1000:.0f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Search latency and batch throughput of the local index on synthetic tickets.
+
+    .venv/bin/python bench/bench_similar.py                 # 100,000 tickets, 300 single queries
+    .venv/bin/python bench/bench_similar.py --n 10000 --throughput 500
+
+Part 1 (embedding excluded): tickets get random unit vectors and synthetic Zipf-distributed
+texts (~60 words); each single query is timed through ``LocalIndex.search_vectors`` (dense
+products, BM25 over postings, fusion, top-k) and p50/p99 are printed.
+Part 2 (``--throughput``): ``search_many`` on that many synthetic posts (~40 words), including
+the real ONNX embedder, against the same index; prints queries/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.adapters.embedder_onnx import OnnxEmbedder
+from bot.adapters.index_local import LocalIndex
+from bot.domain.models import Ticket
+
+
+class RandomEmbedder:
+    """Random unit vectors under the real model's id, so the index can be re-opened with it."""
+
+    model_id = OnnxEmbedder.model_id
+    dim = 384
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        v = self.rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def synthetic_texts(n: int, words: int, rng: np.random.Generator, vocab: list[str]) -> list[str]:
+    """*n* texts of about *words* words drawn from a Zipf distribution over *vocab*."""
+    ranks = np.minimum(rng.zipf(1.2, size=(n, words)), len(vocab)) - 1
+    return [" ".join(vocab[i] for i in row) for row in ranks]
+
+
+def percentile(xs: list[float], p: float) -> float:
+    """The p-th percentile of xs in milliseconds."""
+    return float(np.percentile(np.asarray(xs) * 1000.0, p))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Builds the synthetic index, runs both parts and prints the figures."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--throughput", type=int, default=0, help="posts for search_many (0: skip)")
+    ap.add_argument("--top-k", type=int, default=10)
+    args = ap.parse_args(argv)
+
+    rng = np.random.default_rng(42)
+    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "te", "vo", "zi", "pa", "do", "fe"]
+    vocab = sorted(
+        {"".join(rng.choice(syllables, size=int(rng.integers(2, 5)))) for _ in range(60_000)}
+    )
+    t0 = time.perf_counter()
+    titles = synthetic_texts(args.n, 8, rng, vocab)
+    bodies = synthetic_texts(args.n, 60, rng, vocab)
+    tickets = [
+        Ticket(key=f"SYN-{i}", title=titles[i], description=bodies[i], type="Bug")
+        for i in range(args.n)
+    ]
+    print(f"{args.n} synthetic tickets generated in {time.perf_counter() - t0:.1f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        ix = LocalIndex(Path(tmp) / "SYN", RandomEmbedder())
+        t0 = time.perf_counter()
+        ix.upsert(tickets)
+        print(f"indexed (random vectors, BM25 postings, saved) in {time.perf_counter() - t0:.1f} s")
+        queries = synthetic_texts(args.queries, 40, rng, vocab)
+        qv = RandomEmbedder(seed=1).embed(queries)
+        hv = RandomEmbedder(seed=2).embed(queries)
+        ix.search_vectors(queries[:1], qv[:1], hv[:1], args.top_k)  # builds the postings once
+        times = []
+        for i in range(len(queries)):
+            t = time.perf_counter()
+            ix.search_vectors(queries[i : i + 1], qv[i : i + 1], hv[i : i + 1], args.top_k)
+            times.append(time.perf_counter() - t)
+        print(
+            f"single query at {args.n} tickets (embedding excluded): "
+            f"p50 {percentile(times, 50):.2f} ms  p99 {percentile(times, 99):.2f} ms  "
+            f"max {max(times) * 1000:.2f} ms"
+        )
+        dense_times = []
+        for i in range(100):
+            v = np.concatenate([qv[i], hv[i]])
+            t = time.perf_counter()
+            ix._vecs @ v
+            dense_times.append(time.perf_counter() - t)
+        print(
+            f"  of which the dense pass ({ix._vecs.nbytes / 1e6:.0f} MB matrix): "
+            f"p50 {percentile(dense_times, 50):.2f} ms  p99 {percentile(dense_times, 99):.2f} ms"
+        )
+        lex_times = []
+        for q in queries[:100]:
+            t = time.perf_counter()
+            ix._lex.scores(q)
+            lex_times.append(time.perf_counter() - t)
+        print(
+            f"  of which BM25: p50 {percentile(lex_times, 50):.2f} ms  "
+            f"p99 {percentile(lex_times, 99):.2f} ms"
+        )
+        if args.throughput:
+            real = LocalIndex(Path(tmp) / "SYN", OnnxEmbedder())
+            posts = synthetic_texts(args.throughput, 40, rng, vocab)
+            real.search_many(posts[:4], args.top_k)  # loads the model
+            t = time.perf_counter()
+            real.embedder.embed(posts)
+            embed_s = time.perf_counter() - t
+            t = time.perf_counter()
+            real.search_many(posts, args.top_k)
+            total = time.perf_counter() - t
+            print(
+                f"search_many: {len(posts)} posts (~40 words) against {args.n} tickets in "
+                f"{total:.1f} s = {len(posts) / total:.0f} queries/s incl. embedding "
+                f"(embedding the posts alone: {len(posts) / embed_s:.0f} texts/s)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""The local ticket index: persistence, idempotence, fused ranking, and the duplicate rule."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.adapters.index_local import IndexModelMismatch, LocalIndex
+from bot.adapters.lexical import InvertedIndex, headline, tokenize
+from bot.domain.duplicates import is_likely_duplicate
+from bot.domain.models import Match, Ticket
+from bot.domain.ports import TicketIndex
+from tests.fakes.embedder import HashEmbedder
+
+TICKETS = [
+    Ticket(
+        key="APP-1",
+        title="Login page crashes on Safari",
+        description="Opening the login page in Safari 17 makes the browser tab crash.",
+        type="Bug",
+        status="Open",
+        url="https://jira.example/browse/APP-1",
+    ),
+    Ticket(
+        key="APP-2",
+        title="Dark mode for the dashboard",
+        description="Users would like a dark theme for the analytics dashboard at night.",
+        type="Story",
+    ),
+    Ticket(
+        key="APP-3",
+        title="Export reports as CSV",
+        description="Allow exporting any report table to a CSV file for spreadsheets.",
+    ),
+    Ticket(
+        key="APP-4",
+        title="Slow search on the admin page",
+        description="Searching users in the admin page takes more than ten seconds.",
+        type="Bug",
+    ),
+]
+
+
+def make(tmp_path: Path, emb: HashEmbedder | None = None, **kw: object) -> LocalIndex:
+    return LocalIndex(tmp_path / "index" / "APP", emb or HashEmbedder(), **kw)  # type: ignore[arg-type]
+
+
+def test_implements_the_port(tmp_path: Path) -> None:
+    assert isinstance(make(tmp_path), TicketIndex)
+
+
+def test_upsert_is_idempotent_and_skips_unchanged_text(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    ix = make(tmp_path, emb)
+    assert ix.upsert(TICKETS) == 4
+    texts, version = emb.texts, ix.version()
+    assert texts == 8  # a body and a title vector per ticket
+    assert ix.upsert(TICKETS) == 0
+    assert ix.upsert(list(reversed(TICKETS))) == 0
+    assert emb.texts == texts
+    assert ix.version() == version
+    assert ix.count() == 4
+
+
+def test_changed_ticket_replaces_the_old_one(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    ix = make(tmp_path, emb)
+    ix.upsert(TICKETS)
+    v1 = ix.version()
+    changed = TICKETS[2].model_copy(
+        update={"title": "Import contacts from vCard", "description": "Read vCard files."}
+    )
+    before = emb.texts
+    assert ix.upsert([changed]) == 1
+    assert emb.texts == before + 2
+    assert ix.count() == 4
+    assert ix.version() != v1
+    assert ix.search("import vcard contacts", 1)[0].key == "APP-3"
+    assert all(m.key != "APP-3" for m in ix.search("export report csv spreadsheet", 4)[:1])
+
+
+def test_metadata_only_change_is_stored_without_embedding(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    ix = make(tmp_path, emb)
+    ix.upsert(TICKETS)
+    v1, before = ix.version(), emb.texts
+    assert ix.upsert([TICKETS[0].model_copy(update={"status": "Done"})]) == 1
+    assert emb.texts == before
+    assert ix.version() != v1
+    top = ix.search("Safari login crash", 1)[0]
+    assert (top.key, top.status) == ("APP-1", "Done")
+
+
+def test_delete(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    ix.upsert(TICKETS)
+    v1 = ix.version()
+    ix.delete(["APP-1", "NOPE-9"])
+    assert ix.count() == 3
+    assert ix.version() != v1
+    assert "APP-1" not in {m.key for m in ix.search("login page crashes on Safari", 10)}
+    v2 = ix.version()
+    ix.delete(["NOPE-9"])
+    assert ix.version() == v2
+    # The remaining rows still line up with their vectors and words after compaction.
+    assert ix.search("admin page search slow", 1)[0].key == "APP-4"
+
+
+def test_persists_across_reopen_without_re_embedding(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    ix.upsert(TICKETS)
+    expected = ix.search("dark theme dashboard", 4)
+    emb = HashEmbedder()
+    again = make(tmp_path, emb)
+    assert emb.texts == 0
+    assert again.count() == 4
+    assert again.version() == ix.version()
+    assert again.search("dark theme dashboard", 4) == expected
+    assert again.upsert(TICKETS) == 0
+    files = sorted(p.name for p in (tmp_path / "index" / "APP").iterdir())
+    assert files[0] == "CURRENT" and len(files) == 2  # one live generation, no temp leftovers
+
+
+def test_reader_sees_writes_of_another_instance(tmp_path: Path) -> None:
+    reader = make(tmp_path)
+    reader.upsert(TICKETS[:2])
+    writer = make(tmp_path)
+    writer.upsert(TICKETS[2:])
+    assert reader.count() == 4
+    assert reader.search("export csv", 1)[0].key == "APP-3"
+
+
+def test_model_mismatch_raises_or_reembeds(tmp_path: Path) -> None:
+    make(tmp_path).upsert(TICKETS)
+    with pytest.raises(IndexModelMismatch):
+        make(tmp_path, HashEmbedder(model_id="other-model"), on_mismatch="raise")
+    other = HashEmbedder(dim=64, model_id="other-model")
+    ix = make(tmp_path, other)
+    assert other.texts == 8  # re-embedded from the stored tickets
+    assert ix.count() == 4
+    assert ix.labelled()[0][1].shape == (64,)
+    reopened_emb = HashEmbedder(dim=64, model_id="other-model")
+    make(tmp_path, reopened_emb)
+    assert reopened_emb.texts == 0
+
+
+def test_fused_ranking_puts_the_paraphrased_duplicate_first(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    ix.upsert(TICKETS)
+    matches = ix.search("Safari crashes when I open the login page", 4)
+    assert matches[0].key == "APP-1"
+    assert matches[0].url == "https://jira.example/browse/APP-1"
+    assert matches[0].type == "Bug"
+    scores = [m.score for m in matches]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    sig = matches[0].signals or {}
+    assert set(sig) >= {"body", "title", "head_title", "head_body", "lexical", "lexical_abs"}
+    assert sig["lexical"] == pytest.approx(1.0)
+    assert matches[0].score > matches[1].score
+
+
+def test_search_many_matches_single_searches_in_one_embedding_call(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    ix = make(tmp_path, emb)
+    ix.upsert(TICKETS)
+    queries = ["csv export of reports", "night theme", "admin search is slow\nit takes ages"]
+    singles = [ix.search(q, 3) for q in queries]
+    calls = emb.calls
+    assert ix.search_many(queries, 3) == singles
+    assert emb.calls == calls + 1
+    assert ix.search_many([], 3) == []
+
+
+def test_empty_index_and_top_k(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    assert ix.search("anything") == []
+    assert ix.count() == 0
+    ix.upsert(TICKETS)
+    assert len(ix.search("page", 2)) == 2
+    assert len(ix.search("page", 50)) == 4
+
+
+def test_labelled_returns_typed_tickets_with_body_vectors(tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    ix = make(tmp_path, emb)
+    ix.upsert(TICKETS)
+    labelled = ix.labelled()
+    assert [t.key for t, _ in labelled] == ["APP-1", "APP-2", "APP-4"]
+    ticket, vec = labelled[0]
+    np.testing.assert_allclose(vec, HashEmbedder().embed([ticket.text()])[0], atol=1e-6)
+
+
+def test_concurrent_upserts_and_searches(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    errors: list[BaseException] = []
+
+    def writer(start: int) -> None:
+        try:
+            for i in range(start, start + 20):
+                ix.upsert([Ticket(key=f"T-{i}", title=f"ticket number {i}", description="x y")])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def reader() -> None:
+        try:
+            for _ in range(30):
+                for m in ix.search("ticket number", 5):
+                    assert m.key.startswith("T-")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in (0, 100)]
+    threads += [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert ix.count() == 40
+    assert make(tmp_path).count() == 40
+
+
+def test_bm25_scores_only_matching_rows_and_leave_one_out() -> None:
+    inv = InvertedIndex()
+    inv.append(["red apples and green pears", "green tea", "blue sky"])
+    scores, ideal = inv.scores("green apples")
+    assert ideal > 0
+    assert scores[0] > scores[1] > 0 and scores[2] == 0
+    inv.replace(1, "black coffee")
+    inv.keep([1, 0])
+    scores, _ = inv.scores("green apples")
+    assert scores[0] == 0 and scores[1] > 0
+    loo, _ = inv.scores("red apples", exclude=1)
+    assert loo[1] == 0.0
+
+
+def test_tokenize_and_headline() -> None:
+    assert tokenize("The queries, in Safari's tabs!") == ["query", "safari", "tab"]
+    assert headline("\n  Export is broken  \nmore text") == "Export is broken"
+    long = "When I export a report. " + "word " * 60
+    assert headline(long) == "When I export a report."
+
+
+def test_likely_duplicate_rule() -> None:
+    strong = {"body": 0.85, "title": 0.5, "head_title": 0.9, "lexical": 1.0}
+    assert is_likely_duplicate(Match(key="A", score=0.8, signals=strong))
+    assert not is_likely_duplicate(Match(key="A", score=0.6, signals=strong))
+    weak_title = {**strong, "head_title": 0.5}
+    assert not is_likely_duplicate(Match(key="A", score=0.8, signals=weak_title))
+    assert not is_likely_duplicate(Match(key="A", score=0.8, signals={**strong, "body": 0.6}))
+    assert is_likely_duplicate(Match(key="A", score=0.76))
+    assert not is_likely_duplicate(Match(key="A", score=0.74))
+
+
+def test_match_json_omits_absent_signals() -> None:
+    assert "signals" not in Match(key="A", score=0.5).model_dump()
+    assert Match(key="A", score=0.5, signals={"body": 0.5}).model_dump()["signals"] == {"body": 0.5}

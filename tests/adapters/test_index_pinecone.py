@@ -1,0 +1,299 @@
+"""The Pinecone index adapter, running the real ``pinecone`` SDK against a local fake data plane."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pinecone.errors import ApiError
+
+from bot.adapters.index_local import IndexModelMismatch
+from bot.adapters.index_pinecone import MAX_METADATA_BYTES, PineconeIndex
+from bot.domain.models import Ticket
+from bot.domain.ports import TicketIndex
+from tests.fakes.embedder import HashEmbedder
+from tests.fakes.pinecone_server import MAX_REQUEST_BYTES, FakePinecone
+
+NS = "APP"
+TICKETS = [
+    Ticket(
+        key="APP-1",
+        title="Login page crashes on Safari",
+        description="Opening the login page in Safari 17 makes the browser tab crash.",
+        type="Bug",
+        status="Open",
+        url="https://jira.example/browse/APP-1",
+    ),
+    Ticket(
+        key="APP-2",
+        title="Dark mode for the dashboard",
+        description="Users would like a dark theme for the analytics dashboard at night.",
+        type="Story",
+    ),
+    Ticket(
+        key="APP-3",
+        title="Export reports as CSV",
+        description="Allow exporting any report table to a CSV file for spreadsheets.",
+    ),
+    Ticket(
+        key="APP-4",
+        title="Slow search on the admin page",
+        description="Searching users in the admin page takes more than ten seconds.",
+        type="Bug",
+    ),
+]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePinecone]:
+    server = FakePinecone(dimension=384).start()
+    yield server
+    server.stop()
+
+
+def make(
+    fake: FakePinecone, tmp_path: Path, emb: HashEmbedder | None = None, **kw: object
+) -> PineconeIndex:
+    return PineconeIndex(
+        emb or HashEmbedder(),
+        state_dir=tmp_path / "pinecone",
+        namespace=NS,
+        api_key=fake.api_key,
+        host=fake.url,
+        backoff=0.0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def ok_upserts(fake: FakePinecone) -> list[dict[str, object]]:
+    return [r.body for r in fake.calls("/vectors/upsert") if r.status == 200]
+
+
+def test_implements_the_port_and_sends_sdk_headers(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path)
+    assert isinstance(ix, TicketIndex)
+    ix.upsert(TICKETS)
+    req = fake.calls("/vectors/upsert")[0]
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    assert headers["api-key"] == fake.api_key
+    assert headers["x-pinecone-api-version"]
+    assert fake.ids(NS) == {t.key for t in TICKETS} | {t.key + "#t" for t in TICKETS}
+    assert fake.metadata(NS, "APP-1") == {
+        "key": "APP-1",
+        "part": "body",
+        "title": "Login page crashes on Safari",
+        "h": fake.metadata(NS, "APP-1")["h"],  # type: ignore[index]
+        "type": "Bug",
+        "status": "Open",
+        "url": "https://jira.example/browse/APP-1",
+        "desc": TICKETS[0].description,
+    }
+    assert fake.metadata(NS, "APP-3") is not None
+    assert "type" not in fake.metadata(NS, "APP-3")  # type: ignore[operator]  # no nulls
+
+
+def test_upsert_is_idempotent(fake: FakePinecone, tmp_path: Path) -> None:
+    emb = HashEmbedder()
+    ix = make(fake, tmp_path, emb)
+    assert ix.upsert(TICKETS) == 4
+    version, n_requests, texts = ix.version(), len(fake.requests), emb.texts
+    assert ix.upsert(TICKETS) == 0
+    assert len(fake.requests) == n_requests  # the content hash makes a re-sync free
+    assert emb.texts == texts
+    assert ix.version() == version
+    assert ix.count() == 4
+
+
+def test_changed_text_is_re_embedded_and_status_change_reuses_the_vector(
+    fake: FakePinecone, tmp_path: Path
+) -> None:
+    emb = HashEmbedder()
+    ix = make(fake, tmp_path, emb)
+    ix.upsert(TICKETS)
+    v1, texts = ix.version(), emb.texts
+    old_vec = fake.namespaces[NS]["APP-1"].values
+
+    assert ix.upsert([TICKETS[0].model_copy(update={"status": "Done"})]) == 1
+    assert emb.texts == texts
+    assert fake.namespaces[NS]["APP-1"].values == old_vec
+    assert fake.metadata(NS, "APP-1")["status"] == "Done"  # type: ignore[index]
+    assert ix.version() != v1
+
+    changed = TICKETS[2].model_copy(
+        update={"title": "Import contacts from vCard", "description": "Read vCard files."}
+    )
+    assert ix.upsert([changed]) == 1
+    assert emb.texts == texts + 2
+    last = ok_upserts(fake)[-1]["vectors"]
+    assert sorted(v["id"] for v in last) == ["APP-3", "APP-3#t"]  # type: ignore[attr-defined]
+    assert ix.search("import vcard contacts", 1)[0].key == "APP-3"
+    assert ix.count() == 4
+    stats = json.loads((tmp_path / "pinecone" / f"{NS}.json").read_text())["stats"]
+    assert stats["n_docs"] == 4
+    assert "csv" not in stats["df"] and stats["df"]["vcard"] == 1
+
+
+def test_delete_removes_both_records(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path)
+    ix.upsert(TICKETS)
+    v1 = ix.version()
+    ix.delete(["APP-1", "NOPE-1"])
+    assert "APP-1" not in fake.ids(NS) and "APP-1#t" not in fake.ids(NS)
+    assert ix.count() == 3
+    assert ix.version() != v1
+    assert "APP-1" not in {m.key for m in ix.search("login page crashes on Safari", 5)}
+    n = len(fake.requests)
+    ix.delete(["NOPE-1"])
+    assert len(fake.requests) == n
+
+
+def test_fused_ranking_puts_the_paraphrased_duplicate_first(
+    fake: FakePinecone, tmp_path: Path
+) -> None:
+    ix = make(fake, tmp_path)
+    ix.upsert(TICKETS)
+    matches = ix.search("Safari crashes when I open the login page", 4)
+    assert [m.key for m in matches][:1] == ["APP-1"]
+    assert matches[0].url == "https://jira.example/browse/APP-1"
+    assert all(0.0 <= m.score <= 1.0 for m in matches)
+    assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
+    assert matches[0].signals and matches[0].signals["lexical"] == pytest.approx(1.0)
+    queries = [r.body for r in fake.calls("/query")]
+    assert {q["filter"]["part"]["$eq"] for q in queries} == {"body", "title"}
+    many = ix.search_many(["Safari crashes when I open the login page", "csv export"], 2)
+    assert many[0] == ix.search("Safari crashes when I open the login page", 2)
+    assert many[1][0].key == "APP-3"
+
+
+def test_scores_agree_with_the_local_index(fake: FakePinecone, tmp_path: Path) -> None:
+    from bot.adapters.index_local import LocalIndex
+
+    ix = make(fake, tmp_path)
+    local = LocalIndex(tmp_path / "local" / NS, HashEmbedder())
+    ix.upsert(TICKETS)
+    local.upsert(TICKETS)
+    q = "the admin page search is slow"
+    remote, here = ix.search(q, 4), local.search(q, 4)
+    assert [m.key for m in remote] == [m.key for m in here]
+    for a, b in zip(remote, here, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-4)
+
+
+def test_batches_stay_within_pinecone_limits(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path)
+    tickets = [
+        Ticket(key=f"BIG-{i}", title=f"ticket {i}", description=f"words {i % 7} and more")
+        for i in range(2500)
+    ]
+    assert ix.upsert(tickets) == 2500
+    calls = fake.calls("/vectors/upsert")
+    assert all(r.status == 200 for r in calls)
+    assert len(calls) >= 5  # 5,000 records
+    assert all(len(r.body["vectors"]) <= 1000 for r in calls)
+    assert all(r.size <= MAX_REQUEST_BYTES for r in calls)
+    assert len(fake.ids(NS)) == 5000
+    assert ix.count() == 2500
+
+
+def test_large_metadata_is_cut_to_fit_and_requests_split_by_size(
+    fake: FakePinecone, tmp_path: Path
+) -> None:
+    ix = make(fake, tmp_path)
+    huge = "Crash log: " + 'é€ "quoted"\n' * 8000  # ~100 KB of multi-byte and escaped text
+    tickets = [
+        Ticket(key=f"LOG-{i}", title=f"crash report {i}", description=huge) for i in range(60)
+    ]
+    assert len(huge.encode()) > 100_000
+    ix.upsert(tickets)
+    calls = fake.calls("/vectors/upsert")
+    assert all(r.status == 200 for r in calls)
+    assert len(calls) >= 2  # 60 x ~40 KB does not fit one 2 MB request
+    assert all(r.size <= MAX_REQUEST_BYTES for r in calls)
+    meta = fake.metadata(NS, "LOG-0")
+    assert meta is not None
+    size = len(json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode())
+    assert 30_000 < size <= MAX_METADATA_BYTES
+    assert huge.startswith(meta["desc"])
+
+
+def test_retries_429_then_succeeds(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path)
+    fake.fail_next(429, times=2)
+    assert ix.upsert(TICKETS) == 4
+    statuses = [r.status for r in fake.calls("/vectors/upsert")]
+    assert statuses == [429, 429, 200]
+    assert ix.count() == 4
+
+
+def test_gives_up_after_repeated_server_errors(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path, retries=1)
+    fake.fail_next(503, times=1000)
+    with pytest.raises(ApiError) as info:
+        ix.upsert(TICKETS)
+    assert info.value.status_code == 503
+    assert len(fake.calls("/vectors/upsert")) >= 2  # our retry on top of the SDK's own
+    assert ix.count() == 0  # nothing recorded as indexed
+    fake.failures.clear()
+    assert ix.upsert(TICKETS) == 4
+
+
+def test_bad_request_is_not_retried(fake: FakePinecone, tmp_path: Path) -> None:
+    fake.dimension = 8  # the index was created with another dimension
+    ix = make(fake, tmp_path)
+    with pytest.raises(ApiError) as info:
+        ix.upsert(TICKETS)
+    assert info.value.status_code == 400
+    assert len(fake.calls("/vectors/upsert")) == 1
+
+
+def test_labelled_lists_and_fetches_pages_and_caches(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path)
+    many = [
+        Ticket(key=f"L-{i:03d}", title=f"item {i}", description="d", type="Bug" if i % 2 else None)
+        for i in range(150)
+    ]
+    ix.upsert(many)
+    labelled = ix.labelled()
+    assert sorted(t.key for t, _ in labelled) == sorted(t.key for t in many if t.type)
+    assert all(v.shape == (384,) for _, v in labelled)
+    vec = next(v for t, v in labelled if t.key == "L-001")
+    np.testing.assert_allclose(vec, HashEmbedder().embed(["item 1\nd"])[0], atol=1e-5)
+    assert len(fake.calls("/vectors/list")) >= 3  # 300 ids, 100 per page
+    n = len(fake.requests)
+    assert ix.labelled() == labelled
+    assert len(fake.requests) == n
+    ix.upsert([many[0].model_copy(update={"type": "Story"})])
+    assert len(ix.labelled()) == len(labelled) + 1
+
+
+def test_sidecar_persists_and_model_mismatch_is_refused(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path)
+    ix.upsert(TICKETS)
+    again = make(fake, tmp_path)
+    assert again.count() == 4
+    assert again.version() == ix.version()
+    n = len(fake.requests)
+    assert again.upsert(TICKETS) == 0
+    assert len(fake.requests) == n
+    with pytest.raises(IndexModelMismatch):
+        make(fake, tmp_path, HashEmbedder(model_id="other-model"))
+    reset = make(fake, tmp_path, HashEmbedder(model_id="other-model"), on_mismatch="reset")
+    assert reset.count() == 0
+    assert fake.ids(NS) == set()
+
+
+def test_rebuild_sidecar_from_pinecone(fake: FakePinecone, tmp_path: Path) -> None:
+    ix = make(fake, tmp_path)
+    ix.upsert(TICKETS)
+    before = json.loads((tmp_path / "pinecone" / f"{NS}.json").read_text())["stats"]
+    (tmp_path / "pinecone" / f"{NS}.json").unlink()
+    fresh = make(fake, tmp_path)
+    assert fresh.count() == 0
+    assert fresh.rebuild_sidecar() == 4
+    assert fresh.count() == 4
+    after = json.loads((tmp_path / "pinecone" / f"{NS}.json").read_text())["stats"]
+    assert after == before
+    assert fresh.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
