@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     embeddings_model: str | None = None
     offline_min_labelled: int = Field(30, ge=1)
     jira_type_kinds: str = ""
-    duplicate_threshold: float = Field(0.93, gt=0, le=1)
+    duplicate_threshold: float = Field(0.70, gt=0, le=1)
     similar_min_score: float = Field(0.5, ge=0, le=1)
     max_post_chars: int = Field(8000, ge=200)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from bot.domain.duplicates import is_likely_duplicate
 from bot.domain.models import CreatedIssue, Match, NewIssue, Ticket, Triage
 from bot.domain.ports import (
     Filing,
@@ -229,7 +230,7 @@ class FilingService:
     tracker: Tracker | None
     project: str
     issue_types: dict[str, str]
-    duplicate_threshold: float = 0.93
+    duplicate_threshold: float = 0.70
     index: TicketIndex | None = None
     notifier: FilingNotifier = field(default_factory=_NullNotifier)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -248,7 +249,9 @@ class FilingService:
             return done
         if req.comment_on is None and not req.force and req.triage is not None:
             best = req.triage.duplicates[0] if req.triage.duplicates else None
-            if best is not None and best.score >= self.duplicate_threshold:
+            if best is not None and (
+                req.triage.likely_duplicate or is_likely_duplicate(best, self.duplicate_threshold)
+            ):
                 return FilingResult("duplicate", key=best.key, url=best.url, match=best)
         now = self.clock()
         payload = self._payload(req)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.domain.duplicates import is_likely_duplicate
 from bot.domain.models import Analysis, Match, Post, Triage
 from bot.domain.ports import Analyzer, TicketIndex
 
@@ -16,14 +17,15 @@ logger = logging.getLogger(__name__)
 class TriagePolicy:
     """How similar tickets are presented.
 
-    *top_k* matches above *min_score* are shown as "similar tickets". A match is only called a
-    likely duplicate when its fused score reaches *duplicate_threshold*: one cosine alone was
-    measured to be a weak verdict, so the default threshold is high.
+    *top_k* matches above *min_score* are shown as "similar tickets". The best one is only called
+    a likely duplicate by ``domain.duplicates.is_likely_duplicate`` (fused score at least
+    *duplicate_threshold* and agreeing body and title signals): one cosine alone was measured to
+    be a weak verdict.
     """
 
     top_k: int = 3
     min_score: float = 0.5
-    duplicate_threshold: float = 0.93
+    duplicate_threshold: float = 0.70
     max_chars: int = 8000
 
 
@@ -32,11 +34,6 @@ def _clip(post: Post, max_chars: int) -> Post:
     if len(post.text) <= max_chars:
         return post
     return post.model_copy(update={"text": post.text[:max_chars]})
-
-
-def is_likely_duplicate(best: Match | None, threshold: float) -> bool:
-    """True when the best match's evidence is strong enough to call it a duplicate."""
-    return best is not None and best.score >= threshold
 
 
 class TriageService:
@@ -56,7 +53,7 @@ class TriageService:
         self, analysis: Analysis, shown: tuple[Match, ...], judged_duplicate: str | None = None
     ) -> Triage:
         best = shown[0] if shown else None
-        likely = is_likely_duplicate(best, self.policy.duplicate_threshold)
+        likely = best is not None and is_likely_duplicate(best, self.policy.duplicate_threshold)
         if judged_duplicate is not None:
             # The LLM read both texts: its judgement is evidence beyond one similarity score,
             # but only for a ticket we actually showed it.

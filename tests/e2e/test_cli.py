@@ -1,0 +1,138 @@
+"""The batch CLI as scripts use it: real embedder, local index, SQLite in a temp BOT_DATA_DIR."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TICKETS = [
+    {
+        "key": "APP-1",
+        "title": "Dark mode for the dashboard",
+        "description": "A dark theme.",
+        "type": "Story",
+    },
+    {
+        "key": "APP-2",
+        "title": "App crashes when uploading a photo",
+        "description": "Android closes after picking a large image.",
+        "type": "Bug",
+    },
+    {
+        "key": "APP-3",
+        "title": "How do I rotate API keys?",
+        "description": "Runbook question.",
+        "type": "Question",
+    },
+]
+
+
+def run(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JIRA_", "PINECONE_"))
+    }
+    env.update(
+        BOT_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), LLM_MODEL="", DATABASE_URL=""
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def jsonl(rows: list[dict[str, object]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> Path:
+    (tmp_path / "tickets.jsonl").write_text(jsonl(TICKETS))
+    r = run(tmp_path, "index", "--input", "tickets.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert "index holds 3" in r.stderr
+    return tmp_path
+
+
+def test_index_is_idempotent_and_replaces_changed_tickets(indexed: Path) -> None:
+    changed = [*TICKETS[:2], {**TICKETS[2], "title": "Rotating staging API keys without downtime"}]
+    (indexed / "t2.jsonl").write_text(jsonl(changed))
+    r = run(indexed, "index", "--input", "t2.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert "(1 new or changed" in r.stderr and "index holds 3" in r.stderr
+    r = run(indexed, "similar", "--input", "-", stdin=jsonl([{"id": "q", "text": "rotate keys"}]))
+    out = json.loads(r.stdout)
+    assert out["matches"][0]["key"] == "APP-3"
+
+
+def test_triage_output_contract_and_errors(indexed: Path) -> None:
+    posts = (
+        jsonl([{"id": "a", "text": "The Android app crashes when I upload a big photo"}])
+        + "{not json\n"
+        + jsonl([{"id": "b"}, {"id": "c", "text": "thanks all, have a nice weekend!"}])
+    )
+    (indexed / "posts.jsonl").write_text(posts)
+    r = run(indexed, "triage", "--input", "posts.jsonl", "--output", "out.jsonl")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in (indexed / "out.jsonl").read_text().splitlines()]
+    assert len(lines) == 4
+    a, bad, b, c = lines
+    assert set(a) >= {
+        "id",
+        "kind",
+        "confidence",
+        "title",
+        "summary",
+        "labels",
+        "duplicates",
+        "analyzer",
+    }
+    assert a["id"] == "a" and a["kind"] == "bug" and a["analyzer"] == "offline"
+    assert 0 <= a["confidence"] <= 1 and len(a["title"]) <= 120 and "\n" not in a["title"]
+    assert a["duplicates"][0]["key"] == "APP-2"
+    assert set(a["duplicates"][0]) == {"key", "title", "score", "url"}
+    assert "error" in bad and "error" in b and b["id"] == "b"
+    assert c["id"] == "c" and c["kind"] == "other"
+
+
+def test_similar_sorted_and_top_k(indexed: Path) -> None:
+    q = jsonl(
+        [{"id": "q1", "text": "dark theme please"}, {"id": "q2", "text": "photo upload crash"}]
+    )
+    r = run(indexed, "similar", "--input", "-", "--top-k", "2", stdin=q)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["id"] for x in rows] == ["q1", "q2"]
+    for row in rows:
+        scores = [m["score"] for m in row["matches"]]
+        assert len(scores) == 2 and scores == sorted(scores, reverse=True)
+    assert rows[0]["matches"][0]["key"] == "APP-1"
+    assert rows[1]["matches"][0]["key"] == "APP-2"
+
+
+def test_unreadable_input_exits_non_zero(tmp_path: Path) -> None:
+    r = run(tmp_path, "triage", "--input", "missing.jsonl")
+    assert r.returncode == 1 and "cannot read missing.jsonl" in r.stderr
+    r = run(tmp_path, "triage", "--input", "-", stdin="")
+    assert r.returncode == 1
+
+
+def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
+    r = run(tmp_path, "demo")
+    assert r.returncode == 0, r.stderr
+    assert "ideabot demo: 12 Slack-style posts against 20 existing tickets" in r.stdout
+    rows = [ln for ln in r.stdout.splitlines() if ln[:1] == "p" and ln[1:2].isdigit()]
+    assert len(rows) == 12
+    kinds = {ln.split()[0]: ln.split()[1] for ln in rows}
+    assert kinds["p2"] == "bug" and kinds["p4"] == "other" and kinds["p1"] == "idea"
