@@ -58,7 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=20)
-    ap.add_argument("--workers", type=int, default=8, help="Bolt listener threads")
+    ap.add_argument("--workers", type=int, default=4, help="Bolt listener threads")
     args = ap.parse_args()
 
     slack = TimedSlack()
