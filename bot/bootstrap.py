@@ -31,11 +31,12 @@ def build_embedder(settings: Settings) -> Embedder:
             f"EMBEDDINGS_MODEL: unsupported value {settings.embeddings_model!r}; "
             "leave it unset (or 'local') for the embedded all-MiniLM-L6-v2 model"
         )
+    from bot.adapters.embedder_cache import CachedEmbedder
     from bot.adapters.embedder_onnx import OnnxEmbedder
 
     # 256 word pieces: on labelled duplicates, fused retrieval reached R@5 0.880 / MRR 0.681 at 256
     # against 0.853 / 0.647 at 128 (bench/eval_duplicates.py). Slack posts are shorter anyway.
-    return OnnxEmbedder(max_tokens=256)
+    return CachedEmbedder(OnnxEmbedder(max_tokens=256))
 
 
 def _namespace(settings: Settings) -> str:
