@@ -1,0 +1,291 @@
+"""Measures the offline analyzer's kind classification and throughput. Prints only.
+
+    .venv/bin/python bench/eval_kinds.py --data /work/shared/data/issue-kinds/dev.jsonl
+
+1. Backlog: 5-fold cross-validation. The training folds are indexed as labelled tickets (types
+   Bug / New Feature / Question) in a small in-memory index; the held-out fold is triaged.
+2. Cold: nothing indexed; all issues are classified from the project's own examples.
+Macro-F1 over bug / idea / question (a prediction of ``other`` counts as wrong).
+3. Throughput of ``analyze_many`` plus index search on 1,000 Slack-length posts.
+
+Embeddings are cached under bench/out/ (keyed by the text's SHA-1) so reruns are fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.adapters.analyzer_offline import Hyper, OfflineAnalyzer, load_examples  # noqa: E402
+from bot.adapters.embedder_onnx import OnnxEmbedder  # noqa: E402
+from bot.config import DEFAULT_TYPE_KINDS  # noqa: E402
+from bot.domain.models import Match, Post, Ticket  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+LABEL_KIND = {"bug": "bug", "feature": "idea", "question": "question"}
+KIND_TYPE = {"bug": "Bug", "idea": "New Feature", "question": "Question"}
+CLASSES = ("bug", "idea", "question")
+
+
+class CachedEmbedder:
+    """The real embedder behind a persistent text -> vector cache."""
+
+    model_id = OnnxEmbedder.model_id
+    dim = 384
+
+    def __init__(self, path: Path, max_tokens: int = 128) -> None:
+        self.inner = OnnxEmbedder(max_tokens=max_tokens)
+        self.path = path
+        self.cache: dict[str, np.ndarray] = {}
+        self.dirty = False
+        if path.exists():
+            data = np.load(path)
+            for k, v in zip(data["keys"], data["vecs"], strict=True):
+                self.cache[str(k)] = v
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+        todo = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in self.cache}.items()
+        )
+        if todo:
+            vecs = self.inner.embed([t for _, t in todo])
+            for (k, _), v in zip(todo, vecs, strict=True):
+                self.cache[k] = v
+            self.dirty = True
+        return np.asarray([self.cache[k] for k in keys], dtype=np.float32)
+
+    def save(self) -> None:
+        if self.dirty:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            keys = list(self.cache)
+            np.savez(
+                self.path, keys=np.asarray(keys), vecs=np.asarray([self.cache[k] for k in keys])
+            )
+            self.dirty = False
+
+
+class MemIndex:
+    """A minimal in-memory TicketIndex: cosine search over ticket vectors."""
+
+    def __init__(self, embedder: CachedEmbedder | OnnxEmbedder) -> None:
+        self.embedder = embedder
+        self.tickets: dict[str, Ticket] = {}
+        self.vecs: dict[str, np.ndarray] = {}
+        self._version = 0
+
+    def upsert(self, tickets: Sequence[Ticket]) -> int:
+        vecs = self.embedder.embed([t.text()[:2000] for t in tickets])
+        for t, v in zip(tickets, vecs, strict=True):
+            self.tickets[t.key] = t
+            self.vecs[t.key] = v
+        self._version += 1
+        return len(tickets)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for k in keys:
+            self.tickets.pop(k, None)
+            self.vecs.pop(k, None)
+        self._version += 1
+
+    def search(self, text: str, top_k: int = 10) -> list[Match]:
+        return self.search_many([text], top_k)[0]
+
+    def search_many(self, texts: Sequence[str], top_k: int = 10) -> list[list[Match]]:
+        keys = list(self.tickets)
+        if not keys:
+            return [[] for _ in texts]
+        m = np.asarray([self.vecs[k] for k in keys])
+        scores = self.embedder.embed(list(texts)) @ m.T
+        out = []
+        for row in scores:
+            best = np.argsort(-row)[:top_k]
+            out.append(
+                [
+                    Match(
+                        key=keys[i],
+                        title=self.tickets[keys[i]].title,
+                        score=float(max(0.0, row[i])),
+                    )
+                    for i in best
+                ]
+            )
+        return out
+
+    def count(self) -> int:
+        return len(self.tickets)
+
+    def labelled(self) -> list[tuple[Ticket, np.ndarray]]:
+        return [(t, self.vecs[k]) for k, t in self.tickets.items() if t.type]
+
+    def version(self) -> str:
+        return str(self._version)
+
+
+def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> tuple[float, dict[str, float]]:
+    per: dict[str, float] = {}
+    for c in CLASSES:
+        tp = sum(g == c and p == c for g, p in zip(gold, pred, strict=True))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred, strict=True))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred, strict=True))
+        per[c] = 2 * tp / max(1, 2 * tp + fp + fn)
+    return sum(per.values()) / len(per), per
+
+
+def load(path: Path) -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    for r in rows:
+        r["kind"] = LABEL_KIND[r["label"]]
+    return rows
+
+
+def post_text(r: dict[str, str]) -> str:
+    return f"{r['title']}\n{r['body']}"
+
+
+def backlog_cv(
+    rows: list[dict[str, str]], emb: CachedEmbedder, hyper: Hyper, folds: int = 5
+) -> float:
+    order = list(range(len(rows)))
+    random.Random(7).shuffle(order)
+    gold: list[str] = []
+    pred: list[str] = []
+    other = 0
+    for f in range(folds):
+        test = [rows[i] for j, i in enumerate(order) if j % folds == f]
+        train = [rows[i] for j, i in enumerate(order) if j % folds != f]
+        index = MemIndex(emb)
+        index.upsert(
+            [
+                Ticket(
+                    key=r["id"], title=r["title"], description=r["body"], type=KIND_TYPE[r["kind"]]
+                )
+                for r in train
+            ]
+        )
+        an = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS, hyper=hyper)
+        res = an.analyze_many([Post(id=r["id"], text=post_text(r)) for r in test])
+        assert an.source == "backlog"
+        gold += [r["kind"] for r in test]
+        pred += [a.kind for a in res]
+        other += sum(a.kind == "other" for a in res)
+    f1, per = macro_f1(gold, pred)
+    print(
+        f"  backlog {folds}-fold macro-F1 {f1:.3f}  per-class "
+        + " ".join(f"{k}={v:.3f}" for k, v in per.items())
+        + f"  other={other}"
+    )
+    return f1
+
+
+def cold(rows: list[dict[str, str]], emb: CachedEmbedder, hyper: Hyper) -> float:
+    an = OfflineAnalyzer(emb, None, DEFAULT_TYPE_KINDS, hyper=hyper)
+    res = an.analyze_many([Post(id=r["id"], text=post_text(r)) for r in rows])
+    f1, per = macro_f1([r["kind"] for r in rows], [a.kind for a in res])
+    other = sum(a.kind == "other" for a in res)
+    print(
+        f"  cold macro-F1 {f1:.3f}  per-class "
+        + " ".join(f"{k}={v:.3f}" for k, v in per.items())
+        + f"  other={other}"
+    )
+    return f1
+
+
+def throughput(rows: list[dict[str, str]], n: int = 1000) -> None:
+    rng = random.Random(3)
+    vocab = [w for r in rows[:300] for w in r["title"].split()] + [
+        w for t, _ in load_examples(ROOT / "bot" / "examples" / "kinds.jsonl") for w in t.split()
+    ]
+    posts = [
+        Post(id=str(i), text=" ".join(rng.choice(vocab) for _ in range(rng.randint(20, 80))))
+        for i in range(n)
+    ]
+    emb = OnnxEmbedder(max_tokens=128)
+    index = MemIndex(emb)
+    index.upsert(
+        [
+            Ticket(
+                key=f"T-{i}",
+                title=r["title"],
+                description=r["body"][:500],
+                type=KIND_TYPE[r["kind"]],
+            )
+            for i, r in enumerate(rows[:600])
+        ]
+    )
+    an = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS)
+    an.analyze_many(posts[:5])  # trains and loads the model; not what we time
+    t0 = time.perf_counter()
+    res = an.analyze_many(posts)
+    t1 = time.perf_counter()
+    index.search_many([p.text for p in posts], top_k=5)
+    t2 = time.perf_counter()
+    emb.embed([p.text for p in posts])
+    t3 = time.perf_counter()
+    words = sum(len(p.text.split()) for p in posts) / n
+    kinds = {k: sum(a.kind == k for a in res) for k in ("idea", "bug", "question", "other")}
+    print(
+        f"throughput: {n} posts (~{words:.0f} words): analyze_many {n / (t1 - t0):.0f} posts/s; "
+        f"+ index search_many (embeds again) {n / (t2 - t0):.0f} posts/s; "
+        f"embedder alone {n / (t3 - t2):.0f} posts/s; kinds {kinds}"
+    )
+    big = Post(id="big", text=("word " * 4000) + " <!channel> :tada:")
+    t3 = time.perf_counter()
+    an.analyze(big)
+    print(f"one 20,000-char post: {1000 * (time.perf_counter() - t3):.0f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--sweep", action="store_true", help="also try other hyper-parameters")
+    ap.add_argument("--no-throughput", action="store_true")
+    args = ap.parse_args()
+    rows = load(args.data)
+    emb = CachedEmbedder(OUT / "eval_kinds_embeddings.npz")
+    variants = {"default": Hyper()}
+    if args.sweep:
+        base = Hyper()
+        variants.update(
+            {
+                "l2=1e-3": replace(base, l2=1e-3),
+                "l2=1e-5": replace(base, l2=1e-5),
+                "dense_scale=2": replace(base, dense_scale=2.0),
+                "dense_scale=0.5": replace(base, dense_scale=0.5),
+                "dense_scale=0 (tfidf only)": replace(base, dense_scale=0.0),
+                "feature_chars=800": replace(base, feature_chars=800),
+                "feature_chars=4000": replace(base, feature_chars=4000),
+                "embed_chars=400": replace(base, embed_chars=400),
+                "own_weight=0.5": replace(base, own_weight=0.5),
+                "own_weight=5": replace(base, own_weight=5.0),
+                "iters=600": replace(base, iters=600),
+            }
+        )
+    try:
+        for name, hyper in variants.items():
+            t = time.perf_counter()
+            print(f"[{name}]")
+            backlog_cv(rows, emb, hyper)
+            cold(rows, emb, hyper)
+            emb.save()
+            print(f"  ({time.perf_counter() - t:.0f} s)")
+    finally:
+        emb.save()
+    if not args.no_throughput:
+        throughput(rows)
+
+
+if __name__ == "__main__":
+    main()
