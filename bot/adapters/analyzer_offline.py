@@ -282,6 +282,13 @@ class OfflineAnalyzer:
     def _prepare(text: str) -> str:
         return slack_to_text(text, MAX_WORK_CHARS, code=CODE_MARKER)
 
+    def embedding_text(self, text: str) -> str:
+        """The exact string this analyzer embeds for *text*.
+
+        Triage searches the index with it, so the (cached) embedding is computed once per post.
+        """
+        return self._prepare(text)[: self.hyper.embed_chars]
+
     # ------------------------------------------------------------------ training
 
     def _own_examples(self) -> _Examples:

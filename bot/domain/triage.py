@@ -46,6 +46,11 @@ class TriageService:
         self.index = index
         self.policy = policy or TriagePolicy()
 
+    def _search_text(self, text: str) -> str:
+        # Searching with the very string the analyzer embeds lets the embedding cache serve both.
+        prepare = getattr(self.analyzer, "embedding_text", None)
+        return str(prepare(text)) if callable(prepare) else text
+
     def _shown(self, matches: Sequence[Match]) -> tuple[Match, ...]:
         return tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
 
@@ -68,7 +73,7 @@ class TriageService:
         post = _clip(post, self.policy.max_chars)
         matches: list[Match] = []
         if self.index is not None and post.text.strip():
-            matches = self.index.search(post.text, top_k=self.policy.top_k)
+            matches = self.index.search(self._search_text(post.text), top_k=self.policy.top_k)
         shown = self._shown(matches)
         with_candidates = getattr(self.analyzer, "analyze_with_candidates", None)
         if callable(with_candidates):
@@ -87,7 +92,8 @@ class TriageService:
             many(posts) if callable(many) else [self.analyzer.analyze(p) for p in posts]
         )
         if self.index is not None:
-            found = self.index.search_many([p.text for p in posts], top_k=self.policy.top_k)
+            texts = [self._search_text(p.text) for p in posts]
+            found = self.index.search_many(texts, top_k=self.policy.top_k)
         else:
             found = [[] for _ in posts]
         return [self._verdict(a, self._shown(m)) for a, m in zip(analyses, found, strict=True)]
