@@ -295,9 +295,34 @@ def cmd_sync_jira(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError
+
+    settings = _settings()
+    if settings.slack_bot_token is None:
+        raise ConfigError("SLACK_BOT_TOKEN: required to serve (the bot token, xoxb-...)")
+    import re
+
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
     from bot.slack.server import serve
 
-    serve(_services(), http=args.http, port=args.port, host=args.host)
+    try:
+        serve(_services(settings), http=args.http, port=args.port, host=args.host)
+    except SlackApiError as exc:
+        # Bolt checks the token with auth.test at start-up; say which setting is wrong.
+        error = exc.response.get("error", "unknown_error") if exc.response else "unknown_error"
+        print(f"error: Slack refused SLACK_BOT_TOKEN at start-up ({error})", file=sys.stderr)
+        return 1
+    except BoltError as exc:
+        m = re.search(r"'error': '([a-z_]+)'", str(exc))
+        error = m.group(1) if m else type(exc).__name__
+        print(f"error: Slack refused SLACK_BOT_TOKEN at start-up ({error})", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        print(f"error: cannot reach Slack at start-up: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 

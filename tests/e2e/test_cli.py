@@ -136,3 +136,40 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert len(rows) == 12
     kinds = {ln.split()[0]: ln.split()[1] for ln in rows}
     assert kinds["p2"] == "bug" and kinds["p4"] == "other" and kinds["p1"] == "idea"
+
+
+def test_serve_without_token_says_which_setting(tmp_path: Path) -> None:
+    r = run(tmp_path, "serve")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "configuration error: SLACK_BOT_TOKEN: required to serve (the bot token, xoxb-...)"
+    )
+
+
+def test_serve_with_a_refused_token_exits_cleanly(tmp_path: Path) -> None:
+    from tests.fakes.slack_server import FakeSlack
+
+    slack = FakeSlack(token="xoxb-the-right-one")
+    base = slack.start()
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "bot", "serve", "--http", "--port", "0"],
+            cwd=tmp_path,
+            env={
+                "PATH": os.environ["PATH"],
+                "PYTHONPATH": str(ROOT),
+                "BOT_DATA_DIR": str(tmp_path / "data"),
+                "SLACK_BOT_TOKEN": "xoxb-wrong-secret-token",
+                "SLACK_SIGNING_SECRET": "signing-secret-value",
+                "SLACK_API_URL": base,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        slack.stop()
+    assert r.returncode == 1
+    assert "Slack refused SLACK_BOT_TOKEN at start-up (invalid_auth)" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert "xoxb-wrong-secret-token" not in r.stderr and "signing-secret-value" not in r.stderr
