@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -88,48 +89,53 @@ def _services(settings: Settings | None = None, **overrides: Any) -> Services:
 # --------------------------------------------------------------------------- commands
 
 
-def _parse_post(obj: dict[str, Any], n: int) -> tuple[str, Any]:
-    from bot.domain.models import Post
+@dataclass(frozen=True)
+class QueryRow:
+    """One input line of `triage` or `similar`: a text to work on, or why there is none."""
 
-    pid = obj.get("id")
-    text = obj.get("text")
-    if not isinstance(text, str):
-        raise ValueError(f'line {n}: "text" must be a string')
-    if pid is None:
-        pid = str(n)
-    return str(pid), Post(id=str(pid), text=text)
+    id: str | None
+    text: str | None
+    error: str | None = None
+
+
+def read_queries(path: str) -> list[QueryRow]:
+    """Reads `{"id", "text"}` lines; raises InputError when nothing could be read."""
+    rows: list[QueryRow] = []
+    for n, obj, err in read_jsonl(path):
+        if err or obj is None:
+            rows.append(QueryRow(None, None, err))
+            continue
+        pid = obj.get("id")
+        pid = str(n) if pid is None else str(pid)
+        text = obj.get("text")
+        if not isinstance(text, str):
+            rows.append(QueryRow(pid, None, f'line {n}: "text" must be a string'))
+            continue
+        rows.append(QueryRow(pid, text))
+    if not rows:
+        raise InputError("no input lines")
+    return rows
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
+    from bot.domain.models import Post
+
     services = _services()
-    rows: list[dict[str, Any] | tuple[str, Any]] = []
-    read_any = False
     try:
-        for n, obj, err in read_jsonl(args.input):
-            read_any = True
-            if err or obj is None:
-                rows.append({"id": None, "error": err})
-                continue
-            try:
-                rows.append(_parse_post(obj, n))
-            except ValueError as exc:
-                rows.append({"id": obj.get("id"), "error": str(exc)})
+        rows = read_queries(args.input)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not read_any:
-        print("error: no input lines", file=sys.stderr)
         return 1
     with _open_out(args.output) as out:
         for start in range(0, len(rows), args.batch):
             chunk = rows[start : start + args.batch]
-            posts = [r[1] for r in chunk if isinstance(r, tuple)]
+            posts = [Post(id=r.id or "", text=r.text) for r in chunk if r.text is not None]
             verdicts = iter(services.triage.triage_many(posts)) if posts else iter(())
             for r in chunk:
-                if isinstance(r, dict):
-                    _write(out, r)
+                if r.text is None:
+                    _write(out, {"id": r.id, "error": r.error})
                 else:
-                    _write(out, next(verdicts).to_json(r[0]))
+                    _write(out, next(verdicts).to_json(r.id or ""))
     return 0
 
 
@@ -191,35 +197,23 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_similar(args: argparse.Namespace) -> int:
     services = _services()
-    rows: list[tuple[Any, str | None, str | None]] = []
     try:
-        for n, obj, err in read_jsonl(args.input):
-            if err or obj is None:
-                rows.append((None, None, err))
-                continue
-            text = obj.get("text")
-            if not isinstance(text, str):
-                rows.append((obj.get("id"), None, f'line {n}: "text" must be a string'))
-                continue
-            rows.append((obj.get("id", str(n)), text, None))
+        rows = read_queries(args.input)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if not rows:
-        print("error: no input lines", file=sys.stderr)
-        return 1
-    texts = [t for _, t, _ in rows if t is not None]
+    texts = [r.text for r in rows if r.text is not None]
     found = iter(services.index.search_many(texts, top_k=args.top_k)) if texts else iter(())
     with _open_out(args.output) as out:
-        for pid, text, err in rows:
-            if text is None:
-                _write(out, {"id": pid, "error": err})
+        for r in rows:
+            if r.text is None:
+                _write(out, {"id": r.id, "error": r.error})
                 continue
             found_for = next(found)
             _write(
                 out,
                 {
-                    "id": pid,
+                    "id": r.id,
                     "matches": [{"key": m.key, "score": round(m.score, 4)} for m in found_for],
                 },
             )
