@@ -40,12 +40,12 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.adapters.index_local import (
+    FusedSearch,
     IndexModelMismatch,
-    build_match,
     content_hash,
-    embed_queries,
+    rank_candidates,
 )
-from bot.adapters.lexical import DEFAULT_WEIGHTS, CorpusStats, FusionWeights, relative, top_k
+from bot.adapters.lexical import DEFAULT_WEIGHTS, CorpusStats, FusionWeights, relative
 from bot.domain.models import Match, Ticket
 from bot.domain.ports import Embedder
 
@@ -142,7 +142,7 @@ def plan_batches(
     return batches
 
 
-class PineconeIndex:
+class PineconeIndex(FusedSearch):
     """``TicketIndex`` on a Pinecone vector index, one namespace per Jira project.
 
     *index* is a ready ``pinecone.Index`` (tests and callers that built their own); otherwise
@@ -390,41 +390,36 @@ class PineconeIndex:
             rows.append((ticket_from_metadata(dict(b.metadata)), list(b.values), list(t.values)))
         if not rows:
             return []
-        body = np.asarray([r[1] for r in rows], dtype=np.float32)
-        title = np.asarray([r[2] for r in rows], dtype=np.float32)
         lex_abs = self._stats.score(text, [f"{r[0].title}\n{r[0].description}" for r in rows])
-        signals = {
-            "body": body @ q,
-            "title": title @ q,
-            "head_body": body @ h,
-            "head_title": title @ h,
-            "lexical": relative(lex_abs),
-            "lexical_abs": lex_abs,
-        }
-        fused = self.weights.fuse(signals)
-        return [
-            build_match(rows[i][0], float(fused[i]), {n: v[i] for n, v in signals.items()})
-            for i in top_k(fused, k)
-        ]
+        return rank_candidates(
+            [r[0] for r in rows],
+            np.asarray([r[1] for r in rows], dtype=np.float32),
+            np.asarray([r[2] for r in rows], dtype=np.float32),
+            q,
+            h,
+            relative(lex_abs),
+            lex_abs,
+            self.weights,
+            k,
+        )
 
-    def search(self, text: str, top_k: int = 10) -> list[Match]:
-        """The *top_k* tickets most like *text*, best first, with fused scores in [0, 1]."""
-        return self.search_many([text], top_k)[0]
-
-    def search_many(self, texts: Sequence[str], top_k: int = 10) -> list[list[Match]]:
-        """``search`` for many texts: one embedding batch, then queries on a few threads."""
-        if not texts:
-            return []
+    def _is_empty(self) -> bool:
         with self._lock:
             self._load()
-            if not self._state["hashes"]:
-                return [[] for _ in texts]
-        q, h = embed_queries(self.embedder, texts)
+            return not self._state["hashes"]
+
+    def search_vectors(
+        self, texts: Sequence[str], queries: Array, heads: Array, top_k: int = 10
+    ) -> list[list[Match]]:
+        """Ranks with precomputed vectors of the texts and headlines, queries on a few threads."""
         if len(texts) == 1 or self.threads <= 1:
-            return [self._search_one(t, q[i], h[i], top_k) for i, t in enumerate(texts)]
+            return [self._search_one(t, queries[i], heads[i], top_k) for i, t in enumerate(texts)]
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             return list(
-                pool.map(lambda i: self._search_one(texts[i], q[i], h[i], top_k), range(len(texts)))
+                pool.map(
+                    lambda i: self._search_one(texts[i], queries[i], heads[i], top_k),
+                    range(len(texts)),
+                )
             )
 
     def count(self) -> int:

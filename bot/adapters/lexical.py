@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -123,17 +123,17 @@ def relative(scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
 DEFAULT_WEIGHTS = FusionWeights()
 
 
-def _query_terms(terms: Iterable[str], idf_of: dict[str, float], cap: int) -> list[str]:
+Term = TypeVar("Term", str, int)
+
+
+def _query_terms(terms: Iterable[Term], idf_of: dict[Term, float], cap: int) -> list[Term]:
     # The rarest terms carry the signal; capping keeps long posts from touching every posting.
     known = sorted({t for t in terms if t in idf_of}, key=lambda t: (-idf_of[t], t))
     return known[:cap]
 
 
-class InvertedIndex:
-    """BM25 over a list of documents addressed by row number (0..n-1, like the vector matrices).
-
-    Not thread-safe by itself: the owner serialises writes and the lazy rebuild.
-    """
+class _Bm25:
+    """The BM25 parameters both corpus representations share."""
 
     def __init__(
         self, k1: float = K1, b: float = B, max_query_terms: int = MAX_QUERY_TERMS
@@ -141,6 +141,25 @@ class InvertedIndex:
         self.k1 = k1
         self.b = b
         self.max_query_terms = max_query_terms
+
+
+class InvertedIndex(_Bm25):
+    """BM25 over a list of documents addressed by row number (0..n-1, like the vector matrices).
+
+    Each posting stores its finished contribution ``idf * tf * (k1 + 1) / (tf + norm)``, so a query
+    is a gather-and-add per term. The most frequent terms (a query's slowest postings) are also
+    kept as dense columns over all rows, added with one streaming pass each instead of a scatter.
+    Not thread-safe by itself: the owner serialises writes and the lazy rebuild.
+    """
+
+    dense_min_share = 1 / 16  # a term in at least this share of rows gets a dense column ...
+    dense_min_df = 2048  # ... if it is in at least this many rows ...
+    dense_max_terms = 64  # ... for the most frequent terms only (bounds memory: 64 x rows floats)
+
+    def __init__(
+        self, k1: float = K1, b: float = B, max_query_terms: int = MAX_QUERY_TERMS
+    ) -> None:
+        super().__init__(k1, b, max_query_terms)
         self._vocab: dict[str, int] = {}
         self._doc_terms: list[npt.NDArray[np.int32]] = []
         self._doc_tfs: list[npt.NDArray[np.float32]] = []
@@ -149,6 +168,8 @@ class InvertedIndex:
         self._post_rows: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._post_w: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self._idf: npt.NDArray[np.float64] = np.zeros(0)
+        self._dense: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._dense_row: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._doc_terms)
@@ -186,6 +207,8 @@ class InvertedIndex:
         n = len(self._doc_terms)
         vocab_size = len(self._vocab)
         lengths = np.fromiter((float(t.sum()) for t in self._doc_tfs), dtype=np.float64, count=n)
+        self._dense = np.zeros((0, n), dtype=np.float32)
+        self._dense_row = np.full(vocab_size, -1, dtype=np.int64)
         if n == 0:
             self._indptr = np.zeros(vocab_size + 1, dtype=np.int64)
             self._post_rows = np.zeros(0, dtype=np.int32)
@@ -204,11 +227,22 @@ class InvertedIndex:
         avgdl = max(float(lengths.mean()), 1e-9)
         tf = tfs[order].astype(np.float64)
         dl = lengths[self._post_rows]
-        # The length-normalised, saturated term frequency does not depend on the query: keep it.
-        self._post_w = (
-            tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / avgdl))
-        ).astype(np.float32)
         self._idf = idf(df.astype(np.float64), n)
+        # Nothing in a posting's contribution depends on the query: keep it finished.
+        self._post_w = (
+            np.repeat(self._idf, df)
+            * tf
+            * (self.k1 + 1)
+            / (tf + self.k1 * (1 - self.b + self.b * dl / avgdl))
+        ).astype(np.float32)
+        min_df = max(self.dense_min_df, self.dense_min_share * n)
+        by_df = np.argsort(-df, kind="stable")[: self.dense_max_terms]
+        frequent = [int(i) for i in by_df if df[i] >= min_df]
+        self._dense = np.zeros((len(frequent), n), dtype=np.float32)
+        for j, i in enumerate(frequent):
+            lo, hi = self._indptr[i], self._indptr[i + 1]
+            self._dense[j, self._post_rows[lo:hi]] = self._post_w[lo:hi]
+            self._dense_row[i] = j
         self._dirty = False
 
     def scores(
@@ -233,20 +267,26 @@ class InvertedIndex:
         idf_of = {i: float(idf(float(d), n_docs)) for i, d in df.items() if d > 0}
         if not idf_of:
             return out, 0.0
-        chosen = sorted(idf_of, key=lambda i: (-idf_of[i], i))[: self.max_query_terms]
         ideal = 0.0
-        for i in chosen:
+        for i in _query_terms(idf_of, idf_of, self.max_query_terms):
             w = idf_of[i]
             ideal += w * (self.k1 + 1)
-            lo, hi = self._indptr[i], self._indptr[i + 1]
-            out[self._post_rows[lo:hi]] += w * self._post_w[lo:hi]
+            # The stored contributions carry the corpus idf; leave-one-out rescales them.
+            scale = np.float32(w / self._idf[i]) if exclude is not None else None
+            j = int(self._dense_row[i])
+            if j >= 0:
+                out += self._dense[j] if scale is None else scale * self._dense[j]
+            else:
+                lo, hi = self._indptr[i], self._indptr[i + 1]
+                pw = self._post_w[lo:hi]
+                out[self._post_rows[lo:hi]] += pw if scale is None else scale * pw
         if exclude is not None:
             out[exclude] = 0.0
         out /= ideal
         return out, ideal
 
 
-class CorpusStats:
+class CorpusStats(_Bm25):
     """Document frequencies and lengths of a corpus stored elsewhere, for BM25 on candidates.
 
     Serialisable to a small JSON dict; ``add``/``remove`` take the same text the document was
@@ -256,9 +296,7 @@ class CorpusStats:
     def __init__(
         self, k1: float = K1, b: float = B, max_query_terms: int = MAX_QUERY_TERMS
     ) -> None:
-        self.k1 = k1
-        self.b = b
-        self.max_query_terms = max_query_terms
+        super().__init__(k1, b, max_query_terms)
         self.df: Counter[str] = Counter()
         self.n_docs = 0
         self.total_len = 0

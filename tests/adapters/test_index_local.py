@@ -14,34 +14,7 @@ from bot.domain.duplicates import is_likely_duplicate
 from bot.domain.models import Match, Ticket
 from bot.domain.ports import TicketIndex
 from tests.fakes.embedder import HashEmbedder
-
-TICKETS = [
-    Ticket(
-        key="APP-1",
-        title="Login page crashes on Safari",
-        description="Opening the login page in Safari 17 makes the browser tab crash.",
-        type="Bug",
-        status="Open",
-        url="https://jira.example/browse/APP-1",
-    ),
-    Ticket(
-        key="APP-2",
-        title="Dark mode for the dashboard",
-        description="Users would like a dark theme for the analytics dashboard at night.",
-        type="Story",
-    ),
-    Ticket(
-        key="APP-3",
-        title="Export reports as CSV",
-        description="Allow exporting any report table to a CSV file for spreadsheets.",
-    ),
-    Ticket(
-        key="APP-4",
-        title="Slow search on the admin page",
-        description="Searching users in the admin page takes more than ten seconds.",
-        type="Bug",
-    ),
-]
+from tests.fakes.tickets import TICKETS
 
 
 def make(tmp_path: Path, emb: HashEmbedder | None = None, **kw: object) -> LocalIndex:
@@ -131,6 +104,116 @@ def test_reader_sees_writes_of_another_instance(tmp_path: Path) -> None:
     writer.upsert(TICKETS[2:])
     assert reader.count() == 4
     assert reader.search("export csv", 1)[0].key == "APP-3"
+
+
+def _state(tmp_path: Path) -> tuple[str, list[str]]:
+    """CURRENT's text and the live generation's files."""
+    root = tmp_path / "index" / "APP"
+    current = (root / "CURRENT").read_text()
+    return current, sorted(p.name for p in (root / current.split()[0]).iterdir())
+
+
+NEW = Ticket(key="APP-5", title="Two-factor login by SMS", description="Send a one-time code.")
+
+
+def test_small_upsert_writes_a_delta_segment_seen_by_another_instance(tmp_path: Path) -> None:
+    a = make(tmp_path)
+    a.upsert(TICKETS)
+    base, _ = _state(tmp_path)
+    b = make(tmp_path)
+    assert a.upsert([NEW]) == 1
+    current, files = _state(tmp_path)
+    assert current == f"{base} 1" and "d000001.npz" in files  # the base files were not rewritten
+    assert b.count() == 5 and b.version() == a.version()
+    assert b.search("one-time code by SMS", 1)[0].key == "APP-5"
+    # The other direction, replayed incrementally: a changed text and a metadata-only change.
+    b.upsert([TICKETS[2].model_copy(update={"title": "Import vCard contacts", "description": "."})])
+    b.upsert([TICKETS[0].model_copy(update={"status": "Done"})])
+    assert _state(tmp_path)[0] == f"{base} 3"
+    assert a.version() == b.version()
+    assert a.search("import vcard contacts", 1)[0].key == "APP-3"
+    assert a.get("APP-1") is not None and a.get("APP-1").status == "Done"  # type: ignore[union-attr]
+    fresh = make(tmp_path)
+    assert fresh.search("vcard", 5) == a.search("vcard", 5)
+    assert fresh.version() == a.version()
+
+
+def test_half_written_delta_is_ignored(tmp_path: Path) -> None:
+    ix = make(tmp_path)
+    ix.upsert(TICKETS)
+    ix.upsert([NEW])
+    root = tmp_path / "index" / "APP"
+    current, _ = _state(tmp_path)
+    gen = current.split()[0]
+    # A crash after writing the next segment (or part of it) but before switching CURRENT.
+    (root / gen / "d000002.npz").write_bytes(b"PK\x03\x04 truncated")
+    (root / ".tmp-d-crashed.npz").write_bytes(b"half")
+    again = make(tmp_path)
+    assert again.count() == 5
+    assert again.version() == ix.version()
+    assert ix.count() == 5
+    # The next write takes the unnamed segment's place.
+    again.upsert([NEW.model_copy(update={"key": "APP-6"})])
+    assert _state(tmp_path)[0] == f"{gen} 2"
+    assert make(tmp_path).count() == 6 and ix.count() == 6
+
+
+def test_deletes_in_delta_segments(tmp_path: Path) -> None:
+    a = make(tmp_path)
+    a.upsert(TICKETS)
+    b = make(tmp_path)
+    a.upsert([NEW])
+    a.delete(["APP-5", "APP-2", "NOPE-1"])
+    assert _state(tmp_path)[0].endswith(" 2")
+    for ix in (a, b, make(tmp_path)):
+        assert ix.count() == 3
+        keys = {m.key for m in ix.search("dark theme dashboard one-time code", 10)}
+        assert keys == {"APP-1", "APP-3", "APP-4"}
+        assert ix.search("admin page search slow", 1)[0].key == "APP-4"
+    a.upsert([NEW])  # re-adding a deleted key
+    assert b.count() == 4 and b.get("APP-5") == NEW
+
+
+def test_deltas_merge_into_a_new_generation(tmp_path: Path) -> None:
+    a = make(tmp_path)
+    a.upsert(TICKETS)
+    a.delta_min_rows = 2
+    a.delta_share = 0.0
+    b = make(tmp_path)
+    base, _ = _state(tmp_path)
+    extra = [NEW.model_copy(update={"key": f"APP-{i}", "title": f"ticket {i}"}) for i in (5, 6, 7)]
+    a.upsert(extra[:1])
+    a.upsert(extra[1:2])
+    assert _state(tmp_path)[0] == f"{base} 2"
+    a.upsert(extra[2:])  # a third row exceeds the limit: merged
+    current, files = _state(tmp_path)
+    assert " " not in current and current != base
+    assert not any(f.startswith("d") for f in files)
+    root = tmp_path / "index" / "APP"
+    assert sorted(p.name for p in root.iterdir()) == ["CURRENT", current]
+    for ix in (b, make(tmp_path)):
+        assert ix.count() == 7 and ix.version() == a.version()
+        assert ix.search("ticket 6", 1)[0].key == "APP-6"
+    a.delta_max_files = 0  # every write merges
+    a.delete(["APP-6"])
+    assert " " not in _state(tmp_path)[0] and b.count() == 6
+
+
+def test_dense_term_columns_score_like_postings() -> None:
+    texts = [
+        f"common word {i} shared {'rare' if i % 7 == 0 else ''} pear{i % 3}" for i in range(60)
+    ]
+    sparse, dense = InvertedIndex(), InvertedIndex()
+    dense.dense_min_df, dense.dense_min_share = 1, 0.0
+    for inv in (sparse, dense):
+        inv.append(texts)
+    for query in ("common rare pear1", "shared word 14", "nothing"):
+        for exclude in (None, 14):
+            s, si = sparse.scores(query, exclude=exclude)
+            d, di = dense.scores(query, exclude=exclude)
+            assert si == pytest.approx(di)
+            np.testing.assert_allclose(s, d, rtol=1e-5, atol=1e-7)
+    assert len(dense._dense) > 0 and len(sparse._dense) == 0
 
 
 def test_model_mismatch_raises_or_reembeds(tmp_path: Path) -> None:
