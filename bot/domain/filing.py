@@ -47,7 +47,11 @@ MARKER_PREFIX = "ideabot-"
 JIRA_TEXT_LIMIT = 32_767
 # Room kept for the description's frame (headings, permalink, author) around the original text.
 _FRAME_RESERVE = 2_000
-LEASE = timedelta(minutes=2)
+# A leased item is not handed to another worker before this. It must outlive the slowest attempt
+# (marker search, reporter lookup, create, create again, remote link: five Jira requests at the
+# client's 15 s timeout), or a second worker could start while the first is still inside
+# "create" and the marker search would not see its issue yet.
+LEASE = timedelta(minutes=5)
 
 Status = Literal[
     "filed",  # created now (key, url)
@@ -259,10 +263,14 @@ class FilingService:
             return FilingResult("in_progress")
         if not self.store.claim_filing(req.channel, req.ts, self.owner):
             existing = self.store.get_filing(req.channel, req.ts)
-            retried = self._reopen(existing, req)
-            if not retried:
+            if existing is not None and existing.state in ("filed", "commented"):
                 self._finish_key(req.key)
                 return self._existing(existing) or FilingResult("in_progress")
+            self._reopen(existing, req)
+            # "claimed"/"queued" with our enqueue accepted means no other item is pending: the
+            # outbox worker took ours between enqueue and claim, or an earlier run left it. Our
+            # item is the only work left for the message, so it must not be finished unprocessed;
+            # the lease decides who runs it.
         return self._run_pending(req.key, now)
 
     def _reopen(self, existing: Filing | None, req: FilingRequest) -> bool:
@@ -336,8 +344,9 @@ class FilingService:
             return done
         previous_attempts = filing.attempts if filing else 0
         self.store.update_filing(channel, ts, attempts=previous_attempts + 1)
+        created: list[tuple[CreatedIssue, NewIssue]] = []
         try:
-            result = self._attempt(p, searched=previous_attempts > 0)
+            result = self._attempt(p, searched=previous_attempts > 0, created=created)
         except TrackerRetryable as exc:
             return self._retry(item, p, exc, exc.retry_after)
         except TrackerRejected as exc:
@@ -362,10 +371,19 @@ class FilingService:
             channel, ts, state=state, issue_key=result.key, issue_url=result.url, error=None
         )
         self.store.finish(item.id)
+        # Indexing after the key is recorded: a slow index must not keep an issue that exists in
+        # Jira unrecorded (and the lease running out) while it works.
+        for issue_created, issue in created:
+            self._index(issue_created, issue)
         self._notify(p, result)
         return result
 
-    def _attempt(self, p: dict[str, Any], searched: bool) -> FilingResult:
+    def _attempt(
+        self,
+        p: dict[str, Any],
+        searched: bool,
+        created: list[tuple[CreatedIssue, NewIssue]] | None = None,
+    ) -> FilingResult:
         assert self.tracker is not None
         marker = marker_label(str(p["channel"]), str(p["ts"]))
         if p.get("comment_on"):
@@ -399,9 +417,12 @@ class FilingService:
             link_url=p.get("permalink"),
             link_title="Slack thread",
         )
-        created = self.tracker.create_issue(issue)
-        self._index(created, issue)
-        return FilingResult("filed", key=created.key, url=created.url)
+        new = self.tracker.create_issue(issue)
+        if created is not None:
+            created.append((new, issue))
+        else:
+            self._index(new, issue)
+        return FilingResult("filed", key=new.key, url=new.url)
 
     def _find_marker(self, marker: str) -> CreatedIssue | None:
         assert self.tracker is not None

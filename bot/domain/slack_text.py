@@ -41,14 +41,22 @@ def has_broadcast(text: str) -> bool:
     )
 
 
+_CUT_ENTITY = re.compile(r"&[a-zA-Z]{0,4}$")
+# A link or mention we built (user text has its "<" escaped) that the cut left open.
+_CUT_MARKUP = re.compile(r"<(?:[^<>\s]{0,7}|(?:https?://|mailto:|[@#!])[^<>]*)$")
+
+
 def truncate(text: str, limit: int, marker: str = "…") -> str:
-    """At most *limit* characters, ending with *marker* when cut; never splits an escape."""
+    """At most *limit* characters, ending with *marker* when cut.
+
+    Never splits an escape (``&amp;``) or a link/mention: an open ``<https://…|label`` would make
+    Slack render the rest of the section as a broken link, so a cut one is dropped whole.
+    """
     if len(text) <= limit:
         return text
     cut = text[: max(0, limit - len(marker))]
-    amp = cut.rfind("&")
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
+    cut = _CUT_MARKUP.sub("", cut)
+    cut = _CUT_ENTITY.sub("", cut)
     return cut + marker
 
 

@@ -72,6 +72,17 @@ def match_line(m: Match) -> str:
     return f"• {key} {title} _({m.score:.0%} similar)_".replace("  ", " ")
 
 
+def _pack(head: str, lines: list[str], limit: int = SECTION_MAX) -> str:
+    """*head* and as many whole *lines* as fit in one section (escaping can make lines long)."""
+    out = head
+    for i, line in enumerate(lines):
+        more = f"\n_…and {len(lines) - i} more_"
+        if len(out) + 1 + len(line) + len(more) > limit:
+            return out + more
+        out += "\n" + line
+    return out
+
+
 def build_triage_reply(
     triage: Triage, channel: str, ts: str, file_emoji: str, can_file: bool = True
 ) -> tuple[str, list[Block]]:
@@ -83,9 +94,8 @@ def build_triage_reply(
     if summary:
         blocks.append(_section(summary))
     if triage.duplicates:
-        lines = [match_line(m) for m in triage.duplicates[:10]]
         head = "*Possible duplicate:*" if triage.likely_duplicate else "*Similar tickets:*"
-        blocks.append(_section(head + "\n" + "\n".join(lines)))
+        blocks.append(_section(_pack(head, [match_line(m) for m in triage.duplicates[:10]])))
     if can_file:
         blocks.append(_context(f"React with :{file_emoji}: or use the button to file it in Jira."))
         blocks.append(

@@ -20,6 +20,7 @@ from bot.domain.digests import (
     format_duration,
 )
 from bot.domain.ports import Meeting
+from bot.domain.slack_text import truncate
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -44,7 +45,8 @@ def _plain(text: str) -> str:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    # Never leaves half an escape or an open link behind (see slack_text.truncate).
+    return text if len(text) <= limit else truncate(text, limit)[:-1].rstrip() + "…"
 
 
 def link(url: str | None, label: str) -> str:

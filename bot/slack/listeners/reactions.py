@@ -19,12 +19,17 @@ def handle_reaction(event: dict[str, Any], deps: Deps, bot_user_id: str | None) 
     user = str(event.get("user", ""))
     if not user or user == bot_user_id:
         return
-    channel = str(item.get("channel", ""))
-    if not deps.is_idea_channel(channel):
+    channel, ts = str(item.get("channel", "")), str(item.get("ts", ""))
+    if not channel or not ts or not deps.is_idea_channel(channel):
         return
-    file_message(
-        deps, Message(channel=channel, ts=str(item["ts"]), user=event.get("item_user")), user
-    )
+    item_user = event.get("item_user")
+    # The bot's own messages (triage replies, "Filed as …") are not ideas; the one exception is
+    # the post /idea made on someone's behalf, which the store knows.
+    if bot_user_id and item_user == bot_user_id:
+        if deps.store.get_post(channel, ts) is None:
+            return
+        item_user = None  # the stored post names the real author
+    file_message(deps, Message(channel=channel, ts=ts, user=item_user), user)
 
 
 def register(app: Any, deps: Deps) -> None:
@@ -34,3 +39,9 @@ def register(app: Any, deps: Deps) -> None:
     def on_reaction(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
         if deps.first_delivery(body):
             handle_reaction(event, deps, context.get("bot_user_id"))
+
+    # Removing the emoji does not unfile; acknowledged so Slack does not retry an unhandled
+    # event (Bolt answers 404 to events without a listener).
+    @app.event("reaction_removed")
+    def on_reaction_removed() -> None:
+        return None
