@@ -170,7 +170,7 @@ def _translate(exc: Exception, action: str) -> Exception:
         messages, fields = _error_body(resp)
         detail = "; ".join(messages + [f"{k}: {v}" for k, v in fields.items()])
         if status is None:
-            return TrackerRetryable(f"Jira {action} failed without an HTTP status")
+            return TrackerRetryable(f"Jira {action} failed without an HTTP status", ambiguous=True)
         if status == 429:
             retry_after = parse_retry_after(
                 resp.headers.get("Retry-After") if resp is not None else None
@@ -180,7 +180,9 @@ def _translate(exc: Exception, action: str) -> Exception:
             retry_after = parse_retry_after(
                 resp.headers.get("Retry-After") if resp is not None else None
             )
-            return TrackerRetryable(f"Jira {action} failed: HTTP {status}", retry_after)
+            return TrackerRetryable(
+                f"Jira {action} failed: HTTP {status}", retry_after, ambiguous=status == 504
+            )
         if status == 401:
             return TrackerRejected(
                 f"Jira refused the credentials (HTTP 401) during {action}: check JIRA_EMAIL and "
@@ -193,9 +195,11 @@ def _translate(exc: Exception, action: str) -> Exception:
             f"Jira rejected {action} (HTTP {status})" + (f": {detail}" if detail else ""), fields
         )
     if isinstance(exc, requests.Timeout):
-        return TrackerRetryable(f"Jira {action} timed out")
+        # A read timeout may come after Jira created the issue; a connect timeout cannot.
+        sent = not isinstance(exc, requests.ConnectTimeout)
+        return TrackerRetryable(f"Jira {action} timed out", ambiguous=sent)
     if isinstance(exc, requests.ConnectionError):
-        return TrackerRetryable(f"could not connect to Jira for {action}")
+        return TrackerRetryable(f"could not connect to Jira for {action}", ambiguous=True)
     if isinstance(exc, ValueError):  # a 2xx body that is not JSON: a proxy or login page
         return TrackerRejected(
             f"Jira answered {action} with something that is not JSON; check JIRA_URL"

@@ -139,6 +139,9 @@ class Backoff:
         return wait
 
 
+AMBIGUOUS_RETRY_SECONDS = 30.0
+
+
 def marker_label(channel: str, ts: str) -> str:
     """The label that identifies the issue filed for one Slack message, across restarts."""
     digest = hashlib.sha256(f"{channel}:{ts}".encode()).hexdigest()[:16]
@@ -462,6 +465,10 @@ class FilingService:
     ) -> FilingResult:
         now = self.clock()
         wait = self.backoff.delay(item.attempts, retry_after, self.rng)
+        if getattr(exc, "ambiguous", False):
+            # Jira may have created the issue without us hearing back. The retry searches for
+            # its marker label, and Jira Cloud's search lags behind writes: give it time.
+            wait = max(wait, AMBIGUOUS_RETRY_SECONDS)
         at = now + timedelta(seconds=wait)
         self.store.retry_later(item.id, at, f"{type(exc).__name__}: {exc}")
         self.store.update_filing(str(p["channel"]), str(p["ts"]), state="queued", error=str(exc))

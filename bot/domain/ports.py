@@ -31,9 +31,14 @@ class TrackerError(Exception):
 class TrackerRetryable(TrackerError):
     """5xx, 429, timeouts, connection errors: retry later (after *retry_after* s if known)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, ambiguous: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # True when the request may have taken effect anyway (a timeout after sending, a 504):
+        # a retry must first look for what the lost answer would have told us.
+        self.ambiguous = ambiguous
 
 
 class TrackerRejected(TrackerError):

@@ -268,9 +268,14 @@ def test_401_is_rejected_and_never_shows_the_token(
 def test_connection_errors_and_timeouts_are_retryable(fake_jira: FakeJira) -> None:
     fake_jira.delay_next("/rest/api/2/search", 3.0)
     tracker = JiraTracker(fake_jira.base_url, "PROJ", fake_jira.token, timeout=0.3)
-    with pytest.raises(TrackerRetryable, match="timed out"):
+    with pytest.raises(TrackerRetryable, match="timed out") as err:
         tracker.search("project = PROJ")
+    assert err.value.ambiguous  # the request was sent: it may have taken effect
     _one_request(fake_jira, "/rest/api/2/search")
+    fake_jira.fail_next("/rest/api/2/search", status=503)
+    with pytest.raises(TrackerRetryable) as err:
+        tracker.search("project = PROJ")
+    assert not err.value.ambiguous  # a 503 says it did not
 
     url = fake_jira.base_url
     fake_jira.stop()

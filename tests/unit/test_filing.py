@@ -164,6 +164,21 @@ def test_retryable_then_success(tmp_path: Path) -> None:
     assert svc.store.pending() == []
 
 
+def test_ambiguous_failure_waits_for_search_to_catch_up(tmp_path: Path) -> None:
+    # A timed-out create may have happened: the retry searches the marker, so it waits long
+    # enough for Jira's search index, instead of the usual first retry within seconds.
+    tracker = FakeTracker()
+    tracker.failures = [TrackerRetryable("timed out", ambiguous=True)]
+    svc, _notes, clock = _service(tmp_path, tracker)
+    result = svc.file(_req())
+    assert result.status == "queued" and result.retry_at is not None
+    assert result.retry_at - clock.now >= timedelta(seconds=30)
+    clock.now += timedelta(seconds=29)
+    assert svc.run_due() == 0
+    clock.now += timedelta(seconds=2)
+    assert svc.run_due() == 1 and len(tracker.created) == 1
+
+
 def test_rejected_is_final_and_can_be_retried_by_a_new_request(tmp_path: Path) -> None:
     tracker = FakeTracker()
     tracker.failures = [TrackerRejected("bad", {"customfield_1": "Team is required."})]
