@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from bot.domain.duplicates import is_likely_duplicate
-from bot.domain.models import CreatedIssue, Match, NewIssue, Ticket, Triage
+from bot.domain.models import CreatedIssue, Match, NewIssue, Ticket, Triage, slack_unescape
 from bot.domain.ports import (
     Filing,
     OutboxItem,
@@ -174,7 +174,7 @@ def render_description(
     tail = "\n\n" + "\n".join(tail_parts)
     frame = len(head) + len(tail) + len("{noformat}\n\n{noformat}")
     room = max(0, limit - frame - 40)
-    body = _noformat(text)
+    body = _noformat(slack_unescape(text))
     if len(body) > room:
         note = f"\n… (cut: {len(body) - room} more characters in Slack)"
         body = body[: max(0, room - len(note))] + note

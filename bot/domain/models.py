@@ -34,12 +34,19 @@ _SPACES = re.compile(r"\s+")
 _LABEL_OK = re.compile(r"[^a-z0-9_-]+")
 
 
+def slack_unescape(text: str) -> str:
+    """Undo the three entities Slack escapes in message text (&amp; last: &amp;lt; stays &lt;)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def plain_text(text: str) -> str:
     """Strip Slack markup from *text* and fold whitespace to single spaces."""
     text = _SLACK_LINK.sub(lambda m: m.group(2), text)
     text = _SLACK_ANGLE.sub(" ", text)
     text = _EMPHASIS.sub("", text)
-    return _SPACES.sub(" ", text).strip()
+    # Entities are decoded after the markup is gone, so an escaped "&lt;!here&gt;" that a person
+    # typed stays text (renderers escape it again) instead of turning into markup.
+    return _SPACES.sub(" ", slack_unescape(text)).strip()
 
 
 def clean_title(text: str, limit: int = TITLE_MAX) -> str:

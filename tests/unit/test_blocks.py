@@ -64,3 +64,12 @@ def test_filing_results() -> None:
     text, _ = blocks.build_filing_result(FilingResult("rejected", message="field <!here> bad"))
     assert not has_broadcast(text)
     assert blocks.build_filing_result(FilingResult("duplicate")) == ("", [])
+
+
+def test_slack_entities_are_not_escaped_twice() -> None:
+    from bot.domain.filing import render_description
+    from bot.domain.models import clean_title
+
+    # Slack sends "A & B <3" as "A &amp; B &lt;3"; people should read what they typed.
+    assert clean_title("Export A &amp; B &lt;3 &lt;!here&gt;") == "Export A & B <3 <!here>"
+    assert "Export A & B <3" in render_description("s", "Export A &amp; B &lt;3", None, None)
