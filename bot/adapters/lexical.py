@@ -170,6 +170,12 @@ class InvertedIndex(_Bm25):
         self._idf: npt.NDArray[np.float64] = np.zeros(0)
         self._dense: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._dense_row: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        # Rows added or replaced since the last compile, scored one by one against the compiled
+        # statistics: filing one issue must not cost a rebuild of the whole corpus (~1 s at 100k).
+        self._compiled_n = 0
+        self._avgdl = 1.0
+        self._pending: set[int] = set()
+        self._pending_df: Counter[int] = Counter()  # df of terms the compiled vocabulary lacks
 
     def __len__(self) -> int:
         return len(self._doc_terms)
@@ -186,22 +192,35 @@ class InvertedIndex(_Bm25):
 
     def append(self, texts: Sequence[str]) -> None:
         """Adds documents at the end (rows len(self) ..)."""
+        start = len(self._doc_terms)
         for text in texts:
             ids, tfs = self._encode(text)
             self._doc_terms.append(ids)
             self._doc_tfs.append(tfs)
-        self._dirty = True
+        self._mark(range(start, len(self._doc_terms)))
 
     def replace(self, row: int, text: str) -> None:
         """Replaces the document at *row*."""
         self._doc_terms[row], self._doc_tfs[row] = self._encode(text)
-        self._dirty = True
+        self._mark([row])
 
     def keep(self, rows: Sequence[int]) -> None:
         """Keeps only the documents at *rows*, in that order (how deletions compact)."""
         self._doc_terms = [self._doc_terms[r] for r in rows]
         self._doc_tfs = [self._doc_tfs[r] for r in rows]
         self._dirty = True
+
+    def _mark(self, rows: Iterable[int]) -> None:
+        if self._dirty:
+            return
+        known = len(self._idf)
+        for row in rows:
+            if row not in self._pending:
+                self._pending_df.update(t for t in self._doc_terms[row].tolist() if t >= known)
+            self._pending.add(row)
+        # Stale statistics are fine for a few new rows; past a few percent, rebuild.
+        if len(self._pending) > max(256, len(self._doc_terms) // 20):
+            self._dirty = True
 
     def _compile(self) -> None:
         n = len(self._doc_terms)
@@ -214,6 +233,9 @@ class InvertedIndex(_Bm25):
             self._post_rows = np.zeros(0, dtype=np.int32)
             self._post_w = np.zeros(0, dtype=np.float32)
             self._idf = np.zeros(vocab_size)
+            self._compiled_n = 0
+            self._pending.clear()
+            self._pending_df.clear()
             self._dirty = False
             return
         sizes = np.fromiter((len(t) for t in self._doc_terms), dtype=np.int64, count=n)
@@ -243,6 +265,10 @@ class InvertedIndex(_Bm25):
             lo, hi = self._indptr[i], self._indptr[i + 1]
             self._dense[j, self._post_rows[lo:hi]] = self._post_w[lo:hi]
             self._dense_row[i] = j
+        self._compiled_n = n
+        self._avgdl = avgdl
+        self._pending.clear()
+        self._pending_df.clear()
         self._dirty = False
 
     def scores(
@@ -253,12 +279,17 @@ class InvertedIndex(_Bm25):
         *exclude* scores as if that row were not in the corpus (leave-one-out evaluation): its
         terms do not count towards document frequencies and its own score is 0.
         """
-        if self._dirty:
+        if self._dirty or (exclude is not None and self._pending):
             self._compile()
         n = len(self._doc_terms)
+        base = self._compiled_n
         out = np.zeros(n, dtype=np.float32)
         ids = {self._vocab[t] for t in tokenize(text) if t in self._vocab}
-        df = {i: int(self._indptr[i + 1] - self._indptr[i]) for i in ids if i < len(self._idf)}
+        known = len(self._idf)
+        df = {
+            i: int(self._indptr[i + 1] - self._indptr[i]) if i < known else self._pending_df[i]
+            for i in ids
+        }
         n_docs = n
         if exclude is not None:
             own = set(self._doc_terms[exclude].tolist())
@@ -268,22 +299,39 @@ class InvertedIndex(_Bm25):
         if not idf_of:
             return out, 0.0
         ideal = 0.0
-        for i in _query_terms(idf_of, idf_of, self.max_query_terms):
+        chosen = _query_terms(idf_of, idf_of, self.max_query_terms)
+        for i in chosen:
             w = idf_of[i]
             ideal += w * (self.k1 + 1)
+            if i >= known:  # only in rows added since the compile: scored below
+                continue
             # The stored contributions carry the corpus idf; leave-one-out rescales them.
             scale = np.float32(w / self._idf[i]) if exclude is not None else None
             j = int(self._dense_row[i])
             if j >= 0:
-                out += self._dense[j] if scale is None else scale * self._dense[j]
+                out[:base] += self._dense[j] if scale is None else scale * self._dense[j]
             else:
                 lo, hi = self._indptr[i], self._indptr[i + 1]
                 pw = self._post_w[lo:hi]
                 out[self._post_rows[lo:hi]] += pw if scale is None else scale * pw
+        for row in self._pending:
+            out[row] = self._score_row(row, {i: idf_of[i] for i in chosen})
         if exclude is not None:
             out[exclude] = 0.0
         out /= ideal
         return out, ideal
+
+
+    def _score_row(self, row: int, idf_of: dict[int, float]) -> float:
+        """BM25 of one uncompiled row, with the compiled corpus's idf and average length."""
+        terms, tfs = self._doc_terms[row], self._doc_tfs[row]
+        norm = self.k1 * (1 - self.b + self.b * float(tfs.sum()) / self._avgdl)
+        total = 0.0
+        for t, tf in zip(terms.tolist(), tfs.tolist(), strict=True):
+            w = idf_of.get(t)
+            if w is not None:
+                total += w * tf * (self.k1 + 1) / (tf + norm)
+        return total
 
 
 class CorpusStats(_Bm25):

@@ -216,6 +216,31 @@ def test_dense_term_columns_score_like_postings() -> None:
     assert len(dense._dense) > 0 and len(sparse._dense) == 0
 
 
+def test_few_new_documents_are_scored_without_rebuilding_bm25() -> None:
+    docs = [f"ticket about export number {i} csv report" for i in range(400)]
+    lex = InvertedIndex()
+    lex.append(docs)
+    lex.scores("export")  # compiles
+    compiled = lex._indptr
+    lex.append(["dark mode toggle for the dashboard"])
+    lex.replace(3, "keyboard shortcuts on the board")
+    scores, _ = lex.scores("dark mode dashboard")
+    assert lex._indptr is compiled  # no rebuild for two changed rows
+    assert int(np.argmax(scores)) == 400 and scores[400] > 0.5
+    replaced, _ = lex.scores("keyboard shortcuts")
+    assert int(np.argmax(replaced)) == 3
+    assert lex.scores("export number 3")[0][3] < lex.scores("export number 3")[0][4]
+    # the same ranking a full rebuild gives
+    fresh = InvertedIndex()
+    fresh.append([*docs[:3], "keyboard shortcuts on the board", *docs[4:]])
+    fresh.append(["dark mode toggle for the dashboard"])
+    assert int(np.argmax(fresh.scores("dark mode dashboard")[0])) == 400
+    # many changes trigger a rebuild
+    lex.append([f"new {i}" for i in range(300)])
+    lex.scores("new")
+    assert lex._indptr is not compiled and not lex._pending
+
+
 def test_model_mismatch_raises_or_reembeds(tmp_path: Path) -> None:
     make(tmp_path).upsert(TICKETS)
     with pytest.raises(IndexModelMismatch):
