@@ -1,10 +1,11 @@
 """The offline analyzer: classifies posts with a small model learnt from the team's own backlog.
 
-Kind: multinomial logistic regression (numpy only) over the sentence embedding of the post joined
-with hashed TF-IDF word uni/bigrams. It is trained on the index's labelled tickets (Jira issue type
-mapped to a kind) once there are enough of them, and on the project's own examples otherwise. The
-project's ``other`` examples (chit-chat, thanks, announcements) are always mixed in, since a backlog
-never holds them. Title, summary and labels are extracted from the post text, not generated.
+Kind: multinomial logistic regression (numpy only) over the sentence embeddings of the post and of
+its headline (first line; a ticket's title) joined with hashed TF-IDF word uni/bigrams. It is
+trained on the index's labelled tickets (Jira issue type mapped to a kind) once there are enough
+of them, and on the project's own examples otherwise. The project's ``other`` examples (chit-chat,
+thanks, announcements) are always mixed in, since a backlog never holds them. Title, summary and
+labels are extracted from the post text, not generated.
 
 onnxruntime is never imported here: the embedder is injected.
 """
@@ -30,6 +31,7 @@ from bot.adapters.extract import (
     slack_to_text,
     title_and_summary,
 )
+from bot.adapters.index_local import embed_queries
 from bot.domain.models import KINDS, Analysis, Kind, Post, Ticket
 from bot.domain.ports import Embedder, TicketIndex
 
@@ -46,12 +48,15 @@ I64 = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class Hyper:
-    """Knobs of the classifier, chosen by measurement (bench/eval_kinds.py)."""
+    """Knobs of the classifier, chosen by measurement (bench/eval_kinds.py; dense_scale, head_scale
+    and l2 by its 5-fold cross-validation on the dev set)."""
 
     hash_dim: int = 1 << 18
     # Relative scale of the embedding block against the (unit-norm) tf-idf block.
-    dense_scale: float = 0.3
-    l2: float = 1e-4
+    dense_scale: float = 0.25
+    # Scale of the headline embedding relative to the body embedding; 0 skips the headline pass.
+    head_scale: float = 1.0
+    l2: float = 3e-4
     iters: int = 300
     # Hashed n-grams seen in fewer training texts than this carry no signal that generalises.
     min_df: int = 2
@@ -68,20 +73,31 @@ class Hyper:
 @dataclass(frozen=True)
 class _Sparse:
     """A sparse matrix as (row, column, value) triples sorted by row: X @ W and X.T @ G with
-    numpy's take/reduceat/bincount, so no scipy is needed."""
+    numpy's take/reduceat, so no scipy is needed."""
 
     rows: I64
     cols: I64
     vals: F32
     n: int
 
+    def __post_init__(self) -> None:
+        # Where each row's run of triples starts: computed once, used at every iteration.
+        starts = (
+            np.flatnonzero(np.r_[True, self.rows[1:] != self.rows[:-1]])
+            if len(self.rows)
+            else self.rows
+        )
+        object.__setattr__(self, "_starts", starts)
+        object.__setattr__(self, "_present", self.rows[starts])
+
     def dot(self, w_t: F32) -> F32:
         """(X @ W).T for W given transposed, shape (classes, columns)."""
         out = np.zeros((w_t.shape[0], self.n), dtype=np.float32)
         if len(self.rows):
-            starts = np.flatnonzero(np.r_[True, self.rows[1:] != self.rows[:-1]])
-            contrib = np.take(w_t, self.cols, axis=1) * self.vals
-            out[:, self.rows[starts]] = np.add.reduceat(contrib, starts, axis=1)
+            starts: I64 = self._starts  # type: ignore[attr-defined]
+            contrib = np.take(w_t, self.cols, axis=1)
+            contrib *= self.vals
+            out[:, self._present] = np.add.reduceat(contrib, starts, axis=1)  # type: ignore[attr-defined]
         return out
 
     def transpose(self, m: int) -> _Sparse:
@@ -124,6 +140,7 @@ def _softmax_t(z: F32) -> F32:
 class _Model:
     kinds: tuple[Kind, ...]
     mean: F32
+    scale: F32  # per dense column
     w_dense: F32  # (classes, dim)
     w_sparse: F32  # (classes, hash_dim)
     bias: F32
@@ -134,7 +151,7 @@ class _Model:
 
     def proba(self, dense: F32, counts: Sequence[dict[int, float]]) -> F32:
         """Class probabilities, shape (len(counts), classes)."""
-        x = (np.asarray(dense, dtype=np.float32) - self.mean) * self.hyper.dense_scale
+        x = (np.asarray(dense, dtype=np.float32) - self.mean) * self.scale
         z = self.w_dense @ x.T + _sparse(counts, self.idf).dot(self.w_sparse) + self.bias[:, None]
         return _softmax_t(z).T
 
@@ -155,9 +172,11 @@ def train(
     weights: Sequence[float],
     hyper: Hyper,
     source: str,
+    head_dim: int = 0,
 ) -> _Model:
     """Fits class-balanced multinomial logistic regression (L2) by Nesterov-accelerated gradient
-    descent over [centred embedding | hashed tf-idf]."""
+    descent over [centred embedding | hashed tf-idf]. The last *head_dim* columns of *dense* are
+    the headline embedding, scaled by ``hyper.head_scale`` relative to the rest."""
     kinds = tuple(k for k in KINDS if k in set(labels))
     index = {k: i for i, k in enumerate(kinds)}
     y = np.asarray([index[k] for k in labels], dtype=np.int64)
@@ -178,7 +197,8 @@ def train(
     m = len(used)
     xt = xs.transpose(m)
     mean = (np.asarray(dense, dtype=np.float32) * sw[:, None]).sum(axis=0)
-    xd = (np.asarray(dense, dtype=np.float32) - mean) * np.float32(hyper.dense_scale)
+    scale = _dense_scale(dense.shape[1], head_dim, hyper)
+    xd = (np.asarray(dense, dtype=np.float32) - mean) * scale
     onehot_t = np.eye(kk, dtype=np.float32)[:, y]
 
     # Step 1/L, L bounding the loss's curvature: 1/2 * the largest eigenvalue of the weighted Gram
@@ -208,7 +228,15 @@ def train(
         b = np.asarray(yb - step * g.sum(axis=1), np.float32)
     w_sparse = np.zeros((kk, hyper.hash_dim), dtype=np.float32)
     w_sparse[:, used] = ws
-    return _Model(kinds, mean, wd, w_sparse, b, idf, hyper, source, n)
+    return _Model(kinds, mean, scale, wd, w_sparse, b, idf, hyper, source, n)
+
+
+def _dense_scale(width: int, head_dim: int, hyper: Hyper) -> F32:
+    """Column scales of [body embedding | headline embedding (the last *head_dim* columns)]."""
+    scale = np.full(width, hyper.dense_scale, dtype=np.float32)
+    if head_dim:
+        scale[width - head_dim :] *= np.float32(hyper.head_scale)
+    return scale
 
 
 @dataclass(frozen=True)
@@ -267,16 +295,48 @@ class OfflineAnalyzer:
         self._cold: _Model | None = None
         self._model: _Model | None = None
         self._version: str | None = None
+        self._titles: dict[str, F32] = {}
 
     # ------------------------------------------------------------------ features
 
     def _features(self, texts: Sequence[str]) -> tuple[F32, list[dict[int, float]]]:
-        """Embedding and hashed n-gram counts of already prepared texts."""
+        """[Embedding | headline embedding] and hashed n-gram counts of already prepared texts.
+
+        One embedder call: headlines are embedded exactly as the index embeds a query's headline
+        (``embed_queries``), so a caching embedder serves triage's search too; a headline that is
+        most of its text reuses the text's vector instead of costing a second pass.
+        """
         h = self.hyper
-        vecs = np.asarray(
-            self.embedder.embed([t[: h.embed_chars] for t in texts]), dtype=np.float32
-        )
+        cut = [t[: h.embed_chars] for t in texts]
+        if h.head_scale:
+            body, head = embed_queries(self.embedder, cut)
+        else:
+            body = np.asarray(self.embedder.embed(cut), dtype=np.float32)
+            head = body
+        vecs = np.concatenate([body, head], axis=1)
         return vecs, hashed_counts([t[: h.feature_chars] for t in texts], h.hash_dim, h.lead)
+
+    def _title_vectors(self, tickets: Sequence[Ticket], body: F32) -> F32:
+        """Embeddings of the tickets' titles (the index's title vectors, when it has them).
+
+        Kept between retrainings, so only new or re-titled tickets cost a model pass.
+        """
+        dim = self.embedder.dim
+        if not self.hyper.head_scale:
+            return body
+        cache = self._titles
+        todo = sorted({t.title for t in tickets if t.title and t.title not in cache})
+        fresh: dict[str, F32] = dict(cache)
+        if todo:
+            vecs = np.asarray(self.embedder.embed(todo), dtype=np.float32).reshape(-1, dim)
+            fresh.update(zip(todo, vecs, strict=True))
+        out = body.copy()
+        for i, t in enumerate(tickets):
+            if t.title:
+                out[i] = fresh[t.title]
+        # Forget titles no longer in the backlog, so the cache stays the backlog's size.
+        self._titles = {t.title: fresh[t.title] for t in tickets if t.title}
+        return out
 
     @staticmethod
     def _prepare(text: str) -> str:
@@ -302,16 +362,24 @@ class OfflineAnalyzer:
         if self._cold is None:
             own = self._own_examples()
             self._cold = train(
-                own.vecs, own.counts, own.kinds, [1.0] * len(own.kinds), self.hyper, "examples"
+                own.vecs,
+                own.counts,
+                own.kinds,
+                [1.0] * len(own.kinds),
+                self.hyper,
+                "examples",
+                head_dim=self.embedder.dim,
             )
             logger.info("offline classifier trained on %d own examples", len(own.kinds))
         return self._cold
 
     def _train_backlog(self, labelled: Sequence[tuple[Ticket, F32]]) -> _Model | None:
+        dim = self.embedder.dim
         per_kind: dict[Kind, list[tuple[Ticket, F32]]] = {}
         for ticket, vec in labelled:
             kind = self.type_kinds.get((ticket.type or "").strip().lower())
-            if kind is not None and vec is not None and len(vec) == self.embedder.dim:
+            # An index may hand out [body | title] vectors; only the body one is required.
+            if kind is not None and vec is not None and len(vec) in (dim, 2 * dim):
                 per_kind.setdefault(kind, []).append((ticket, vec))
         usable = sum(len(v) for v in per_kind.values())
         if usable < self.min_labelled or len(per_kind) < 2:
@@ -333,11 +401,19 @@ class OfflineAnalyzer:
             picked.extend((t, v, kind) for t, v in items)
         own = self._own_examples()
         texts = [self._prepare(t.text())[: self.hyper.feature_chars] for t, _, _ in picked]
-        dense = np.concatenate([np.asarray([v for _, v, _ in picked], np.float32), own.vecs])
+        body = np.asarray([v[:dim] for _, v, _ in picked], np.float32)
+        head = body.copy()
+        given = [i for i, (_, v, _) in enumerate(picked) if len(v) == 2 * dim]
+        if given:
+            head[given] = np.asarray([picked[i][1][dim:] for i in given], np.float32)
+        rest = [i for i in range(len(picked)) if len(picked[i][1]) == dim]
+        if rest:
+            head[rest] = self._title_vectors([picked[i][0] for i in rest], body[rest])
+        dense = np.concatenate([np.concatenate([body, head], axis=1), own.vecs])
         counts = hashed_counts(texts, self.hyper.hash_dim, self.hyper.lead) + own.counts
         labels = [k for _, _, k in picked] + own.kinds
         weights = [1.0] * len(picked) + [self.hyper.own_weight] * len(own.kinds)
-        model = train(dense, counts, labels, weights, self.hyper, "backlog")
+        model = train(dense, counts, labels, weights, self.hyper, "backlog", head_dim=dim)
         logger.info(
             "offline classifier trained on %d labelled tickets (%s) and %d own examples",
             len(picked),

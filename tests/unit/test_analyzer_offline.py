@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bot.adapters.analyzer_offline import EXAMPLES_PATH, OfflineAnalyzer, load_examples
+from bot.adapters.analyzer_offline import EXAMPLES_PATH, Hyper, OfflineAnalyzer, load_examples
 from bot.config import DEFAULT_TYPE_KINDS
 from bot.domain.models import KINDS, SUMMARY_MAX, TITLE_MAX, Analysis, Match, Post, Ticket
 from bot.domain.ports import Analyzer
@@ -311,3 +311,119 @@ def test_clear_examples_with_the_real_embedder() -> None:
     results = analyzer.analyze_many([Post(id=str(i), text=t) for i, t in enumerate(cases)])
     assert [r.kind for r in results] == list(cases.values())
     assert all(r.confidence > 0.4 for r in results)
+
+
+class RecordingEmbedder(BagEmbedder):
+    """A BagEmbedder that remembers every text it was asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.texts.extend(texts)
+        return super().embed(texts)
+
+
+def test_the_headline_is_embedded_in_the_same_call_as_the_index_would() -> None:
+    from bot.adapters.index_local import embed_queries
+    from bot.adapters.lexical import headline
+
+    emb = RecordingEmbedder()
+    analyzer = OfflineAnalyzer(emb, None, DEFAULT_TYPE_KINDS)
+    analyzer.analyze(Post(id="warm", text="warm up"))
+    text = (
+        "Export to CSV drops the last row\n"
+        "When I export the quarterly report the final line is missing from the file, every time."
+    )
+    emb.batches.clear()
+    emb.texts.clear()
+    analyzer.analyze(Post(id="1", text=text))
+    body = analyzer.embedding_text(text)
+    assert emb.batches == [2]  # one call: the post and its headline
+    assert emb.texts == [body, headline(body)]
+    # Triage's search embeds exactly these strings, so a caching embedder serves both.
+    search = RecordingEmbedder()
+    embed_queries(search, [body])
+    assert search.texts == emb.texts
+
+
+def test_a_headline_that_is_the_whole_post_costs_no_second_pass() -> None:
+    emb = RecordingEmbedder()
+    analyzer = OfflineAnalyzer(emb, None, DEFAULT_TYPE_KINDS)
+    analyzer.analyze(Post(id="warm", text="warm up"))
+    emb.texts.clear()
+    analyzer.analyze(Post(id="1", text="How do I reset my password?"))
+    assert emb.texts == ["How do I reset my password?"]
+
+
+def test_head_scale_zero_skips_the_headline_pass() -> None:
+    emb = RecordingEmbedder()
+    analyzer = OfflineAnalyzer(emb, None, DEFAULT_TYPE_KINDS, hyper=Hyper(head_scale=0.0))
+    analyzer.analyze(Post(id="warm", text="warm up"))
+    emb.texts.clear()
+    result = analyzer.analyze(Post(id="1", text="Export drops a row\nThe final line is missing."))
+    assert emb.texts == ["Export drops a row\nThe final line is missing."]
+    assert result.kind in KINDS
+
+
+def test_ticket_titles_are_embedded_once_across_retrainings() -> None:
+    emb = RecordingEmbedder()
+    backlog = _backlog("Question")
+    index = ListIndex(emb, backlog)
+    analyzer = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS, min_labelled=30)
+    emb.texts.clear()
+    assert analyzer.analyze(FROB).kind == "question"
+    titles = {t.title for t in backlog}
+    assert titles <= set(emb.texts)
+
+    new = Ticket(key="F-new", title="frobnicator drawer frobnicator", type="Question")
+    index.upsert([new])
+    emb.texts.clear()
+    assert analyzer.analyze(FROB).kind == "question"
+    assert index.labelled_calls == 2
+    # Only the new ticket's title (and the post itself) needed the model.
+    assert not titles & set(emb.texts)
+    assert new.title in emb.texts
+
+
+class TitledIndex(ListIndex):
+    """Hands out [body | title] vectors, as an index that stores title vectors may."""
+
+    def labelled(self) -> list[tuple[Ticket, npt.NDArray[np.float32]]]:
+        self.labelled_calls += 1
+        titles = self.embedder.embed([t.title for t in self.tickets])
+        return [
+            (t, np.concatenate([v, tv]))
+            for t, v, tv in zip(self.tickets, self.vectors, titles, strict=True)
+            if t.type
+        ]
+
+
+def test_title_vectors_given_by_the_index_are_used_without_embedding() -> None:
+    emb = RecordingEmbedder()
+    index = TitledIndex(emb, _backlog("Question"))
+    analyzer = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS, min_labelled=30)
+    assert analyzer.source == "backlog"
+    emb.texts.clear()
+    index.labelled_calls = 0
+    index._version += 1  # retrain: the index embeds the titles, the analyzer must not
+    assert analyzer.analyze(FROB).kind == "question"
+    assert analyzer.source == "backlog"
+    assert emb.texts.count("frobnicator panel 0 frobnicator") == 1  # by the index only
+
+
+def test_sparse_products_match_dense_numpy() -> None:
+    from bot.adapters.analyzer_offline import _sparse
+
+    rng = np.random.default_rng(1)
+    counts = [{int(k): 1.0 for k in rng.choice(50, size=5, replace=False)} for _ in range(7)]
+    counts[3] = {}
+    weight = np.ones(50, dtype=np.float32)
+    x = _sparse(counts, weight)
+    dense = np.zeros((7, 50), dtype=np.float32)
+    dense[x.rows, x.cols] = x.vals
+    w_t = rng.normal(size=(3, 50)).astype(np.float32)
+    g_t = rng.normal(size=(3, 7)).astype(np.float32)
+    np.testing.assert_allclose(x.dot(w_t), (dense @ w_t.T).T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x.transpose(50).dot(g_t), (dense.T @ g_t.T).T, rtol=1e-5, atol=1e-5)
