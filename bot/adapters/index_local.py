@@ -645,11 +645,14 @@ class LocalIndex(FusedSearch):
             return len(self._keys)
 
     def labelled(self) -> list[tuple[Ticket, Array]]:
-        """Tickets with an issue type and a copy of their body vectors."""
+        """Tickets with an issue type and a copy of their [body | title] vectors (2 x dim).
+
+        The title half spares the classifier a model pass per ticket title.
+        """
         with self._lock:
             self._refresh()
-            d = self._dim
-            return [(t, self._buf[i, :d].copy()) for i, t in enumerate(self._tickets) if t.type]
+            d2 = 2 * self._dim
+            return [(t, self._buf[i, :d2].copy()) for i, t in enumerate(self._tickets) if t.type]
 
     def version(self) -> str:
         """Changes whenever the contents change (also across processes and re-creation)."""

@@ -97,7 +97,10 @@ class TicketIndex(Protocol):
     def count(self) -> int: ...
 
     def labelled(self) -> list[tuple[Ticket, Vectors]]:
-        """Tickets that carry an issue type, with their body vectors (for the classifier)."""
+        """Tickets that carry an issue type, with their vectors (for the classifier).
+
+        Each vector is the body's (dim), or the body's followed by the title's (2 x dim).
+        """
         ...
 
     def version(self) -> str:

@@ -249,7 +249,7 @@ def test_model_mismatch_raises_or_reembeds(tmp_path: Path) -> None:
     ix = make(tmp_path, other)
     assert other.texts == 8  # re-embedded from the stored tickets
     assert ix.count() == 4
-    assert ix.labelled()[0][1].shape == (64,)
+    assert ix.labelled()[0][1].shape == (128,)
     reopened_emb = HashEmbedder(dim=64, model_id="other-model")
     make(tmp_path, reopened_emb)
     assert reopened_emb.texts == 0
@@ -292,14 +292,17 @@ def test_empty_index_and_top_k(tmp_path: Path) -> None:
     assert len(ix.search("page", 50)) == 4
 
 
-def test_labelled_returns_typed_tickets_with_body_vectors(tmp_path: Path) -> None:
+def test_labelled_returns_typed_tickets_with_body_and_title_vectors(tmp_path: Path) -> None:
     emb = HashEmbedder()
     ix = make(tmp_path, emb)
     ix.upsert(TICKETS)
     labelled = ix.labelled()
     assert [t.key for t, _ in labelled] == ["APP-1", "APP-2", "APP-4"]
     ticket, vec = labelled[0]
-    np.testing.assert_allclose(vec, HashEmbedder().embed([ticket.text()])[0], atol=1e-6)
+    d = emb.dim
+    assert vec.shape == (2 * d,)
+    np.testing.assert_allclose(vec[:d], HashEmbedder().embed([ticket.text()])[0], atol=1e-6)
+    np.testing.assert_allclose(vec[d:], HashEmbedder().embed([ticket.title])[0], atol=1e-6)
 
 
 def test_concurrent_upserts_and_searches(tmp_path: Path) -> None:
