@@ -7,6 +7,7 @@ fakes or adapters aimed at local servers as keyword arguments, through the same 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from bot.config import ConfigError, Settings
@@ -135,10 +136,13 @@ def build_slack_client(settings: Settings) -> Any:
     return client
 
 
-def check_prompts() -> None:
+def check_prompts(settings: Settings) -> None:
     """Fails start-up on a broken prompt file rather than on the first post that needs it."""
     from bot.adapters.prompts import PromptError, load_all
 
+    if settings.prompts_dir is not None:
+        # The prompt loader is also used deep inside adapters; the environment reaches them all.
+        os.environ["PROMPTS_DIR"] = str(settings.prompts_dir)
     try:
         load_all()
     except PromptError as exc:
@@ -147,7 +151,7 @@ def check_prompts() -> None:
 
 def bootstrap(settings: Settings, **overrides: Any) -> Services:
     """Wires the services for *settings*; any keyword replaces the adapter of that name."""
-    check_prompts()
+    check_prompts(settings)
     store: Store = overrides.get("store") or build_store(settings)
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
     index: TicketIndex = overrides.get("index") or build_index(settings, embedder)

@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     workday: str = "09:00-17:30"
 
     log_level: str = "INFO"
+    prompts_dir: Path | None = None
 
     @field_validator(
         "idea_channels", "file_allowed_users", "file_allowed_groups", "meetings_ics", mode="before"

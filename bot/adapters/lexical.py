@@ -321,7 +321,6 @@ class InvertedIndex(_Bm25):
         out /= ideal
         return out, ideal
 
-
     def _score_row(self, row: int, idf_of: dict[int, float]) -> float:
         """BM25 of one uncompiled row, with the compiled corpus's idf and average length."""
         terms, tfs = self._doc_terms[row], self._doc_tfs[row]

@@ -93,3 +93,25 @@ def test_cli_reports_bad_config_in_one_line(tmp_path: Path) -> None:
     assert r.stderr.strip().splitlines() == [
         "configuration error: DIGEST_TIMEZONE: unknown time zone 'Nowhere/City'"
     ]
+
+
+def test_every_setting_is_documented_in_env_example() -> None:
+    import re
+
+    from bot.config import Settings
+
+    documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert {f.upper() for f in Settings.model_fields} == documented
+
+
+def test_broken_prompt_dir_fails_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bot.bootstrap import check_prompts
+
+    (tmp_path / "triage.prompt.yaml").write_text("name: triage\nversion: 1\nmessages: []\n")
+    s = _load(monkeypatch, tmp_path, PROMPTS_DIR=str(tmp_path))
+    monkeypatch.delenv("PROMPTS_DIR", raising=False)
+    with pytest.raises(ConfigError) as err:
+        check_prompts(s)
+    assert str(err.value).startswith("PROMPTS_DIR:")
