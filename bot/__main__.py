@@ -121,11 +121,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from bot.domain.models import Post
 
     services = _services()
-    try:
-        rows = read_queries(args.input)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    rows = read_queries(args.input)
     with _open_out(args.output) as out:
         for start in range(0, len(rows), args.batch):
             chunk = rows[start : start + args.batch]
@@ -162,23 +158,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     services = _services()
     tickets = []
     errors = 0
-    try:
-        for n, obj, err in read_jsonl(args.input):
-            if err or obj is None:
-                print(f"skipped: {err}", file=sys.stderr)
-                errors += 1
-                continue
-            try:
-                tickets.append(_parse_ticket(obj, n))
-            except ValueError as exc:
-                print(f"skipped: {exc}", file=sys.stderr)
-                errors += 1
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not tickets and errors:
-        print("error: no valid ticket lines", file=sys.stderr)
-        return 1
+    for n, obj, err in read_jsonl(args.input):
+        if err or obj is None:
+            print(f"skipped: {err}", file=sys.stderr)
+            errors += 1
+            continue
+        try:
+            tickets.append(_parse_ticket(obj, n))
+        except ValueError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            errors += 1
+    if not tickets:
+        raise InputError("no valid ticket lines" if errors else "no input lines")
     # Later lines win when a key repeats, as an upsert would.
     unique = list({t.key: t for t in tickets}.values())
     written = 0
@@ -197,11 +188,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_similar(args: argparse.Namespace) -> int:
     services = _services()
-    try:
-        rows = read_queries(args.input)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    rows = read_queries(args.input)
     texts = [r.text for r in rows if r.text is not None]
     found = iter(services.index.search_many(texts, top_k=args.top_k)) if texts else iter(())
     with _open_out(args.output) as out:
@@ -425,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

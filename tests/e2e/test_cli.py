@@ -173,3 +173,13 @@ def test_serve_with_a_refused_token_exits_cleanly(tmp_path: Path) -> None:
     assert "Slack refused SLACK_BOT_TOKEN at start-up (invalid_auth)" in r.stderr
     assert "Traceback" not in r.stderr
     assert "xoxb-wrong-secret-token" not in r.stderr and "signing-secret-value" not in r.stderr
+
+
+def test_index_skips_bad_lines_and_fails_only_when_nothing_is_usable(tmp_path: Path) -> None:
+    (tmp_path / "mixed.jsonl").write_text('{"key": "A-1"}\nnot json\n' + jsonl(TICKETS[:1]))
+    r = run(tmp_path, "index", "--input", "mixed.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("skipped: line") == 2 and "index holds 1" in r.stderr
+    (tmp_path / "bad.jsonl").write_text('{"key": ""}\n')
+    r = run(tmp_path, "index", "--input", "bad.jsonl")
+    assert r.returncode == 1 and "error: no valid ticket lines" in r.stderr
