@@ -11,7 +11,6 @@ shows the cost of a re-sync when nothing changed (content hashes, no embedding).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -23,22 +22,13 @@ from bot.adapters.embedder_onnx import OnnxEmbedder
 from bot.adapters.index_local import LocalIndex
 from bot.domain.models import Ticket
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_duplicates import load as load_duplicates
+
 
 def load(data: Path) -> list[Ticket]:
-    """The tickets of tickets.jsonl."""
-    out = []
-    with (data / "tickets.jsonl").open(encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            out.append(
-                Ticket(
-                    key=str(row["key"]),
-                    title=row.get("title") or "",
-                    description=row.get("description") or "",
-                    status=row.get("status"),
-                )
-            )
-    return out
+    """The tickets of tickets.jsonl (the same reader as the retrieval evaluation)."""
+    return load_duplicates(data)[0]
 
 
 def main(argv: list[str] | None = None) -> None:
