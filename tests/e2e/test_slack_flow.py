@@ -376,17 +376,23 @@ def test_jira_400_names_the_field_and_is_not_retried(
         r.close()
 
 
+def _claimed_by_a_dead_process(r: Rig, ev: dict[str, Any]) -> Any:
+    """Leaves what a process that died after claiming *ev* leaves: the claim and its outbox row."""
+    req = FilingRequest(
+        channel="CIDEAS01", ts=ev["ts"], text=ev["text"], requester="UBOB", author="UALICE"
+    )
+    store = r.services.store
+    assert store.enqueue(TOPIC, req.key, r.bot.filing._payload(req), r.clock())
+    assert store.claim_filing("CIDEAS01", ev["ts"], "dead-process")
+    return store
+
+
 def test_restart_between_claim_and_create_files_once(tmp_path: Path) -> None:
     r = Rig(tmp_path, start_server=False)
     try:
         ev = r.message("Add dark mode")
         # The first process claimed the message and queued the work, then died before Jira.
-        req = FilingRequest(
-            channel="CIDEAS01", ts=ev["ts"], text=ev["text"], requester="UBOB", author="UALICE"
-        )
-        store = r.services.store
-        assert store.enqueue(TOPIC, req.key, r.bot.filing._payload(req), r.clock())
-        assert store.claim_filing("CIDEAS01", ev["ts"], "dead-process")
+        _claimed_by_a_dead_process(r, ev)
         # A new process on the same database: new store, services and app.
         services = r.make_services()
         bot = r.make_bot(services)
@@ -405,12 +411,7 @@ def test_crash_after_jira_created_the_issue_does_not_file_twice(tmp_path: Path) 
     r = Rig(tmp_path, start_server=False)
     try:
         ev = r.message("Add dark mode")
-        req = FilingRequest(
-            channel="CIDEAS01", ts=ev["ts"], text=ev["text"], requester="UBOB", author="UALICE"
-        )
-        store = r.services.store
-        assert store.enqueue(TOPIC, req.key, r.bot.filing._payload(req), r.clock())
-        assert store.claim_filing("CIDEAS01", ev["ts"], "dead-process")
+        store = _claimed_by_a_dead_process(r, ev)
         # The dead process had started an attempt, and Jira created the issue before it died.
         store.update_filing("CIDEAS01", ev["ts"], attempts=1)
         key = r.jira.add_issue(
