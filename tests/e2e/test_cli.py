@@ -34,13 +34,16 @@ TICKETS = [
 ]
 
 
-def run(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, stdin: str = "", **extra_env: str
+) -> subprocess.CompletedProcess[str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "JIRA_", "PINECONE_"))
     }
     env.update(
         BOT_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), LLM_MODEL="", DATABASE_URL=""
     )
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=tmp_path,
@@ -183,3 +186,25 @@ def test_index_skips_bad_lines_and_fails_only_when_nothing_is_usable(tmp_path: P
     (tmp_path / "bad.jsonl").write_text('{"key": ""}\n')
     r = run(tmp_path, "index", "--input", "bad.jsonl")
     assert r.returncode == 1 and "error: no valid ticket lines" in r.stderr
+
+
+def test_pinecone_settings_route_index_and_similar_through_the_sdk(tmp_path: Path) -> None:
+    from tests.fakes.pinecone_server import FakePinecone
+
+    fake = FakePinecone(api_key="pc-secret-key").start()
+    try:
+        env = {"PINECONE_API_KEY": "pc-secret-key", "PINECONE_HOST": fake.url}
+        (tmp_path / "tickets.jsonl").write_text(jsonl(TICKETS))
+        r = run(tmp_path, "index", "--input", "tickets.jsonl", **env)
+        assert r.returncode == 0, r.stderr
+        q = jsonl([{"id": "q", "text": "photo upload crash on android"}])
+        s = run(tmp_path, "similar", "--input", "-", stdin=q, **env)
+        assert s.returncode == 0, s.stderr
+        assert json.loads(s.stdout)["matches"][0]["key"] == "APP-2"
+        # The real SDK wrote into the "default" namespace (no JIRA_PROJECT) and read back.
+        assert len(fake.namespaces["default"]) == 2 * len(TICKETS)  # body + title records
+        assert any(rec.path.endswith("/query") for rec in fake.requests)
+        assert "pc-secret-key" not in r.stderr + s.stderr
+        assert not (tmp_path / "data" / "index").exists()  # the local index was not used
+    finally:
+        fake.stop()
