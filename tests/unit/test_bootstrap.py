@@ -1,0 +1,60 @@
+"""The composition root wires the LLM analyzer, with the offline one as its fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.bootstrap import bootstrap
+from bot.config import load_settings
+from bot.domain.models import Post, Ticket
+from tests.fakes.chat_model import ScriptedChatModel
+from tests.fakes.embedder import HashEmbedder
+
+TICKETS = [
+    Ticket(key="APP-7", title="Export to CSV times out", description="large workspaces"),
+    Ticket(key="APP-8", title="Dark mode for the dashboard", description="a dark theme"),
+]
+
+
+def _services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llm: ScriptedChatModel):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(bot_data_dir=tmp_path / "data", llm_model="openai:gpt-4o-mini")
+    services = bootstrap(settings, embedder=HashEmbedder(), llm=llm)
+    services.index.upsert(TICKETS)
+    return services
+
+
+def test_llm_verdict_with_its_duplicate_judgement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm = ScriptedChatModel(
+        responses=[
+            {
+                "kind": "bug",
+                "confidence": 0.9,
+                "title": "CSV export times out for big workspaces",
+                "summary": "The CSV export fails with a timeout on large workspaces.",
+                "labels": ["export"],
+                "duplicate_of": "APP-7",
+            }
+        ]
+    )
+    services = _services(tmp_path, monkeypatch, llm)
+    verdict = services.triage.triage(Post(id="1", text="export to CSV times out again"))
+    assert verdict.analyzer.startswith("llm:") and verdict.kind == "bug"
+    assert verdict.duplicates[0].key == "APP-7" and verdict.likely_duplicate
+    assert len(llm.calls) == 1
+    # the candidates shown to the model are the similar tickets found
+    assert "APP-7" in "".join(str(m.content) for m in llm.calls[0])
+
+
+def test_llm_failure_falls_back_to_the_offline_analyzer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm = ScriptedChatModel(responses=[RuntimeError("provider down")])
+    services = _services(tmp_path, monkeypatch, llm)
+    verdict = services.triage.triage(Post(id="1", text="thanks all, have a nice weekend"))
+    assert verdict.analyzer == "offline (llm fallback: error)"
+    assert verdict.kind in {"idea", "bug", "question", "other"}
