@@ -223,7 +223,12 @@ class DigestScheduler:
         return self._run(kind, day, now)
 
     def catch_up(self, now: datetime | None = None) -> list[DigestResult]:
-        """Runs every slot that passed within the grace period and has no record in the store."""
+        """Runs every slot that passed within the grace period and was not posted.
+
+        A slot left claimed by a run that died goes through ``DigestService.run`` as well: once
+        the claim is stale it is recovered (found in the channel, or posted); while it is fresh
+        the answer is "in_progress" and a re-check is scheduled (see ``_run``).
+        """
         now = now or self.clock()
         results: list[DigestResult] = []
         if not self.channel:
@@ -232,11 +237,22 @@ class DigestScheduler:
             day = self.due_day(kind, now)
             if day is None:
                 continue
-            if self.service.store.get_digest(kind, self.channel, day) is not None:
+            record = self.service.store.get_digest(kind, self.channel, day)
+            if record is not None and record.state == "posted":
                 continue
-            logger.info("%s digest for %s was missed; catching up", kind, day)
+            logger.info("%s digest for %s was missed or left unfinished; catching up", kind, day)
             results.append(self._run(kind, day, now))
         return results
+
+    def recheck(
+        self, kind: DigestKind, day: date, now: datetime | None = None
+    ) -> DigestResult | None:
+        """A scheduled second look at an unfinished slot; None once beyond the grace period."""
+        now = now or self.clock()
+        if not self.channel or self.due_day(kind, now) != day:
+            logger.warning("%s digest for %s: unfinished and now beyond grace; given up", kind, day)
+            return None
+        return self._run(kind, day, now)
 
     def _run(self, kind: DigestKind, day: date, now: datetime) -> DigestResult:
         assert self.channel
@@ -247,4 +263,27 @@ class DigestScheduler:
             return DigestResult("failed", kind, self.channel, day, error=type(exc).__name__)
         if result.status == "failed":
             logger.warning("%s digest for %s failed: %s", kind, day, result.error)
+        if result.status in ("in_progress", "failed"):
+            self._schedule_recheck(kind, day, now)
         return result
+
+    def _schedule_recheck(self, kind: DigestKind, day: date, now: datetime) -> None:
+        # Another worker's claim may belong to a process that died: look again once a claim
+        # that old counts as abandoned, for as long as the slot is within its grace period.
+        at = now + self.service.stale_claim + timedelta(seconds=30)
+        slot = self.last_slot(kind, now)
+        with self._lock:
+            sched = self._scheduler
+        if sched is None or slot is None or at - slot > self.grace:
+            return
+        sched.add_job(
+            self.recheck,
+            trigger="date",
+            run_date=at,
+            args=[kind, day],
+            id=f"digest-{kind}-recheck",
+            name=f"{kind} digest re-check",
+            replace_existing=True,
+            misfire_grace_time=max(1, int(self.grace.total_seconds())),
+        )
+        logger.info("%s digest for %s: re-check scheduled at %s", kind, day, at)

@@ -50,13 +50,19 @@ class SlackChat:
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
-        """Posts a message (in a thread when *thread_ts*); returns its ts."""
+        """Posts a message (in a thread when *thread_ts*); returns its ts.
+
+        *metadata* is Slack message metadata (``{"event_type": ..., "event_payload": {...}}``).
+        """
         kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
         if blocks:
             kwargs["blocks"] = blocks
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
+        if metadata:
+            kwargs["metadata"] = metadata
         resp = self.client.chat_postMessage(**kwargs)
         return str(resp["ts"])
 
@@ -79,6 +85,35 @@ class SlackChat:
         with self._lock:
             self._private[channel] = (now, private)
         return private
+
+    def find_by_metadata(
+        self, channel: str, event_type: str, key: str, oldest: float, max_pages: int = 10
+    ) -> str | None:
+        """The ts of the newest top-level message in *channel* since *oldest* (epoch seconds)
+        whose metadata is *event_type* with ``event_payload.key == key``; None when there is none.
+
+        Slack API errors propagate: "could not look" must not be mistaken for "not there".
+        """
+        cursor: str | None = None
+        for _ in range(max_pages):
+            resp = self.client.conversations_history(
+                channel=channel,
+                oldest=f"{oldest:.6f}",
+                limit=200,
+                include_all_metadata=True,
+                cursor=cursor,
+            )
+            for msg in resp.get("messages") or []:
+                meta = msg.get("metadata") or {}
+                payload = meta.get("event_payload") or {}
+                if meta.get("event_type") == event_type and payload.get("key") == key:
+                    return str(msg["ts"])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor or not resp.get("has_more", True):
+                return None
+        # Not "not found": an older match may lie beyond what was read, and posting again
+        # on a guess is the double post this lookup exists to prevent.
+        raise LookupError(f"{channel}: {event_type} lookup gave up after {max_pages} pages")
 
     # ------------------------------------------------------------------ helpers
 

@@ -553,11 +553,21 @@ class SqlStore:
 
     # ------------------------------------------------------------------ digests
 
-    def claim_digest(self, digest: str, channel: str, day: date, force: bool = False) -> bool:
+    def claim_digest(
+        self,
+        digest: str,
+        channel: str,
+        day: date,
+        force: bool = False,
+        *,
+        stale_after: timedelta | None = None,
+    ) -> bool:
         """Claims one digest for one channel and day; False if it is claimed or posted already.
 
         With *force*, a posted digest (or a claim abandoned for STALE_DIGEST_CLAIM) is taken over;
-        a fresh claim by a running worker is never stolen.
+        a fresh claim by a running worker is never stolen. With *stale_after*, an unposted claim
+        older than that is taken over (and nothing else): the caller must first have made sure
+        the abandoned run did not post. One conditional UPDATE, so only one taker wins.
         """
         now = _now()
         key = _digest_key(digest, channel, day)
@@ -575,6 +585,8 @@ class SqlStore:
                 )
             return True
         except IntegrityError:
+            if stale_after is not None and not force:
+                return self._take_over_digest(key, now, stale_after)
             if not force:
                 return False
         with self._write() as conn:
@@ -591,6 +603,20 @@ class SqlStore:
                     ),
                 )
                 .values(state="claimed", claimed_at=now, message_ts=None, posted_at=None)
+            )
+        return res.rowcount == 1
+
+    def _take_over_digest(self, key: Any, now: datetime, stale_after: timedelta) -> bool:
+        with self._write() as conn:
+            res = conn.execute(
+                update(digests)
+                .where(
+                    key,
+                    digests.c.state == "claimed",
+                    digests.c.message_ts.is_(None),
+                    digests.c.claimed_at < now - stale_after,
+                )
+                .values(claimed_at=now)
             )
         return res.rowcount == 1
 

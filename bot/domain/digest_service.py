@@ -3,6 +3,11 @@
 The store's unique key decides who posts, so two processes, a restart catch-up and a manual run
 can all try the same slot and only one message appears. A failed post releases the claim so the
 next attempt (a retry, the operator) can post it.
+
+A run that dies between claiming and recording leaves a claim behind. When the chat can tag
+messages (``KeyedChat``), every digest carries its key as Slack message metadata, and a later run
+that finds a claim older than ``stale_claim`` takes it over (one winner) and first looks for the
+tagged message in the channel: there -> recorded, not posted again; not there -> posted.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
-from typing import Any, Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from bot.domain.digests import (
@@ -29,6 +34,10 @@ from bot.domain.digests import (
 from bot.domain.ports import Calendar, CalendarDay, Chat, Store, StoredPost
 
 logger = logging.getLogger(__name__)
+
+DIGEST_EVENT_TYPE = "ideabot_digest"
+# Longer than any healthy build-and-post, short enough to recover well within the grace period.
+STALE_CLAIM = timedelta(minutes=5)
 
 Status = Literal["posted", "already_posted", "in_progress", "dry_run", "failed"]
 
@@ -60,6 +69,29 @@ class DigestResult:
         return self.status in {"posted", "already_posted", "dry_run"}
 
 
+@runtime_checkable
+class KeyedChat(Protocol):
+    """A Chat that can tag a message with metadata and find it again by that tag."""
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> str: ...
+
+    def find_by_metadata(
+        self, channel: str, event_type: str, key: str, oldest: float
+    ) -> str | None: ...
+
+
+def digest_key(kind: str, channel: str, day: date) -> str:
+    """The exactly-once key of one digest, also carried in the posted message's metadata."""
+    return f"{kind}:{channel}:{day.isoformat()}"
+
+
 MeetingRenderer = Callable[[MeetingDigest], Rendered]
 TakeawayRenderer = Callable[[TakeawayDigest], Rendered]
 # (prompt name, variables) -> text, or None when no model is configured / the call failed.
@@ -80,6 +112,7 @@ class DigestService:
     idea_channels: Sequence[str] = ()
     write: TextWriter | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    stale_claim: timedelta = STALE_CLAIM
 
     # ------------------------------------------------------------------ building
 
@@ -167,21 +200,79 @@ class DigestService:
             record = self.store.get_digest(kind, channel, day)
             if record is not None and record.state == "posted":
                 return DigestResult("already_posted", kind, channel, day, record.message_ts)
+            if self._keyed() is not None and self.store.claim_digest(
+                kind, channel, day, stale_after=self.stale_claim
+            ):
+                return self._recover(kind, channel, day)
             logger.info("digest %s %s %s is being posted by another worker", kind, channel, day)
             return DigestResult("in_progress", kind, channel, day)
+        return self._post(kind, channel, day)
 
+    def _recover(self, kind: DigestKind, channel: str, day: date) -> DigestResult:
+        """We took over an abandoned claim: record its message if it got out, else post."""
+        logger.info("digest %s %s %s: taking over an abandoned claim", kind, channel, day)
+        try:
+            ts = self._find_posted(kind, channel, day)
+        except Exception as exc:
+            # Unknown whether it was posted: keep the claim; it turns stale and is retried.
+            logger.warning("digest %s %s %s: history lookup failed: %s", kind, channel, day, exc)
+            return DigestResult("failed", kind, channel, day, error=_reason(exc))
+        if ts is not None:
+            self.store.mark_digest_posted(kind, channel, day, ts)
+            logger.info("digest %s %s %s was posted (ts %s) before a crash", kind, channel, day, ts)
+            return DigestResult("already_posted", kind, channel, day, ts)
+        return self._post(kind, channel, day)
+
+    def _post(self, kind: DigestKind, channel: str, day: date) -> DigestResult:
+        assert self.chat is not None
+        keyed = self._keyed()
         try:
             rendered = self.render(kind, channel, day)
-            ts = self.chat.post(channel, rendered.summary, blocks=rendered.blocks)
+            if keyed is not None:
+                meta = {
+                    "event_type": DIGEST_EVENT_TYPE,
+                    "event_payload": {"key": digest_key(kind, channel, day)},
+                }
+                ts = keyed.post(channel, rendered.summary, blocks=rendered.blocks, metadata=meta)
+            else:
+                ts = self.chat.post(channel, rendered.summary, blocks=rendered.blocks)
         except Exception as exc:
-            self.store.release_digest(kind, channel, day)
             logger.warning(
                 "digest %s for %s on %s not posted: %s", kind, channel, day, type(exc).__name__
             )
-            return DigestResult("failed", kind, channel, day, error=_reason(exc))
+            return self._after_failed_post(kind, channel, day, exc)
         self.store.mark_digest_posted(kind, channel, day, ts)
         logger.info("digest %s posted to %s for %s (ts %s)", kind, channel, day, ts)
         return DigestResult("posted", kind, channel, day, ts, rendered=rendered)
+
+    def _after_failed_post(
+        self, kind: DigestKind, channel: str, day: date, exc: Exception
+    ) -> DigestResult:
+        """Releases the claim, unless the message may have gone out after all (a lost answer)."""
+        if self._keyed() is not None:
+            try:
+                ts = self._find_posted(kind, channel, day)
+            except Exception:
+                # Cannot tell: keep the claim; a later run recovers it once it is stale.
+                return DigestResult("failed", kind, channel, day, error=_reason(exc))
+            if ts is not None:
+                self.store.mark_digest_posted(kind, channel, day, ts)
+                return DigestResult("posted", kind, channel, day, ts)
+        self.store.release_digest(kind, channel, day)
+        return DigestResult("failed", kind, channel, day, error=_reason(exc))
+
+    def _keyed(self) -> KeyedChat | None:
+        return self.chat if isinstance(self.chat, KeyedChat) else None
+
+    def _find_posted(self, kind: DigestKind, channel: str, day: date) -> str | None:
+        keyed = self._keyed()
+        assert keyed is not None
+        start, _ = local_day_bounds(day, self.tz)
+        # From the day's start, or a day back for a digest posted ahead of its day.
+        oldest = min(start, self.clock() - timedelta(days=1))
+        return keyed.find_by_metadata(
+            channel, DIGEST_EVENT_TYPE, digest_key(kind, channel, day), oldest.timestamp()
+        )
 
     # ------------------------------------------------------------------ helpers
 

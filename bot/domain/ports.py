@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.domain.models import Analysis, CreatedIssue, LabelledText, Match, NewIssue, Post, Ticket
@@ -218,7 +218,18 @@ class Store(Protocol):
     def pending(self) -> list[OutboxItem]: ...
 
     # digests
-    def claim_digest(self, digest: str, channel: str, day: date, force: bool = False) -> bool: ...
+    def claim_digest(
+        self,
+        digest: str,
+        channel: str,
+        day: date,
+        force: bool = False,
+        *,
+        stale_after: timedelta | None = None,
+    ) -> bool:
+        """Atomic claim; *stale_after* takes over an unposted claim older than that (one winner)."""
+        ...
+
     def get_digest(self, digest: str, channel: str, day: date) -> DigestRecord | None: ...
     def mark_digest_posted(self, digest: str, channel: str, day: date, message_ts: str) -> None: ...
     def release_digest(self, digest: str, channel: str, day: date) -> None: ...

@@ -395,6 +395,52 @@ def test_force_takes_over_an_abandoned_claim(store: SqlStore) -> None:
     assert store.claim_digest("meetings", "C9", DAY, force=True) is True
 
 
+def _age_digest_claim(store: SqlStore, age: timedelta) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(update(digests).values(claimed_at=datetime.now(UTC) - age))
+
+
+def test_stale_after_takes_over_only_an_old_unposted_claim(store: SqlStore) -> None:
+    five = timedelta(minutes=5)
+    assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is True  # no row: insert
+    assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is False  # fresh claim
+    _age_digest_claim(store, timedelta(minutes=6))
+    assert store.claim_digest("meetings", "C9", DAY) is False  # plain claims never take over
+    assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is True
+    # The takeover refreshed the claim: a second taker loses.
+    assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is False
+    rec = store.get_digest("meetings", "C9", DAY)
+    assert rec is not None and rec.state == "claimed" and rec.message_ts is None
+
+    store.mark_digest_posted("meetings", "C9", DAY, "9.9")
+    _age_digest_claim(store, timedelta(hours=1))
+    assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is False  # posted: never
+    rec = store.get_digest("meetings", "C9", DAY)
+    assert rec is not None and rec.state == "posted" and rec.message_ts == "9.9"
+
+
+def test_racing_takeovers_of_a_stale_claim_have_one_winner(store: SqlStore, store_url: str) -> None:
+    other = SqlStore(store_url)
+    try:
+        stores = [store, other]
+        for round_ in range(3):
+            day = DAY + timedelta(days=round_)
+            assert store.claim_digest("d", "C1", day) is True
+            with store.engine.begin() as conn:
+                conn.execute(
+                    update(digests)
+                    .where(digests.c.day == day)
+                    .values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
+                )
+
+            def take(i: int, day: date = day) -> bool:
+                return stores[i % 2].claim_digest("d", "C1", day, stale_after=timedelta(minutes=5))
+
+            assert _race(RACERS, take).count(True) == 1
+    finally:
+        other.close()
+
+
 def test_mark_posted_without_claim_records_it(store: SqlStore) -> None:
     store.mark_digest_posted("takeaways", "C9", DAY, "1.1")
     rec = store.get_digest("takeaways", "C9", DAY)

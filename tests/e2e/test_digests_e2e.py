@@ -9,14 +9,15 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy import update
 
-from bot.adapters.store_sql import SqlStore
+from bot.adapters.store_sql import SqlStore, digests
 from bot.bootstrap import bootstrap, build_slack_client
 from bot.cli_digest import add_digest_parser, run_digest_command
 from bot.config import Settings
@@ -358,3 +359,164 @@ def test_llm_overview_and_takeaways_come_from_the_prompt_files(
     assert code == 0
     assert "Key takeaways:\n• Dark mode is the most requested change" in out
     assert "Dark mode please" in model.prompt_text(1)
+
+
+# --------------------------------------------------------------------------- crash recovery
+
+
+def _crashed_claim(services: Services, kind: str = "meetings", age_minutes: int = 10) -> None:
+    """What a process that died right after claiming leaves behind: an old, unposted claim."""
+    store = services.store
+    assert isinstance(store, SqlStore)
+    assert store.claim_digest(kind, "CDIGEST", WED) is True
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(digests).values(claimed_at=datetime.now(UTC) - timedelta(minutes=age_minutes))
+        )
+
+
+def _digest_messages(slack: FakeSlack) -> list[str]:
+    return sorted(m.ts for m in slack.messages.values() if m.channel == "CDIGEST")
+
+
+def test_crash_after_claim_before_post_catch_up_posts_exactly_once(
+    settings: Settings, store_url: str, slack: FakeSlack
+) -> None:
+    crashed = make_services(settings, store_url)
+    _crashed_claim(crashed)
+    restarted = make_services(settings, store_url)
+    results = DigestScheduler(restarted, clock=Clock(berlin(9, 0))).catch_up()
+    assert [(r.digest, r.status) for r in results] == [("meetings", "posted")]
+    (call,) = posted(slack)
+    assert call["metadata"] == {
+        "event_type": "ideabot_digest",
+        "event_payload": {"key": "meetings:CDIGEST:2026-04-15"},
+    }
+    record = restarted.store.get_digest("meetings", "CDIGEST", WED)
+    assert record is not None and record.state == "posted"
+    assert [record.message_ts] == _digest_messages(slack)
+    # The history was read from the start of that day, with metadata.
+    (history,) = slack.calls_to("conversations.history")
+    assert history["channel"] == "CDIGEST" and history["include_all_metadata"] in ("1", "true")
+    assert float(history["oldest"]) <= datetime(2026, 4, 14, 22, 0, tzinfo=UTC).timestamp()
+    # Another restart: nothing more.
+    assert DigestScheduler(restarted, clock=Clock(berlin(9, 5))).catch_up() == []
+    assert len(posted(slack)) == 1
+
+
+def test_crash_after_post_before_record_catch_up_finds_it_and_does_not_repost(
+    settings: Settings, store_url: str, slack: FakeSlack
+) -> None:
+    crashed = make_services(settings, store_url)
+    _crashed_claim(crashed)
+    # The dead process got its message out (tagged with the key) but never recorded it.
+    from bot.adapters.slack_chat import SlackChat
+
+    assert crashed.slack_client is not None
+    ts = SlackChat(crashed.slack_client).post(
+        "CDIGEST",
+        "Meetings today",
+        metadata={
+            "event_type": "ideabot_digest",
+            "event_payload": {"key": "meetings:CDIGEST:2026-04-15"},
+        },
+    )
+    # Unrelated tagged messages (another day, another digest) must not be mistaken for it.
+    slack.add_message(
+        "CDIGEST",
+        f"{float(ts) + 1:.6f}",
+        "Takeaways",
+        metadata={
+            "event_type": "ideabot_digest",
+            "event_payload": {"key": "takeaways:CDIGEST:2026-04-15"},
+        },
+    )
+    slack.reset_calls()
+
+    restarted = make_services(settings, store_url)
+    results = DigestScheduler(restarted, clock=Clock(berlin(9, 0))).catch_up()
+    assert [(r.digest, r.status, r.message_ts) for r in results] == [
+        ("meetings", "already_posted", ts)
+    ]
+    assert posted(slack) == []
+    record = restarted.store.get_digest("meetings", "CDIGEST", WED)
+    assert record is not None and record.state == "posted" and record.message_ts == ts
+
+
+def test_two_schedulers_racing_on_a_stale_claim_post_once(
+    settings: Settings, store_url: str, slack: FakeSlack
+) -> None:
+    _crashed_claim(make_services(settings, store_url))
+    procs = [make_services(settings, store_url) for _ in range(2)]
+    clock = Clock(berlin(9, 0))
+    scheds = [DigestScheduler(p, clock=clock) for p in procs]
+    barrier = threading.Barrier(2)
+    statuses: list[str] = []
+
+    def go(s: DigestScheduler) -> None:
+        barrier.wait()
+        statuses.extend(r.status for r in s.catch_up())
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in scheds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(posted(slack)) == 1, statuses
+    assert len(_digest_messages(slack)) == 1
+    assert statuses.count("posted") == 1
+    assert set(statuses) <= {"posted", "in_progress", "already_posted"}
+
+
+def test_fresh_claim_is_left_alone_and_history_failure_never_posts(
+    settings: Settings, store_url: str, slack: FakeSlack
+) -> None:
+    services = make_services(settings, store_url)
+    _crashed_claim(services, age_minutes=1)
+    ds = DigestScheduler(services, clock=Clock(berlin(9, 0)))
+    assert [r.status for r in ds.catch_up()] == ["in_progress"]  # may still be running
+    assert posted(slack) == [] and slack.calls_to("conversations.history") == []
+
+    store = services.store
+    assert isinstance(store, SqlStore)
+    with store.engine.begin() as conn:
+        conn.execute(update(digests).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10)))
+    slack.fail_next("conversations.history", "internal_error")
+    (result,) = ds.catch_up()
+    assert result.status == "failed" and posted(slack) == []  # could not look: do not guess
+    record = store.get_digest("meetings", "CDIGEST", WED)
+    assert record is not None and record.state == "claimed"  # kept, so the next look recovers
+
+    with store.engine.begin() as conn:
+        conn.execute(update(digests).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10)))
+    assert [r.status for r in ds.catch_up()] == ["posted"]
+    assert len(posted(slack)) == 1
+
+
+def test_unfinished_slot_gets_a_recheck_job_within_grace(
+    settings: Settings, store_url: str, slack: FakeSlack
+) -> None:
+    services = make_services(settings, store_url)
+    _crashed_claim(services, age_minutes=1)
+    ds = DigestScheduler(services, clock=Clock(berlin(9, 0)))
+    assert ds.start(catch_up=False)
+    try:
+        assert [r.status for r in ds.catch_up()] == ["in_progress"]
+        assert ds.scheduler is not None
+        job = ds.scheduler.get_job("digest-meetings-recheck")
+        assert job is not None and job.args == ("meetings", WED)
+        assert job.next_run_time > berlin(9, 5)
+        # Past the grace period (08:30 + 120 min) a re-check gives up without posting.
+        assert ds.recheck("meetings", WED, now=berlin(10, 31)) is None
+        # Within it, once the claim is stale, the re-check recovers the slot.
+        store = services.store
+        assert isinstance(store, SqlStore)
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(digests).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
+            )
+        result = ds.recheck("meetings", WED, now=berlin(9, 6))
+        assert result is not None and result.status == "posted"
+    finally:
+        ds.shutdown(wait=False)
+    assert len(posted(slack)) == 1

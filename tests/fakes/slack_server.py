@@ -25,6 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 Params = dict[str, Any]
+# Methods called with the app-level token (xapp-...), not the bot token.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 
 @dataclass
@@ -37,9 +39,12 @@ class _Message:
     bot_id: str | None = None
     blocks: list[Any] | None = None
     reactions: dict[str, list[str]] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, include_metadata: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
+        if include_metadata and self.metadata is not None:
+            out["metadata"] = self.metadata
         if self.user:
             out["user"] = self.user
         if self.thread_ts:
@@ -64,8 +69,12 @@ class FakeSlack:
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
         team_id: str = "T1",
+        app_token: str = "xapp-test-token",
     ) -> None:
         self.token = token
+        self.app_token = app_token
+        # What apps.connections.open answers (a FakeSocketMode URL); None -> an error.
+        self.socket_mode_url: str | None = None
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.team_id = team_id
@@ -138,10 +147,13 @@ class FakeSlack:
         user: str = "U1",
         thread_ts: str | None = None,
         bot_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """Seeds a message served by conversations.history / conversations.replies."""
         with self._lock:
-            self.messages[(channel, ts)] = _Message(channel, ts, text, user, thread_ts, bot_id)
+            self.messages[(channel, ts)] = _Message(
+                channel, ts, text, user, thread_ts, bot_id, metadata=metadata
+            )
 
     # ------------------------------------------------------------------ failure injection
 
@@ -261,7 +273,7 @@ class FakeSlack:
                 status = 429
                 headers["Retry-After"] = str(retry_after)
                 payload: dict[str, Any] = {"ok": False, "error": "ratelimited"}
-            elif token != self.token:
+            elif token != (self.app_token if method in _APP_TOKEN_METHODS else self.token):
                 payload = {"ok": False, "error": "invalid_auth"}
             elif err:
                 payload = {"ok": False, "error": err.pop(0)}
@@ -282,6 +294,7 @@ class FakeSlack:
 
     def _methods(self) -> dict[str, Callable[[Params], dict[str, Any]]]:
         return {
+            "apps.connections.open": self._connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
@@ -309,6 +322,11 @@ class FakeSlack:
             "bot_id": self.bot_id,
         }
 
+    def _connections_open(self, p: Params) -> dict[str, Any]:
+        if self.socket_mode_url is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        return {"ok": True, "url": self.socket_mode_url}
+
     def _post_message(self, p: Params) -> dict[str, Any]:
         channel = str(p.get("channel", ""))
         if not channel:
@@ -318,6 +336,12 @@ class FakeSlack:
             channel, ts, str(p.get("text", "")), self.bot_user_id, p.get("thread_ts"), self.bot_id
         )
         msg.blocks = p.get("blocks") if isinstance(p.get("blocks"), list) else None
+        meta = p.get("metadata")
+        if isinstance(meta, dict) and meta.get("event_type"):
+            msg.metadata = {
+                "event_type": meta["event_type"],
+                "event_payload": meta.get("event_payload") or {},
+            }
         self.messages[(channel, ts)] = msg
         return {"ok": True, "channel": channel, "ts": ts, "message": msg.as_json()}
 
@@ -384,9 +408,10 @@ class FakeSlack:
                 m for m in msgs if float(m.ts) > float(oldest) or (inclusive and m.ts == oldest)
             ]
         limit = int(p.get("limit") or 100)
+        with_meta = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
         return {
             "ok": True,
-            "messages": [m.as_json() for m in msgs[:limit]],
+            "messages": [m.as_json(with_meta) for m in msgs[:limit]],
             "has_more": len(msgs) > limit,
         }
 

@@ -165,3 +165,25 @@ def test_no_channel_means_no_schedule(services: Services) -> None:
 
 def _svc(services: Services) -> DigestService:
     return build_digest_service(services, chat=RecordingChat())
+
+
+def test_stale_claim_without_a_keyed_chat_is_never_guessed(
+    services: Services, store: SqlStore
+) -> None:
+    # RecordingChat cannot tag or find messages: a dead run's claim is not taken over (it might
+    # have posted), and the catch-up says so instead of skipping the slot silently.
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.adapters.store_sql import digests
+    from bot.domain.digest_service import KeyedChat
+
+    chat = RecordingChat()
+    assert not isinstance(chat, KeyedChat)
+    assert store.claim_digest("meetings", "CDIGEST", WED) is True
+    with store.engine.begin() as conn:
+        conn.execute(update(digests).values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
+    results = scheduler(services, chat, berlin(WED, 9)).catch_up()
+    assert [(r.digest, r.status) for r in results] == [("meetings", "in_progress")]
+    assert chat.posts == []
