@@ -140,7 +140,12 @@ class DigestScheduler:
         self.grace = timedelta(minutes=self.settings.digest_grace_minutes)
         self.channel = channel or self.settings.digest_channel
         self.service = service or build_digest_service(services, clock=self.clock)
-        self.triggers = {k: digest_trigger(self.settings, k) for k in DIGEST_KINDS}
+        kinds = list(DIGEST_KINDS)
+        if self.service.calendar is None:
+            # Without a calendar feed a daily "no meetings today" post would only be noise.
+            kinds.remove("meetings")
+            logger.info("MEETINGS_ICS is not set: the meeting digest is not scheduled")
+        self.triggers = {k: digest_trigger(self.settings, k) for k in kinds}
         self._scheduler: BackgroundScheduler | None = None
         self._catch_up_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -233,7 +238,7 @@ class DigestScheduler:
         results: list[DigestResult] = []
         if not self.channel:
             return results
-        for kind in DIGEST_KINDS:
+        for kind in self.triggers:
             day = self.due_day(kind, now)
             if day is None:
                 continue

@@ -163,6 +163,15 @@ def test_no_channel_means_no_schedule(services: Services) -> None:
     assert ds.run_slot("meetings", berlin(WED, 8, 31)) is None
 
 
+def test_without_calendar_feeds_only_the_takeaways_are_scheduled(services: Services) -> None:
+    services.calendar = None  # and MEETINGS_ICS is unset in these settings
+    chat = RecordingChat()
+    ds = DigestScheduler(services, service=build_digest_service(services, chat=chat))
+    assert list(ds.triggers) == ["takeaways"]
+    assert [r.digest for r in ds.catch_up(berlin(WED, 17, 40))] == ["takeaways"]
+    assert ds.catch_up(berlin(WED, 8, 40)) == []  # the morning slot is not a missed meetings one
+
+
 def _svc(services: Services) -> DigestService:
     return build_digest_service(services, chat=RecordingChat())
 
