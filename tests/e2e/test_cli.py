@@ -208,3 +208,29 @@ def test_pinecone_settings_route_index_and_similar_through_the_sdk(tmp_path: Pat
         assert not (tmp_path / "data" / "index").exists()  # the local index was not used
     finally:
         fake.stop()
+
+
+def test_doctor_reports_each_part_without_keys(tmp_path: Path) -> None:
+    r = run(tmp_path, "doctor")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("state: ") and "ideabot.sqlite3" in lines[0]
+    assert "index: LocalIndex with 0 tickets" in lines
+    assert "analyzer: offline" in lines
+    assert "jira: not configured" in lines and "slack: not configured" in lines
+
+
+def test_doctor_names_a_jira_that_refuses_the_token(tmp_path: Path) -> None:
+    from tests.fakes.jira_server import FakeJira
+
+    with FakeJira(project="PROJ") as jira:
+        r = run(
+            tmp_path,
+            "doctor",
+            JIRA_URL=jira.base_url,
+            JIRA_API_TOKEN="wrong-jira-token",
+            JIRA_PROJECT="PROJ",
+        )
+    assert r.returncode == 1
+    assert "jira: FAILED" in r.stdout and "401" in r.stdout
+    assert "wrong-jira-token" not in r.stdout + r.stderr
