@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+MAX_BODY_BYTES = 2 * 1024 * 1024
 
 StartResponse = Callable[..., Any]
 
@@ -57,7 +58,14 @@ class HttpServer:
         self.bot = bot
         self.wsgi = BotWsgi(bot.app)
         self.server: Any = create_server(
-            self.wsgi, host=host, port=port, threads=threads, ident="ideabot"
+            self.wsgi,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="ideabot",
+            # Slack's payloads are tens of KB; refusing huge bodies keeps a hostile client from
+            # making the signature check read (and hash) a gigabyte.
+            max_request_body_size=MAX_BODY_BYTES,
         )
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
