@@ -136,6 +136,14 @@ _PAST_TO_PRESENT = {
 }  # fmt: skip
 
 
+# "What if the dashboard had a dark theme?" should read "Dark theme for the dashboard".
+_WHAT_IF_HAD = re.compile(
+    r"^(?:what|how) (?:if|about) (the|our|my|this) ((?:[\w-]+ ){0,2}?[\w-]+) "
+    r"(?:had|got|supported|offered|showed|included|came with) (?:an? |some |the )?(.+?)[?.!]*$",
+    re.I,
+)
+
+
 def strip_lead_in(sentence: str) -> str:
     """Removes greetings and filler lead-ins ("hey team,", "idea:", "what if we", "I think")."""
     s = sentence.strip()
@@ -143,6 +151,10 @@ def strip_lead_in(sentence: str) -> str:
     for _ in range(4):
         before = s
         for pattern in _LEAD_INS:
+            m = _WHAT_IF_HAD.match(s)
+            if m:
+                det, subject, wish = m.groups()
+                return f"{wish} for {det.lower()} {subject}"
             hypothetical = hypothetical or bool(_HYPOTHETICAL.match(s))
             s = pattern.sub("", s, count=1).lstrip(" ,:;-–—")
         if s == before:

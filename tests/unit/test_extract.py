@@ -116,3 +116,19 @@ def test_hashed_counts_are_deterministic_and_sublinear() -> None:
     a, b = hashed_counts(["crash crash crash", "crash crash crash"], 1 << 10)
     assert a == b
     assert max(a.values()) < 3.0
+
+
+@pytest.mark.parametrize(
+    ("post", "title"),
+    [
+        (
+            "hey team :bulb: what if the dashboard had a dark theme? my eyes hurt",
+            "Dark theme for the dashboard",
+        ),
+        ("What if our mobile app supported offline mode?", "Offline mode for our mobile app"),
+        ("Idea: what if this page showed the due date", "Due date for this page"),
+        ("what if we added SSO", "Add SSO"),
+    ],
+)
+def test_hypothetical_wishes_read_as_ticket_titles(post: str, title: str) -> None:
+    assert title_and_summary(post, "idea")[0] == title
