@@ -18,7 +18,6 @@ import pytest
 
 from bot.domain.filing import LEASE, TOPIC, FilingRequest
 from bot.scheduler import build_digest_service
-from bot.slack import blocks
 from tests.fakes.wiring import SECRET, Rig
 
 PINECONE_KEY = "pcsk_AUDIT_pinecone_secret_42"
@@ -249,18 +248,7 @@ def test_private_shortcut_duplicate_offer_stays_in_the_private_channel(tmp_path:
     try:
         r.slack.add_channel("GSECRET1", is_private=True)
         r.slack.add_message("GSECRET1", "1700000700.000100", "Add SSO login", "UALICE")
-        payload = {
-            "type": "message_action",
-            "callback_id": blocks.SHORTCUT_FILE,
-            "trigger_id": "1.2",
-            "user": {"id": "UBOB"},
-            "team": {"id": "T1"},
-            "channel": {"id": "GSECRET1"},
-            "message_ts": "1700000700.000100",
-            "response_url": "http://127.0.0.1:9/x",
-            "message": {"ts": "1700000700.000100", "text": "Add SSO login", "user": "UALICE"},
-        }
-        r.send_interactive(payload)
+        r.send_shortcut("GSECRET1", "1700000700.000100", "Add SSO login", "UALICE")
         r.wait_idle()
         calls = r.slack.calls_to("chat.postMessage") + r.slack.calls_to("chat.postEphemeral")
         assert calls and all(c["channel"] == "GSECRET1" for c in calls)

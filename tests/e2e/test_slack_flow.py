@@ -272,18 +272,7 @@ def test_file_button_files(rig: Rig) -> None:
 def test_message_shortcut_files_in_any_channel(rig: Rig) -> None:
     rig.slack.add_channel("CRANDOM1", is_private=True)
     rig.slack.add_message("CRANDOM1", "1700000700.000100", "Add SSO login", "UALICE")
-    payload = {
-        "type": "message_action",
-        "callback_id": blocks.SHORTCUT_FILE,
-        "trigger_id": "1.2",
-        "user": {"id": "UBOB"},
-        "team": {"id": "T1"},
-        "channel": {"id": "CRANDOM1"},
-        "message_ts": "1700000700.000100",
-        "response_url": "http://127.0.0.1:9/x",
-        "message": {"ts": "1700000700.000100", "text": "Add SSO login", "user": "UALICE"},
-    }
-    assert rig.send_interactive(payload)[0] == 200
+    assert rig.send_shortcut("CRANDOM1", "1700000700.000100", "Add SSO login", "UALICE")[0] == 200
     _wait_issues(rig, 1)
     posted = rig.slack.calls_to("chat.postMessage")
     # private-channel content stays in that channel

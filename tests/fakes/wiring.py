@@ -217,6 +217,26 @@ class Rig:
             headers["X-Slack-Retry-Reason"] = "http_timeout"
         return self.send(body, headers)
 
+    def send_shortcut(
+        self, channel: str, ts: str, text: str, author: str, requester: str = "UBOB"
+    ) -> tuple[int, bytes]:
+        """Signs and posts the "File as Jira ticket" message shortcut on one message."""
+        from bot.slack import blocks
+
+        return self.send_interactive(
+            {
+                "type": "message_action",
+                "callback_id": blocks.SHORTCUT_FILE,
+                "trigger_id": "1.2",
+                "user": {"id": requester},
+                "team": {"id": "T1"},
+                "channel": {"id": channel},
+                "message_ts": ts,
+                "response_url": "http://127.0.0.1:9/x",
+                "message": {"ts": ts, "text": text, "user": author},
+            }
+        )
+
     def send_interactive(self, payload: dict[str, Any]) -> tuple[int, bytes]:
         body = interactive_body(payload)
         return self.send(
