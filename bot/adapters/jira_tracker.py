@@ -22,7 +22,8 @@ from urllib.parse import urlparse
 import requests
 from jira import JIRA, JIRAError
 
-from bot.domain.models import CreatedIssue, NewIssue, Ticket
+from bot.adapters.jira_format import marker_query, render_wiki, updated_query
+from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 
 logger = logging.getLogger(__name__)
@@ -291,10 +292,10 @@ class JiraTracker:
         fields: dict[str, Any] = {
             "project": {"key": issue.project or self.project},
             "summary": summary,
-            "description": issue.description,
+            "description": render_wiki(issue.body),
             "issuetype": {"name": issue.issue_type},
         }
-        labels = clean_labels(issue.labels)
+        labels = clean_labels((*issue.labels, issue.marker) if issue.marker else issue.labels)
         if labels:
             fields["labels"] = labels
         reporter = self._reporter(issue.reporter_email) if issue.reporter_email else None
@@ -313,12 +314,13 @@ class JiraTracker:
         logger.info("created Jira issue %s", key)
         return CreatedIssue(key=key, url=self.browse_url(key))
 
-    def add_comment(self, key: str, body: str, link_url: str | None = None) -> str:
-        """Adds a comment (and a remote link to *link_url*); returns the comment id."""
-        comment = self._call("adding a comment", lambda: self.client.add_comment(key, body))
-        if link_url:
-            self._link(key, link_url, None)
-        return str(comment.id)
+    def add_comment(self, comment: NewComment) -> str:
+        """Adds a comment (and a remote link to its *link_url*); returns the comment id."""
+        text = render_wiki(comment.body)
+        created = self._call("adding a comment", lambda: self.client.add_comment(comment.key, text))
+        if comment.link_url:
+            self._link(comment.key, comment.link_url, None)
+        return str(created.id)
 
     def issue_types(self) -> list[str]:
         """Names of the issue types that can be created in the project."""
@@ -332,6 +334,25 @@ class JiraTracker:
             "reading the project", lambda: self.client._get_json(f"project/{self.project}")
         )
         return [str(t["name"]) for t in raw.get("issueTypes", []) if not t.get("subtask")]
+
+    def find_by_marker(self, project: str, marker: str) -> CreatedIssue | None:
+        """The issue of *project* labelled *marker* (one filing's own label), or None."""
+        tickets, _ = self.search(marker_query(project, marker), page_size=1)
+        if not tickets:
+            return None
+        t = tickets[0]
+        return CreatedIssue(key=t.key, url=t.url or self.browse_url(t.key))
+
+    def updated_since(
+        self,
+        project: str,
+        since: datetime | None,
+        page_token: str | None = None,
+        page_size: int = 100,
+        narrow: str | None = None,
+    ) -> tuple[list[Ticket], str | None]:
+        """One page of *project*'s issues updated since *since* (all when None), oldest first."""
+        return self.search(updated_query(project, since, narrow), page_token, page_size)
 
     def search(
         self, jql: str, page_token: str | None = None, page_size: int = 100

@@ -1,4 +1,4 @@
-"""The ``Chat`` port (and the filing notifier) on ``slack_sdk.WebClient``.
+"""The ``Chat`` port on ``slack_sdk.WebClient``.
 
 Slack's 429 answers carry ``Retry-After``; the client gets the SDK's ``RateLimitErrorRetryHandler``
 so they are waited out and retried rather than lost.
@@ -10,14 +10,14 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.domain.filing import FilingResult
-from bot.slack import blocks
+from bot.domain.models import ChatMessage, Person
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class SlackChat:
         self._lock = threading.Lock()
         self._private: dict[str, tuple[float, bool]] = {}
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
-        self._emails: dict[str, tuple[float, tuple[str | None, str | None]]] = {}
+        self._people: dict[str, tuple[float, Person]] = {}
 
     # ------------------------------------------------------------------ Chat port
 
@@ -144,7 +144,7 @@ class SlackChat:
             logger.warning("chat.getPermalink failed: %s", exc.response.get("error"))
             return None
 
-    def add_reaction(self, channel: str, ts: str, name: str) -> None:
+    def react(self, channel: str, ts: str, name: str) -> None:
         """Adds the bot's reaction *name* to a message (already there is fine)."""
         try:
             self.client.reactions_add(channel=channel, timestamp=ts, name=name)
@@ -154,7 +154,7 @@ class SlackChat:
 
     def fetch_message(
         self, channel: str, ts: str, thread_ts: str | None = None
-    ) -> dict[str, Any] | None:
+    ) -> ChatMessage | None:
         """One message by ts: from the channel history, or from its thread when it is a reply."""
         try:
             if thread_ts and thread_ts != ts:
@@ -172,7 +172,7 @@ class SlackChat:
             return None
         for msg in resp.get("messages") or []:
             if msg.get("ts") == ts:
-                return dict(msg)
+                return _message(msg)
         if not thread_ts:
             # A reply in a thread is not in the history: look it up as a thread of its own.
             try:
@@ -183,26 +183,26 @@ class SlackChat:
                 return None
             for msg in resp.get("messages") or []:
                 if msg.get("ts") == ts:
-                    return dict(msg)
+                    return _message(msg)
         return None
 
-    def user_identity(self, user: str) -> tuple[str | None, str | None]:
-        """(display name, e-mail) of a user; (None, None) when Slack will not say."""
+    def person(self, user: str) -> Person:
+        """Name and e-mail of a user (cached ten minutes); empty when Slack will not say."""
         now = time.monotonic()
         with self._lock:
-            hit = self._emails.get(user)
+            hit = self._people.get(user)
         if hit and now - hit[0] < _CACHE_SECONDS:
             return hit[1]
         try:
             u = self.client.users_info(user=user)["user"]
         except SlackApiError as exc:
             logger.warning("users.info failed: %s", exc.response.get("error"))
-            return None, None
+            return Person()
         profile = u.get("profile") or {}
         name = profile.get("real_name") or u.get("real_name") or u.get("name")
-        value = (name, profile.get("email"))
+        value = Person(name=name, email=profile.get("email"))
         with self._lock:
-            self._emails[user] = (now, value)
+            self._people[user] = (now, value)
         return value
 
     def usergroup_members(self, group: str) -> frozenset[str]:
@@ -217,7 +217,7 @@ class SlackChat:
             self._groups[group] = (now, members)
         return members
 
-    def resolve_channels(self, names_or_ids: list[str]) -> set[str]:
+    def resolve_channels(self, names_or_ids: Sequence[str]) -> set[str]:
         """Channel ids for *names_or_ids*; names (with or without '#') are looked up once.
 
         Unknown names are logged and skipped, so a typo does not stop the bot.
@@ -250,20 +250,10 @@ class SlackChat:
         return ids | set(found.values())
 
 
-class SlackFilingNotifier:
-    """Reports filing outcomes into the message's thread (implements ``FilingNotifier``)."""
-
-    def __init__(self, chat: SlackChat, filed_emoji: str) -> None:
-        self.chat = chat
-        self.filed_emoji = filed_emoji
-
-    def filing_done(self, payload: dict[str, Any], result: FilingResult) -> None:
-        """Posts the outcome of a filing attempt into the message's own thread."""
-        channel = str(payload["channel"])
-        thread = str(payload.get("reply_ts") or payload["ts"])
-        text, blks = blocks.build_filing_result(result)
-        if not text:
-            return
-        self.chat.post(channel, text, blks, thread_ts=thread)
-        if result.status in ("filed", "commented"):
-            self.chat.add_reaction(channel, str(payload["ts"]), self.filed_emoji)
+def _message(raw: dict[str, Any]) -> ChatMessage:
+    return ChatMessage(
+        ts=str(raw.get("ts") or ""),
+        text=str(raw.get("text") or ""),
+        user=raw.get("user"),
+        thread_ts=raw.get("thread_ts"),
+    )

@@ -466,19 +466,27 @@ class SqlStore:
 
     # ------------------------------------------------------------------ outbox
 
-    def enqueue(self, topic: str, key: str, payload: dict[str, Any], at: datetime) -> bool:
-        """Adds an item due at *at*; False if an item with the same (topic, key) is pending."""
+    def enqueue(self, topic: str, key: str, payload: dict[str, Any], at: datetime) -> int | None:
+        """Adds an item due at *at* and returns its id; None if (topic, key) is already pending."""
         body = json.dumps(payload, separators=(",", ":"))
         try:
             with self._write() as conn:
-                conn.execute(
+                res = conn.execute(
                     insert(outbox).values(
                         topic=topic, key=key, payload=body, attempts=0, next_at=at, created=_now()
                     )
                 )
         except IntegrityError:
-            return False
-        return True
+            return None
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    def get_item(self, item_id: int) -> OutboxItem | None:
+        """One outbox item by id (finished ones too, while they are kept)."""
+        with self._read() as conn:
+            row = conn.execute(select(outbox).where(outbox.c.id == item_id)).first()
+        return _item(row._asdict()) if row is not None else None
 
     def due(self, now: datetime, limit: int = 10) -> list[OutboxItem]:
         """Pending, unleased (or lease expired) items with next_at <= now, earliest first."""

@@ -29,7 +29,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from bot.domain.duplicates import is_likely_duplicate
-from bot.domain.models import CreatedIssue, Match, NewIssue, Ticket, Triage, slack_unescape
+from bot.domain.models import (
+    CreatedIssue,
+    IssueText,
+    Match,
+    NewComment,
+    NewIssue,
+    Ticket,
+    Triage,
+    slack_unescape,
+)
 from bot.domain.ports import (
     Filing,
     OutboxItem,
@@ -44,9 +53,6 @@ logger = logging.getLogger(__name__)
 
 TOPIC = "jira.file"
 MARKER_PREFIX = "ideabot-"
-JIRA_TEXT_LIMIT = 32_767
-# Room kept for the description's frame (headings, permalink, author) around the original text.
-_FRAME_RESERVE = 2_000
 # A leased item is not handed to another worker before this. It must outlive the slowest attempt
 # (marker search, reporter lookup, create, create again, remote link: five Jira requests at the
 # client's 15 s timeout), or a second worker could start while the first is still inside
@@ -146,40 +152,6 @@ def marker_label(channel: str, ts: str) -> str:
     """The label that identifies the issue filed for one Slack message, across restarts."""
     digest = hashlib.sha256(f"{channel}:{ts}".encode()).hexdigest()[:16]
     return f"{MARKER_PREFIX}{digest}"
-
-
-def _noformat(text: str) -> str:
-    # Jira wiki markup: {noformat} shows text verbatim; a literal "{noformat}" would close it early.
-    return text.replace("{noformat}", "{ noformat }")
-
-
-def render_description(
-    summary: str,
-    text: str,
-    permalink: str | None,
-    author: str | None,
-    limit: int = JIRA_TEXT_LIMIT,
-) -> str:
-    """The Jira description: summary, the original post verbatim, the Slack link and the author.
-
-    The original text is cut so that the whole stays within Jira's *limit* characters.
-    """
-    head = f"{summary.strip()}\n\nh3. Original post\n"
-    tail_parts = []
-    if permalink:
-        tail_parts.append(f"Slack thread: {permalink}")
-    if author:
-        tail_parts.append(f"Posted by: {_noformat(author)[:200]}")
-    tail_parts.append("Filed by ideabot.")
-    tail = "\n\n" + "\n".join(tail_parts)
-    frame = len(head) + len(tail) + len("{noformat}\n\n{noformat}")
-    room = max(0, limit - frame - 40)
-    body = _noformat(slack_unescape(text))
-    if len(body) > room:
-        note = f"\n… (cut: {len(body) - room} more characters in Slack)"
-        body = body[: max(0, room - len(note))] + note
-    out = f"{head}{{noformat}}\n{body}\n{{noformat}}{tail}"
-    return out[:limit]
 
 
 def may_file(
@@ -389,15 +361,15 @@ class FilingService:
     ) -> FilingResult:
         assert self.tracker is not None
         marker = marker_label(str(p["channel"]), str(p["ts"]))
+        body = IssueText(
+            summary=str(p.get("summary") or ""),
+            original=slack_unescape(str(p["text"])),
+            permalink=p.get("permalink"),
+            author=p.get("author_name") or p.get("author"),
+        )
         if p.get("comment_on"):
             key = str(p["comment_on"])
-            body = render_description(
-                str(p.get("summary") or ""),
-                str(p["text"]),
-                p.get("permalink"),
-                p.get("author_name") or p.get("author"),
-            )
-            self.tracker.add_comment(key, body, link_url=p.get("permalink"))
+            self.tracker.add_comment(NewComment(key=key, body=body, link_url=p.get("permalink")))
             return FilingResult("commented", key=key, url=self.tracker.browse_url(key))
         if searched:
             found = self._find_marker(marker)
@@ -408,14 +380,10 @@ class FilingService:
         issue = NewIssue(
             project=self.project,
             summary=str(p["title"]),
-            description=render_description(
-                str(p.get("summary") or ""),
-                str(p["text"]),
-                p.get("permalink"),
-                p.get("author_name") or p.get("author"),
-            ),
+            body=body,
             issue_type=self.issue_types.get(kind) or self.issue_types.get("idea", "Task"),
-            labels=(*[str(x) for x in p.get("labels") or []], "ideabot", marker),
+            labels=(*[str(x) for x in p.get("labels") or []], "ideabot"),
+            marker=marker,
             reporter_email=p.get("author_email"),
             link_url=p.get("permalink"),
             link_title="Slack thread",
@@ -430,17 +398,11 @@ class FilingService:
     def _find_marker(self, marker: str) -> CreatedIssue | None:
         assert self.tracker is not None
         try:
-            tickets, _ = self.tracker.search(
-                f'project = "{self.project}" AND labels = "{marker}"', page_size=1
-            )
+            return self.tracker.find_by_marker(self.project, marker)
         except TrackerRejected as exc:
             # Not knowing is no reason to stop filing; the marker still lets people find it.
             logger.warning("could not search Jira for marker %s: %s", marker, exc)
             return None
-        if not tickets:
-            return None
-        t = tickets[0]
-        return CreatedIssue(key=t.key, url=t.url or self.tracker.browse_url(t.key))
 
     def _index(self, created: CreatedIssue, issue: NewIssue) -> None:
         if self.index is None:
@@ -451,7 +413,7 @@ class FilingService:
                     Ticket(
                         key=created.key,
                         title=issue.summary,
-                        description=issue.description,
+                        description=issue.body.summary + "\n" + issue.body.original,
                         type=issue.issue_type,
                         url=created.url,
                     )

@@ -188,19 +188,68 @@ class LabelledText(Frozen):
     kind: Kind
 
 
+class IssueText(Frozen):
+    """The parts of an issue description or comment, as plain text.
+
+    The tracker adapter renders them in its own markup (Jira wiki markup, ADF) and escapes what
+    came from a person or a model there; the domain never writes markup.
+    """
+
+    summary: str = ""
+    original: str = ""  # the post as the person wrote it (Slack entities already decoded)
+    permalink: str | None = None
+    author: str | None = None
+
+
 class NewIssue(Frozen):
     """What we ask the tracker to create."""
 
     project: str
     summary: str
-    description: str
+    body: IssueText
     issue_type: str
     labels: tuple[str, ...] = ()
+    marker: str | None = None  # the exactly-once marker the tracker can find the issue by again
     reporter_email: str | None = None
     link_url: str | None = None
     link_title: str | None = None
 
 
+class NewComment(Frozen):
+    """What we ask the tracker to add to an existing issue."""
+
+    key: str
+    body: IssueText
+    link_url: str | None = None
+
+
 class CreatedIssue(Frozen):
     key: str
     url: str
+
+
+class MessageRef(Frozen):
+    """One Slack message: channel id and ts (its id within the channel)."""
+
+    channel: str
+    ts: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.channel}:{self.ts}"
+
+
+class ChatMessage(Frozen):
+    """A message read back from the chat (text as the chat stores it)."""
+
+    ts: str
+    text: str = ""
+    user: str | None = None
+    thread_ts: str | None = None
+
+
+class Person(Frozen):
+    """Who a chat user is, as far as the chat will say."""
+
+    name: str | None = None
+    email: str | None = None

@@ -5,12 +5,22 @@ Adapters in ``bot.adapters`` implement them; tests implement them with fakes tha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from bot.domain.models import Analysis, CreatedIssue, LabelledText, Match, NewIssue, Post, Ticket
+from bot.domain.models import (
+    Analysis,
+    ChatMessage,
+    CreatedIssue,
+    Match,
+    NewComment,
+    NewIssue,
+    Person,
+    Post,
+    Ticket,
+)
 
 if TYPE_CHECKING:  # numpy is a plain array library, not an SDK; only the type is needed here
     import numpy as np
@@ -52,10 +62,6 @@ class TrackerRejected(TrackerError):
         self.fields = fields or {}
 
 
-class AnalyzerError(Exception):
-    """The analyzer could not produce a valid analysis (timeout, provider error, invalid output)."""
-
-
 # --------------------------------------------------------------------------- ports
 
 
@@ -76,6 +82,33 @@ class Analyzer(Protocol):
     name: str
 
     def analyze(self, post: Post) -> Analysis: ...
+
+
+# Optional analyzer capabilities. The composition root checks for them once and hands the use
+# cases what the analyzer can do; nothing downstream probes for methods.
+
+
+@runtime_checkable
+class BatchAnalyzer(Protocol):
+    """Analyses many posts at once (shares the embedding work across them)."""
+
+    def analyze_many(self, posts: Sequence[Post]) -> list[Analysis]: ...
+
+
+@runtime_checkable
+class DuplicateJudge(Protocol):
+    """Analyses a post while reading the similar tickets, and names the one it duplicates."""
+
+    def analyze_with_candidates(
+        self, post: Post, candidates: Sequence[Match]
+    ) -> tuple[Analysis, str | None]: ...
+
+
+@runtime_checkable
+class QueryShaper(Protocol):
+    """Says which text to search the index with, so the analyzer's embedding is reused."""
+
+    def embedding_text(self, text: str) -> str: ...
 
 
 @runtime_checkable
@@ -109,18 +142,28 @@ class TicketIndex(Protocol):
 
 
 class Tracker(Protocol):
-    """The issue tracker (Jira)."""
+    """The issue tracker (Jira). Formats (JQL, wiki markup, ADF) stay inside the adapter."""
 
     def create_issue(self, issue: NewIssue) -> CreatedIssue: ...
 
-    def add_comment(self, key: str, body: str, link_url: str | None = None) -> str: ...
+    def add_comment(self, comment: NewComment) -> str: ...
 
     def issue_types(self) -> list[str]: ...
 
-    def search(
-        self, jql: str, page_token: str | None = None, page_size: int = 100
+    def find_by_marker(self, project: str, marker: str) -> CreatedIssue | None:
+        """The issue carrying *marker* (see ``NewIssue.marker``), or None."""
+        ...
+
+    def updated_since(
+        self,
+        project: str,
+        since: datetime | None,
+        page_token: str | None = None,
+        page_size: int = 100,
+        narrow: str | None = None,
     ) -> tuple[list[Ticket], str | None]:
-        """One page of issues and the token of the next page (None at the end)."""
+        """One page of *project*'s issues updated since *since*, oldest first, and the next
+        page's token (None at the end). *narrow* is the operator's own filter, passed through."""
         ...
 
     def browse_url(self, key: str) -> str: ...
@@ -183,10 +226,9 @@ class DigestRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Store(Protocol):
-    """Durable state. Every exactly-once decision is a unique key here."""
+class Posts(Protocol):
+    """The posts the bot saw, with what triage made of them."""
 
-    # posts
     def save_post(self, post: StoredPost) -> None: ...
     def get_post(self, channel: str, ts: str) -> StoredPost | None: ...
     def update_post(self, channel: str, ts: str, **fields: Any) -> None: ...
@@ -194,21 +236,33 @@ class Store(Protocol):
         self, start: datetime, end: datetime, channels: Iterable[str] | None = None
     ) -> list[StoredPost]: ...
 
-    # Slack event de-duplication (event_id); True the first time only
-    def first_delivery(self, event_id: str) -> bool: ...
 
-    # filing: claim is atomic (INSERT ... unique); False means someone else owns it
+class Deliveries(Protocol):
+    """Slack event de-duplication by event id."""
+
+    def first_delivery(self, event_id: str) -> bool:
+        """True the first time *event_id* is seen, False for every redelivery."""
+        ...
+
+
+class Filings(Protocol):
+    """The exactly-once record of each message's filing. The claim is a unique insert."""
+
     def claim_filing(self, channel: str, ts: str, owner: str) -> bool: ...
     def get_filing(self, channel: str, ts: str) -> Filing | None: ...
     def update_filing(self, channel: str, ts: str, **fields: Any) -> None: ...
     def filings_between(self, start: datetime, end: datetime) -> list[Filing]: ...
 
-    # outbox
-    def enqueue(self, topic: str, key: str, payload: dict[str, Any], at: datetime) -> bool:
-        """Adds an item; False if an item with the same (topic, key) is already pending."""
+
+class Outbox(Protocol):
+    """Durable work items, retried with back-off, taken by one worker at a time (a lease)."""
+
+    def enqueue(self, topic: str, key: str, payload: dict[str, Any], at: datetime) -> int | None:
+        """Adds an item and returns its id; None if an item with (topic, key) is already pending."""
         ...
 
     def due(self, now: datetime, limit: int = 10) -> list[OutboxItem]: ...
+    def get_item(self, item_id: int) -> OutboxItem | None: ...
     def lease(self, item_id: int, until: datetime) -> bool:
         """Takes an item for work until *until*; False when another worker has it."""
         ...
@@ -217,7 +271,10 @@ class Store(Protocol):
     def retry_later(self, item_id: int, at: datetime, error: str) -> None: ...
     def pending(self) -> list[OutboxItem]: ...
 
-    # digests
+
+class DigestLedger(Protocol):
+    """One row per (digest, channel, day): who posts it, and whether it was posted."""
+
     def claim_digest(
         self,
         digest: str,
@@ -234,13 +291,20 @@ class Store(Protocol):
     def mark_digest_posted(self, digest: str, channel: str, day: date, message_ts: str) -> None: ...
     def release_digest(self, digest: str, channel: str, day: date) -> None: ...
 
-    # small key/value state (sync cursors, ...)
+
+class KeyValue(Protocol):
+    """Small named values (sync cursors, ...)."""
+
     def get_value(self, key: str) -> str | None: ...
     def set_value(self, key: str, value: str) -> None: ...
 
 
+class Store(Posts, Deliveries, Filings, Outbox, DigestLedger, KeyValue, Protocol):
+    """Everything durable; the SQL adapter implements it all, each use case needs a part."""
+
+
 class Chat(Protocol):
-    """Posting to the chat (Slack) for digests and replies outside a listener."""
+    """The chat (Slack) as the use cases need it. Blocks are built in ``bot.slack``."""
 
     def post(
         self,
@@ -248,9 +312,47 @@ class Chat(Protocol):
         text: str,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
-    ) -> str: ...
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Posts a message (in a thread when *thread_ts*); returns its ts. *metadata* is
+        ``{"event_type": ..., "event_payload": {...}}`` attached to the message."""
+        ...
 
-    def channel_is_private(self, channel: str) -> bool: ...
+    def ephemeral(
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> None: ...
+
+    def react(self, channel: str, ts: str, name: str) -> None: ...
+
+    def permalink(self, channel: str, ts: str) -> str | None: ...
+
+    def person(self, user: str) -> Person: ...
+
+    def fetch_message(
+        self, channel: str, ts: str, thread_ts: str | None = None
+    ) -> ChatMessage | None: ...
+
+    def channel_is_private(self, channel: str) -> bool:
+        """True for private channels and DMs, and when it cannot be told (never leak)."""
+        ...
+
+    def usergroup_members(self, group: str) -> frozenset[str]: ...
+
+    def resolve_channels(self, names_or_ids: Sequence[str]) -> set[str]:
+        """Channel ids for ids or names (with or without '#'); unknown names are logged."""
+        ...
+
+    def find_by_metadata(
+        self, channel: str, event_type: str, key: str, oldest: float
+    ) -> str | None:
+        """The ts of the newest message since *oldest* tagged (*event_type*, key), or None.
+        Raises when it could not look: "could not look" is not "not there"."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -272,9 +374,3 @@ class CalendarDay:
 
 class Calendar(Protocol):
     def meetings_on(self, day: date) -> CalendarDay: ...
-
-
-class LabelledSource(Protocol):
-    """Where the offline classifier's fallback examples come from."""
-
-    def examples(self) -> Iterator[LabelledText]: ...

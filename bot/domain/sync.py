@@ -25,17 +25,6 @@ class SyncResult:
     since: datetime | None
 
 
-def build_jql(project: str, since: datetime | None, extra: str | None = None) -> str:
-    """The JQL of one sync: the project's issues, updated since the cursor, oldest first."""
-    # Quoting the project key keeps reserved words (e.g. a project called "AND") valid JQL.
-    parts = [f'project = "{project}"']
-    if extra:
-        parts.append(f"({extra})")
-    if since is not None:
-        parts.append(f'updated >= "{since.strftime("%Y/%m/%d %H:%M")}"')
-    return " AND ".join(parts) + " ORDER BY updated ASC"
-
-
 class JiraSync:
     """Keeps the ticket index in step with the tracker."""
 
@@ -72,11 +61,12 @@ class JiraSync:
         started = self.clock()
         raw = None if full else self.store.get_value(self._cursor_key)
         since = datetime.fromisoformat(raw) - OVERLAP if raw else None
-        query = build_jql(self.project, since, jql)
         token: str | None = None
         seen = upserted = pages = 0
         while True:
-            tickets, token = self.tracker.search(query, page_token=token, page_size=page_size)
+            tickets, token = self.tracker.updated_since(
+                self.project, since, page_token=token, page_size=page_size, narrow=jql
+            )
             pages += 1
             if tickets:
                 upserted += self.index.upsert(tickets)

@@ -17,12 +17,13 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.adapters.slack_chat import SlackChat, SlackFilingNotifier
+from bot.adapters.slack_chat import SlackChat
 from bot.config import ConfigError
 from bot.domain.filing import FilingService, OutboxWorker, check_issue_types
 from bot.services import Services
 from bot.slack.listeners import register_listeners
 from bot.slack.listeners.common import Deps
+from bot.slack.notifier import SlackFilingNotifier
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from bot.adapters.jira_tracker import (
     parse_retry_after,
     single_line_summary,
 )
-from bot.domain.models import NewIssue
+from bot.domain.models import IssueText, NewComment, NewIssue
 from bot.domain.ports import Tracker, TrackerRejected, TrackerRetryable
 from tests.fakes.jira_server import FakeJira, FakeUser, adf
 
@@ -48,7 +48,7 @@ def new_issue(**kw: object) -> NewIssue:
     base: dict[str, object] = {
         "project": "PROJ",
         "summary": "Dark mode for the dashboard",
-        "description": "People asked for it.\n\nSee the Slack thread.",
+        "body": IssueText(summary="People asked for it.", original="See the Slack thread."),
         "issue_type": "Story",
         "labels": ("ui", "dark mode"),
         "link_url": "https://example.slack.com/archives/C1/p123",
@@ -129,7 +129,8 @@ def test_create_with_all_fields(fake_jira: FakeJira) -> None:
     assert sent["labels"] == ["ui", "dark-mode"]
     assert sent["issuetype"] == {"name": "Story"}
     assert sent["project"] == {"key": "PROJ"}
-    assert sent["description"] == "People asked for it.\n\nSee the Slack thread."
+    assert sent["description"].startswith("People asked for it.\n\nh3. Original post\n")
+    assert "{noformat}\nSee the Slack thread.\n{noformat}" in sent["description"]
     assert "reporter" not in sent
     assert creates[0].headers["authorization"].startswith("Basic ")
 
@@ -289,16 +290,26 @@ def test_connection_errors_and_timeouts_are_retryable(fake_jira: FakeJira) -> No
 def test_comment_and_link(fake_jira: FakeJira) -> None:
     tracker = dc_tracker(fake_jira)
     key = tracker.create_issue(new_issue(link_url=None)).key
-    cid = tracker.add_comment(key, "Also asked in #design", "https://example.slack.com/p9")
+    cid = tracker.add_comment(
+        NewComment(
+            key=key,
+            body=IssueText(original="Also asked in #design"),
+            link_url="https://example.slack.com/p9",
+        )
+    )
     assert cid == fake_jira.comments(key)[0]["id"]
-    assert fake_jira.comments(key)[0]["body"] == "Also asked in #design"
+    assert "{noformat}\nAlso asked in #design\n{noformat}" in fake_jira.comments(key)[0]["body"]
     # a retried comment does not duplicate the link (globalId makes it an upsert)
-    tracker.add_comment(key, "again", "https://example.slack.com/p9")
+    tracker.add_comment(
+        NewComment(
+            key=key, body=IssueText(original="again"), link_url="https://example.slack.com/p9"
+        )
+    )
     assert [lk["object"]["url"] for lk in fake_jira.remote_links(key)] == [
         "https://example.slack.com/p9"
     ]
     with pytest.raises(TrackerRejected):
-        tracker.add_comment("PROJ-999", "nope")
+        tracker.add_comment(NewComment(key="PROJ-999", body=IssueText(original="nope")))
 
 
 def test_issue_types(fake_jira: FakeJira) -> None:

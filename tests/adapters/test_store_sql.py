@@ -270,9 +270,13 @@ def test_filings_between_by_updated(store: SqlStore) -> None:
 
 
 def test_enqueue_unique_among_pending(store: SqlStore) -> None:
-    assert store.enqueue("file", "C1:1.0", {"a": 1}, T0) is True
-    assert store.enqueue("file", "C1:1.0", {"a": 2}, T0) is False
-    assert store.enqueue("comment", "C1:1.0", {"a": 3}, T0) is True
+    first = store.enqueue("file", "C1:1.0", {"a": 1}, T0)
+    assert first is not None
+    assert store.enqueue("file", "C1:1.0", {"a": 2}, T0) is None
+    other = store.enqueue("comment", "C1:1.0", {"a": 3}, T0)
+    assert other is not None and other != first
+    item = store.get_item(first)
+    assert item is not None and (item.topic, item.key, item.payload) == ("file", "C1:1.0", {"a": 1})
     items = store.pending()
     assert [(i.topic, i.payload) for i in items] == [("file", {"a": 1}), ("comment", {"a": 3})]
 
@@ -342,10 +346,10 @@ def test_finish_then_same_key_can_be_enqueued_again(store: SqlStore) -> None:
     assert store.lease(item.id, T0 + timedelta(hours=1), now=T0) is False
     store.retry_later(item.id, T0, "late failure")  # no effect on a finished item
     assert store.pending() == []
-    assert store.enqueue("t", "k", {"n": 2}, T0) is True
+    assert store.enqueue("t", "k", {"n": 2}, T0) is not None
     (new,) = store.pending()
     assert new.id != item.id and new.payload == {"n": 2} and new.attempts == 0
-    assert store.enqueue("t", "k", {"n": 3}, T0) is False
+    assert store.enqueue("t", "k", {"n": 3}, T0) is None
 
 
 # --------------------------------------------------------------------------- digests
@@ -455,7 +459,9 @@ def test_threads_race_for_claims(store: SqlStore) -> None:
     assert _race(RACERS, lambda i: store.claim_filing("C1", "1.0", f"w{i}")).count(True) == 1
     assert _race(RACERS, lambda i: store.claim_digest("d", "C1", DAY)).count(True) == 1
     assert _race(RACERS, lambda i: store.first_delivery("Ev1")).count(True) == 1
-    assert _race(RACERS, lambda i: store.enqueue("t", "k", {"i": i}, T0)).count(True) == 1
+    assert (
+        _race(RACERS, lambda i: store.enqueue("t", "k", {"i": i}, T0) is not None).count(True) == 1
+    )
     (item,) = store.pending()
     until = T0 + timedelta(minutes=5)
     assert _race(RACERS, lambda i: store.lease(item.id, until, now=T0)).count(True) == 1

@@ -67,9 +67,10 @@ def test_filing_results() -> None:
 
 
 def test_slack_entities_are_not_escaped_twice() -> None:
-    from bot.domain.filing import render_description
-    from bot.domain.models import clean_title
+    from bot.adapters.jira_format import render_wiki
+    from bot.domain.models import IssueText, clean_title, slack_unescape
 
     # Slack sends "A & B <3" as "A &amp; B &lt;3"; people should read what they typed.
     assert clean_title("Export A &amp; B &lt;3 &lt;!here&gt;") == "Export A & B <3 <!here>"
-    assert "Export A & B <3" in render_description("s", "Export A &amp; B &lt;3", None, None)
+    body = IssueText(original=slack_unescape("Export A &amp; B &lt;3 &amp;lt;"))
+    assert "Export A & B <3 &lt;" in render_wiki(body)

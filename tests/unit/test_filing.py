@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.jira_format import render_wiki
 from bot.adapters.store_sql import SqlStore
 from bot.domain.filing import (
     TOPIC,
@@ -19,51 +20,10 @@ from bot.domain.filing import (
     check_issue_types,
     marker_label,
     may_file,
-    render_description,
 )
-from bot.domain.models import CreatedIssue, Match, NewIssue, Ticket, Triage
+from bot.domain.models import IssueText, Match, Triage
 from bot.domain.ports import TrackerRejected, TrackerRetryable
-
-
-class FakeTracker:
-    """Records creations; can fail the next calls; searches by marker label."""
-
-    def __init__(self) -> None:
-        self.created: list[NewIssue] = []
-        self.comments: list[tuple[str, str]] = []
-        self.failures: list[Exception] = []
-        self.crash_after_create = False
-        self._lock = threading.Lock()
-
-    def create_issue(self, issue: NewIssue) -> CreatedIssue:
-        with self._lock:
-            if self.failures:
-                raise self.failures.pop(0)
-            self.created.append(issue)
-            key = f"PROJ-{len(self.created)}"
-        if self.crash_after_create:
-            raise RuntimeError("process died after Jira answered")
-        return CreatedIssue(key=key, url=self.browse_url(key))
-
-    def add_comment(self, key: str, body: str, link_url: str | None = None) -> str:
-        self.comments.append((key, body))
-        return "1"
-
-    def issue_types(self) -> list[str]:
-        return ["Story", "Bug", "Task"]
-
-    def search(
-        self, jql: str, page_token: str | None = None, page_size: int = 100
-    ) -> tuple[list[Ticket], str | None]:
-        found = [
-            Ticket(key=f"PROJ-{i + 1}", title=c.summary)
-            for i, c in enumerate(self.created)
-            if any(f'"{label}"' in jql for label in c.labels if label.startswith("ideabot-"))
-        ]
-        return found, None
-
-    def browse_url(self, key: str) -> str:
-        return f"https://jira.example/browse/{key}"
+from tests.fakes.tracker import FakeTracker
 
 
 class Notes:
@@ -109,7 +69,7 @@ def test_files_once_and_reports(tmp_path: Path) -> None:
     again = svc.file(_req())
     assert again.status == "already" and again.key == "PROJ-1"
     assert len(tracker.created) == 1 and [r.status for r in notes.results] == ["filed"]
-    assert marker_label("C1", "1.1") in tracker.created[0].labels
+    assert tracker.created[0].marker == marker_label("C1", "1.1")
 
 
 def test_concurrent_requests_file_once(tmp_path: Path) -> None:
@@ -204,7 +164,7 @@ def test_duplicate_asks_first_unless_forced(tmp_path: Path) -> None:
     assert svc.file(_req(triage=triage)).status == "duplicate"
     assert tracker.created == []
     assert svc.file(_req(triage=triage, comment_on="PROJ-9")).status == "commented"
-    assert tracker.comments and tracker.comments[0][0] == "PROJ-9"
+    assert tracker.comments and tracker.comments[0].key == "PROJ-9"
     assert svc.file(_req(ts="2.2", triage=triage, force=True)).status == "filed"
 
 
@@ -223,10 +183,12 @@ def test_item_without_claim_is_recovered(tmp_path: Path) -> None:
 
 def test_description_keeps_within_jira_limit_and_is_verbatim() -> None:
     text = "{noformat} *bold* " + "y" * 40_000
-    d = render_description("Sum", text, "https://slack/x", "Alice")
+    d = render_wiki(
+        IssueText(summary="Sum", original=text, permalink="https://slack/x", author="Alice")
+    )
     assert len(d) <= 32_767 and "https://slack/x" in d and "Alice" in d
     assert d.count("{noformat}") == 2 and "cut:" in d
-    short = render_description("Sum", "hello", None, None)
+    short = render_wiki(IssueText(summary="Sum", original="hello"))
     assert "hello" in short and "cut:" not in short
 
 

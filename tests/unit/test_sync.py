@@ -6,23 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.domain.models import Ticket
-from bot.domain.sync import JiraSync, build_jql
-
-
-class PagedTracker:
-    def __init__(self, tickets: list[Ticket], page: int) -> None:
-        self.tickets = tickets
-        self.page = page
-        self.queries: list[tuple[str, str | None]] = []
-
-    def search(
-        self, jql: str, page_token: str | None = None, page_size: int = 100
-    ) -> tuple[list[Ticket], str | None]:
-        self.queries.append((jql, page_token))
-        start = int(page_token or 0)
-        chunk = self.tickets[start : start + self.page]
-        nxt = start + self.page
-        return chunk, (str(nxt) if nxt < len(self.tickets) else None)
+from bot.domain.sync import JiraSync
+from tests.fakes.tracker import FakeTracker
 
 
 class RecordingIndex:
@@ -45,34 +30,25 @@ class KV:
         self.values[key] = value
 
 
-def test_build_jql_quotes_project_and_orders() -> None:
-    since = datetime(2026, 11, 2, 9, 5, tzinfo=UTC)
-    assert build_jql("IDEA", None) == 'project = "IDEA" ORDER BY updated ASC'
-    assert build_jql("IDEA", since, "statusCategory != Done") == (
-        'project = "IDEA" AND (statusCategory != Done) AND updated >= "2026/11/02 09:05" '
-        "ORDER BY updated ASC"
-    )
-
-
 def test_sync_pages_through_everything_then_goes_incremental() -> None:
     tickets = [Ticket(key=f"IDEA-{i}", title=f"t{i}") for i in range(1, 251)]
-    tracker, index, kv = PagedTracker(tickets, page=100), RecordingIndex(), KV()
+    tracker, index, kv = FakeTracker(tickets, page=100), RecordingIndex(), KV()
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     sync = JiraSync(tracker, index, kv, "IDEA", clock=lambda: now)  # type: ignore[arg-type]
 
     first = sync.sync()
     assert (first.seen, first.pages, first.since) == (250, 3, None)
     assert index.keys == [t.key for t in tickets]
-    assert [tok for _, tok in tracker.queries] == [None, "100", "200"]
-    assert "updated >=" not in tracker.queries[0][0]
+    assert [q[3] for q in tracker.queries] == [None, "100", "200"]
+    assert tracker.queries[0][1] is None
 
     tracker.tickets = tickets[:5]
     tracker.queries.clear()
     second = sync.sync()
     assert second.seen == 5
     # The cursor is the start of the previous run, minus a safety margin.
-    assert 'updated >= "2026/11/26 11:50"' in tracker.queries[0][0]
+    assert tracker.queries[0][1] == datetime(2026, 11, 26, 11, 50, tzinfo=UTC)
 
     tracker.queries.clear()
     sync.sync(full=True)
-    assert "updated >=" not in tracker.queries[0][0]
+    assert tracker.queries[0][1] is None

@@ -102,9 +102,9 @@ def file_message(
     if text is None:
         found = deps.chat.fetch_message(msg.channel, msg.ts, thread_ts)
         if found is not None:
-            text = str(found.get("text") or "")
-            author = author or found.get("user")
-            thread_ts = thread_ts or found.get("thread_ts")
+            text = found.text
+            author = author or found.user
+            thread_ts = thread_ts or found.thread_ts
     if not text:
         deps.chat.ephemeral(
             msg.channel, requester, "I could not read that message, so nothing was filed."
@@ -116,15 +116,15 @@ def file_message(
     )
     if triage is None:
         triage = deps.triage.triage(post)
-    name, email = deps.chat.user_identity(author) if author else (None, None)
+    person = deps.chat.person(author) if author else None
     req = FilingRequest(
         channel=msg.channel,
         ts=msg.ts,
         text=text,
         requester=requester,
         author=author,
-        author_name=name,
-        author_email=email,
+        author_name=person.name if person else None,
+        author_email=person.email if person else None,
         permalink=permalink or deps.chat.permalink(msg.channel, msg.ts),
         thread_ts=thread_ts if thread_ts and thread_ts != msg.ts else None,
         is_private=deps.chat.channel_is_private(msg.channel),
