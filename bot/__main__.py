@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.bootstrap import Bot
     from bot.config import Settings
-    from bot.services import Services
 
 logger = logging.getLogger("bot")
 
@@ -80,7 +80,7 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _services(settings: Settings | None = None, **overrides: Any) -> Services:
+def _services(settings: Settings | None = None, **overrides: Any) -> Bot:
     from bot.bootstrap import bootstrap
 
     return bootstrap(settings or _settings(), **overrides)
@@ -126,7 +126,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
         for start in range(0, len(rows), args.batch):
             chunk = rows[start : start + args.batch]
             posts = [Post(id=r.id or "", text=r.text) for r in chunk if r.text is not None]
-            verdicts = iter(services.triage.triage_many(posts)) if posts else iter(())
+            verdicts = iter(services.triager.triage_many(posts)) if posts else iter(())
             for r in chunk:
                 if r.text is None:
                     _write(out, {"id": r.id, "error": r.error})
@@ -176,11 +176,11 @@ def cmd_index(args: argparse.Namespace) -> int:
     with _progress(len(unique), "indexing") as bar:
         for start in range(0, len(unique), args.batch):
             chunk = unique[start : start + args.batch]
-            written += services.index.upsert(chunk)
+            written += services.catalogue.add(chunk)
             bar.update(len(chunk))
     print(
         f"indexed {len(unique)} tickets ({written} new or changed, {errors} lines skipped); "
-        f"index holds {services.index.count()}",
+        f"index holds {services.catalogue.count()}",
         file=sys.stderr,
     )
     return 0
@@ -190,7 +190,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     services = _services()
     rows = read_queries(args.input)
     texts = [r.text for r in rows if r.text is not None]
-    found = iter(services.index.search_many(texts, top_k=args.top_k)) if texts else iter(())
+    found = iter(services.catalogue.similar(texts, top_k=args.top_k)) if texts else iter(())
     with _open_out(args.output) as out:
         for r in rows:
             if r.text is None:
@@ -232,13 +232,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for n, o, _ in read_jsonl(str(EXAMPLES_DIR / "demo_tickets.jsonl"))
         if o is not None
     ]
-    services.index.upsert(tickets)
+    services.catalogue.add(tickets)
     posts = [
         Post(id=o["id"], text=o["text"])
         for _, o, _ in read_jsonl(str(EXAMPLES_DIR / "demo_posts.jsonl"))
         if o is not None
     ]
-    verdicts = services.triage.triage_many(posts)
+    verdicts = services.triager.triage_many(posts)
     print(f"ideabot demo: {len(posts)} Slack-style posts against {len(tickets)} existing tickets")
     print(f"(offline analyzer, local index in {data_dir})\n")
     header = f"{'post':<5} {'kind':<9} {'conf':>4}  {'title':<58} similar tickets"
@@ -254,20 +254,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_jira(args: argparse.Namespace) -> int:
-    from bot.domain.sync import JiraSync
-
     services = _services()
-    if services.tracker is None:
+    sync = services.sync
+    if sync is None:
         print("error: JIRA_URL, JIRA_API_TOKEN and JIRA_PROJECT must be set", file=sys.stderr)
         return 2
-    assert services.settings.jira_project
-    sync = JiraSync(
-        services.tracker, services.index, services.store, services.settings.jira_project
-    )
     with _progress(None, "syncing") as bar:
-        result = sync.sync(
-            jql=args.jql or services.settings.jira_sync_jql, full=args.full, progress=bar.update
-        )
+        result = sync.sync(narrow=args.jql, full=args.full, progress=bar.update)
     print(
         f"synced {result.seen} issues ({result.upserted} new or changed) in {result.pages} pages",
         file=sys.stderr,
@@ -319,18 +312,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     services = _services(settings)
     ok = True
     print(f"state: {settings.sqlalchemy_url.split('@')[-1]}")
-    print(f"index: {type(services.index).__name__} with {services.index.count()} tickets")
-    print(f"analyzer: {services.analyzer.name}")
-    if services.tracker is not None:
+    a = services.adapters
+    print(f"index: {type(a.index).__name__} with {services.catalogue.count()} tickets")
+    print(f"analyzer: {a.analyzer.name}")
+    if a.tracker is not None:
         try:
-            types = services.tracker.issue_types()
+            types = a.tracker.issue_types()
             print(f"jira: {settings.jira_project} issue types {', '.join(types)}")
         except Exception as exc:  # doctor reports every failure, never crashes
             ok = False
             print(f"jira: FAILED ({type(exc).__name__}: {exc})")
     else:
         print("jira: not configured")
-    print(f"slack: {'configured' if services.slack_client is not None else 'not configured'}")
+    print(f"slack: {'configured' if a.slack_client is not None else 'not configured'}")
     return 0 if ok else 1
 
 

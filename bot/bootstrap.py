@@ -1,19 +1,43 @@
-"""The one composition root: Settings -> adapters -> services.
+"""The one composition root: Settings -> adapters (built once) -> use cases.
 
-Every entry point (CLI, Slack app, scheduler, tests) goes through :func:`bootstrap`. Tests pass
-fakes or adapters aimed at local servers as keyword arguments, through the same door.
+Every entry point (CLI, Slack app, scheduler, tests) receives its use cases from
+:func:`bootstrap`. Tests pass fakes or adapters aimed at local servers as keyword arguments,
+through the same door. Network checks (channel names, issue types) are the explicit start-up
+step :meth:`Bot.startup`, which ``serve`` runs and ``doctor`` reports.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import ConfigError, Settings
-from bot.domain.ports import Analyzer, Calendar, Embedder, Store, TicketIndex, Tracker
-from bot.domain.triage import TriagePolicy, TriageService
-from bot.services import Services
+from bot.domain.filing import FilingJob, FilingResult, check_issue_types
+from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.ports import (
+    Analyzer,
+    Calendar,
+    Chat,
+    Embedder,
+    Notifier,
+    Store,
+    StoredPost,
+    TicketIndex,
+    Tracker,
+)
+from bot.service.catalogue import Catalogue
+from bot.service.channels import IdeaChannels
+from bot.service.file_message import FileMessage, FilingAccess
+from bot.service.filing import Filer
+from bot.service.receive_post import ReceivePost
+from bot.service.run_digest import DigestService, Rendered
+from bot.service.sync_jira import JiraSync
+from bot.service.triage import TriagePolicy, Triager
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +141,19 @@ def build_calendar(settings: Settings) -> Calendar | None:
     return IcsCalendar(settings.meetings_ics, tz=ZoneInfo(settings.digest_timezone))
 
 
+def check_prompts(settings: Settings) -> None:
+    """Fails start-up on a broken prompt file rather than on the first post that needs it."""
+    from bot.adapters.prompts import PromptError, load_all
+
+    if settings.prompts_dir is not None:
+        # The prompt loader is also used deep inside adapters; the environment reaches them all.
+        os.environ["PROMPTS_DIR"] = str(settings.prompts_dir)
+    try:
+        load_all()
+    except PromptError as exc:
+        raise ConfigError(f"PROMPTS_DIR: {exc}") from None
+
+
 def build_slack_client(settings: Settings) -> Any:
     if not settings.slack_bot_token:
         return None
@@ -136,46 +173,228 @@ def build_slack_client(settings: Settings) -> Any:
     return client
 
 
-def check_prompts(settings: Settings) -> None:
-    """Fails start-up on a broken prompt file rather than on the first post that needs it."""
-    from bot.adapters.prompts import PromptError, load_all
+def build_chat(slack_client: Any) -> Chat | None:
+    if slack_client is None:
+        return None
+    from bot.adapters.slack_chat import SlackChat
 
-    if settings.prompts_dir is not None:
-        # The prompt loader is also used deep inside adapters; the environment reaches them all.
-        os.environ["PROMPTS_DIR"] = str(settings.prompts_dir)
-    try:
-        load_all()
-    except PromptError as exc:
-        raise ConfigError(f"PROMPTS_DIR: {exc}") from None
+    return SlackChat(slack_client)
 
 
-def bootstrap(settings: Settings, **overrides: Any) -> Services:
-    """Wires the services for *settings*; any keyword replaces the adapter of that name."""
+class LogNotifier:
+    """The Notifier when no chat is configured (batch commands): outcomes go to the log."""
+
+    def triage_reply(self, post: StoredPost, triage: Triage) -> str:
+        logger.info("triaged %s:%s as %s", post.channel, post.ts, triage.kind)
+        return ""
+
+    def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
+        logger.info("filing %s: %s %s", job.key, result.status, result.key or "")
+
+    def duplicate_offer(self, job: FilingJob, match: Match) -> None:
+        logger.info("filing %s: likely a duplicate of %s", job.key, match.key)
+
+    def to_requester(
+        self, ref: MessageRef, requester: str, thread_ts: str | None, result: FilingResult
+    ) -> None:
+        logger.info("filing %s for %s: %s", ref.key, requester, result.status)
+
+    def idea_posted(self, channel: str, user: str, text: str) -> str:
+        raise ConfigError("SLACK_BOT_TOKEN: required to post ideas")
+
+
+def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
+    if chat is None:
+        return LogNotifier()
+    from bot.slack.notifier import SlackNotifier
+
+    return SlackNotifier(chat, settings.file_emoji, settings.filed_emoji)
+
+
+def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, str]], str | None]:
+    """The digests' LLM text (takeaways, meeting overview) for the configured model."""
+    from bot.adapters.llm_text import run_text_prompt
+
+    model: Any = llm if llm is not None else settings.llm_model
+
+    def write(prompt: str, variables: dict[str, str]) -> str | None:
+        return run_text_prompt(model, prompt, variables, timeout=settings.llm_timeout)
+
+    return write
+
+
+def build_digests(
+    settings: Settings,
+    store: Store,
+    chat: Chat | None,
+    calendar: Calendar | None,
+    llm: Any,
+    channels: IdeaChannels,
+    clock: Callable[[], datetime],
+) -> DigestService:
+    from bot.slack import digest_blocks
+
+    return DigestService(
+        store=store,
+        chat=chat,
+        calendar=calendar,
+        tz=settings.digest_timezone,
+        workday=settings.workday_hours,
+        render_meetings=lambda d: Rendered(
+            digest_blocks.meeting_summary(d),
+            digest_blocks.build_meeting_blocks(d),
+            digest_blocks.meeting_text(d),
+        ),
+        render_takeaways=lambda d: Rendered(
+            digest_blocks.takeaway_summary(d),
+            digest_blocks.build_takeaway_blocks(d),
+            digest_blocks.takeaway_text(d),
+        ),
+        idea_channels=channels,
+        write=build_text_writer(settings, llm) if (llm is not None or settings.llm_model) else None,
+        clock=clock,
+    )
+
+
+@dataclass
+class Adapters:
+    """The outside world, each built once: what the use cases are made of."""
+
+    store: Store
+    embedder: Embedder
+    index: TicketIndex
+    analyzer: Analyzer
+    tracker: Tracker | None
+    calendar: Calendar | None
+    chat: Chat | None
+    slack_client: Any  # a slack_sdk.WebClient (typed loosely: no SDK import here) or None
+    llm: Any  # a LangChain chat model or None (offline)
+
+
+@dataclass
+class Bot:
+    """The use cases, wired. Entry points call these and nothing else of the bot's logic."""
+
+    settings: Settings
+    adapters: Adapters
+    channels: IdeaChannels
+    triager: Triager
+    catalogue: Catalogue
+    filer: Filer
+    digests: DigestService
+    sync: JiraSync | None
+    receive_post: ReceivePost | None  # None without Slack
+    file_message: FileMessage | None  # None without Slack
+
+    def startup(self) -> None:
+        """The start-up checks that need the network: channel names, Jira issue types.
+
+        Raises ConfigError for a JIRA_ISSUE_TYPES mapping the project cannot take.
+        """
+        if self.adapters.chat is not None:
+            self.channels.resolve(self.adapters.chat)
+        problems = self.issue_type_problems()
+        if problems:
+            raise ConfigError(problems[0])
+
+    def issue_type_problems(self) -> list[str]:
+        """What is wrong with JIRA_ISSUE_TYPES for the project (asks Jira; empty: fine)."""
+        tracker = self.adapters.tracker
+        if tracker is None:
+            return []
+        return check_issue_types(self.settings.issue_types, tracker.issue_types())
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    rng: Callable[[float, float], float] | None = None,
+    **overrides: Any,
+) -> Bot:
+    """Wires the use cases for *settings*; any keyword replaces the adapter of that name
+    (``store``, ``embedder``, ``index``, ``analyzer``, ``tracker``, ``calendar``, ``llm``,
+    ``slack_client``, ``chat``). *clock* and *rng* make retries and digests deterministic."""
     check_prompts(settings)
+    clock = clock or (lambda: datetime.now(UTC))
     store: Store = overrides.get("store") or build_store(settings)
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
     index: TicketIndex = overrides.get("index") or build_index(settings, embedder)
     llm = overrides["llm"] if "llm" in overrides else build_llm(settings)
     analyzer: Analyzer = overrides.get("analyzer") or build_analyzer(settings, embedder, index, llm)
-    policy = TriagePolicy(
-        min_score=settings.similar_min_score,
-        duplicate_threshold=settings.duplicate_threshold,
-        max_chars=settings.max_post_chars,
-    )
     tracker = overrides["tracker"] if "tracker" in overrides else build_tracker(settings)
     calendar = overrides["calendar"] if "calendar" in overrides else build_calendar(settings)
     slack_client = (
         overrides["slack_client"] if "slack_client" in overrides else build_slack_client(settings)
     )
-    return Services(
-        settings=settings,
+    chat: Chat | None = overrides["chat"] if "chat" in overrides else build_chat(slack_client)
+    adapters = Adapters(
         store=store,
         embedder=embedder,
         index=index,
         analyzer=analyzer,
-        triage=TriageService(analyzer, index, policy),
         tracker=tracker,
         calendar=calendar,
+        chat=chat,
         slack_client=slack_client,
         llm=llm,
+    )
+    channels = IdeaChannels(settings.idea_channels)
+    triager = Triager(
+        analyzer,
+        index,
+        TriagePolicy(
+            min_score=settings.similar_min_score,
+            duplicate_threshold=settings.duplicate_threshold,
+            max_chars=settings.max_post_chars,
+        ),
+    )
+    notifier = build_notifier(settings, chat)
+    filer = Filer(
+        store=store,
+        tracker=tracker,
+        project=settings.jira_project or "",
+        issue_types=settings.issue_types,
+        notifier=notifier,
+        index=index,
+        clock=clock,
+        rng=rng or random.uniform,
+    )
+    sync = (
+        JiraSync(tracker, index, store, settings.jira_project, narrow=settings.jira_sync_jql)
+        if tracker is not None and settings.jira_project
+        else None
+    )
+    receive_post = file_message = None
+    if chat is not None:
+        receive_post = ReceivePost(
+            store=store,
+            triager=triager,
+            notifier=notifier,
+            chat=chat,
+            channels=channels,
+            triage_threads=settings.triage_threads,
+        )
+        file_message = FileMessage(
+            store=store,
+            chat=chat,
+            notifier=notifier,
+            filer=filer,
+            triager=triager,
+            channels=channels,
+            file_emoji=settings.file_emoji,
+            access=FilingAccess(settings.file_allowed_users, settings.file_allowed_groups),
+            clock=clock,
+        )
+    return Bot(
+        settings=settings,
+        adapters=adapters,
+        channels=channels,
+        triager=triager,
+        catalogue=Catalogue(index),
+        filer=filer,
+        digests=build_digests(settings, store, chat, calendar, llm, channels, clock),
+        sync=sync,
+        receive_post=receive_post,
+        file_message=file_message,
     )

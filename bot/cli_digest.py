@@ -12,8 +12,8 @@ import sys
 from datetime import date
 from typing import IO, Any
 
+from bot.bootstrap import Bot
 from bot.domain.digests import DIGEST_KINDS
-from bot.services import Services
 
 
 def parse_day(raw: str) -> date:
@@ -40,13 +40,11 @@ def add_digest_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_digest_command(
     args: argparse.Namespace,
-    services: Services,
+    services: Bot,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
 ) -> int:
     """Runs the ``digest`` command for parsed *args*; returns the exit code."""
-    from bot.scheduler import build_digest_service
-
     out = out or sys.stdout
     err = err or sys.stderr
     kind = getattr(args, "which", None) or getattr(args, "kind", None)
@@ -65,8 +63,7 @@ def run_digest_command(
             print(f"error: --date: {exc}", file=err)
             return 2
 
-    service = build_digest_service(services)
-    result = service.run(
+    result = services.digests.run(
         kind, channel, day, dry_run=bool(args.dry_run), force=bool(getattr(args, "force", False))
     )
     label = f"{kind} digest for {result.day.isoformat()} in {channel}"

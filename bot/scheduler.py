@@ -1,4 +1,5 @@
-"""The digest scheduler: APScheduler 3 cron jobs in DIGEST_TIMEZONE, plus a store-based catch-up.
+"""Background schedules: the digests (APScheduler 3 cron jobs in DIGEST_TIMEZONE, plus a
+store-based catch-up) and the periodic Jira sync.
 
 APScheduler's memory job store forgets missed runs across restarts and posts once *per process*,
 so two things are ours: ``catch_up`` (at start, today's slot that passed within the grace period
@@ -12,18 +13,16 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Settings
-from bot.domain.digest_service import DigestResult, DigestService, Rendered
-from bot.domain.digests import DIGEST_KINDS, DigestKind, MeetingDigest, TakeawayDigest
-from bot.domain.ports import Chat
-from bot.services import Services
-from bot.slack import digest_blocks
+from bot.domain.digests import DIGEST_KINDS, DigestKind
+from bot.service.run_digest import DigestResult, DigestService
+from bot.service.sync_jira import JiraSync
 
 logger = logging.getLogger(__name__)
 
@@ -32,71 +31,6 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------- wiring
-
-
-def render_meetings(d: MeetingDigest) -> Rendered:
-    """Meeting digest -> notification text, blocks and terminal text."""
-    return Rendered(
-        digest_blocks.meeting_summary(d),
-        digest_blocks.build_meeting_blocks(d),
-        digest_blocks.meeting_text(d),
-    )
-
-
-def render_takeaways(d: TakeawayDigest) -> Rendered:
-    """Takeaway digest -> notification text, blocks and terminal text."""
-    return Rendered(
-        digest_blocks.takeaway_summary(d),
-        digest_blocks.build_takeaway_blocks(d),
-        digest_blocks.takeaway_text(d),
-    )
-
-
-def chat_for(services: Services) -> Chat | None:
-    """The Chat port on the services' Slack WebClient (None when Slack is not configured)."""
-    if services.extras.get("chat") is not None:
-        chat: Chat = services.extras["chat"]
-        return chat
-    if services.slack_client is None:
-        return None
-    from bot.adapters.slack_chat import SlackChat
-
-    return SlackChat(services.slack_client)
-
-
-def build_digest_service(
-    services: Services, clock: Clock | None = None, chat: Chat | None = None
-) -> DigestService:
-    """The DigestService for *services*: store, Slack chat, calendar, LLM text (when set)."""
-    s = services.settings
-    calendar = services.calendar
-    if calendar is None and s.meetings_ics:
-        from bot.adapters.calendar_ics import IcsCalendar
-
-        calendar = IcsCalendar(s.meetings_ics, tz=s.digest_timezone)
-    model: Any = services.llm if services.llm is not None else s.llm_model
-    write = None
-    if model is not None:
-        from bot.adapters.llm_text import run_text_prompt
-
-        def write(prompt: str, variables: dict[str, str]) -> str | None:
-            return run_text_prompt(model, prompt, variables, timeout=s.llm_timeout)
-
-    return DigestService(
-        store=services.store,
-        chat=chat if chat is not None else chat_for(services),
-        calendar=calendar,
-        tz=s.digest_timezone,
-        workday=s.workday_hours,
-        render_meetings=render_meetings,
-        render_takeaways=render_takeaways,
-        idea_channels=tuple(s.idea_channels),
-        write=write,
-        clock=clock or _utcnow,
-    )
 
 
 # --------------------------------------------------------------------------- scheduling
@@ -123,23 +57,22 @@ def digest_trigger(settings: Settings, kind: DigestKind) -> CronTrigger:
 class DigestScheduler:
     """Posts both digests on their cron slots, catches up after downtime, never twice.
 
-    ``clock`` returns the current aware datetime; tests inject a fixed one. ``service`` may be
-    given to share one DigestService; by default it is built from *services*.
+    ``clock`` returns the current aware datetime; tests inject a fixed one.
     """
 
     def __init__(
         self,
-        services: Services,
+        settings: Settings,
+        service: DigestService,
         clock: Clock | None = None,
-        service: DigestService | None = None,
         channel: str | None = None,
     ) -> None:
-        self.settings = services.settings
+        self.settings = settings
         self.clock: Clock = clock or _utcnow
         self.tz = ZoneInfo(self.settings.digest_timezone)
         self.grace = timedelta(minutes=self.settings.digest_grace_minutes)
         self.channel = channel or self.settings.digest_channel
-        self.service = service or build_digest_service(services, clock=self.clock)
+        self.service = service
         kinds = list(DIGEST_KINDS)
         if self.service.calendar is None:
             # Without a calendar feed a daily "no meetings today" post would only be noise.
@@ -292,3 +225,22 @@ class DigestScheduler:
             misfire_grace_time=max(1, int(self.grace.total_seconds())),
         )
         logger.info("%s digest for %s: re-check scheduled at %s", kind, day, at)
+
+
+def start_sync_job(sync: JiraSync | None, minutes: int) -> BackgroundScheduler | None:
+    """Runs the incremental Jira sync every *minutes* (first run a few seconds after start)."""
+    if sync is None or minutes <= 0:
+        return None
+    sched = BackgroundScheduler(timezone=UTC)
+    sched.add_job(
+        sync.run_scheduled,
+        IntervalTrigger(minutes=minutes, timezone=UTC),
+        id="sync-jira",
+        next_run_time=datetime.now(UTC) + timedelta(seconds=5),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=minutes * 60,
+    )
+    sched.start()
+    logger.info("Jira sync every %d minutes", minutes)
+    return sched

@@ -21,7 +21,8 @@ from bot.domain.models import ChatMessage, Person
 
 logger = logging.getLogger(__name__)
 
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+# Channel names are lower-case; ids (C…, G…, D…) are upper-case letters and digits.
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 _CACHE_SECONDS = 600.0
 
 

@@ -10,16 +10,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from bot.domain.filing import FilingJob, FilingResult
 from bot.domain.models import (
     Analysis,
     ChatMessage,
     CreatedIssue,
     Match,
+    MessageRef,
     NewComment,
     NewIssue,
     Person,
     Post,
     Ticket,
+    Triage,
 )
 
 if TYPE_CHECKING:  # numpy is a plain array library, not an SDK; only the type is needed here
@@ -60,6 +63,10 @@ class TrackerRejected(TrackerError):
     def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.fields = fields or {}
+
+
+class ChatError(Exception):
+    """The chat refused or could not take a message (not in the channel, Slack down, ...)."""
 
 
 # --------------------------------------------------------------------------- ports
@@ -352,6 +359,35 @@ class Chat(Protocol):
     ) -> str | None:
         """The ts of the newest message since *oldest* tagged (*event_type*, key), or None.
         Raises when it could not look: "could not look" is not "not there"."""
+        ...
+
+
+class Notifier(Protocol):
+    """What the bot says in the chat about posts and filings.
+
+    The use cases decide *what* to say; ``bot.slack.notifier`` renders it (Block Kit) and sends it.
+    """
+
+    def triage_reply(self, post: StoredPost, triage: Triage) -> str:
+        """Answers an idea post in its thread; returns the reply's ts."""
+        ...
+
+    def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
+        """Says in the post's thread what became of a filing (filed, queued, refused...)."""
+        ...
+
+    def duplicate_offer(self, job: FilingJob, match: Match) -> None:
+        """Asks in the thread whether to comment on *match* instead of filing a new ticket."""
+        ...
+
+    def to_requester(
+        self, ref: MessageRef, requester: str, thread_ts: str | None, result: FilingResult
+    ) -> None:
+        """Tells only the person who asked (denied, already filed, in progress, ...)."""
+        ...
+
+    def idea_posted(self, channel: str, user: str, text: str) -> str:
+        """Posts an idea sent with the slash command on *user*'s behalf; returns its ts."""
         ...
 
 

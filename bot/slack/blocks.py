@@ -1,7 +1,7 @@
 """Block Kit builders: pure functions from domain objects to Slack message dicts.
 
 Every builder returns ``(text, blocks)``: *text* is the notification/fallback text. User-provided
-text is always escaped (``bot.domain.slack_text``) and cut to Slack's limits: 50 blocks per
+text is always escaped (``bot.slack.mrkdwn``) and cut to Slack's limits: 50 blocks per
 message, 3,000 characters per section text, 150 per button label, 2,000 per button value.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.domain.filing import FilingResult
 from bot.domain.models import Match, Triage
-from bot.domain.slack_text import escape_mrkdwn, link, neutralise_broadcasts, truncate
+from bot.slack.mrkdwn import escape_mrkdwn, link, neutralise_broadcasts, truncate
 
 MAX_BLOCKS = 50
 SECTION_MAX = 3000
@@ -148,7 +148,7 @@ def build_filing_result(result: FilingResult) -> tuple[str, list[Block]]:
     elif result.status == "queued":
         text = "Jira is not answering right now; the ticket is queued and will be filed shortly."
     elif result.status == "rejected":
-        text = ":warning: " + escape_mrkdwn(result.message or "Jira refused the ticket.")
+        text = ":warning: " + escape_mrkdwn(rejection_message(result))
     elif result.status == "in_progress":
         text = "This post is being filed already."
     elif result.status in ("denied", "unavailable"):
@@ -156,6 +156,20 @@ def build_filing_result(result: FilingResult) -> tuple[str, list[Block]]:
     else:
         return "", []
     return _fallback(text), [_section(text)]
+
+
+def rejection_message(result: FilingResult) -> str:
+    """A human sentence naming what Jira refused (plain text, not yet escaped)."""
+    if result.fields:
+        named = "; ".join(f"{name}: {msg}" for name, msg in sorted(result.fields.items()))
+        return (
+            f"Jira refused the ticket because of field(s) {named}. "
+            "An admin needs to adjust the Jira project or the bot's settings "
+            "(JIRA_ISSUE_TYPES); nothing was filed."
+        )
+    if result.message:
+        return f"Jira refused the ticket: {result.message}. Nothing was filed."
+    return "Jira refused the ticket. Nothing was filed."
 
 
 def build_denied(allowed_hint: str | None = None) -> tuple[str, list[Block]]:

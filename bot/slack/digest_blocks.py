@@ -20,7 +20,7 @@ from bot.domain.digests import (
     format_duration,
 )
 from bot.domain.ports import Meeting
-from bot.domain.slack_text import truncate
+from bot.slack.mrkdwn import truncate
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000

@@ -1,28 +1,54 @@
-"""Tells the people in a thread what happened to a filing (builders from ``blocks``)."""
+"""The Notifier port on Slack: what the use cases say, rendered by ``blocks`` and sent on Chat."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
-from bot.domain.filing import FilingResult
-from bot.domain.ports import Chat
+from bot.domain.filing import FilingJob, FilingResult
+from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.ports import Chat, StoredPost
 from bot.slack import blocks
+from bot.slack.mrkdwn import escape_mrkdwn, truncate
+
+logger = logging.getLogger(__name__)
 
 
-class SlackFilingNotifier:
-    """Reports filing outcomes into the message's thread (implements ``FilingNotifier``)."""
+class SlackNotifier:
+    """Renders outcomes with the Block Kit builders and sends them through the Chat port."""
 
-    def __init__(self, chat: Chat, filed_emoji: str) -> None:
+    def __init__(self, chat: Chat, file_emoji: str, filed_emoji: str) -> None:
         self.chat = chat
+        self.file_emoji = file_emoji
         self.filed_emoji = filed_emoji
 
-    def filing_done(self, payload: dict[str, Any], result: FilingResult) -> None:
-        """Posts the outcome of a filing attempt into the message's own thread."""
-        channel = str(payload["channel"])
-        thread = str(payload.get("reply_ts") or payload["ts"])
+    def triage_reply(self, post: StoredPost, triage: Triage) -> str:
+        text, blks = blocks.build_triage_reply(triage, post.channel, post.ts, self.file_emoji)
+        return self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+
+    def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
         text, blks = blocks.build_filing_result(result)
         if not text:
             return
-        self.chat.post(channel, text, blks, thread_ts=thread)
+        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
         if result.status in ("filed", "commented"):
-            self.chat.react(channel, str(payload["ts"]), self.filed_emoji)
+            self.chat.react(job.channel, job.ts, self.filed_emoji)
+
+    def duplicate_offer(self, job: FilingJob, match: Match) -> None:
+        text, blks = blocks.build_duplicate_offer(match, job.channel, job.ts)
+        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
+
+    def to_requester(
+        self, ref: MessageRef, requester: str, thread_ts: str | None, result: FilingResult
+    ) -> None:
+        if result.status == "denied":
+            text, blks = blocks.build_denied()
+        elif result.status == "unreadable":
+            text, blks = blocks.build_notice("I could not read that message, so nothing was filed.")
+        else:
+            text, blks = blocks.build_filing_result(result)
+        if text:
+            self.chat.ephemeral(ref.channel, requester, text, blks, thread_ts=thread_ts)
+
+    def idea_posted(self, channel: str, user: str, text: str) -> str:
+        quoted = truncate(escape_mrkdwn(text), 2800).replace("\n", "\n>")
+        return self.chat.post(channel, f"<@{user}> shared an idea:\n>{quoted}")

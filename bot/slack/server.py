@@ -1,6 +1,6 @@
 """Running the bot: HTTP mode on waitress (``POST /slack/events``, ``GET /healthz``) or Socket Mode.
 
-``serve(services, http=..., port=...)`` is what ``python -m bot serve`` calls.
+``serve(bot, http=..., port=...)`` is what ``python -m bot serve`` calls.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.bootstrap import Bot
 from bot.config import ConfigError
-from bot.services import Services
-from bot.slack.app import SlackBot, create_bot
+from bot.scheduler import DigestScheduler, start_sync_job
+from bot.slack.app import build_app
+from bot.workers import OutboxWorker
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +50,14 @@ class BotWsgi:
 
 
 class HttpServer:
-    """A waitress server for *bot* on 127.0.0.1/0.0.0.0:*port* (0 picks a free port)."""
+    """A waitress server for the Bolt *app* on *host*:*port* (0 picks a free port)."""
 
     def __init__(
-        self, bot: SlackBot, host: str = "0.0.0.0", port: int = 3000, threads: int = 16
+        self, app: App, host: str = "0.0.0.0", port: int = 3000, threads: int = 16
     ) -> None:
         from waitress.server import create_server
 
-        self.bot = bot
-        self.wsgi = BotWsgi(bot.app)
+        self.wsgi = BotWsgi(app)
         self.server: Any = create_server(
             self.wsgi,
             host=host,
@@ -108,38 +109,38 @@ class HttpServer:
         self.server.task_dispatcher.shutdown(timeout=5)
 
 
-def serve(services: Services, http: bool = False, port: int = 3000, host: str = "0.0.0.0") -> None:
+def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0") -> None:
     """Runs the bot until interrupted: HTTP mode when *http* (or no app token), else Socket Mode.
 
-    Starts the outbox worker first, so filings queued by a previous run resume at once.
+    Runs the start-up checks, then starts the outbox worker first, so filings queued by a
+    previous run resume at once, then the digest scheduler and the periodic Jira sync.
     """
-    s = services.settings
+    s = bot.settings
     socket_mode = not http and s.slack_app_token is not None
     if not socket_mode and s.slack_signing_secret is None:
         raise ConfigError(
             "SLACK_SIGNING_SECRET: required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)"
         )
-    bot = create_bot(services, token_verification_enabled=True)
-    bot.start_background()
-    from bot.jobs import start_sync_job
-    from bot.scheduler import DigestScheduler
-
-    digests = DigestScheduler(services)
+    app = build_app(bot, token_verification_enabled=True)
+    bot.startup()
+    worker = OutboxWorker(bot.filer)
+    worker.start()
+    digests = DigestScheduler(s, bot.digests)
     digests.start()
-    sync_job = start_sync_job(services)
+    sync_job = start_sync_job(bot.sync, s.jira_sync_minutes)
     try:
         if socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             assert s.slack_app_token is not None
             logger.info("ideabot: Socket Mode")
-            SocketModeHandler(bot.app, s.slack_app_token.get_secret_value()).start()
+            SocketModeHandler(app, s.slack_app_token.get_secret_value()).start()
         else:
-            server = HttpServer(bot, host=host, port=port)
+            server = HttpServer(app, host=host, port=port)
             logger.info("ideabot: HTTP mode on port %d (%s)", server.port, EVENTS_PATH)
             server.serve_forever()
     finally:
         if sync_job is not None:
             sync_job.shutdown(wait=False)
         digests.shutdown(wait=False)
-        bot.stop_background()
+        worker.stop()

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bot.domain.filing import LEASE, TOPIC, FilingRequest
-from bot.scheduler import build_digest_service
+from bot.domain.filing import TOPIC, FilingJob
+from bot.service.filing import LEASE
 from tests.fakes.wiring import SECRET, Rig
 
 PINECONE_KEY = "pcsk_AUDIT_pinecone_secret_42"
@@ -102,7 +102,7 @@ def test_no_secret_reaches_any_log_record_at_debug(
         r.jira.fail_next("/rest/api/2/issue", 503, times=1, method="POST")
         r.send_event(r.reaction("CIDEAS01", ev["ts"]))
         r.wait_idle()
-        r.bot.worker.run_once(r.clock.advance(600))
+        r.worker.run_once(r.clock.advance(600))
         assert len(r.jira.issues) == 1
         r.slack.fail_next("chat.postMessage", "channel_not_found")  # a listener traceback
         r.send_event(r.message("Add light mode"))
@@ -110,7 +110,7 @@ def test_no_secret_reaches_any_log_record_at_debug(
         r.send_event(r.message("Add a CSV export"))
         r.send_event(r.message("Add SSO"), secret="wrong-secret")  # rejected request
         r.wait_idle()
-        result = build_digest_service(r.services).run("meetings", "CIDEAS01", date(2026, 4, 15))
+        result = r.bot.digests.run("meetings", "CIDEAS01", date(2026, 4, 15))
         assert result.status == "posted"
         assert caplog.records, "nothing was logged: the test would prove nothing"
         assert any(rec.name.startswith("slack_sdk") for rec in caplog.records)
@@ -225,7 +225,7 @@ def test_reactions_by_the_bot_or_on_the_bots_own_messages_file_nothing(rig: Rig)
     ev = rig.message("Add dark mode")
     rig.send_event(ev)
     rig.wait_idle()
-    reply_ts = rig.services.store.get_post("CIDEAS01", ev["ts"]).reply_ts  # type: ignore[union-attr]
+    reply_ts = rig.store.get_post("CIDEAS01", ev["ts"]).reply_ts  # type: ignore[union-attr]
     assert reply_ts
     # The bot reacting (its own "filed" mark, or FILE_EMOJI by mistake) files nothing.
     rig.send_event(rig.reaction("CIDEAS01", ev["ts"], user=bot_user))
@@ -261,11 +261,16 @@ def test_private_shortcut_duplicate_offer_stays_in_the_private_channel(tmp_path:
 
 def test_outbox_worker_survives_a_store_outage(rig: Rig) -> None:
     ev = rig.message("Add dark mode")
-    req = FilingRequest(
-        channel="CIDEAS01", ts=ev["ts"], text=ev["text"], requester="UBOB", author="UALICE"
+    job = FilingJob(
+        channel="CIDEAS01",
+        ts=ev["ts"],
+        reply_ts=ev["ts"],
+        text=ev["text"],
+        requester="UBOB",
+        author="UALICE",
     )
-    store = rig.services.store
-    assert store.enqueue(TOPIC, req.key, rig.bot.filing._payload(req), rig.clock())
+    store = rig.store
+    assert store.enqueue(TOPIC, job.key, job.model_dump(mode="json"), rig.clock())
     store.claim_filing("CIDEAS01", ev["ts"], "dead-process")
     calls = {"n": 0}
     real_due = store.due
@@ -277,7 +282,7 @@ def test_outbox_worker_survives_a_store_outage(rig: Rig) -> None:
         return real_due(*a, **kw)
 
     store.due = broken_due  # type: ignore[method-assign]
-    worker = rig.bot.worker
+    worker = rig.worker
     worker.poll_interval = 0.01
     worker.clock = lambda: rig.clock.advance(600)
     worker.start()
@@ -304,11 +309,16 @@ def test_a_second_worker_after_lease_expiry_neither_files_nor_reports_again(rig:
     """Worker A's create landed in Jira but A is still busy (indexing) when its lease runs out;
     worker B must not file again or tell the thread a second time."""
     ev = rig.message("Add dark mode")
-    req = FilingRequest(
-        channel="CIDEAS01", ts=ev["ts"], text=ev["text"], requester="UBOB", author="UALICE"
+    job = FilingJob(
+        channel="CIDEAS01",
+        ts=ev["ts"],
+        reply_ts=ev["ts"],
+        text=ev["text"],
+        requester="UBOB",
+        author="UALICE",
     )
-    filing = rig.bot.filing
-    second = rig.make_bot(rig.make_services())
+    filer = rig.bot.filer
+    second = rig.replica()
     hold, entered = threading.Event(), threading.Event()
     real_upsert = rig.index.upsert
 
@@ -320,7 +330,7 @@ def test_a_second_worker_after_lease_expiry_neither_files_nor_reports_again(rig:
     rig.index.upsert = slow_upsert  # type: ignore[method-assign]
     # A's clock is behind by more than a lease, so its lease is already over in real time.
     rig.clock.advance(-(LEASE.total_seconds() + 60))
-    t = threading.Thread(target=filing.file, args=(req,))
+    t = threading.Thread(target=filer.submit, args=(job,))
     t.start()
     try:
         assert entered.wait(10)
@@ -329,7 +339,7 @@ def test_a_second_worker_after_lease_expiry_neither_files_nor_reports_again(rig:
         hold.set()
         t.join(10)
     assert len(rig.jira.issues) == 1
-    state = rig.services.store.get_filing("CIDEAS01", ev["ts"])
+    state = rig.store.get_filing("CIDEAS01", ev["ts"])
     assert state is not None and state.state == "filed"
     assert state.issue_key == next(iter(rig.jira.issues))
     filed = [m for m in rig.slack.thread_replies("CIDEAS01", ev["ts"]) if "Filed as" in str(m)]
@@ -340,22 +350,27 @@ def test_worker_taking_the_item_between_enqueue_and_claim_does_not_lose_it(rig: 
     """The outbox worker leases the fresh item before the listener claims; Jira then fails. The
     listener must not finish (drop) the item the worker just queued for retry."""
     ev = rig.message("Add dark mode")
-    req = FilingRequest(
-        channel="CIDEAS01", ts=ev["ts"], text=ev["text"], requester="UBOB", author="UALICE"
+    job = FilingJob(
+        channel="CIDEAS01",
+        ts=ev["ts"],
+        reply_ts=ev["ts"],
+        text=ev["text"],
+        requester="UBOB",
+        author="UALICE",
     )
-    store = rig.services.store
+    store = rig.store
     real_enqueue = store.enqueue
     rig.jira.fail_next("/rest/api/2/issue", 503, times=1, method="POST")
 
-    def racing_enqueue(*a: Any, **kw: Any) -> bool:
+    def racing_enqueue(*a: Any, **kw: Any) -> int | None:
         ok = real_enqueue(*a, **kw)
-        rig.bot.worker.run_once(rig.clock())  # the worker wins the race; Jira answers 503
+        rig.worker.run_once(rig.clock())  # the worker wins the race; Jira answers 503
         return ok
 
     store.enqueue = racing_enqueue  # type: ignore[method-assign]
-    rig.bot.filing.file(req)
+    rig.bot.filer.submit(job)
     store.enqueue = real_enqueue  # type: ignore[method-assign]
-    rig.bot.worker.run_once(rig.clock.advance(600))
+    rig.worker.run_once(rig.clock.advance(600))
     assert len(rig.jira.issues) == 1
     state = store.get_filing("CIDEAS01", ev["ts"])
     assert state is not None and state.state == "filed"

@@ -18,12 +18,11 @@ from slack_sdk import WebClient
 from sqlalchemy import update
 
 from bot.adapters.store_sql import SqlStore, digests
-from bot.bootstrap import bootstrap, build_slack_client
+from bot.bootstrap import Bot, bootstrap, build_slack_client
 from bot.cli_digest import add_digest_parser, run_digest_command
 from bot.config import Settings
 from bot.domain.ports import StoredPost
 from bot.scheduler import DigestScheduler
-from bot.services import Services
 from tests.fakes.embedder import HashEmbedder
 from tests.fakes.slack_server import FakeSlack
 
@@ -109,7 +108,7 @@ def settings(tmp_path: Path, slack: FakeSlack) -> Settings:
 _OPEN: list[SqlStore] = []
 
 
-def make_services(settings: Settings, store_url: str) -> Services:
+def make_services(settings: Settings, store_url: str) -> Bot:
     """One bot "process": its own SqlStore object and WebClient, through the real bootstrap."""
     store = SqlStore(store_url)
     _OPEN.append(store)
@@ -134,7 +133,7 @@ def posted(slack: FakeSlack) -> list[dict[str, object]]:
     return slack.calls_to("chat.postMessage")
 
 
-def cli(args: list[str], services: Services) -> tuple[int, str, str]:
+def cli(args: list[str], services: Bot) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser()
     add_digest_parser(parser.add_subparsers(dest="command"))
     out, err = io.StringIO(), io.StringIO()
@@ -147,7 +146,7 @@ def test_two_schedulers_racing_post_exactly_once(
 ) -> None:
     procs = [make_services(settings, store_url) for _ in range(2)]
     clock = Clock(berlin(8, 30))
-    scheds = [DigestScheduler(p, clock=clock) for p in procs]
+    scheds = [DigestScheduler(p.settings, p.digests, clock=clock) for p in procs]
     barrier = threading.Barrier(2)
     statuses: list[str] = []
 
@@ -174,7 +173,7 @@ def test_two_schedulers_racing_post_exactly_once(
     assert "Cancelled review" not in body
     assert "Could not read feed 2 (127.0.0.1)" in body
     assert SECRET not in body and SECRET not in str(msg["text"]) and SECRET not in caplog.text
-    record = procs[0].store.get_digest("meetings", "CDIGEST", WED)
+    record = procs[0].adapters.store.get_digest("meetings", "CDIGEST", WED)
     assert record is not None and record.state == "posted"
     assert record.message_ts == next(m.ts for m in slack.messages.values())
 
@@ -184,12 +183,17 @@ def test_restart_catch_up_within_grace_posts_once(
 ) -> None:
     first = make_services(settings, store_url)
     # Down at 08:30; back at 09:45 (within 120 min): the missed meeting digest goes out now.
-    results = DigestScheduler(first, clock=Clock(berlin(9, 45))).catch_up()
+    results = DigestScheduler(first.settings, first.digests, clock=Clock(berlin(9, 45))).catch_up()
     assert [(r.digest, r.status, r.day) for r in results] == [("meetings", "posted", WED)]
     # Restarted again, and a second process starting at the same time: nothing more.
     second = make_services(settings, store_url)
-    assert DigestScheduler(second, clock=Clock(berlin(9, 50))).catch_up() == []
-    assert DigestScheduler(first, clock=Clock(berlin(9, 50))).catch_up() == []
+    assert (
+        DigestScheduler(second.settings, second.digests, clock=Clock(berlin(9, 50))).catch_up()
+        == []
+    )
+    assert (
+        DigestScheduler(first.settings, first.digests, clock=Clock(berlin(9, 50))).catch_up() == []
+    )
     assert len(posted(slack)) == 1
 
 
@@ -197,18 +201,20 @@ def test_missed_beyond_grace_is_not_posted_late(
     settings: Settings, store_url: str, slack: FakeSlack
 ) -> None:
     services = make_services(settings, store_url)
-    ds = DigestScheduler(services, clock=Clock(berlin(10, 31)))
+    ds = DigestScheduler(services.settings, services.digests, clock=Clock(berlin(10, 31)))
     assert ds.catch_up() == []
     assert ds.run_slot("meetings") is None  # a late cron fire is refused too
     assert posted(slack) == []
-    assert services.store.get_digest("meetings", "CDIGEST", WED) is None
+    assert services.adapters.store.get_digest("meetings", "CDIGEST", WED) is None
 
 
 def test_manual_run_after_scheduled_says_already_posted_and_force_reposts(
     settings: Settings, store_url: str, slack: FakeSlack
 ) -> None:
     services = make_services(settings, store_url)
-    result = DigestScheduler(services, clock=Clock(berlin(8, 30))).run_slot("meetings")
+    result = DigestScheduler(
+        services.settings, services.digests, clock=Clock(berlin(8, 30))
+    ).run_slot("meetings")
     assert result is not None and result.status == "posted"
 
     code, out, err = cli(["meetings", "--date", "2026-04-15"], services)
@@ -218,7 +224,7 @@ def test_manual_run_after_scheduled_says_already_posted_and_force_reposts(
     code, _, err = cli(["meetings", "--date", "2026-04-15", "--force"], services)
     assert code == 0 and "posted meetings digest for 2026-04-15 in CDIGEST" in err
     assert len(posted(slack)) == 2
-    record = services.store.get_digest("meetings", "CDIGEST", WED)
+    record = services.adapters.store.get_digest("meetings", "CDIGEST", WED)
     digest_msgs = sorted(m.ts for m in slack.messages.values() if m.channel == "CDIGEST")
     assert record is not None and record.message_ts == digest_msgs[-1]
 
@@ -238,7 +244,7 @@ def test_cli_dry_run_prints_text_or_json_and_claims_nothing(
     assert code == 0 and payload["channel"] == "CDIGEST"
     assert payload["blocks"][0]["type"] == "header" and len(payload["blocks"]) <= 50
     assert posted(slack) == []
-    assert services.store.get_digest("meetings", "CDIGEST", WED) is None
+    assert services.adapters.store.get_digest("meetings", "CDIGEST", WED) is None
 
 
 def test_cli_without_a_channel_exits_2(settings: Settings, store_url: str) -> None:
@@ -268,7 +274,7 @@ def test_failed_post_releases_the_key_and_the_next_run_posts(
     slack.fail_next("chat.postMessage", "internal_error")
     code, _, err = cli(["meetings", "--date", "2026-04-15"], services)
     assert code == 1 and "not posted" in err
-    assert services.store.get_digest("meetings", "CDIGEST", WED) is None
+    assert services.adapters.store.get_digest("meetings", "CDIGEST", WED) is None
     code, _, _ = cli(["meetings", "--date", "2026-04-15"], services)
     assert code == 0 and len([m for m in slack.messages.values() if m.channel == "CDIGEST"]) == 1
 
@@ -279,7 +285,7 @@ def test_takeaways_post_only_what_the_digest_channel_may_see(
     services = make_services(settings, store_url)
     now = datetime.now(UTC)
     today = now.astimezone(BERLIN).date()
-    store = services.store
+    store = services.adapters.store
 
     def save(channel: str, ts: str, title: str, private: bool, reactions: int) -> None:
         store.save_post(
@@ -315,12 +321,14 @@ def test_scheduler_start_and_shutdown_inside_a_process(
     settings: Settings, store_url: str, slack: FakeSlack
 ) -> None:
     services = make_services(settings, store_url)
-    ds = DigestScheduler(services, clock=Clock(berlin(9, 0)))
+    ds = DigestScheduler(services.settings, services.digests, clock=Clock(berlin(9, 0)))
     assert ds.start()
     ds.shutdown(wait=True)  # waits for the start-up catch-up job
     # The catch-up ran in the scheduler's worker (08:30 slot, 30 min ago): posted once.
     assert len(posted(slack)) == 1
-    assert isinstance(services.slack_client, WebClient)  # the real SDK client, via bootstrap
+    assert isinstance(
+        services.adapters.slack_client, WebClient
+    )  # the real SDK client, via bootstrap
 
 
 def test_llm_overview_and_takeaways_come_from_the_prompt_files(
@@ -364,9 +372,9 @@ def test_llm_overview_and_takeaways_come_from_the_prompt_files(
 # --------------------------------------------------------------------------- crash recovery
 
 
-def _crashed_claim(services: Services, kind: str = "meetings", age_minutes: int = 10) -> None:
+def _crashed_claim(services: Bot, kind: str = "meetings", age_minutes: int = 10) -> None:
     """What a process that died right after claiming leaves behind: an old, unposted claim."""
-    store = services.store
+    store = services.adapters.store
     assert isinstance(store, SqlStore)
     assert store.claim_digest(kind, "CDIGEST", WED) is True
     with store.engine.begin() as conn:
@@ -385,14 +393,16 @@ def test_crash_after_claim_before_post_catch_up_posts_exactly_once(
     crashed = make_services(settings, store_url)
     _crashed_claim(crashed)
     restarted = make_services(settings, store_url)
-    results = DigestScheduler(restarted, clock=Clock(berlin(9, 0))).catch_up()
+    results = DigestScheduler(
+        restarted.settings, restarted.digests, clock=Clock(berlin(9, 0))
+    ).catch_up()
     assert [(r.digest, r.status) for r in results] == [("meetings", "posted")]
     (call,) = posted(slack)
     assert call["metadata"] == {
         "event_type": "ideabot_digest",
         "event_payload": {"key": "meetings:CDIGEST:2026-04-15"},
     }
-    record = restarted.store.get_digest("meetings", "CDIGEST", WED)
+    record = restarted.adapters.store.get_digest("meetings", "CDIGEST", WED)
     assert record is not None and record.state == "posted"
     assert [record.message_ts] == _digest_messages(slack)
     # The history was read from the start of that day, with metadata.
@@ -400,7 +410,10 @@ def test_crash_after_claim_before_post_catch_up_posts_exactly_once(
     assert history["channel"] == "CDIGEST" and history["include_all_metadata"] in ("1", "true")
     assert float(history["oldest"]) <= datetime(2026, 4, 14, 22, 0, tzinfo=UTC).timestamp()
     # Another restart: nothing more.
-    assert DigestScheduler(restarted, clock=Clock(berlin(9, 5))).catch_up() == []
+    assert (
+        DigestScheduler(restarted.settings, restarted.digests, clock=Clock(berlin(9, 5))).catch_up()
+        == []
+    )
     assert len(posted(slack)) == 1
 
 
@@ -412,8 +425,8 @@ def test_crash_after_post_before_record_catch_up_finds_it_and_does_not_repost(
     # The dead process got its message out (tagged with the key) but never recorded it.
     from bot.adapters.slack_chat import SlackChat
 
-    assert crashed.slack_client is not None
-    ts = SlackChat(crashed.slack_client).post(
+    assert crashed.adapters.slack_client is not None
+    ts = SlackChat(crashed.adapters.slack_client).post(
         "CDIGEST",
         "Meetings today",
         metadata={
@@ -434,12 +447,14 @@ def test_crash_after_post_before_record_catch_up_finds_it_and_does_not_repost(
     slack.reset_calls()
 
     restarted = make_services(settings, store_url)
-    results = DigestScheduler(restarted, clock=Clock(berlin(9, 0))).catch_up()
+    results = DigestScheduler(
+        restarted.settings, restarted.digests, clock=Clock(berlin(9, 0))
+    ).catch_up()
     assert [(r.digest, r.status, r.message_ts) for r in results] == [
         ("meetings", "already_posted", ts)
     ]
     assert posted(slack) == []
-    record = restarted.store.get_digest("meetings", "CDIGEST", WED)
+    record = restarted.adapters.store.get_digest("meetings", "CDIGEST", WED)
     assert record is not None and record.state == "posted" and record.message_ts == ts
 
 
@@ -449,7 +464,7 @@ def test_two_schedulers_racing_on_a_stale_claim_post_once(
     _crashed_claim(make_services(settings, store_url))
     procs = [make_services(settings, store_url) for _ in range(2)]
     clock = Clock(berlin(9, 0))
-    scheds = [DigestScheduler(p, clock=clock) for p in procs]
+    scheds = [DigestScheduler(p.settings, p.digests, clock=clock) for p in procs]
     barrier = threading.Barrier(2)
     statuses: list[str] = []
 
@@ -473,11 +488,11 @@ def test_fresh_claim_is_left_alone_and_history_failure_never_posts(
 ) -> None:
     services = make_services(settings, store_url)
     _crashed_claim(services, age_minutes=1)
-    ds = DigestScheduler(services, clock=Clock(berlin(9, 0)))
+    ds = DigestScheduler(services.settings, services.digests, clock=Clock(berlin(9, 0)))
     assert [r.status for r in ds.catch_up()] == ["in_progress"]  # may still be running
     assert posted(slack) == [] and slack.calls_to("conversations.history") == []
 
-    store = services.store
+    store = services.adapters.store
     assert isinstance(store, SqlStore)
     with store.engine.begin() as conn:
         conn.execute(update(digests).values(claimed_at=datetime.now(UTC) - timedelta(minutes=10)))
@@ -498,7 +513,7 @@ def test_unfinished_slot_gets_a_recheck_job_within_grace(
 ) -> None:
     services = make_services(settings, store_url)
     _crashed_claim(services, age_minutes=1)
-    ds = DigestScheduler(services, clock=Clock(berlin(9, 0)))
+    ds = DigestScheduler(services.settings, services.digests, clock=Clock(berlin(9, 0)))
     assert ds.start(catch_up=False)
     try:
         assert [r.status for r in ds.catch_up()] == ["in_progress"]
@@ -509,7 +524,7 @@ def test_unfinished_slot_gets_a_recheck_job_within_grace(
         # Past the grace period (08:30 + 120 min) a re-check gives up without posting.
         assert ds.recheck("meetings", WED, now=berlin(10, 31)) is None
         # Within it, once the claim is stale, the re-check recovers the slot.
-        store = services.store
+        store = services.adapters.store
         assert isinstance(store, SqlStore)
         with store.engine.begin() as conn:
             conn.execute(

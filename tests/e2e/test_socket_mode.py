@@ -29,7 +29,7 @@ class SocketRig:
         self.rig.slack.socket_mode_url = self.sm.url
         token = self.rig.settings.slack_app_token
         assert token is not None
-        self.handler = SocketModeHandler(self.rig.bot.app, token.get_secret_value())
+        self.handler = SocketModeHandler(self.rig.app, token.get_secret_value())
         self.handler.connect()  # non-blocking: the client runs in its own threads
         self.sm.wait_connected()
 
@@ -82,7 +82,7 @@ def test_message_then_reaction_over_socket_mode(srig: SocketRig) -> None:
     assert len(rig.jira.issues) == 1
     key, issue = next(iter(rig.jira.issues.items()))
     assert issue["fields"]["summary"].startswith("Add dark mode to the dashboard")
-    filing = rig.services.store.get_filing("CIDEAS01", ev["ts"])
+    filing = rig.store.get_filing("CIDEAS01", ev["ts"])
     assert filing is not None and filing.state == "filed" and filing.issue_key == key
     assert sm.acks(env) == [{"envelope_id": env}]  # exactly one ack per envelope
     assert sm.errors == []

@@ -10,7 +10,7 @@ import pytest
 from bot.adapters.index_local import LocalIndex
 from bot.adapters.jira_tracker import JiraTracker
 from bot.adapters.store_sql import SqlStore
-from bot.domain.sync import JiraSync
+from bot.service.sync_jira import JiraSync
 from tests.fakes.embedder import HashEmbedder
 from tests.fakes.jira_server import FakeJira
 

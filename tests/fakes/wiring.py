@@ -1,7 +1,7 @@
 """Wiring the real Slack app for tests: FakeSlack + FakeJira + SQLite store, through bootstrap().
 
-``Rig`` starts the fakes, builds Services with ``bot.bootstrap.bootstrap`` (adapters aimed at the
-local servers, fakes for the analyzer and the index), builds the Bolt app and serves it on
+``Rig`` starts the fakes, builds the use cases with ``bot.bootstrap.bootstrap`` (adapters aimed
+at the local servers, fakes for the analyzer and the index), builds the Bolt app and serves it on
 waitress at 127.0.0.1:<ephemeral>. ``rig.send_event(...)`` posts signed requests over a socket.
 """
 
@@ -12,17 +12,21 @@ import json
 import re
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from slack_bolt import App
+
 from bot.adapters.store_sql import SqlStore
-from bot.bootstrap import bootstrap
+from bot.bootstrap import Bot, bootstrap
 from bot.config import Settings
 from bot.domain.models import Analysis, Match, Post, Ticket
-from bot.services import Services
-from bot.slack.app import SlackBot, create_bot
+from bot.domain.ports import Store
+from bot.slack.app import build_app
 from bot.slack.server import HttpServer
+from bot.workers import OutboxWorker
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.slack_signing import event_body, interactive_body, post, signed_request
@@ -124,6 +128,19 @@ class Clock:
             return self.now
 
 
+@dataclass
+class Replica:
+    """One bot process as the tests see it: its use cases, its Bolt app, its outbox worker."""
+
+    bot: Bot
+    app: App
+    worker: OutboxWorker
+
+    @property
+    def store(self) -> Store:
+        return self.bot.adapters.store
+
+
 class Rig:
     """FakeSlack + FakeJira + the real app on waitress; see the module docstring."""
 
@@ -163,33 +180,41 @@ class Rig:
         self._ids = itertools.count(1)
         self.server: HttpServer | None = None
         try:
-            self.services = self.make_services()
-            self.bot = self.make_bot()
+            main = self.replica()
         except BaseException:
             self.slack.stop()
             self.jira.stop()
             raise
+        self.bot, self.app, self.worker = main.bot, main.app, main.worker
         if start_server:
-            self.server = HttpServer(self.bot, host="127.0.0.1", port=0, threads=8).start()
+            self.server = HttpServer(self.app, host="127.0.0.1", port=0, threads=8).start()
 
-    def make_services(self) -> Services:
-        """Services through the production composition root, with test adapters injected."""
-        return bootstrap(
+    @property
+    def store(self) -> Store:
+        return self.bot.adapters.store
+
+    def make_bot(self) -> Bot:
+        """Use cases through the production composition root, with test adapters injected."""
+        # The calendar comes from MEETINGS_ICS when a test sets it, else there is none.
+        calendar: dict[str, Any] = {} if self.settings.meetings_ics else {"calendar": None}
+        bot = bootstrap(
             self.settings,
             store=SqlStore(self.db_url),
             embedder=object(),
             index=self.index,
             analyzer=KeywordAnalyzer(),
-            calendar=None,
             llm=None,
-        )
-
-    def make_bot(self, services: Services | None = None) -> SlackBot:
-        return create_bot(
-            services or self.services,
+            **calendar,
             clock=self.clock,
             rng=lambda a, b: b,  # the jitter's upper bound: deterministic
         )
+        bot.startup()
+        return bot
+
+    def replica(self) -> Replica:
+        """Another bot process on the same database and fakes (not served over HTTP)."""
+        bot = self.make_bot()
+        return Replica(bot, build_app(bot), OutboxWorker(bot.filer))
 
     # ------------------------------------------------------------------ requests
 
@@ -316,13 +341,13 @@ class Rig:
 
     def wait_idle(self) -> None:
         """Waits until the Bolt listener pool has finished all queued work."""
-        _idle(self.bot.app.listener_runner.listener_executor)
+        _idle(self.app.listener_runner.listener_executor)
 
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
-        self.bot.stop_background()
-        self.bot.app.listener_runner.listener_executor.shutdown(wait=True)
+        self.worker.stop()
+        self.app.listener_runner.listener_executor.shutdown(wait=True)
         self.slack.stop()
         self.jira.stop()
 

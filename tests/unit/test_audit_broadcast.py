@@ -26,8 +26,8 @@ from bot.domain.digests import (
 from bot.domain.filing import FilingResult
 from bot.domain.models import Match, Triage
 from bot.domain.ports import Meeting
-from bot.domain.slack_text import escape_mrkdwn, link, neutralise_broadcasts
 from bot.slack import blocks, digest_blocks
+from bot.slack.mrkdwn import escape_mrkdwn, link, neutralise_broadcasts
 
 FRAGMENTS = [
     "<!channel>",
@@ -243,7 +243,7 @@ def test_long_escaped_match_titles_never_leave_a_link_open() -> None:
 
 
 def test_truncate_drops_a_cut_link_or_entity_whole() -> None:
-    from bot.domain.slack_text import truncate
+    from bot.slack.mrkdwn import truncate
 
     linked = "see " + link(SAFE_URLS[0], "a title")
     for n in range(5, len(linked)):

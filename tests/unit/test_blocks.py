@@ -4,8 +4,8 @@ import json
 
 from bot.domain.filing import FilingResult
 from bot.domain.models import Match, Triage
-from bot.domain.slack_text import has_broadcast
 from bot.slack import blocks
+from bot.slack.mrkdwn import has_broadcast
 
 
 def _triage(**kw: object) -> Triage:

@@ -22,7 +22,7 @@ def _services(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, llm: ScriptedChat
     monkeypatch.chdir(tmp_path)
     settings = load_settings(bot_data_dir=tmp_path / "data", llm_model="openai:gpt-4o-mini")
     services = bootstrap(settings, embedder=HashEmbedder(), llm=llm)
-    services.index.upsert(TICKETS)
+    services.catalogue.add(TICKETS)
     return services
 
 
@@ -42,7 +42,7 @@ def test_llm_verdict_with_its_duplicate_judgement(
         ]
     )
     services = _services(tmp_path, monkeypatch, llm)
-    verdict = services.triage.triage(Post(id="1", text="export to CSV times out again"))
+    verdict = services.triager.triage(Post(id="1", text="export to CSV times out again"))
     assert verdict.analyzer.startswith("llm:") and verdict.kind == "bug"
     assert verdict.duplicates[0].key == "APP-7" and verdict.likely_duplicate
     assert len(llm.calls) == 1
@@ -55,6 +55,41 @@ def test_llm_failure_falls_back_to_the_offline_analyzer(
 ) -> None:
     llm = ScriptedChatModel(responses=[RuntimeError("provider down")])
     services = _services(tmp_path, monkeypatch, llm)
-    verdict = services.triage.triage(Post(id="1", text="thanks all, have a nice weekend"))
+    verdict = services.triager.triage(Post(id="1", text="thanks all, have a nice weekend"))
     assert verdict.analyzer == "offline (llm fallback: error)"
     assert verdict.kind in {"idea", "bug", "question", "other"}
+
+
+def test_channel_names_reach_the_takeaway_digest_resolved(tmp_path: Path) -> None:
+    """IDEA_CHANNELS=#ideas: the start-up step resolves the name once, and the takeaway digest
+    (not only the listeners) reads the posts of the resolved channel."""
+    from datetime import UTC, date, datetime
+
+    from bot.domain.ports import StoredPost
+    from tests.fakes.chat import RecordingChat
+
+    settings = load_settings(
+        bot_data_dir=tmp_path / "data",
+        idea_channels="#ideas",
+        digest_timezone="UTC",
+        _env_file=None,
+    )
+    chat = RecordingChat(names={"ideas": "CIDEAS01"})
+    bot = bootstrap(settings, embedder=HashEmbedder(), llm=None, tracker=None, chat=chat)
+    for channel, ts in (("CIDEAS01", "1776240000.000100"), ("COTHER01", "1776240000.000200")):
+        bot.adapters.store.save_post(
+            StoredPost(
+                channel=channel,
+                ts=ts,
+                user="UALICE",
+                text="Add dark mode",
+                created=datetime(2026, 4, 15, 10, tzinfo=UTC),
+                kind="idea",
+                title="Dark mode",
+            )
+        )
+    assert bot.digests.build_takeaways(date(2026, 4, 15), "CIDEAS01").total == 0
+    bot.startup()
+    assert bot.channels.ids == {"CIDEAS01"}
+    digest = bot.digests.build_takeaways(date(2026, 4, 15), "CIDEAS01")
+    assert digest.total == 1

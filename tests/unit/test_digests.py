@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.adapters.store_sql import SqlStore
-from bot.domain.digest_service import DigestService, Rendered
 from bot.domain.digests import (
     MeetingDigest,
     TakeawayDigest,
@@ -23,7 +22,10 @@ from bot.domain.digests import (
     visible_to,
 )
 from bot.domain.ports import CalendarDay, Filing, Meeting, StoredPost
-from tests.fakes.digest_store import FixedCalendar, RecordingChat
+from bot.service.channels import IdeaChannels
+from bot.service.run_digest import DigestService, Rendered
+from tests.fakes.chat import RecordingChat
+from tests.fakes.digest_store import FixedCalendar
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DAY = date(2026, 4, 15)
@@ -233,9 +235,10 @@ def test_run_posts_once_then_says_already_posted_and_force_posts_again(store: Sq
     svc = service(store, chat)
     first = svc.run("meetings", "CDIGEST", DAY)
     assert first.status == "posted" and first.message_ts
-    assert chat.posts == [
-        {"channel": "CDIGEST", "text": "meetings 2026-04-15", "blocks": [{"type": "section"}]}
+    assert [(p["channel"], p["text"], p["blocks"]) for p in chat.posts] == [
+        ("CDIGEST", "meetings 2026-04-15", [{"type": "section"}])
     ]
+    assert chat.posts[0]["metadata"]["event_payload"] == {"key": "meetings:CDIGEST:2026-04-15"}
     again = svc.run("meetings", "CDIGEST", DAY)
     assert (again.status, again.message_ts) == ("already_posted", first.message_ts)
     assert len(chat.posts) == 1
@@ -334,7 +337,7 @@ def test_takeaways_from_the_store_respect_privacy(store: SqlStore) -> None:
         workday=WORKDAY,
         render_meetings=_render_m,
         render_takeaways=_render_t,
-        idea_channels=("CPUB", "GPRIV"),
+        idea_channels=IdeaChannels(("CPUB", "GPRIV")),
     )
     public = svc.build_takeaways(day, "CDIGEST")
     assert [i.channel for i in public.top] == ["CPUB"] and public.filed == ()

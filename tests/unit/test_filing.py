@@ -1,4 +1,4 @@
-"""FilingService on the real SQLite store with a recording fake Tracker."""
+"""The filing engine (``Filer``) on the real SQLite store with a recording fake Tracker."""
 
 from __future__ import annotations
 
@@ -14,24 +14,16 @@ from bot.adapters.store_sql import SqlStore
 from bot.domain.filing import (
     TOPIC,
     Backoff,
-    FilingRequest,
-    FilingResult,
-    FilingService,
+    FilingJob,
     check_issue_types,
     marker_label,
     may_file,
 )
-from bot.domain.models import IssueText, Match, Triage
+from bot.domain.models import IssueText
 from bot.domain.ports import TrackerRejected, TrackerRetryable
+from bot.service.filing import Filer
+from tests.fakes.notifier import RecordingNotifier
 from tests.fakes.tracker import FakeTracker
-
-
-class Notes:
-    def __init__(self) -> None:
-        self.results: list[FilingResult] = []
-
-    def filing_done(self, payload: dict[str, Any], result: FilingResult) -> None:
-        self.results.append(result)
 
 
 class Clock:
@@ -42,9 +34,11 @@ class Clock:
         return self.now
 
 
-def _service(tmp_path: Path, tracker: FakeTracker, **kw: Any) -> tuple[FilingService, Notes, Clock]:
-    notes, clock = Notes(), Clock()
-    svc = FilingService(
+def _service(
+    tmp_path: Path, tracker: FakeTracker, **kw: Any
+) -> tuple[Filer, RecordingNotifier, Clock]:
+    notes, clock = RecordingNotifier(), Clock()
+    svc = Filer(
         store=SqlStore(f"sqlite:///{tmp_path / 's.sqlite3'}"),
         tracker=tracker,
         project="PROJ",
@@ -57,18 +51,18 @@ def _service(tmp_path: Path, tracker: FakeTracker, **kw: Any) -> tuple[FilingSer
     return svc, notes, clock
 
 
-def _req(ts: str = "1.1", **kw: Any) -> FilingRequest:
-    return FilingRequest(channel="C1", ts=ts, text="Add dark mode", requester="U1", **kw)
+def _req(ts: str = "1.1", **kw: Any) -> FilingJob:
+    return FilingJob(channel="C1", ts=ts, reply_ts=ts, text="Add dark mode", requester="U1", **kw)
 
 
 def test_files_once_and_reports(tmp_path: Path) -> None:
     tracker = FakeTracker()
     svc, notes, _ = _service(tmp_path, tracker)
-    first = svc.file(_req())
+    first = svc.submit(_req())
     assert first.status == "filed" and first.key == "PROJ-1"
-    again = svc.file(_req())
+    again = svc.submit(_req())
     assert again.status == "already" and again.key == "PROJ-1"
-    assert len(tracker.created) == 1 and [r.status for r in notes.results] == ["filed"]
+    assert len(tracker.created) == 1 and notes.outcomes() == ["filed"]
     assert tracker.created[0].marker == marker_label("C1", "1.1")
 
 
@@ -77,7 +71,7 @@ def test_concurrent_requests_file_once(tmp_path: Path) -> None:
     svc, _, _ = _service(tmp_path, tracker)
     out: list[str] = []
     threads = [
-        threading.Thread(target=lambda: out.append(svc.file(_req()).status)) for _ in range(8)
+        threading.Thread(target=lambda: out.append(svc.submit(_req()).status)) for _ in range(8)
     ]
     for t in threads:
         t.start()
@@ -91,7 +85,7 @@ def test_crash_after_jira_created_finds_the_marker_instead_of_duplicating(tmp_pa
     tracker = FakeTracker()
     svc, _notes, clock = _service(tmp_path, tracker)
     tracker.crash_after_create = True
-    assert svc.file(_req()).status == "queued"  # the unexpected error counts as retryable
+    assert svc.submit(_req()).status == "queued"  # the unexpected error counts as retryable
     tracker.crash_after_create = False
     clock.now += timedelta(minutes=10)
     assert svc.run_due() == 1
@@ -113,14 +107,14 @@ def test_retryable_then_success(tmp_path: Path) -> None:
     tracker = FakeTracker()
     tracker.failures = [TrackerRetryable("503"), TrackerRetryable("429", retry_after=60)]
     svc, notes, clock = _service(tmp_path, tracker)
-    assert svc.file(_req()).status == "queued"
+    assert svc.submit(_req()).status == "queued"
     clock.now += timedelta(seconds=2)
     assert svc.run_due() == 1  # second failure, Retry-After 60
     clock.now += timedelta(seconds=59)
     assert svc.run_due() == 0
     clock.now += timedelta(seconds=2)
     assert svc.run_due() == 1
-    assert [r.status for r in notes.results] == ["queued", "filed"]
+    assert notes.outcomes() == ["queued", "filed"]
     assert svc.store.pending() == []
 
 
@@ -130,7 +124,7 @@ def test_ambiguous_failure_waits_for_search_to_catch_up(tmp_path: Path) -> None:
     tracker = FakeTracker()
     tracker.failures = [TrackerRetryable("timed out", ambiguous=True)]
     svc, _notes, clock = _service(tmp_path, tracker)
-    result = svc.file(_req())
+    result = svc.submit(_req())
     assert result.status == "queued" and result.retry_at is not None
     assert result.retry_at - clock.now >= timedelta(seconds=30)
     clock.now += timedelta(seconds=29)
@@ -143,41 +137,36 @@ def test_rejected_is_final_and_can_be_retried_by_a_new_request(tmp_path: Path) -
     tracker = FakeTracker()
     tracker.failures = [TrackerRejected("bad", {"customfield_1": "Team is required."})]
     svc, _notes, clock = _service(tmp_path, tracker)
-    res = svc.file(_req())
-    assert res.status == "rejected" and res.message and "customfield_1" in res.message
+    res = svc.submit(_req())
+    assert res.status == "rejected" and res.fields == {"customfield_1": "Team is required."}
     clock.now += timedelta(hours=1)
     assert svc.run_due() == 0
-    assert svc.file(_req()).status == "filed"  # after an admin fixed Jira
+    assert svc.submit(_req()).status == "filed"  # after an admin fixed Jira
 
 
-def test_duplicate_asks_first_unless_forced(tmp_path: Path) -> None:
+def test_comment_instead_adds_the_post_to_the_existing_issue_once(tmp_path: Path) -> None:
     tracker = FakeTracker()
-    svc, _, _ = _service(tmp_path, tracker, duplicate_threshold=0.9)
-    triage = Triage(
-        kind="idea",
-        confidence=1,
-        title="Dark mode",
-        summary="",
-        analyzer="t",
-        duplicates=(Match(key="PROJ-9", title="Dark", score=0.95),),
-    )
-    assert svc.file(_req(triage=triage)).status == "duplicate"
-    assert tracker.created == []
-    assert svc.file(_req(triage=triage, comment_on="PROJ-9")).status == "commented"
-    assert tracker.comments and tracker.comments[0].key == "PROJ-9"
-    assert svc.file(_req(ts="2.2", triage=triage, force=True)).status == "filed"
+    svc, notes, _ = _service(tmp_path, tracker)
+    result = svc.submit(_req(comment_on="PROJ-9", summary="Dark mode"))
+    assert (result.status, result.key) == ("commented", "PROJ-9")
+    assert [c.key for c in tracker.comments] == ["PROJ-9"] and tracker.created == []
+    assert tracker.comments[0].body.original == "Add dark mode"
+    assert svc.submit(_req(comment_on="PROJ-9")).status == "already"
+    assert len(tracker.comments) == 1 and notes.outcomes() == ["commented"]
 
 
 def test_no_tracker_is_unavailable(tmp_path: Path) -> None:
     svc, _, _ = _service(tmp_path, FakeTracker())
     svc.tracker = None
-    assert svc.file(_req()).status == "unavailable"
+    assert svc.submit(_req()).status == "unavailable"
 
 
 def test_item_without_claim_is_recovered(tmp_path: Path) -> None:
     tracker = FakeTracker()
     svc, _, clock = _service(tmp_path, tracker)
-    svc.store.enqueue(TOPIC, "C1:1.1", svc._payload(_req()), clock.now)  # died before claiming
+    svc.store.enqueue(
+        TOPIC, "C1:1.1", _req().model_dump(mode="json"), clock.now
+    )  # died before claiming
     assert svc.run_due() == 1 and len(tracker.created) == 1
 
 
@@ -211,6 +200,5 @@ def test_check_issue_types() -> None:
 def test_issue_type_from_kind(tmp_path: Path, kind: str, expected: str) -> None:
     tracker = FakeTracker()
     svc, _, _ = _service(tmp_path, tracker)
-    triage = Triage(kind=kind, confidence=1, title="T", summary="", analyzer="t")  # type: ignore[arg-type]
-    svc.file(_req(triage=triage))
+    svc.submit(_req(kind=kind, title="T"))
     assert tracker.created[0].issue_type == expected

@@ -11,13 +11,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.adapters.store_sql import SqlStore
-from bot.bootstrap import bootstrap
+from bot.bootstrap import Bot, bootstrap
 from bot.config import Settings
-from bot.domain.digest_service import DigestService
 from bot.domain.ports import Meeting
-from bot.scheduler import DigestScheduler, build_digest_service, digest_trigger
-from bot.services import Services
-from tests.fakes.digest_store import FixedCalendar, RecordingChat
+from bot.scheduler import DigestScheduler, digest_trigger
+from tests.fakes.chat import RecordingChat
+from tests.fakes.digest_store import FixedCalendar
 from tests.fakes.embedder import HashEmbedder
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -58,7 +57,7 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 
 @pytest.fixture
-def services(settings: Settings, store: SqlStore) -> Services:
+def services(settings: Settings, store: SqlStore) -> Bot:
     cal = FixedCalendar([Meeting("Standup", berlin(WED, 9), berlin(WED, 9, 15))])
     return bootstrap(
         settings,
@@ -71,10 +70,25 @@ def services(settings: Settings, store: SqlStore) -> Services:
     )
 
 
-def scheduler(services: Services, chat: RecordingChat, now: datetime) -> DigestScheduler:
+def _svc(services: Bot, chat: RecordingChat | None = None, clock: Clock | None = None) -> Any:
+    """The digest use case of *services*' adapters, speaking to *chat* at *clock*'s time."""
+    a = services.adapters
+    return bootstrap(
+        services.settings,
+        store=a.store,
+        embedder=a.embedder,
+        llm=None,
+        tracker=None,
+        calendar=a.calendar,
+        slack_client=None,
+        chat=chat if chat is not None else RecordingChat(),
+        **({"clock": clock} if clock is not None else {}),
+    ).digests
+
+
+def scheduler(services: Bot, chat: RecordingChat, now: datetime) -> DigestScheduler:
     clock = Clock(now)
-    svc = build_digest_service(services, clock=clock, chat=chat)
-    return DigestScheduler(services, clock=clock, service=svc)
+    return DigestScheduler(services.settings, _svc(services, chat, clock), clock=clock)
 
 
 def test_triggers_use_the_digest_time_zone_and_weekdays(settings: Settings) -> None:
@@ -90,7 +104,7 @@ def test_triggers_use_the_digest_time_zone_and_weekdays(settings: Settings) -> N
     assert take == berlin(WED, 17, 30)
 
 
-def test_slot_and_grace_logic(services: Services) -> None:
+def test_slot_and_grace_logic(services: Bot) -> None:
     ds = scheduler(services, RecordingChat(), berlin(WED, 8, 0))
     assert ds.last_slot("meetings", berlin(WED, 8, 29)) == berlin(date(2026, 4, 14), 8, 30)
     assert ds.due_day("meetings", berlin(WED, 8, 29)) is None  # yesterday's is beyond grace
@@ -107,7 +121,7 @@ def test_slot_and_grace_logic(services: Services) -> None:
     assert ds.due_day("takeaways", berlin(date(2026, 4, 16), 0, 30)) == WED
 
 
-def test_run_slot_posts_the_slot_that_just_passed_once(services: Services) -> None:
+def test_run_slot_posts_the_slot_that_just_passed_once(services: Bot) -> None:
     chat = RecordingChat()
     ds = scheduler(services, chat, berlin(WED, 8, 30))
     result = ds.run_slot("meetings")
@@ -117,14 +131,14 @@ def test_run_slot_posts_the_slot_that_just_passed_once(services: Services) -> No
     assert chat.posts[0]["text"].startswith("Meetings for Wednesday 15 April 2026: 1 meeting")
 
 
-def test_run_slot_beyond_grace_posts_nothing(services: Services) -> None:
+def test_run_slot_beyond_grace_posts_nothing(services: Bot) -> None:
     chat = RecordingChat()
     ds = scheduler(services, chat, berlin(WED, 11))
     assert ds.run_slot("meetings") is None
     assert chat.posts == []
 
 
-def test_catch_up_runs_only_missed_slots_within_grace(services: Services, store: SqlStore) -> None:
+def test_catch_up_runs_only_missed_slots_within_grace(services: Bot, store: SqlStore) -> None:
     chat = RecordingChat()
     # 18:00: the takeaway slot (17:30) is within grace; the meeting slot (08:30) is long gone.
     results = scheduler(services, chat, berlin(WED, 18)).catch_up()
@@ -135,7 +149,7 @@ def test_catch_up_runs_only_missed_slots_within_grace(services: Services, store:
     assert len(chat.posts) == 1
 
 
-def test_start_registers_cron_jobs_and_shutdown_stops(services: Services) -> None:
+def test_start_registers_cron_jobs_and_shutdown_stops(services: Bot) -> None:
     chat = RecordingChat()
     ds = scheduler(services, chat, berlin(WED, 7))  # nothing due: catch-up posts nothing
     assert ds.start() is True
@@ -156,43 +170,45 @@ def test_start_registers_cron_jobs_and_shutdown_stops(services: Services) -> Non
     assert chat.posts == []
 
 
-def test_no_channel_means_no_schedule(services: Services) -> None:
+def test_no_channel_means_no_schedule(services: Bot) -> None:
     services.settings = services.settings.model_copy(update={"digest_channel": None})
-    ds = DigestScheduler(services, service=_svc(services))
+    ds = DigestScheduler(services.settings, _svc(services))
     assert ds.start() is False and ds.catch_up(berlin(WED, 8, 31)) == []
     assert ds.run_slot("meetings", berlin(WED, 8, 31)) is None
 
 
-def test_without_calendar_feeds_only_the_takeaways_are_scheduled(services: Services) -> None:
-    services.calendar = None  # and MEETINGS_ICS is unset in these settings
+def test_without_calendar_feeds_only_the_takeaways_are_scheduled(services: Bot) -> None:
+    services.adapters.calendar = None  # and MEETINGS_ICS is unset in these settings
     chat = RecordingChat()
-    ds = DigestScheduler(services, service=build_digest_service(services, chat=chat))
+    ds = DigestScheduler(services.settings, _svc(services, chat))
     assert list(ds.triggers) == ["takeaways"]
     assert [r.digest for r in ds.catch_up(berlin(WED, 17, 40))] == ["takeaways"]
     assert ds.catch_up(berlin(WED, 8, 40)) == []  # the morning slot is not a missed meetings one
 
 
-def _svc(services: Services) -> DigestService:
-    return build_digest_service(services, chat=RecordingChat())
-
-
-def test_stale_claim_without_a_keyed_chat_is_never_guessed(
-    services: Services, store: SqlStore
+def test_stale_claim_whose_message_got_out_is_recorded_not_posted_again(
+    services: Bot, store: SqlStore
 ) -> None:
-    # RecordingChat cannot tag or find messages: a dead run's claim is not taken over (it might
-    # have posted), and the catch-up says so instead of skipping the slot silently.
+    # A run claimed the slot, posted the tagged digest and died before recording it: the
+    # catch-up takes the stale claim over and finds the message by its metadata.
     from datetime import timedelta
 
     from sqlalchemy import update
 
     from bot.adapters.store_sql import digests
-    from bot.domain.digest_service import KeyedChat
+    from bot.service.run_digest import DIGEST_EVENT_TYPE, digest_key
 
     chat = RecordingChat()
-    assert not isinstance(chat, KeyedChat)
+    meta = {
+        "event_type": DIGEST_EVENT_TYPE,
+        "event_payload": {"key": digest_key("meetings", "CDIGEST", WED)},
+    }
+    ts = chat.post("CDIGEST", "meetings", metadata=meta)
     assert store.claim_digest("meetings", "CDIGEST", WED) is True
     with store.engine.begin() as conn:
         conn.execute(update(digests).values(claimed_at=datetime.now(UTC) - timedelta(hours=1)))
     results = scheduler(services, chat, berlin(WED, 9)).catch_up()
-    assert [(r.digest, r.status) for r in results] == [("meetings", "in_progress")]
-    assert chat.posts == []
+    assert [(r.digest, r.status, r.message_ts) for r in results] == [
+        ("meetings", "already_posted", ts)
+    ]
+    assert len(chat.posts) == 1

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.domain.slack_text import (
+from bot.slack.mrkdwn import (
     escape_mrkdwn,
     has_broadcast,
     link,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.domain.models import Ticket
-from bot.domain.sync import JiraSync
+from bot.service.sync_jira import JiraSync
 from tests.fakes.tracker import FakeTracker
 
 

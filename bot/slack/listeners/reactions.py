@@ -1,44 +1,43 @@
-"""The file emoji on a message in an idea channel files it."""
+"""Reactions: the file emoji on a message files it (the rule is in the use case)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from bot.slack.listeners.common import Deps, Message, file_message
+from bot.domain.models import MessageRef
+from bot.service.file_message import FileMessage, Reaction
 
-logger = logging.getLogger(__name__)
 
-
-def handle_reaction(event: dict[str, Any], deps: Deps, bot_user_id: str | None) -> None:
-    """Files the reacted-to message when the reaction is FILE_EMOJI in an idea channel."""
-    name = str(event.get("reaction", "")).split("::", 1)[0]
+def parse_reaction(
+    body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None
+) -> Reaction | None:
+    """The reaction on a message in a reaction_added event, or None for other items."""
     item = event.get("item") or {}
-    if name != deps.settings.file_emoji or item.get("type") != "message":
-        return
-    user = str(event.get("user", ""))
-    if not user or user == bot_user_id:
-        return
-    channel, ts = str(item.get("channel", "")), str(item.get("ts", ""))
-    if not channel or not ts or not deps.is_idea_channel(channel):
-        return
+    channel, ts = item.get("channel"), item.get("ts")
+    if item.get("type") != "message" or not channel or not ts:
+        return None
+    user = str(event.get("user") or "")
     item_user = event.get("item_user")
-    # The bot's own messages (triage replies, "Filed as …") are not ideas; the one exception is
-    # the post /idea made on someone's behalf, which the store knows.
-    if bot_user_id and item_user == bot_user_id:
-        if deps.store.get_post(channel, ts) is None:
-            return
-        item_user = None  # the stored post names the real author
-    file_message(deps, Message(channel=channel, ts=ts, user=item_user), user)
+    return Reaction(
+        ref=MessageRef(channel=str(channel), ts=str(ts)),
+        user=user,
+        # "thumbsup::skin-tone-2" is still the thumbsup emoji
+        emoji=str(event.get("reaction", "")).split("::", 1)[0],
+        item_user=item_user,
+        by_bot=bool(bot_user_id) and user == bot_user_id,
+        on_bot_message=bool(bot_user_id) and item_user == bot_user_id,
+        event_id=body.get("event_id"),
+    )
 
 
-def register(app: Any, deps: Deps) -> None:
-    """Registers the reaction listener on *app*."""
+def register(app: Any, file_message: FileMessage) -> None:
+    """Registers the reaction listeners on *app*."""
 
     @app.event("reaction_added")
     def on_reaction(body: dict[str, Any], event: dict[str, Any], context: Any) -> None:
-        if deps.first_delivery(body):
-            handle_reaction(event, deps, context.get("bot_user_id"))
+        reaction = parse_reaction(body, event, context.get("bot_user_id"))
+        if reaction is not None:
+            file_message.on_reaction(reaction)
 
     # Removing the emoji does not unfile; acknowledged so Slack does not retry an unhandled
     # event (Bolt answers 404 to events without a listener).

@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from bot.domain.models import MessageRef
+from bot.service.file_message import FileMessage, FileRequest
 from bot.slack import blocks
-from bot.slack.listeners.common import Deps, Message, file_message
-
-logger = logging.getLogger(__name__)
 
 
-def handle_shortcut(body: dict[str, Any], deps: Deps) -> None:
-    """Files the message the shortcut was used on, for the person who used it."""
+def parse_shortcut(body: dict[str, Any]) -> FileRequest | None:
+    """The message the shortcut was used on, for the person who used it."""
     message = body.get("message") or {}
     channel = str((body.get("channel") or {}).get("id", ""))
     user = str((body.get("user") or {}).get("id", ""))
     ts = str(message.get("ts") or body.get("message_ts") or "")
     if not channel or not ts or not user:
-        return
-    file_message(
-        deps,
-        Message(
-            channel=channel,
-            ts=ts,
-            text=message.get("text"),
-            user=message.get("user"),
-            thread_ts=message.get("thread_ts"),
-        ),
-        user,
+        return None
+    return FileRequest(
+        ref=MessageRef(channel=channel, ts=ts),
+        requester=user,
+        text=message.get("text"),
+        author=message.get("user"),
+        thread_ts=message.get("thread_ts"),
     )
 
 
-def register(app: Any, deps: Deps) -> None:
+def register(app: Any, file_message: FileMessage) -> None:
     """Registers the message shortcut on *app*."""
 
     @app.shortcut(blocks.SHORTCUT_FILE)
     def on_shortcut(ack: Any, body: dict[str, Any]) -> None:
         ack()
-        handle_shortcut(body, deps)
+        req = parse_shortcut(body)
+        if req is not None:
+            file_message(req)

@@ -4,19 +4,19 @@ The store's unique key decides who posts, so two processes, a restart catch-up a
 can all try the same slot and only one message appears. A failed post releases the claim so the
 next attempt (a retry, the operator) can post it.
 
-A run that dies between claiming and recording leaves a claim behind. When the chat can tag
-messages (``KeyedChat``), every digest carries its key as Slack message metadata, and a later run
-that finds a claim older than ``stale_claim`` takes it over (one winner) and first looks for the
-tagged message in the channel: there -> recorded, not posted again; not there -> posted.
+A run that dies between claiming and recording leaves a claim behind. Every digest carries its
+key as message metadata, and a later run that finds a claim older than ``stale_claim`` takes it
+over (one winner) and first looks for the tagged message in the channel: there -> recorded, not
+posted again; not there -> posted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.domain.digests import (
@@ -31,7 +31,8 @@ from bot.domain.digests import (
     plain_meeting_overview,
     takeaway_prompt_variables,
 )
-from bot.domain.ports import Calendar, CalendarDay, Chat, Store, StoredPost
+from bot.domain.ports import Calendar, CalendarDay, Chat, DigestLedger, Filings, Posts, StoredPost
+from bot.service.channels import IdeaChannels
 
 logger = logging.getLogger(__name__)
 
@@ -69,24 +70,6 @@ class DigestResult:
         return self.status in {"posted", "already_posted", "dry_run"}
 
 
-@runtime_checkable
-class KeyedChat(Protocol):
-    """A Chat that can tag a message with metadata and find it again by that tag."""
-
-    def post(
-        self,
-        channel: str,
-        text: str,
-        blocks: list[dict[str, Any]] | None = None,
-        thread_ts: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> str: ...
-
-    def find_by_metadata(
-        self, channel: str, event_type: str, key: str, oldest: float
-    ) -> str | None: ...
-
-
 def digest_key(kind: str, channel: str, day: date) -> str:
     """The exactly-once key of one digest, also carried in the posted message's metadata."""
     return f"{kind}:{channel}:{day.isoformat()}"
@@ -98,18 +81,22 @@ TakeawayRenderer = Callable[[TakeawayDigest], Rendered]
 TextWriter = Callable[[str, dict[str, str]], str | None]
 
 
+class DigestStore(Posts, Filings, DigestLedger, Protocol):
+    """The part of the store the digests need."""
+
+
 @dataclass
 class DigestService:
     """Builds and posts the two digests. Every dependency is a port or a plain callable."""
 
-    store: Store
+    store: DigestStore
     chat: Chat | None
     calendar: Calendar | None
     tz: str
     workday: tuple[time, time]
     render_meetings: MeetingRenderer
     render_takeaways: TakeawayRenderer
-    idea_channels: Sequence[str] = ()
+    idea_channels: IdeaChannels = field(default_factory=lambda: IdeaChannels(()))
     write: TextWriter | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stale_claim: timedelta = STALE_CLAIM
@@ -133,7 +120,8 @@ class DigestService:
     def build_takeaways(self, day: date, channel: str) -> TakeawayDigest:
         """The takeaway digest model for *day* as seen from digest *channel*."""
         start, end = local_day_bounds(day, self.tz)
-        channels = list(self.idea_channels) or None
+        # No IDEA_CHANNELS: every post the bot stored counts. Otherwise only the resolved ids.
+        channels = sorted(self.idea_channels.ids) if self.idea_channels.configured else None
         posts = self.store.posts_between(start, end, channels)
         filings = self.store.filings_between(start, end)
         known = {(p.channel, p.ts): p for p in posts}
@@ -200,9 +188,7 @@ class DigestService:
             record = self.store.get_digest(kind, channel, day)
             if record is not None and record.state == "posted":
                 return DigestResult("already_posted", kind, channel, day, record.message_ts)
-            if self._keyed() is not None and self.store.claim_digest(
-                kind, channel, day, stale_after=self.stale_claim
-            ):
+            if self.store.claim_digest(kind, channel, day, stale_after=self.stale_claim):
                 return self._recover(kind, channel, day)
             logger.info("digest %s %s %s is being posted by another worker", kind, channel, day)
             return DigestResult("in_progress", kind, channel, day)
@@ -225,17 +211,13 @@ class DigestService:
 
     def _post(self, kind: DigestKind, channel: str, day: date) -> DigestResult:
         assert self.chat is not None
-        keyed = self._keyed()
         try:
             rendered = self.render(kind, channel, day)
-            if keyed is not None:
-                meta = {
-                    "event_type": DIGEST_EVENT_TYPE,
-                    "event_payload": {"key": digest_key(kind, channel, day)},
-                }
-                ts = keyed.post(channel, rendered.summary, blocks=rendered.blocks, metadata=meta)
-            else:
-                ts = self.chat.post(channel, rendered.summary, blocks=rendered.blocks)
+            meta = {
+                "event_type": DIGEST_EVENT_TYPE,
+                "event_payload": {"key": digest_key(kind, channel, day)},
+            }
+            ts = self.chat.post(channel, rendered.summary, blocks=rendered.blocks, metadata=meta)
         except Exception as exc:
             logger.warning(
                 "digest %s for %s on %s not posted: %s", kind, channel, day, type(exc).__name__
@@ -249,28 +231,23 @@ class DigestService:
         self, kind: DigestKind, channel: str, day: date, exc: Exception
     ) -> DigestResult:
         """Releases the claim, unless the message may have gone out after all (a lost answer)."""
-        if self._keyed() is not None:
-            try:
-                ts = self._find_posted(kind, channel, day)
-            except Exception:
-                # Cannot tell: keep the claim; a later run recovers it once it is stale.
-                return DigestResult("failed", kind, channel, day, error=_reason(exc))
-            if ts is not None:
-                self.store.mark_digest_posted(kind, channel, day, ts)
-                return DigestResult("posted", kind, channel, day, ts)
+        try:
+            ts = self._find_posted(kind, channel, day)
+        except Exception:
+            # Cannot tell: keep the claim; a later run recovers it once it is stale.
+            return DigestResult("failed", kind, channel, day, error=_reason(exc))
+        if ts is not None:
+            self.store.mark_digest_posted(kind, channel, day, ts)
+            return DigestResult("posted", kind, channel, day, ts)
         self.store.release_digest(kind, channel, day)
         return DigestResult("failed", kind, channel, day, error=_reason(exc))
 
-    def _keyed(self) -> KeyedChat | None:
-        return self.chat if isinstance(self.chat, KeyedChat) else None
-
     def _find_posted(self, kind: DigestKind, channel: str, day: date) -> str | None:
-        keyed = self._keyed()
-        assert keyed is not None
+        assert self.chat is not None
         start, _ = local_day_bounds(day, self.tz)
         # From the day's start, or a day back for a digest posted ahead of its day.
         oldest = min(start, self.clock() - timedelta(days=1))
-        return keyed.find_by_metadata(
+        return self.chat.find_by_metadata(
             channel, DIGEST_EVENT_TYPE, digest_key(kind, channel, day), oldest.timestamp()
         )
 

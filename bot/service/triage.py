@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bot.domain.duplicates import is_likely_duplicate
 from bot.domain.models import Analysis, Match, Post, Triage
-from bot.domain.ports import Analyzer, TicketIndex
+from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +36,12 @@ def _clip(post: Post, max_chars: int) -> Post:
     return post.model_copy(update={"text": post.text[:max_chars]})
 
 
-class TriageService:
-    """Runs the analyzer and the similar-ticket search for posts."""
+class Triager:
+    """Runs the analyzer and the similar-ticket search for posts.
+
+    The analyzer's optional capabilities (``ports.BatchAnalyzer``, ``DuplicateJudge``,
+    ``QueryShaper``) are read once here, from what it declares.
+    """
 
     def __init__(
         self, analyzer: Analyzer, index: TicketIndex | None, policy: TriagePolicy | None = None
@@ -45,11 +49,13 @@ class TriageService:
         self.analyzer = analyzer
         self.index = index
         self.policy = policy or TriagePolicy()
+        self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
+        self._batch = analyzer if isinstance(analyzer, BatchAnalyzer) else None
+        self._shaper = analyzer if isinstance(analyzer, QueryShaper) else None
 
     def _search_text(self, text: str) -> str:
         # Searching with the very string the analyzer embeds lets the embedding cache serve both.
-        prepare = getattr(self.analyzer, "embedding_text", None)
-        return str(prepare(text)) if callable(prepare) else text
+        return self._shaper.embedding_text(text) if self._shaper is not None else text
 
     def _shown(self, matches: Sequence[Match]) -> tuple[Match, ...]:
         return tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
@@ -75,21 +81,21 @@ class TriageService:
         if self.index is not None and post.text.strip():
             matches = self.index.search(self._search_text(post.text), top_k=self.policy.top_k)
         shown = self._shown(matches)
-        with_candidates = getattr(self.analyzer, "analyze_with_candidates", None)
-        if callable(with_candidates):
-            analysis, judged = with_candidates(post, shown)
+        if self._judge is not None:
+            analysis, judged = self._judge.analyze_with_candidates(post, shown)
             return self._verdict(analysis, shown, judged)
         return self._verdict(self.analyzer.analyze(post), shown)
 
     def triage_many(self, posts: Sequence[Post]) -> list[Triage]:
         """Like :meth:`triage` for many posts, batching the embedding work where adapters allow."""
         posts = [_clip(p, self.policy.max_chars) for p in posts]
-        if callable(getattr(self.analyzer, "analyze_with_candidates", None)):
+        if self._judge is not None:
             # An LLM makes one call per post anyway; keep its duplicate judgement.
             return [self.triage(p) for p in posts]
-        many = getattr(self.analyzer, "analyze_many", None)
         analyses: list[Analysis] = (
-            many(posts) if callable(many) else [self.analyzer.analyze(p) for p in posts]
+            self._batch.analyze_many(posts)
+            if self._batch is not None
+            else [self.analyzer.analyze(p) for p in posts]
         )
         if self.index is not None:
             texts = [self._search_text(p.text) for p in posts]

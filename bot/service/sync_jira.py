@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.domain.ports import Store, TicketIndex, Tracker
+from bot.domain.ports import KeyValue, TicketIndex, Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +32,17 @@ class JiraSync:
         self,
         tracker: Tracker,
         index: TicketIndex,
-        store: Store,
+        store: KeyValue,
         project: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        narrow: str | None = None,
     ) -> None:
         self.tracker = tracker
         self.index = index
         self.store = store
         self.project = project
         self.clock = clock
+        self.narrow = narrow  # JIRA_SYNC_JQL: the operator's own filter, passed to the tracker
 
     @property
     def _cursor_key(self) -> str:
@@ -48,12 +50,15 @@ class JiraSync:
 
     def sync(
         self,
-        jql: str | None = None,
+        narrow: str | None = None,
         full: bool = False,
         page_size: int = 100,
         progress: Callable[[int], None] | None = None,
     ) -> SyncResult:
         """Upserts the project's issues updated since the last sync (all of them if *full*).
+
+        *narrow* is the operator's own filter for this run (``sync-jira --jql``), else the
+        configured one.
 
         The cursor only moves forward after every page is indexed, so an interrupted sync
         repeats work instead of losing it.
@@ -65,7 +70,11 @@ class JiraSync:
         seen = upserted = pages = 0
         while True:
             tickets, token = self.tracker.updated_since(
-                self.project, since, page_token=token, page_size=page_size, narrow=jql
+                self.project,
+                since,
+                page_token=token,
+                page_size=page_size,
+                narrow=narrow or self.narrow,
             )
             pages += 1
             if tickets:
@@ -78,3 +87,12 @@ class JiraSync:
         self.store.set_value(self._cursor_key, started.isoformat())
         logger.info("synced %d issues from %s in %d pages", seen, self.project, pages)
         return SyncResult(seen=seen, upserted=upserted, pages=pages, since=since)
+
+    def run_scheduled(self) -> None:
+        """One incremental sync for the periodic job; a failure waits for the next interval."""
+        try:
+            self.sync()
+        except Exception:  # a Jira outage must not stop the bot; the next run catches up
+            logger.warning(
+                "scheduled Jira sync failed; will retry at the next interval", exc_info=True
+            )

@@ -1,0 +1,120 @@
+"""The receive-post use case on in-memory fakes: which posts are triaged, what is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.store_sql import SqlStore
+from bot.domain.models import Analysis, Match, Post
+from bot.service.channels import IdeaChannels
+from bot.service.receive_post import IncomingPost, ReceivePost
+from bot.service.triage import Triager
+from tests.fakes.chat import RecordingChat
+from tests.fakes.notifier import RecordingNotifier
+
+
+class KindByWord:
+    name = "words"
+
+    def analyze(self, post: Post) -> Analysis:
+        kind = "other" if post.text.lower().startswith("thanks") else "idea"
+        return Analysis(kind=kind, confidence=0.9, title=post.text, summary="", analyzer="words")
+
+
+class NoIndex:
+    def search(self, text: str, top_k: int = 10) -> list[Match]:
+        return []
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    s = SqlStore(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    yield s
+    s.close()
+
+
+def make(
+    store: SqlStore, channels: IdeaChannels | None = None, threads: bool = False
+) -> tuple[ReceivePost, RecordingChat, RecordingNotifier]:
+    chat, notes = RecordingChat(private={"GPRIV001"}), RecordingNotifier()
+    use_case = ReceivePost(
+        store=store,
+        triager=Triager(KindByWord(), NoIndex()),  # type: ignore[arg-type]
+        notifier=notes,
+        chat=chat,
+        channels=channels or IdeaChannels(["CIDEAS01", "GPRIV001"]),
+        triage_threads=threads,
+    )
+    return use_case, chat, notes
+
+
+def post(text: str = "Add dark mode", **kw: object) -> IncomingPost:
+    fields: dict[str, object] = {
+        "channel": "CIDEAS01",
+        "ts": "1700000000.000100",
+        "user": "UALICE",
+        "text": text,
+    }
+    fields.update(kw)
+    return IncomingPost(**fields)  # type: ignore[arg-type]
+
+
+def test_an_idea_is_recorded_triaged_and_answered_once(store: SqlStore) -> None:
+    use_case, _, notes = make(store)
+    out = use_case(post(event_id="Ev1"))
+    assert out.status == "replied" and out.reply_ts
+    stored = store.get_post("CIDEAS01", "1700000000.000100")
+    assert stored is not None and stored.kind == "idea" and stored.reply_ts == out.reply_ts
+    assert stored.triage_json and not stored.is_private
+    assert use_case(post(event_id="Ev1")).status == "ignored"  # Slack's retry
+    assert notes.kinds() == ["triage_reply"]
+
+
+def test_chit_chat_is_recorded_but_not_answered(store: SqlStore) -> None:
+    use_case, _, notes = make(store)
+    assert use_case(post("thanks all!")).status == "quiet"
+    stored = store.get_post("CIDEAS01", "1700000000.000100")
+    assert stored is not None and stored.kind == "other" and stored.reply_ts is None
+    assert notes.said == []
+
+
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        post(channel="COTHER01"),
+        post("   "),
+        post(thread_ts="1600000000.000001"),
+    ],
+    ids=["not-an-idea-channel", "blank", "thread-reply"],
+)
+def test_posts_that_are_not_triaged(store: SqlStore, incoming: IncomingPost) -> None:
+    use_case, _, notes = make(store)
+    assert use_case(incoming).status == "ignored"
+    assert notes.said == [] and store.get_post(incoming.channel, incoming.ts) is None
+
+
+def test_thread_replies_with_triage_threads(store: SqlStore) -> None:
+    use_case, _, _ = make(store, threads=True)
+    assert use_case(post(thread_ts="1600000000.000001")).status == "replied"
+
+
+def test_privacy_comes_from_the_event_or_else_from_the_chat(store: SqlStore) -> None:
+    use_case, _, _ = make(store)
+    use_case(post(channel="GPRIV001"))  # the event did not say: the chat knows it is private
+    stored = store.get_post("GPRIV001", "1700000000.000100")
+    assert stored is not None and stored.is_private
+    use_case(post(ts="1700000000.000200", is_private=True))
+    stored = store.get_post("CIDEAS01", "1700000000.000200")
+    assert stored is not None and stored.is_private
+
+
+def test_channel_names_count_once_resolved(store: SqlStore) -> None:
+    channels = IdeaChannels(["#product-ideas"])
+    use_case, chat, _ = make(store, channels=channels)
+    chat.names["product-ideas"] = "CNAMED01"
+    assert use_case(post(channel="CNAMED01")).status == "ignored"  # not resolved yet
+    channels.resolve(chat)
+    assert use_case(post(channel="CNAMED01")).status == "replied"
