@@ -8,6 +8,8 @@ Database fixtures:
 - ``store_url``: parametrised over the backends (``sqlite`` file under tmp_path, ``postgres``).
   ``TEST_STORE_BACKENDS=sqlite`` (comma list) restricts the backends.
 - ``store``: a ``SqlStore`` on ``store_url``, closed afterwards.
+- ``store_backend``: ``"memory"`` (the in-memory fake, always on) or a ``store_url``, for the
+  store contract tests that must hold for the fake and for SQL alike.
 """
 
 from __future__ import annotations
@@ -78,26 +80,39 @@ def pg_url() -> Iterator[str]:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", marks=pytest.mark.skipif("sqlite" not in _BACKENDS, reason="off")),
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(
-                    "postgres" not in _BACKENDS, reason="TEST_STORE_BACKENDS excludes postgres"
-                ),
-            ],
-        ),
-    ]
-)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database URL for each backend: a SQLite file under tmp_path, or an isolated PG schema."""
-    if request.param == "sqlite":
+_SQL_BACKENDS = [
+    pytest.param("sqlite", marks=pytest.mark.skipif("sqlite" not in _BACKENDS, reason="off")),
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(
+                "postgres" not in _BACKENDS, reason="TEST_STORE_BACKENDS excludes postgres"
+            ),
+        ],
+    ),
+]
+
+
+def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'data' / 'ideabot.sqlite3'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=_SQL_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each backend: a SQLite file under tmp_path, or an isolated PG schema."""
+    return _url_for(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["memory", *_SQL_BACKENDS])
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """``"memory"`` for the in-memory fake, else a database URL as ``store_url`` gives."""
+    if request.param == "memory":
+        return "memory"
+    return _url_for(request.param, request, tmp_path)
 
 
 @pytest.fixture

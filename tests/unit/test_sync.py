@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from bot.domain.models import Ticket
 from bot.service.sync_jira import JiraSync
+from tests.fakes.memory_store import MemoryStore
 from tests.fakes.tracker import FakeTracker
 
 
@@ -19,22 +20,11 @@ class RecordingIndex:
         return len(tickets)
 
 
-class KV:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get_value(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    def set_value(self, key: str, value: str) -> None:
-        self.values[key] = value
-
-
 def test_sync_pages_through_everything_then_goes_incremental() -> None:
     tickets = [Ticket(key=f"IDEA-{i}", title=f"t{i}") for i in range(1, 251)]
-    tracker, index, kv = FakeTracker(tickets, page=100), RecordingIndex(), KV()
+    tracker, index, store = FakeTracker(tickets, page=100), RecordingIndex(), MemoryStore()
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    sync = JiraSync(tracker, index, kv, "IDEA", clock=lambda: now)  # type: ignore[arg-type]
+    sync = JiraSync(tracker, index, store, "IDEA", clock=lambda: now)  # type: ignore[arg-type]
 
     first = sync.sync()
     assert (first.seen, first.pages, first.since) == (250, 3, None)

@@ -1,10 +1,18 @@
-"""SqlStore against real SQLite files and a real PostgreSQL (fixtures in tests/conftest.py)."""
+"""The store contract, on the in-memory fake, SQLite files and a real PostgreSQL.
+
+Contract tests take ``store`` (and ``backend`` when they must reach past the ports, e.g. to age a
+claim) and run on ``memory``, ``sqlite`` and ``postgres``: the fake the use-case tests rely on is
+held to the same behaviour as the SQL store. Tests of SQL itself (schema, files, URLs, several
+instances and processes on one database) take ``sql_store``/``store_url`` and run on SQL only.
+Fixtures: ``store_backend``/``store_url`` in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,7 +22,9 @@ from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from bot.adapters.store_sql import (
+    DONE_OUTBOX_KEEP,
     ERROR_MAX,
+    EVENT_KEEP,
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT_MS,
     STALE_DIGEST_CLAIM,
@@ -24,6 +34,9 @@ from bot.adapters.store_sql import (
 )
 from bot.config import Settings
 from bot.domain.ports import Store, StoredPost
+from tests.fakes.memory_store import ManualClock, MemoryStore
+
+AnyStore = SqlStore | MemoryStore
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 DAY = date(2025, 3, 3)
@@ -65,12 +78,70 @@ def _race(n: int, fn: Callable[[int], bool]) -> list[bool]:
     return [bool(r) for r in results]
 
 
+@dataclass
+class Backend:
+    """The store under test, and what only its kind of backend can do behind the ports."""
+
+    store: AnyStore
+    url: str | None = None  # SQL: the database, to open more handles on it
+    clock: ManualClock | None = None  # memory: the store's clock
+
+    def handles(self, n: int) -> list[AnyStore]:
+        """*n* handles on the same data: SQL opens more stores (close them); memory shares one."""
+        if self.url is None:
+            return [self.store] * n
+        return [self.store, *(SqlStore(self.url) for _ in range(n - 1))]
+
+    def age_digest_claims(self, age: timedelta, day: date | None = None) -> None:
+        """Makes the digest claims just made (of *day*, default all) look *age* old."""
+        if isinstance(self.store, SqlStore):
+            stmt = update(digests).values(claimed_at=datetime.now(UTC) - age)
+            if day is not None:
+                stmt = stmt.where(digests.c.day == day)
+            with self.store.engine.begin() as conn:
+                conn.execute(stmt)
+        else:
+            assert self.clock is not None
+            self.clock.advance(age)  # nothing else is dated in these tests
+
+
+@pytest.fixture
+def backend(store_backend: str) -> Iterator[Backend]:
+    """A fresh store on each backend: the memory fake (on a hand-moved clock), SQLite, PG."""
+    if store_backend == "memory":
+        # Starts at the wall clock: several tests bracket store writes with datetime.now().
+        clock = ManualClock(datetime.now(UTC))
+        yield Backend(MemoryStore(clock), clock=clock)
+        return
+    s = SqlStore(store_backend)
+    try:
+        yield Backend(s, url=store_backend)
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def store(backend: Backend) -> AnyStore:
+    """The contract tests' store (shadows the SQL-only ``store`` of tests/conftest.py)."""
+    return backend.store
+
+
+@pytest.fixture
+def sql_store(store_url: str) -> Iterator[SqlStore]:
+    """A ``SqlStore`` on ``store_url`` (SQLite, PostgreSQL), for the SQL-only tests."""
+    s = SqlStore(store_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
 # --------------------------------------------------------------------------- schema, kv
 
 
-def test_schema_version_and_reopen_keeps_data(store: SqlStore, store_url: str) -> None:
-    assert store.get_value("schema_version") == str(SCHEMA_VERSION)
-    store.set_value("cursor", "a")
+def test_schema_version_and_reopen_keeps_data(sql_store: SqlStore, store_url: str) -> None:
+    assert sql_store.get_value("schema_version") == str(SCHEMA_VERSION)
+    sql_store.set_value("cursor", "a")
     again = SqlStore(store_url)
     try:
         assert again.get_value("cursor") == "a"
@@ -79,14 +150,14 @@ def test_schema_version_and_reopen_keeps_data(store: SqlStore, store_url: str) -
         again.close()
 
 
-def test_newer_schema_is_refused(store: SqlStore, store_url: str) -> None:
-    store.set_value("schema_version", str(SCHEMA_VERSION + 1))
+def test_newer_schema_is_refused(sql_store: SqlStore, store_url: str) -> None:
+    sql_store.set_value("schema_version", str(SCHEMA_VERSION + 1))
     with pytest.raises(RuntimeError, match="newer"):
         SqlStore(store_url)
 
 
-def test_values_upsert(store: SqlStore) -> None:
-    port: Store = store  # mypy checks SqlStore against the Store Protocol here
+def test_values_upsert(store: AnyStore) -> None:
+    port: Store = store  # mypy checks SqlStore and MemoryStore against the Store Protocol here
     assert port.get_value("k") is None
     store.set_value("k", "1")
     store.set_value("k", "2")
@@ -123,7 +194,7 @@ def test_from_settings_puts_sqlite_under_data_dir(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- posts
 
 
-def test_post_round_trip_returns_aware_utc(store: SqlStore) -> None:
+def test_post_round_trip_returns_aware_utc(store: AnyStore) -> None:
     plus2 = timezone(timedelta(hours=2))
     store.save_post(_post(created=datetime(2025, 3, 3, 11, 0, 0, 123456, tzinfo=plus2)))
     got = store.get_post("C1", "1.0")
@@ -134,12 +205,12 @@ def test_post_round_trip_returns_aware_utc(store: SqlStore) -> None:
     assert store.get_post("C1", "nope") is None
 
 
-def test_naive_datetimes_are_refused(store: SqlStore) -> None:
+def test_naive_datetimes_are_refused(store: AnyStore) -> None:
     with pytest.raises(Exception, match="naive"):
         store.save_post(_post(created=datetime(2025, 3, 3, 9, 0)))
 
 
-def test_save_post_upsert_keeps_triage_fields(store: SqlStore) -> None:
+def test_save_post_upsert_keeps_triage_fields(store: AnyStore) -> None:
     store.save_post(
         _post(
             kind="bug",
@@ -170,7 +241,7 @@ def test_save_post_upsert_keeps_triage_fields(store: SqlStore) -> None:
     assert got is not None and got.kind == "idea" and got.reactions == 5 and got.title == "Crash"
 
 
-def test_update_post(store: SqlStore) -> None:
+def test_update_post(store: AnyStore) -> None:
     store.save_post(_post())
     store.update_post("C1", "1.0", kind="idea", title="T", reply_ts="9.9", reactions=0, replies=4)
     got = store.get_post("C1", "1.0")
@@ -186,7 +257,7 @@ def test_update_post(store: SqlStore) -> None:
         store.update_post("C1", "1.0", bogus="x")
 
 
-def test_posts_between_is_half_open_ordered_and_filtered(store: SqlStore) -> None:
+def test_posts_between_is_half_open_ordered_and_filtered(store: AnyStore) -> None:
     store.save_post(_post("3", created=T0 + timedelta(hours=2)))
     store.save_post(_post("1", created=T0))
     store.save_post(_post("2", channel="C2", created=T0 + timedelta(hours=1)))
@@ -205,9 +276,16 @@ def test_posts_between_is_half_open_ordered_and_filtered(store: SqlStore) -> Non
 # --------------------------------------------------------------------------- slack events
 
 
-def test_first_delivery_once_and_prunes_old(store: SqlStore, store_url: str) -> None:
+def test_first_delivery_once(store: AnyStore) -> None:
     assert store.first_delivery("Ev1") is True
     assert store.first_delivery("Ev1") is False
+    assert store.first_delivery("Ev2") is True
+    assert store.first_delivery("Ev1") is False
+
+
+def test_sql_first_delivery_prunes_old(sql_store: SqlStore, store_url: str) -> None:
+    store = sql_store
+    assert store.first_delivery("Ev1") is True
     assert store.first_delivery("Ev2") is True
     with store.engine.begin() as conn:
         conn.execute(
@@ -224,10 +302,22 @@ def test_first_delivery_once_and_prunes_old(store: SqlStore, store_url: str) -> 
         fresh.close()
 
 
+def test_memory_first_delivery_forgets_after_the_retention_period() -> None:
+    clock = ManualClock(T0)
+    store = MemoryStore(clock)
+    assert store.first_delivery("Ev1") is True
+    clock.advance(EVENT_KEEP)
+    assert store.first_delivery("Ev2") is True
+    assert store.first_delivery("Ev1") is False  # exactly EVENT_KEEP old: still remembered
+    clock.advance(timedelta(seconds=1))
+    assert store.first_delivery("Ev1") is True
+    assert store.first_delivery("Ev2") is False
+
+
 # --------------------------------------------------------------------------- filings
 
 
-def test_filing_lifecycle(store: SqlStore) -> None:
+def test_filing_lifecycle(store: AnyStore) -> None:
     assert store.get_filing("C1", "1.0") is None
     assert store.claim_filing("C1", "1.0", "worker-a") is True
     assert store.claim_filing("C1", "1.0", "worker-b") is False
@@ -257,7 +347,7 @@ def test_filing_lifecycle(store: SqlStore) -> None:
         store.update_filing("C1", "1.0", bogus="x")
 
 
-def test_filings_between_by_updated(store: SqlStore) -> None:
+def test_filings_between_by_updated(store: AnyStore) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
     store.claim_filing("C1", "1.0", "w")
     store.claim_filing("C1", "2.0", "w")
@@ -269,7 +359,7 @@ def test_filings_between_by_updated(store: SqlStore) -> None:
 # --------------------------------------------------------------------------- outbox
 
 
-def test_enqueue_unique_among_pending(store: SqlStore) -> None:
+def test_enqueue_unique_among_pending(store: AnyStore) -> None:
     first = store.enqueue("file", "C1:1.0", {"a": 1}, T0)
     assert first is not None
     assert store.enqueue("file", "C1:1.0", {"a": 2}, T0) is None
@@ -281,7 +371,7 @@ def test_enqueue_unique_among_pending(store: SqlStore) -> None:
     assert [(i.topic, i.payload) for i in items] == [("file", {"a": 1}), ("comment", {"a": 3})]
 
 
-def test_due_orders_by_next_at_and_respects_limit(store: SqlStore) -> None:
+def test_due_orders_by_next_at_and_respects_limit(store: AnyStore) -> None:
     store.enqueue("t", "late", {}, T0 + timedelta(minutes=5))
     store.enqueue("t", "early", {}, T0 - timedelta(minutes=5))
     store.enqueue("t", "mid", {}, T0)
@@ -293,13 +383,13 @@ def test_due_orders_by_next_at_and_respects_limit(store: SqlStore) -> None:
     assert [i.key for i in store.due(T0)] == ["early", "mid"]
 
 
-def test_payload_json_round_trip(store: SqlStore) -> None:
+def test_payload_json_round_trip(store: AnyStore) -> None:
     payload = {"channel": "C1", "n": 3, "nested": {"l": [1, 2.5, None, True]}, "s": "é ✓"}
     store.enqueue("t", "k", payload, T0)
     assert store.pending()[0].payload == payload
 
 
-def test_lease_hides_item_until_it_expires(store: SqlStore) -> None:
+def test_lease_hides_item_until_it_expires(store: AnyStore) -> None:
     store.enqueue("t", "k", {}, T0)
     (item,) = store.due(T0)
     until = T0 + timedelta(minutes=5)
@@ -312,7 +402,7 @@ def test_lease_hides_item_until_it_expires(store: SqlStore) -> None:
     assert store.lease(item.id, until + timedelta(minutes=5), now=until) is True
 
 
-def test_lease_default_now_is_wall_clock(store: SqlStore) -> None:
+def test_lease_default_now_is_wall_clock(store: AnyStore) -> None:
     store.enqueue("t", "k", {}, T0)
     (item,) = store.due(T0)
     # a lease that ended long ago does not block; one in the future does
@@ -321,7 +411,7 @@ def test_lease_default_now_is_wall_clock(store: SqlStore) -> None:
     assert store.lease(item.id, datetime.now(UTC) + timedelta(hours=2)) is False
 
 
-def test_retry_later_counts_and_reschedules(store: SqlStore) -> None:
+def test_retry_later_counts_and_reschedules(store: AnyStore) -> None:
     store.enqueue("t", "k", {"x": 1}, T0)
     (item,) = store.due(T0)
     assert store.lease(item.id, T0 + timedelta(hours=1), now=T0)
@@ -337,7 +427,7 @@ def test_retry_later_counts_and_reschedules(store: SqlStore) -> None:
     assert third.attempts == 2 and third.last_error == "again"
 
 
-def test_finish_then_same_key_can_be_enqueued_again(store: SqlStore) -> None:
+def test_finish_then_same_key_can_be_enqueued_again(store: AnyStore) -> None:
     store.enqueue("t", "k", {"n": 1}, T0)
     (item,) = store.due(T0)
     store.finish(item.id)
@@ -346,16 +436,65 @@ def test_finish_then_same_key_can_be_enqueued_again(store: SqlStore) -> None:
     assert store.lease(item.id, T0 + timedelta(hours=1), now=T0) is False
     store.retry_later(item.id, T0, "late failure")  # no effect on a finished item
     assert store.pending() == []
+    done = store.get_item(item.id)
+    assert done is not None and (done.attempts, done.last_error) == (0, None)
     assert store.enqueue("t", "k", {"n": 2}, T0) is not None
     (new,) = store.pending()
     assert new.id != item.id and new.payload == {"n": 2} and new.attempts == 0
     assert store.enqueue("t", "k", {"n": 3}, T0) is None
 
 
+def test_finished_items_stay_readable_and_payloads_are_copies(store: AnyStore) -> None:
+    payload: dict[str, Any] = {"l": [1]}
+    item_id = store.enqueue("t", "k", payload, T0)
+    assert item_id is not None
+    payload["l"].append(2)  # the caller's dict is not the stored one
+    store.finish(item_id)
+    item = store.get_item(item_id)
+    assert item is not None and item.payload == {"l": [1]}
+    assert store.get_item(item_id + 1000) is None
+
+
+def test_writes_to_unknown_rows_change_nothing(store: AnyStore) -> None:
+    store.update_post("C1", "nope", kind="idea")
+    store.update_filing("C1", "nope", state="filed")
+    store.retry_later(12345, T0, "x")
+    store.finish(12345)
+    store.release_digest("d", "C1", DAY)
+    assert store.get_post("C1", "nope") is None and store.get_filing("C1", "nope") is None
+    assert store.pending() == [] and store.get_item(12345) is None
+    assert store.lease(12345, T0, now=T0) is False
+
+
+def test_naive_datetimes_are_refused_everywhere(store: AnyStore) -> None:
+    naive = datetime(2025, 3, 3, 9, 0)
+    calls: list[Callable[[], object]] = [
+        lambda: store.enqueue("t", "k", {}, naive),
+        lambda: store.due(naive),
+        lambda: store.posts_between(naive, naive),
+        lambda: store.filings_between(naive, naive),
+    ]
+    for call in calls:
+        with pytest.raises(Exception, match="naive"):
+            call()
+    assert store.pending() == []
+
+
+def test_memory_finished_items_are_dropped_after_the_retention_period() -> None:
+    clock = ManualClock(T0)
+    store = MemoryStore(clock)
+    old, new = store.enqueue("t", "old", {}, T0), store.enqueue("t", "new", {}, T0)
+    assert old is not None and new is not None
+    store.finish(old)
+    clock.advance(DONE_OUTBOX_KEEP + timedelta(seconds=1))
+    store.finish(new)
+    assert store.get_item(old) is None and store.get_item(new) is not None
+
+
 # --------------------------------------------------------------------------- digests
 
 
-def test_digest_claim_post_force_release(store: SqlStore) -> None:
+def test_digest_claim_post_force_release(store: AnyStore) -> None:
     assert store.get_digest("meetings", "C9", DAY) is None
     assert store.claim_digest("meetings", "C9", DAY) is True
     assert store.claim_digest("meetings", "C9", DAY) is False
@@ -387,28 +526,20 @@ def test_digest_claim_post_force_release(store: SqlStore) -> None:
     assert store.claim_digest("meetings", "C9", DAY) is True
 
 
-def test_force_takes_over_an_abandoned_claim(store: SqlStore) -> None:
+def test_force_takes_over_an_abandoned_claim(backend: Backend) -> None:
+    store = backend.store
     assert store.claim_digest("meetings", "C9", DAY) is True
-    with store.engine.begin() as conn:
-        conn.execute(
-            update(digests).values(
-                claimed_at=datetime.now(UTC) - STALE_DIGEST_CLAIM - timedelta(minutes=1)
-            )
-        )
+    backend.age_digest_claims(STALE_DIGEST_CLAIM + timedelta(minutes=1))
     assert store.claim_digest("meetings", "C9", DAY) is False
     assert store.claim_digest("meetings", "C9", DAY, force=True) is True
 
 
-def _age_digest_claim(store: SqlStore, age: timedelta) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(update(digests).values(claimed_at=datetime.now(UTC) - age))
-
-
-def test_stale_after_takes_over_only_an_old_unposted_claim(store: SqlStore) -> None:
+def test_stale_after_takes_over_only_an_old_unposted_claim(backend: Backend) -> None:
+    store = backend.store
     five = timedelta(minutes=5)
     assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is True  # no row: insert
     assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is False  # fresh claim
-    _age_digest_claim(store, timedelta(minutes=6))
+    backend.age_digest_claims(timedelta(minutes=6))
     assert store.claim_digest("meetings", "C9", DAY) is False  # plain claims never take over
     assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is True
     # The takeover refreshed the claim: a second taker loses.
@@ -417,35 +548,30 @@ def test_stale_after_takes_over_only_an_old_unposted_claim(store: SqlStore) -> N
     assert rec is not None and rec.state == "claimed" and rec.message_ts is None
 
     store.mark_digest_posted("meetings", "C9", DAY, "9.9")
-    _age_digest_claim(store, timedelta(hours=1))
+    backend.age_digest_claims(timedelta(hours=1))
     assert store.claim_digest("meetings", "C9", DAY, stale_after=five) is False  # posted: never
     rec = store.get_digest("meetings", "C9", DAY)
     assert rec is not None and rec.state == "posted" and rec.message_ts == "9.9"
 
 
-def test_racing_takeovers_of_a_stale_claim_have_one_winner(store: SqlStore, store_url: str) -> None:
-    other = SqlStore(store_url)
+def test_racing_takeovers_of_a_stale_claim_have_one_winner(backend: Backend) -> None:
+    stores = backend.handles(2)
     try:
-        stores = [store, other]
         for round_ in range(3):
             day = DAY + timedelta(days=round_)
-            assert store.claim_digest("d", "C1", day) is True
-            with store.engine.begin() as conn:
-                conn.execute(
-                    update(digests)
-                    .where(digests.c.day == day)
-                    .values(claimed_at=datetime.now(UTC) - timedelta(minutes=10))
-                )
+            assert stores[0].claim_digest("d", "C1", day) is True
+            backend.age_digest_claims(timedelta(minutes=10), day)
 
             def take(i: int, day: date = day) -> bool:
                 return stores[i % 2].claim_digest("d", "C1", day, stale_after=timedelta(minutes=5))
 
             assert _race(RACERS, take).count(True) == 1
     finally:
-        other.close()
+        for extra in stores[1:]:
+            extra.close()
 
 
-def test_mark_posted_without_claim_records_it(store: SqlStore) -> None:
+def test_mark_posted_without_claim_records_it(store: AnyStore) -> None:
     store.mark_digest_posted("takeaways", "C9", DAY, "1.1")
     rec = store.get_digest("takeaways", "C9", DAY)
     assert rec is not None and rec.state == "posted" and rec.message_ts == "1.1"
@@ -455,7 +581,7 @@ def test_mark_posted_without_claim_records_it(store: SqlStore) -> None:
 # --------------------------------------------------------------------------- concurrency
 
 
-def test_threads_race_for_claims(store: SqlStore) -> None:
+def test_threads_race_for_claims(store: AnyStore) -> None:
     assert _race(RACERS, lambda i: store.claim_filing("C1", "1.0", f"w{i}")).count(True) == 1
     assert _race(RACERS, lambda i: store.claim_digest("d", "C1", DAY)).count(True) == 1
     assert _race(RACERS, lambda i: store.first_delivery("Ev1")).count(True) == 1
@@ -469,10 +595,10 @@ def test_threads_race_for_claims(store: SqlStore) -> None:
     assert _race(RACERS, lambda i: store.claim_digest("d", "C1", DAY, force=True)).count(True) == 1
 
 
-def test_two_instances_on_one_database_race(store: SqlStore, store_url: str) -> None:
+def test_two_instances_on_one_database_race(sql_store: SqlStore, store_url: str) -> None:
     other = SqlStore(store_url)
     try:
-        stores = [store, other]
+        stores = [sql_store, other]
         for round_ in range(5):
 
             def filing(i: int, ts: str = f"{round_}.0") -> bool:
@@ -483,7 +609,7 @@ def test_two_instances_on_one_database_race(store: SqlStore, store_url: str) -> 
 
             assert _race(RACERS, filing).count(True) == 1
             assert _race(RACERS, digest).count(True) == 1
-        store.enqueue("t", "k", {}, T0)
+        sql_store.enqueue("t", "k", {}, T0)
         (item,) = other.due(T0)
         until = T0 + timedelta(minutes=1)
         won = _race(RACERS, lambda i: stores[i % 2].lease(item.id, until, now=T0))

@@ -1,0 +1,445 @@
+"""``MemoryStore``: every store port in memory, with the SQL store's semantics, for fast unit tests.
+
+The store contract tests (``tests/adapters/test_store.py``) run against this fake as well as
+SQLite and PostgreSQL, so what a use-case test learns from the fake holds for the real store:
+
+- claims (filings, digests, Slack event ids) are unique: of racing callers exactly one wins;
+- an outbox (topic, key) is unique among *pending* items; a finished key may be enqueued again;
+- a lease is taken by one caller until it expires; ``due`` orders by (next_at, id);
+- digest claims honour ``force`` (posted or abandoned for ``STALE_DIGEST_CLAIM``) and
+  ``stale_after`` (only an old unposted claim), exactly as the conditional UPDATEs do;
+- datetimes must be aware and come back in UTC; payloads and digest extras round-trip as JSON.
+
+Wherever the SQL store reads the wall clock, this one calls *clock* (``ManualClock`` lets a test
+move time). One lock serialises every call, which is the strongest isolation SQL offers.
+
+Known, deliberate differences: old Slack event ids and finished outbox items are pruned on every
+call instead of opportunistically (neither may be relied upon beyond the retention period), and
+there is no ``schema_version`` value (there is no schema).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from bot.adapters.store_sql import (
+    DONE_OUTBOX_KEEP,
+    ERROR_MAX,
+    EVENT_KEEP,
+    FILING_STATES,
+    STALE_DIGEST_CLAIM,
+)
+from bot.domain.ports import DigestRecord, Filing, OutboxItem, StoredPost
+
+Clock = Callable[[], datetime]
+
+_POST_FIELDS = frozenset(f.name for f in dataclasses.fields(StoredPost)) - {"channel", "ts"}
+# Same columns the SQL upsert keeps when a re-save carries None.
+_POST_KEEP_IF_NONE = (
+    "thread_ts",
+    "permalink",
+    "kind",
+    "title",
+    "summary",
+    "triage_json",
+    "reply_ts",
+)
+_POST_NOT_NULL = frozenset({"user", "text", "created", "reactions", "replies", "is_private"})
+_FILING_FIELDS = frozenset({"state", "owner", "issue_key", "issue_url", "error", "attempts"})
+_FILING_NOT_NULL = frozenset({"state", "owner", "attempts"})
+
+
+def wall_clock() -> datetime:
+    """The real time, aware UTC (the default clock, like the SQL store's)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class ManualClock:
+    """A clock a test moves by hand: ``clock()`` is ``clock.now``; ``advance`` moves it."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Moves the clock forward by *delta* and returns the new time."""
+        self.now += delta
+        return self.now
+
+
+@dataclass
+class _Item:
+    id: int
+    topic: str
+    key: str
+    payload: str  # JSON, as the SQL column: what comes back is a copy, never the caller's dict
+    attempts: int
+    next_at: datetime
+    created: datetime
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    done_at: datetime | None = None
+
+    def public(self) -> OutboxItem:
+        return OutboxItem(
+            id=self.id,
+            topic=self.topic,
+            key=self.key,
+            payload=json.loads(self.payload),
+            attempts=self.attempts,
+            next_at=self.next_at,
+            last_error=self.last_error,
+        )
+
+
+@dataclass
+class _Digest:
+    state: str
+    claimed_at: datetime
+    message_ts: str | None = None
+    extra: str = "{}"  # JSON, as the SQL column
+    posted_at: datetime | None = None
+
+
+class MemoryStore:
+    """The ``Store`` port (all narrow ports) in memory. Thread-safe; *clock* replaces "now"."""
+
+    def __init__(self, clock: Clock = wall_clock) -> None:
+        """An empty store reading the time from *clock* (aware datetimes)."""
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._posts: dict[tuple[str, str], StoredPost] = {}
+        self._events: dict[str, datetime] = {}
+        self._filings: dict[tuple[str, str], Filing] = {}
+        self._items: dict[int, _Item] = {}
+        self._last_id = 0
+        self._digests: dict[tuple[str, str, date], _Digest] = {}
+        self._values: dict[str, str] = {}
+
+    def close(self) -> None:
+        """Nothing to release; here so the fake drops in where a ``SqlStore`` is closed."""
+
+    def _now(self) -> datetime:
+        return _utc(self._clock())
+
+    # ------------------------------------------------------------------ posts
+
+    def save_post(self, post: StoredPost) -> None:
+        """Inserts or replaces the post; enrichment already stored survives a re-save with None.
+
+        Reaction/reply counts are only overwritten by a non-zero value, as in the SQL upsert.
+        """
+        post = dataclasses.replace(post, created=_utc(post.created))
+        with self._lock:
+            old = self._posts.get((post.channel, post.ts))
+            if old is not None:
+                keep: dict[str, Any] = {
+                    name: getattr(old, name)
+                    for name in _POST_KEEP_IF_NONE
+                    if getattr(post, name) is None
+                }
+                keep.update(
+                    {n: getattr(old, n) for n in ("reactions", "replies") if getattr(post, n) == 0}
+                )
+                post = dataclasses.replace(post, **keep)
+            self._posts[(post.channel, post.ts)] = post
+
+    def get_post(self, channel: str, ts: str) -> StoredPost | None:
+        """The stored post, or None."""
+        with self._lock:
+            return self._posts.get((channel, ts))
+
+    def update_post(self, channel: str, ts: str, **fields: Any) -> None:
+        """Sets the given fields (kind, title, summary, triage_json, reply_ts, reactions, ...)."""
+        bad = set(fields) - _POST_FIELDS
+        if bad:
+            raise ValueError(f"unknown post fields: {sorted(bad)}")
+        _refuse_nulls(fields, _POST_NOT_NULL)
+        if "created" in fields:
+            fields["created"] = _utc(fields["created"])
+        with self._lock:
+            old = self._posts.get((channel, ts))
+            if old is not None and fields:
+                self._posts[(channel, ts)] = dataclasses.replace(old, **fields)
+
+    def posts_between(
+        self, start: datetime, end: datetime, channels: Iterable[str] | None = None
+    ) -> list[StoredPost]:
+        """Posts with start <= created < end, oldest first, optionally only in *channels*."""
+        start, end = _utc(start), _utc(end)
+        wanted = None if channels is None else set(channels)
+        with self._lock:
+            found = [
+                p
+                for p in self._posts.values()
+                if start <= p.created < end and (wanted is None or p.channel in wanted)
+            ]
+        return sorted(found, key=lambda p: (p.created, p.ts))
+
+    # ------------------------------------------------------------------ slack events
+
+    def first_delivery(self, event_id: str) -> bool:
+        """True the first time *event_id* is seen, False on every redelivery."""
+        with self._lock:
+            now = self._now()
+            for old in [e for e, seen in self._events.items() if seen < now - EVENT_KEEP]:
+                del self._events[old]
+            if event_id in self._events:
+                return False
+            self._events[event_id] = now
+            return True
+
+    # ------------------------------------------------------------------ filings
+
+    def claim_filing(self, channel: str, ts: str, owner: str) -> bool:
+        """Creates the filing record in state "claimed"; False if the message is already claimed."""
+        with self._lock:
+            if (channel, ts) in self._filings:
+                return False
+            self._filings[(channel, ts)] = Filing(
+                channel=channel, ts=ts, state="claimed", owner=owner, updated=self._now()
+            )
+            return True
+
+    def get_filing(self, channel: str, ts: str) -> Filing | None:
+        """The filing record for one message, or None."""
+        with self._lock:
+            return self._filings.get((channel, ts))
+
+    def update_filing(self, channel: str, ts: str, **fields: Any) -> None:
+        """Sets the given fields (state, issue_key, issue_url, error, attempts, owner); bumps
+        ``updated``."""
+        bad = set(fields) - _FILING_FIELDS
+        if bad:
+            raise ValueError(f"unknown filing fields: {sorted(bad)}")
+        if "state" in fields and fields["state"] not in FILING_STATES:
+            raise ValueError(f"unknown filing state {fields['state']!r}")
+        _refuse_nulls(fields, _FILING_NOT_NULL)
+        if "error" in fields:
+            fields["error"] = _clip(fields["error"])
+        with self._lock:
+            old = self._filings.get((channel, ts))
+            if old is not None:
+                self._filings[(channel, ts)] = dataclasses.replace(
+                    old, **fields, updated=self._now()
+                )
+
+    def filings_between(self, start: datetime, end: datetime) -> list[Filing]:
+        """Filings last updated in [start, end), oldest first."""
+        start, end = _utc(start), _utc(end)
+        with self._lock:
+            found = [
+                f
+                for f in self._filings.values()
+                if f.updated is not None and start <= f.updated < end
+            ]
+        return sorted(found, key=lambda f: f.updated or start)
+
+    # ------------------------------------------------------------------ outbox
+
+    def enqueue(self, topic: str, key: str, payload: dict[str, Any], at: datetime) -> int | None:
+        """Adds an item due at *at* and returns its id; None if (topic, key) is already pending."""
+        body = json.dumps(payload, separators=(",", ":"))
+        at = _utc(at)
+        with self._lock:
+            if any(
+                i.topic == topic and i.key == key and i.done_at is None
+                for i in self._items.values()
+            ):
+                return None
+            # Ids are never reused (like a PostgreSQL sequence).
+            self._last_id += 1
+            self._items[self._last_id] = _Item(
+                id=self._last_id,
+                topic=topic,
+                key=key,
+                payload=body,
+                attempts=0,
+                next_at=at,
+                created=self._now(),
+            )
+            return self._last_id
+
+    def get_item(self, item_id: int) -> OutboxItem | None:
+        """One outbox item by id (finished ones too, while they are kept)."""
+        with self._lock:
+            item = self._items.get(item_id)
+            return None if item is None else item.public()
+
+    def due(self, now: datetime, limit: int = 10) -> list[OutboxItem]:
+        """Pending, unleased (or lease expired) items with next_at <= now, earliest first."""
+        now = _utc(now)
+        with self._lock:
+            found = [
+                i
+                for i in self._items.values()
+                if i.done_at is None and i.next_at <= now and _lease_free(i, now)
+            ]
+            found.sort(key=lambda i: (i.next_at, i.id))
+            return [i.public() for i in found[:limit]]
+
+    def lease(self, item_id: int, until: datetime, *, now: datetime | None = None) -> bool:
+        """Takes a pending item until *until*; False if another worker holds an unexpired lease."""
+        until = _utc(until)
+        with self._lock:
+            now = self._now() if now is None else _utc(now)
+            item = self._items.get(item_id)
+            if item is None or item.done_at is not None or not _lease_free(item, now):
+                return False
+            item.lease_until = until
+            return True
+
+    def finish(self, item_id: int) -> None:
+        """Marks the item done (kept a few days); its key may be enqueued again."""
+        with self._lock:
+            now = self._now()
+            item = self._items.get(item_id)
+            if item is not None and item.done_at is None:
+                item.done_at, item.lease_until = now, None
+            for old in [
+                i.id
+                for i in self._items.values()
+                if i.done_at is not None and i.done_at < now - DONE_OUTBOX_KEEP
+            ]:
+                del self._items[old]
+
+    def retry_later(self, item_id: int, at: datetime, error: str) -> None:
+        """Counts a failed attempt, records the error and makes the item due again at *at*."""
+        at = _utc(at)
+        with self._lock:
+            item = self._items.get(item_id)
+            if item is not None and item.done_at is None:
+                item.attempts += 1
+                item.next_at, item.lease_until, item.last_error = at, None, _clip(error)
+
+    def pending(self) -> list[OutboxItem]:
+        """Every item not finished yet, earliest due first."""
+        with self._lock:
+            found = [i for i in self._items.values() if i.done_at is None]
+            found.sort(key=lambda i: (i.next_at, i.id))
+            return [i.public() for i in found]
+
+    # ------------------------------------------------------------------ digests
+
+    def claim_digest(
+        self,
+        digest: str,
+        channel: str,
+        day: date,
+        force: bool = False,
+        *,
+        stale_after: timedelta | None = None,
+    ) -> bool:
+        """Claims one digest for one channel and day; False if it is claimed or posted already.
+
+        *force* takes over a posted digest or a claim abandoned for STALE_DIGEST_CLAIM;
+        *stale_after* (without *force*) takes over only an unposted claim older than that.
+        """
+        with self._lock:
+            now = self._now()
+            rec = self._digests.get((digest, channel, day))
+            if rec is None:
+                self._digests[(digest, channel, day)] = _Digest(state="claimed", claimed_at=now)
+                return True
+            if stale_after is not None and not force:
+                if (
+                    rec.state == "claimed"
+                    and rec.message_ts is None
+                    and rec.claimed_at < now - stale_after
+                ):
+                    rec.claimed_at = now
+                    return True
+                return False
+            if not force:
+                return False
+            abandoned = rec.state == "claimed" and rec.claimed_at < now - STALE_DIGEST_CLAIM
+            if rec.state != "posted" and not abandoned:
+                return False
+            # Like the SQL UPDATE: the state resets, the extra details are left as they were.
+            rec.state, rec.claimed_at, rec.message_ts, rec.posted_at = "claimed", now, None, None
+            return True
+
+    def get_digest(self, digest: str, channel: str, day: date) -> DigestRecord | None:
+        """The digest record, or None."""
+        with self._lock:
+            rec = self._digests.get((digest, channel, day))
+            if rec is None:
+                return None
+            return DigestRecord(
+                digest=digest,
+                channel=channel,
+                day=day,
+                state=rec.state,
+                message_ts=rec.message_ts,
+                extra=json.loads(rec.extra),
+            )
+
+    def mark_digest_posted(
+        self,
+        digest: str,
+        channel: str,
+        day: date,
+        message_ts: str,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Records that the digest was posted as *message_ts* (with optional *extra* details)."""
+        body = None if extra is None else json.dumps(extra, separators=(",", ":"))
+        with self._lock:
+            now = self._now()
+            rec = self._digests.get((digest, channel, day))
+            if rec is None:
+                # Posted without a claim (manual run): recorded so that a later claim sees it.
+                rec = self._digests[(digest, channel, day)] = _Digest("posted", claimed_at=now)
+            rec.state, rec.message_ts, rec.posted_at = "posted", message_ts, now
+            if body is not None:
+                rec.extra = body
+
+    def release_digest(self, digest: str, channel: str, day: date) -> None:
+        """Drops a claim that never posted, so the digest can be tried again."""
+        with self._lock:
+            rec = self._digests.get((digest, channel, day))
+            if rec is not None and rec.state == "claimed":
+                del self._digests[(digest, channel, day)]
+
+    # ------------------------------------------------------------------ key/value
+
+    def get_value(self, key: str) -> str | None:
+        """The stored value, or None."""
+        with self._lock:
+            return self._values.get(key)
+
+    def set_value(self, key: str, value: str) -> None:
+        """Stores *value* under *key*, replacing any previous value."""
+        with self._lock:
+            self._values[key] = value
+
+
+def _utc(value: datetime) -> datetime:
+    """*value* in UTC; naive datetimes are refused, as the SQL store's column type does."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given to the store; use UTC")
+    return value.astimezone(UTC)
+
+
+def _clip(error: str | None) -> str | None:
+    return None if error is None else error[:ERROR_MAX]
+
+
+def _lease_free(item: _Item, now: datetime) -> bool:
+    return item.lease_until is None or item.lease_until <= now
+
+
+def _refuse_nulls(fields: dict[str, Any], not_null: frozenset[str]) -> None:
+    # SQL refuses these with an IntegrityError; a fake that accepted them would hide the bug.
+    nulls = sorted(name for name in not_null & set(fields) if fields[name] is None)
+    if nulls:
+        raise ValueError(f"fields may not be None: {nulls}")
