@@ -262,7 +262,9 @@ class JiraTracker:
                 )
                 client = JIRA(
                     server=self.url,
-                    options={"check_update": False},
+                    # REST v2 takes descriptions and comments as wiki markup (render_wiki), on Data
+                    # Center and on Cloud alike; v3 would want Atlassian Document Format instead.
+                    options={"check_update": False, "rest_api_version": "2"},
                     timeout=self._timeout,
                     max_retries=0,
                     get_server_info=False,

@@ -202,6 +202,28 @@ def test_failing_remote_link_does_not_fail_creation(
     assert any("remote link" in r.getMessage() for r in caplog.records)
 
 
+def test_description_escapes_what_people_and_models_wrote(fake_jira: FakeJira) -> None:
+    body = IssueText(
+        summary="Add SSO !https://evil.example/px.png!",
+        original="[kept|https://verbatim.example]",
+        permalink="https://acme.slack.com/archives/C1/p1",
+        author="Mallory [Verify your Jira account|https://evil.example/sso]",
+    )
+    tracker = dc_tracker(fake_jira)
+    key = tracker.create_issue(new_issue(body=body)).key
+    # v2 on both flavours: the description is wiki markup, which Cloud also accepts on v2
+    assert fake_jira.requests_to("/issue", "POST")[0].path == "/rest/api/2/issue"
+    description = fake_jira.issues[key]["fields"]["description"]
+    assert r"Add SSO \!https://evil.example/px.png\!" in description
+    assert (
+        r"Posted by: Mallory \[Verify your Jira account\|https://evil.example/sso\]" in description
+    )
+    assert "{noformat}\n[kept|https://verbatim.example]\n{noformat}" in description
+    assert "Slack thread: https://acme.slack.com/archives/C1/p1\n" in description
+    tracker.add_comment(NewComment(key=key, body=IssueText(author="Eve {html}<script>{html}")))
+    assert r"Posted by: Eve \{html\}<script>\{html\}" in fake_jira.comments(key)[0]["body"]
+
+
 # --------------------------------------------------------------------------- errors
 
 
