@@ -22,7 +22,13 @@ from urllib.parse import urlparse
 import requests
 from jira import JIRA, JIRAError
 
-from bot.adapters.jira_format import marker_query, render_wiki, updated_query
+from bot.adapters.jira_format import (
+    cut_utf16,
+    marker_query,
+    render_wiki,
+    updated_query,
+    utf16_len,
+)
 from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 
@@ -42,11 +48,11 @@ def is_cloud_url(url: str) -> bool:
 
 
 def single_line_summary(text: str, limit: int = SUMMARY_LIMIT) -> str:
-    """Jira's summary: one line, at most *limit* characters (cut with an ellipsis)."""
+    """Jira's summary: one line, at most *limit* UTF-16 units (cut with an ellipsis)."""
     line = _WS.sub(" ", text).strip()
-    if len(line) <= limit:
+    if utf16_len(line) <= limit:
         return line
-    return line[: limit - 1].rstrip() + "…"
+    return cut_utf16(line, limit - 1).rstrip() + "…"
 
 
 def clean_labels(labels: tuple[str, ...] | list[str]) -> list[str]:

@@ -9,10 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.adapters.jira_format import (
+    cut_utf16,
     marker_query,
     render_wiki,
     safe_link,
     updated_query,
+    utf16_len,
     wiki_text,
 )
 from bot.domain.models import IssueText
@@ -127,6 +129,20 @@ def test_noformat_cannot_be_closed_from_the_post() -> None:
     assert len(re.findall(r"\{noformat", out, re.IGNORECASE)) == 2
 
 
+def test_cut_by_utf16_units_never_splits_a_pair() -> None:
+    assert utf16_len("a😀𝕏") == 5
+    assert cut_utf16("a😀𝕏", 4) == "a😀" and cut_utf16("a😀𝕏", 2) == "a"
+    assert cut_utf16("abc", 10) == "abc"
+
+
+def test_astral_post_fits_the_limit_in_utf16_units() -> None:
+    for original in ("😀" * 40_000, "x" * 40_000, "\\[" * 20_000):
+        out = render_wiki(IssueText(summary="𝕏" * 20_000, original=original, author="😀" * 500))
+        assert utf16_len(out) <= 32_767
+        assert out.encode("utf-16-le")  # no lone surrogate
+        assert len(re.findall(r"\{noformat\}", out)) == 2 and "cut:" in out
+
+
 _NASTY = st.sampled_from(
     [
         "[",
@@ -167,4 +183,24 @@ def test_no_markup_from_the_input_survives(
     before, inside, after = _split(out)
     assert _live_markup(before) == []
     assert _live_markup(after) == []
+    assert not re.search(r"\{noformat", inside, re.IGNORECASE)
+    assert utf16_len(out) <= 32_767
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    summary=_TEXT,
+    original=_TEXT,
+    author=_TEXT,
+    limit=st.integers(min_value=1000, max_value=1200),
+    repeat=st.integers(min_value=1, max_value=400),
+)
+def test_any_text_fits_any_limit(
+    summary: str, original: str, author: str, limit: int, repeat: int
+) -> None:
+    body = IssueText(summary=summary * repeat, original=original * repeat, author=author * repeat)
+    out = render_wiki(body, limit)
+    assert utf16_len(out) <= limit
+    before, inside, after = _split(out)
+    assert _live_markup(before) == [] and _live_markup(after) == []
     assert not re.search(r"\{noformat", inside, re.IGNORECASE)

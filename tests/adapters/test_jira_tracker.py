@@ -19,7 +19,7 @@ from bot.adapters.jira_tracker import (
 )
 from bot.domain.models import IssueText, NewComment, NewIssue
 from bot.domain.ports import Tracker, TrackerRejected, TrackerRetryable
-from tests.fakes.jira_server import FakeJira, FakeUser, adf
+from tests.fakes.jira_server import FakeJira, FakeUser, adf, units
 
 
 @pytest.fixture
@@ -67,6 +67,8 @@ def test_helpers() -> None:
     assert not is_cloud_url("https://atlassian.net.evil.com")
     s = single_line_summary("a\nb\r\n  c " + "x" * 300)
     assert "\n" not in s and len(s) == 255 and s.startswith("a b c") and s.endswith("…")
+    s = single_line_summary("x" + "😀" * 200)  # 401 UTF-16 units: never half an emoji
+    assert units(s) == 254 and s == "x" + "😀" * 126 + "…"
     assert parse_retry_after("7") == 7.0
     now = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
@@ -222,6 +224,21 @@ def test_description_escapes_what_people_and_models_wrote(fake_jira: FakeJira) -
     assert "Slack thread: https://acme.slack.com/archives/C1/p1\n" in description
     tracker.add_comment(NewComment(key=key, body=IssueText(author="Eve {html}<script>{html}")))
     assert r"Posted by: Eve \{html\}<script>\{html\}" in fake_jira.comments(key)[0]["body"]
+
+
+def test_astral_text_fits_jira_limits_in_utf16_units(fake_jira: FakeJira) -> None:
+    # 😀 is one Python character but two UTF-16 code units, which is what Jira counts.
+    tracker = dc_tracker(fake_jira)
+    long_post = "😀 dark mode 𝕏 " * 3000  # 42,000 characters, 54,000 UTF-16 units
+    key = tracker.create_issue(
+        new_issue(summary="😀" * 200, body=IssueText(summary="𝕏" * 100, original=long_post))
+    ).key
+    fields = fake_jira.issues[key]["fields"]
+    assert units(fields["summary"]) <= 255 and fields["summary"].endswith("😀…")
+    assert 32_000 < units(fields["description"]) <= 32_767
+    assert "more characters in Slack" in fields["description"]
+    tracker.add_comment(NewComment(key=key, body=IssueText(original=long_post)))
+    assert units(fake_jira.comments(key)[0]["body"]) <= 32_767
 
 
 # --------------------------------------------------------------------------- errors

@@ -5,7 +5,8 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
 
 - ``GET serverInfo``, ``GET myself``, ``GET field``
 - ``GET project/{key}``, ``GET issue/createmeta/{key}/issuetypes``
-- ``POST issue`` (validated: project, issue type, summary, labels, reporter, required fields),
+- ``POST issue`` (validated: project, issue type, summary, labels, reporter, required fields;
+  summary, description and comment lengths counted in UTF-16 code units, as Java counts them),
   ``GET issue/{key}``, ``POST/GET issue/{key}/comment``, ``POST/GET issue/{key}/remotelink``
 - ``GET user/search`` (``query=`` on Cloud, ``username=`` on Data Center)
 - ``GET/POST search`` (startAt/maxResults/total) and ``GET/POST search/jql`` (nextPageToken);
@@ -39,6 +40,10 @@ from urllib.parse import parse_qs, urlparse
 
 _API = re.compile(r"^/rest/api/(2|3|latest)/(.*)$")
 _DEFAULT_TYPES = ("Bug", "Story", "Task", "Epic")
+# Jira counts its limits in Java chars (UTF-16 code units): an emoji counts twice.
+SUMMARY_LIMIT = 255
+TEXT_LIMIT = 32_767
+_TOO_LONG = "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
 _STANDARD_FIELDS = {
     "project",
     "summary",
@@ -92,6 +97,11 @@ class _State:
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def units(text: str) -> int:
+    """Length in UTF-16 code units, as Jira (Java) counts it."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _fmt(dt: datetime) -> str:
@@ -613,10 +623,13 @@ class FakeJira:
         summary = f.get("summary")
         if not isinstance(summary, str) or not summary.strip():
             errors["summary"] = "You must specify a summary of the issue."
-        elif len(summary) > 255:
+        elif units(summary) > SUMMARY_LIMIT:
             errors["summary"] = "Summary must be less than 255 characters."
         elif "\n" in summary or "\r" in summary:
             errors["summary"] = "The summary is invalid because it contains newline characters."
+        description = f.get("description")
+        if isinstance(description, str) and units(description) > TEXT_LIMIT:
+            errors["description"] = _TOO_LONG
         labels = f.get("labels", [])
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             errors["labels"] = "Labels must be a list of strings."
@@ -684,6 +697,8 @@ class FakeJira:
                 {"errorMessages": [], "errors": {"comment": "Comment body can not be empty!"}},
                 {},
             )
+        if isinstance(body["body"], str) and units(body["body"]) > TEXT_LIMIT:
+            return 400, {"errorMessages": [], "errors": {"comment": _TOO_LONG}}, {}
         comment = {
             "id": str(self._next_comment),
             "body": body["body"],
