@@ -7,6 +7,7 @@ TrackerRetryable / TrackerRejected. Retrying is the outbox's job, so the library
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -35,6 +36,7 @@ from bot.domain.ports import TrackerRejected, TrackerRetryable
 logger = logging.getLogger(__name__)
 
 SUMMARY_LIMIT = 255
+LINK_FIELD_LIMIT = 255  # a remote link's globalId and title, in UTF-16 units
 SEARCH_FIELDS = ["summary", "description", "issuetype", "status", "updated"]
 _DC_TOKEN = "start:"
 _WS = re.compile(r"\s+")
@@ -53,6 +55,18 @@ def single_line_summary(text: str, limit: int = SUMMARY_LIMIT) -> str:
     if utf16_len(line) <= limit:
         return line
     return cut_utf16(line, limit - 1).rstrip() + "…"
+
+
+def link_global_id(url: str) -> str:
+    """The remote link's ``globalId`` for *url*: the URL itself, or a hash when it is too long.
+
+    Jira keeps at most 255 characters there. The hash is of the URL alone, so a retry, in this
+    process or another, sends the same id and updates the link instead of adding a second one.
+    """
+    if utf16_len(url) <= LINK_FIELD_LIMIT:
+        return url
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"ideabot:url-sha256:{digest}"
 
 
 def clean_labels(labels: tuple[str, ...] | list[str]) -> list[str]:
@@ -410,7 +424,10 @@ class JiraTracker:
 
     def _link(self, key: str, url: str, title: str | None) -> None:
         # globalId makes the link idempotent: a retried comment or creation updates, not duplicates.
-        payload = {"globalId": url, "object": {"url": url, "title": title or url}}
+        payload = {
+            "globalId": link_global_id(url),
+            "object": {"url": url, "title": single_line_summary(title or url, LINK_FIELD_LIMIT)},
+        }
         client = self.client
         try:
             self._call(

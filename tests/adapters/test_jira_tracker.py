@@ -323,6 +323,24 @@ def test_connection_errors_and_timeouts_are_retryable(fake_jira: FakeJira) -> No
         JiraTracker(url, "PROJ", "t", timeout=2.0).issue_types()
 
 
+def test_long_permalink_links_with_a_stable_hashed_global_id(fake_jira: FakeJira) -> None:
+    url = "https://acme.slack.com/archives/C1/p1700000000123456?thread_ts=1.2&cid=C1&x=" + "y" * 300
+    tracker = dc_tracker(fake_jira)
+    key = tracker.create_issue(new_issue(link_url=url, link_title=None)).key
+    # the comment's retry links the same URL again: one link, updated in place
+    for _ in range(2):
+        tracker.add_comment(NewComment(key=key, body=IssueText(original="+1"), link_url=url))
+    links = fake_jira.remote_links(key)
+    assert len(links) == 1 and links[0]["object"]["url"] == url
+    assert len(links[0]["globalId"]) <= 255 and links[0]["globalId"] != url
+    assert units(links[0]["object"]["title"]) <= 255
+    # the same URL hashes the same in another process (a retry after a restart)
+    other = dc_tracker(fake_jira)
+    other.add_comment(NewComment(key=key, body=IssueText(original="again"), link_url=url))
+    assert len(fake_jira.remote_links(key)) == 1
+    assert [r.status for r in fake_jira.requests_to("/remotelink", "POST")] == [201, 200, 200, 200]
+
+
 # --------------------------------------------------------------------------- comment, types
 
 

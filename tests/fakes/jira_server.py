@@ -8,6 +8,7 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
 - ``POST issue`` (validated: project, issue type, summary, labels, reporter, required fields;
   summary, description and comment lengths counted in UTF-16 code units, as Java counts them),
   ``GET issue/{key}``, ``POST/GET issue/{key}/comment``, ``POST/GET issue/{key}/remotelink``
+  (``globalId`` and ``title`` at most 255 UTF-16 units)
 - ``GET user/search`` (``query=`` on Cloud, ``username=`` on Data Center)
 - ``GET/POST search`` (startAt/maxResults/total) and ``GET/POST search/jql`` (nextPageToken);
   v3 answers descriptions as Atlassian Document Format
@@ -721,6 +722,13 @@ class FakeJira:
             errors = {"title": "'title' is required."} if isinstance(obj, dict) else {}
             return 400, {"errorMessages": [], "errors": errors or {"object": "required"}}, {}
         gid = body.get("globalId")
+        errors = {}
+        if isinstance(gid, str) and units(gid) > 255:
+            errors["globalId"] = "The global ID must not be longer than 255 characters."
+        if units(str(obj["title"])) > 255:
+            errors["title"] = "The title must not be longer than 255 characters."
+        if errors:
+            return 400, {"errorMessages": [], "errors": errors}, {}
         for link in links:
             if gid and link.get("globalId") == gid:
                 link["object"] = obj
