@@ -452,11 +452,19 @@ class JiraTracker:
                     params=params,
                 ),
             )
+            # Data Center answers {values, isLast, ...}; Cloud {issueTypes, startAt, maxResults,
+            # total} without isLast, so the end is where startAt reaches total.
             page = raw.get("values", raw.get("issueTypes", []))
             names.extend(str(t["name"]) for t in page if not t.get("subtask"))
-            start += len(page)
+            start = int(raw.get("startAt", start)) + len(page)
             total = raw.get("total")
-            if not page or raw.get("isLast", True) or (total is not None and start >= total):
+            if "isLast" in raw:
+                done = bool(raw["isLast"])
+            elif total is not None:
+                done = start >= int(total)
+            else:  # neither: a short page is the last one
+                done = len(page) < int(raw.get("maxResults", params["maxResults"]))
+            if not page or done:
                 break
         return names
 

@@ -382,6 +382,17 @@ def test_issue_types_cloud_shape_and_old_dc_fallback() -> None:
         assert fake.requests_to("/rest/api/2/project/PROJ")
 
 
+@pytest.mark.parametrize("cloud", [True, False])
+def test_issue_types_page_through_createmeta(cloud: bool) -> None:
+    types = tuple(f"Type {i}" for i in range(7))
+    with FakeJira(cloud=cloud, issue_types=types, createmeta_page=3) as fake:
+        tracker = cloud_tracker(fake) if cloud else dc_tracker(fake)
+        assert tracker.issue_types() == list(types)
+        calls = fake.requests_to("/issue/createmeta/PROJ/issuetypes")
+        # 8 types with the sub-task, 3 a page: startAt 0, 3, 6 and no request past the end
+        assert [c.param("startAt") for c in calls] == ["0", "3", "6"]
+
+
 # --------------------------------------------------------------------------- search
 
 

@@ -4,7 +4,8 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
 `jira` library behind it) calls, on ``/rest/api/2``, ``/rest/api/3`` and ``/rest/api/latest``:
 
 - ``GET serverInfo``, ``GET myself``, ``GET field``
-- ``GET project/{key}``, ``GET issue/createmeta/{key}/issuetypes``
+- ``GET project/{key}``, ``GET issue/createmeta/{key}/issuetypes`` (Cloud answers
+  ``{issueTypes, startAt, maxResults, total}``, Data Center ``{values, isLast, ...}``)
 - ``POST issue`` (validated: project, issue type, summary, labels, reporter, required fields;
   summary, description and comment lengths counted in UTF-16 code units, as Java counts them),
   ``GET issue/{key}``, ``POST/GET issue/{key}/comment``, ``POST/GET issue/{key}/remotelink``
@@ -248,6 +249,7 @@ class FakeJira:
         cloud: bool = False,
         max_page: int = 100,
         createmeta_issuetypes: bool = True,
+        createmeta_page: int = 50,
     ) -> None:
         self.project = project
         self.project_id = "10000"
@@ -265,6 +267,7 @@ class FakeJira:
         self.cloud = cloud
         self.max_page = max_page
         self.createmeta_issuetypes = createmeta_issuetypes
+        self.createmeta_page = createmeta_page  # the server's own cap on a createmeta page
         self.requests: list[RecordedRequest] = []
         self._state = _State()
         self._failures: list[_Failure] = []
@@ -499,21 +502,16 @@ class FakeJira:
                 return 404, {"errorMessages": ["null for uri"]}, {}
             if parts[2].upper() not in (self.project, self.project_id):
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
-            start, size = int(q.get("startAt", 0)), int(q.get("maxResults", 50))
+            start = int(q.get("startAt", 0))
+            size = min(int(q.get("maxResults", 50)), self.createmeta_page)
             types = self._types_json()
             page = types[start : start + size]
-            key = "issueTypes" if self.cloud else "values"
-            return (
-                200,
-                {
-                    "startAt": start,
-                    "maxResults": size,
-                    "total": len(types),
-                    "isLast": start + len(page) >= len(types),
-                    key: page,
-                },
-                {},
-            )
+            meta: dict[str, Any] = {"startAt": start, "maxResults": size, "total": len(types)}
+            if self.cloud:  # Cloud: {issueTypes, startAt, maxResults, total}, no isLast
+                meta["issueTypes"] = page
+            else:  # Data Center: {values, isLast, ...}
+                meta.update(values=page, isLast=start + len(page) >= len(types))
+            return 200, meta, {}
         if parts == ["issue"] and method == "POST":
             return self._create(body)
         if len(parts) == 2 and parts[0] == "issue" and method == "GET":
