@@ -35,13 +35,15 @@ def cloud_jira() -> Iterator[FakeJira]:
 
 
 def dc_tracker(fake: FakeJira, **kw: object) -> JiraTracker:
-    """Data Center style: bearer personal access token."""
+    """Data Center style: bearer personal access token; the flavour comes from serverInfo."""
     return JiraTracker(fake.base_url, "PROJ", fake.token, timeout=5.0, **kw)  # type: ignore[arg-type]
 
 
 def cloud_tracker(fake: FakeJira) -> JiraTracker:
     """Cloud style: e-mail + API token, forced to Cloud since the fake is on 127.0.0.1."""
-    return JiraTracker(fake.base_url, "PROJ", fake.token, email=fake.email, cloud=True, timeout=5.0)
+    return JiraTracker(
+        fake.base_url, "PROJ", fake.token, email=fake.email, deployment="cloud", timeout=5.0
+    )
 
 
 def new_issue(**kw: object) -> NewIssue:
@@ -107,8 +109,10 @@ def test_protocol_and_no_network_in_constructor() -> None:
     assert t.browse_url("PROJ-7") == "http://127.0.0.1:9/browse/PROJ-7"
     assert tracker.client.server_url == "http://127.0.0.1:9"  # built without any request
     assert secret not in repr(tracker)
-    assert JiraTracker("https://acme.atlassian.net/", "P", "t").cloud
-    assert not JiraTracker("https://jira.acme.com", "P", "t").cloud
+    # the flavour is settled without a request when forced (auto asks serverInfo on first need)
+    assert JiraTracker("https://jira.acme.com", "P", "t", deployment="cloud").cloud
+    assert not JiraTracker("https://acme.atlassian.net", "P", "t", deployment="datacenter").cloud
+    assert "auto" in repr(tracker)
 
 
 # --------------------------------------------------------------------------- create

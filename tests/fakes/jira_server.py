@@ -10,9 +10,11 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
   summary, description and comment lengths counted in UTF-16 code units, as Java counts them),
   ``GET issue/{key}``, ``POST/GET issue/{key}/comment``, ``POST/GET issue/{key}/remotelink``
   (``globalId`` and ``title`` at most 255 UTF-16 units)
-- ``GET user/search`` (``query=`` on Cloud, ``username=`` on Data Center)
-- ``GET/POST search`` (startAt/maxResults/total) and ``GET/POST search/jql`` (nextPageToken);
-  v3 answers descriptions as Atlassian Document Format
+- ``GET user/search`` (only ``query=`` on Cloud, only ``username=`` on Data Center)
+- ``GET/POST search`` (startAt/maxResults/total; 410 Gone on Cloud) and ``GET/POST search/jql``
+  (nextPageToken; Cloud only); v3 answers descriptions as Atlassian Document Format
+- ``serverInfo`` says ``deploymentType`` Cloud, or Server/DataCenter (``deployment_type=``)
+- every path also under the Cloud API gateway's ``/ex/jira/{cloudId}`` prefix
 - a small JQL subset: ``project``, ``key``, ``issuetype``, ``status`` (``=``, ``!=``, ``in``),
   ``labels`` (``=``, ``!=``),
   ``updated``/``created`` compared with ``"yyyy/MM/dd HH:mm"``, ``"yyyy-MM-dd"`` or ``-2d``/``-15m``
@@ -40,11 +42,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-_API = re.compile(r"^/rest/api/(2|3|latest)/(.*)$")
+# Also under the API gateway's /ex/jira/{cloudId} (scoped tokens and OAuth on Cloud).
+_API = re.compile(r"^(?:/ex/jira/[\w-]+)?/rest/api/(2|3|latest)/(.*)$")
 _DEFAULT_TYPES = ("Bug", "Story", "Task", "Epic")
 # Jira counts its limits in Java chars (UTF-16 code units): an emoji counts twice.
 SUMMARY_LIMIT = 255
 TEXT_LIMIT = 32_767
+_SEARCH_GONE = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."
+)
 _TOO_LONG = "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
 _STANDARD_FIELDS = {
     "project",
@@ -250,6 +256,7 @@ class FakeJira:
         max_page: int = 100,
         createmeta_issuetypes: bool = True,
         createmeta_page: int = 50,
+        deployment_type: str | None = None,
     ) -> None:
         self.project = project
         self.project_id = "10000"
@@ -265,6 +272,8 @@ class FakeJira:
         )
         self.reporter_settable = reporter_settable
         self.cloud = cloud
+        # serverInfo's deploymentType: "Cloud", or "Server" / "DataCenter" on a self-managed Jira
+        self.deployment_type = deployment_type or ("Cloud" if cloud else "Server")
         self.max_page = max_page
         self.createmeta_issuetypes = createmeta_issuetypes
         self.createmeta_page = createmeta_page  # the server's own cap on a createmeta page
@@ -528,15 +537,22 @@ class FakeJira:
                 return self._comment(issue, method, body)
             return self._remotelink(issue, method, body)
         if parts == ["user", "search"]:
-            term = (q.get("query") or q.get("username") or "").lower()
+            # Cloud dropped username= (GDPR) for query=; Data Center searches by username=.
+            term = (q.get("query") if self.cloud else q.get("username")) or ""
+            term = term.lower()
             if not term:
-                return 400, {"errorMessages": ["The query parameter is required."]}, {}
+                needed = "query" if self.cloud else "username"
+                return 400, {"errorMessages": [f"The '{needed}' parameter is required."]}, {}
             found = [
                 self._user_json(u)
                 for u in self.users
                 if term in u.email.lower() or term in u.name.lower()
             ]
             return 200, found, {}
+        if parts == ["search"] and self.cloud:
+            return 410, {"errorMessages": [_SEARCH_GONE], "errors": {}}, {}
+        if parts == ["search", "jql"] and not self.cloud:
+            return 404, {"errorMessages": [f"null for uri: {path}"]}, {}
         if parts in (["search"], ["search", "jql"]):
             params = dict(q)
             fields = _list_param(query.get("fields"))
@@ -552,7 +568,7 @@ class FakeJira:
             "baseUrl": self.base_url,
             "version": "1001.0.0" if self.cloud else "9.12.0",
             "versionNumbers": [1001, 0, 0] if self.cloud else [9, 12, 0],
-            "deploymentType": "Cloud" if self.cloud else "Server",
+            "deploymentType": self.deployment_type,
             "serverTitle": "Fake Jira",
         }
 
