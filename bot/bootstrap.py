@@ -97,8 +97,10 @@ def build_tracker(settings: Settings) -> Tracker | None:
         project=settings.jira_project,
         token=settings.jira_api_token.get_secret_value(),
         email=settings.jira_email,
-        # One filing attempt makes at most five Jira requests; with 15 s each it stays well inside
-        # the outbox lease (bot.domain.filing), so a slow Jira never lets two workers file.
+        deployment=settings.jira_deployment,
+        # One filing attempt makes at most five Jira requests (six the first time, when serverInfo
+        # tells Cloud from Data Center); with 15 s each it stays well inside the outbox lease
+        # (bot.domain.filing), so a slow Jira never lets two workers file.
         timeout=15.0,
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     jira_issue_types: str = ""
     jira_sync_jql: str | None = None
     jira_sync_minutes: int = Field(30, ge=0)
+    jira_deployment: Literal["auto", "cloud", "datacenter"] = "auto"
 
     # slack
     slack_bot_token: SecretStr | None = None

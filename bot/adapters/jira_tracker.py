@@ -7,6 +7,7 @@ TrackerRetryable / TrackerRejected. Retrying is the outbox's job, so the library
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -16,37 +17,73 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlparse
 
 import requests
 from jira import JIRA, JIRAError
 
-from bot.adapters.jira_format import marker_query, render_wiki, updated_query
+from bot.adapters.jira_format import (
+    cut_utf16,
+    marker_query,
+    render_wiki,
+    safe_link,
+    updated_query,
+    utf16_len,
+)
 from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_LIMIT = 255
+LINK_FIELD_LIMIT = 255  # a remote link's globalId and title, in UTF-16 units
 SEARCH_FIELDS = ["summary", "description", "issuetype", "status", "updated"]
 _DC_TOKEN = "start:"
 _WS = re.compile(r"\s+")
+_GATEWAY_PATH = re.compile(r"^/ex/jira/[^/]+/?$")
 T = TypeVar("T")
+Deployment = Literal["auto", "cloud", "datacenter"]
+
+
+def is_gateway_url(url: str) -> bool:
+    """True when *url* is Cloud's API gateway (``https://api.atlassian.com/ex/jira/<cloudId>``).
+
+    Scoped API tokens and OAuth apps reach a Cloud site only through it.
+    """
+    parts = urlparse(url)
+    return (parts.hostname or "").lower() == "api.atlassian.com" and _GATEWAY_PATH.match(
+        parts.path
+    ) is not None
 
 
 def is_cloud_url(url: str) -> bool:
-    """True when *url* is a Jira Cloud site (``*.atlassian.net``)."""
+    """True when *url* looks like Jira Cloud: a ``*.atlassian.net`` site or the API gateway.
+
+    Only the fallback for when ``serverInfo`` cannot tell (see ``JiraTracker.cloud``).
+    """
     host = (urlparse(url).hostname or "").lower()
-    return host == "atlassian.net" or host.endswith(".atlassian.net")
+    return host == "atlassian.net" or host.endswith(".atlassian.net") or is_gateway_url(url)
 
 
 def single_line_summary(text: str, limit: int = SUMMARY_LIMIT) -> str:
-    """Jira's summary: one line, at most *limit* characters (cut with an ellipsis)."""
+    """Jira's summary: one line, at most *limit* UTF-16 units (cut with an ellipsis)."""
     line = _WS.sub(" ", text).strip()
-    if len(line) <= limit:
+    if utf16_len(line) <= limit:
         return line
-    return line[: limit - 1].rstrip() + "…"
+    return cut_utf16(line, limit - 1).rstrip() + "…"
+
+
+def link_global_id(url: str) -> str:
+    """The remote link's ``globalId`` for *url*: the URL itself, or a hash when it is too long.
+
+    Jira keeps at most 255 characters there. The hash is of the URL alone, so a retry, in this
+    process or another, sends the same id and updates the link instead of adding a second one.
+    """
+    if utf16_len(url) <= LINK_FIELD_LIMIT:
+        return url
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"ideabot:url-sha256:{digest}"
 
 
 def clean_labels(labels: tuple[str, ...] | list[str]) -> list[str]:
@@ -221,8 +258,10 @@ def _mapped(action: str) -> Iterator[None]:
 class JiraTracker:
     """The Tracker port on Jira Cloud (email + API token) or Data Center (personal access token).
 
-    *cloud* forces the flavour; by default a ``*.atlassian.net`` host means Cloud. Cloud pages
-    searches with ``nextPageToken`` (``/search/jql``), Data Center with ``startAt`` (``/search``).
+    *deployment* (``JIRA_DEPLOYMENT``) forces the flavour; ``auto`` asks ``serverInfo`` the first
+    time it matters (see ``cloud``). *cloud*, when given, is the older spelling of the same. Cloud
+    pages searches with ``nextPageToken`` (``/search/jql``) and finds users by ``query``; Data
+    Center pages with ``startAt`` (``/search``) and finds users by ``username``.
     """
 
     def __init__(
@@ -233,20 +272,75 @@ class JiraTracker:
         email: str | None = None,
         timeout: float = 15.0,
         cloud: bool | None = None,
+        deployment: Deployment = "auto",
     ) -> None:
+        if deployment not in get_args(Deployment):
+            raise ValueError(f"Jira deployment must be auto, cloud or datacenter: {deployment!r}")
         self.url = url.rstrip("/")
         self.project = project
-        self.cloud = is_cloud_url(self.url) if cloud is None else cloud
+        self._cloud: bool | None = cloud if cloud is not None else _FORCED.get(deployment)
         self._token = token
         self._email = email
         self._timeout = timeout
         self._client: JIRA | None = None
         self._lock = threading.Lock()
+        self._info_lock = threading.Lock()
+        self._info: dict[str, Any] | None = None
+        self._info_asked = False  # True once serverInfo answered or refused for good
         self._reporters: dict[str, dict[str, str] | None] = {}
 
     def __repr__(self) -> str:
-        flavour = "cloud" if self.cloud else "data-center"
+        flavour = {True: "cloud", False: "data-center", None: "auto"}[self._cloud]
         return f"JiraTracker(url={self.url!r}, project={self.project!r}, {flavour})"
+
+    @property
+    def cloud(self) -> bool:
+        """True on Jira Cloud. Unless set, ``serverInfo``'s ``deploymentType`` decides, once.
+
+        The hostname is the fallback: the API gateway URL that scoped tokens and OAuth need is
+        Cloud without being ``*.atlassian.net``, and a Cloud-only setup must never get Data
+        Center's retired ``/search`` or ``username=`` look-ups. A passing failure (timeout, 5xx)
+        is not remembered, so the next use asks again.
+        """
+        if self._cloud is not None:
+            return self._cloud
+        info = self._server_info()
+        kind = str((info or {}).get("deploymentType") or "")
+        found = kind.lower() == "cloud" if kind else is_cloud_url(self.url)
+        if self._info_asked:
+            self._cloud = found
+            if self._client is not None:
+                self._client.deploymentType = "Cloud" if found else "Server"
+            logger.info("Jira at %s is %s", self.url, "Cloud" if found else "Data Center")
+        return found
+
+    def _server_info(self) -> dict[str, Any] | None:
+        """``GET serverInfo``, asked once; None when Jira would not say."""
+        with self._info_lock:
+            if self._info_asked:
+                return self._info
+            try:
+                raw = self._call("reading serverInfo", lambda: self.client._get_json("serverInfo"))
+            except TrackerRetryable as exc:
+                logger.warning("Jira serverInfo failed for now (%s); going by the URL", exc)
+                return None
+            except TrackerRejected as exc:
+                logger.warning("Jira refused serverInfo (%s); going by the URL", exc)
+                raw = None
+            self._info = raw if isinstance(raw, dict) else None
+            self._info_asked = True
+            return self._info
+
+    def _browse_base(self) -> str:
+        """Where people open issues: the site, which the API gateway URL is not.
+
+        Judged by the gateway's distinctive path alone, so a proxy in front of it counts too.
+        """
+        if _GATEWAY_PATH.match(urlparse(self.url).path):
+            site = (self._server_info() or {}).get("baseUrl")
+            if isinstance(site, str) and safe_link(site):
+                return site.rstrip("/")
+        return self.url
 
     # ------------------------------------------------------------------ client
 
@@ -262,15 +356,19 @@ class JiraTracker:
                 )
                 client = JIRA(
                     server=self.url,
-                    options={"check_update": False},
+                    # REST v2 takes descriptions and comments as wiki markup (render_wiki), on Data
+                    # Center and on Cloud alike; v3 would want Atlassian Document Format instead.
+                    options={"check_update": False, "rest_api_version": "2"},
                     timeout=self._timeout,
                     max_retries=0,
                     get_server_info=False,
                     **auth,
                 )
                 # What get_server_info would have learnt; the library keys its Cloud-only
-                # paths (enhanced search, user search by query) on it.
-                client.deploymentType = "Cloud" if self.cloud else "Server"
+                # paths (enhanced search, user search by query) on it. In auto mode it is set
+                # once serverInfo has answered (cloud), since building the client asks nothing.
+                if self._cloud is not None:
+                    client.deploymentType = "Cloud" if self._cloud else "Server"
                 self._client = client
             return self._client
 
@@ -282,7 +380,7 @@ class JiraTracker:
 
     def browse_url(self, key: str) -> str:
         """The human URL of an issue."""
-        return f"{self.url}/browse/{key}"
+        return f"{self._browse_base()}/browse/{key}"
 
     def create_issue(self, issue: NewIssue) -> CreatedIssue:
         """Creates the issue (with reporter when Jira allows it), then links back to *link_url*."""
@@ -402,7 +500,10 @@ class JiraTracker:
 
     def _link(self, key: str, url: str, title: str | None) -> None:
         # globalId makes the link idempotent: a retried comment or creation updates, not duplicates.
-        payload = {"globalId": url, "object": {"url": url, "title": title or url}}
+        payload = {
+            "globalId": link_global_id(url),
+            "object": {"url": url, "title": single_line_summary(title or url, LINK_FIELD_LIMIT)},
+        }
         client = self.client
         try:
             self._call(
@@ -427,11 +528,19 @@ class JiraTracker:
                     params=params,
                 ),
             )
+            # Data Center answers {values, isLast, ...}; Cloud {issueTypes, startAt, maxResults,
+            # total} without isLast, so the end is where startAt reaches total.
             page = raw.get("values", raw.get("issueTypes", []))
             names.extend(str(t["name"]) for t in page if not t.get("subtask"))
-            start += len(page)
+            start = int(raw.get("startAt", start)) + len(page)
             total = raw.get("total")
-            if not page or raw.get("isLast", True) or (total is not None and start >= total):
+            if "isLast" in raw:
+                done = bool(raw["isLast"])
+            elif total is not None:
+                done = start >= int(total)
+            else:  # neither: a short page is the last one
+                done = len(page) < int(raw.get("maxResults", params["maxResults"]))
+            if not page or done:
                 break
         return names
 
@@ -449,7 +558,8 @@ class JiraTracker:
         raw = self._call(
             "searching issues", lambda: self.client._get_json("search/jql", params=params)
         )
-        tickets = [self._ticket(i) for i in raw.get("issues", [])]
+        base = self._browse_base()
+        tickets = [self._ticket(i, base) for i in raw.get("issues", [])]
         token = raw.get("nextPageToken")
         if raw.get("isLast") or not token or not tickets:
             token = None
@@ -471,7 +581,8 @@ class JiraTracker:
         }
         raw = self._call("searching issues", lambda: self.client._get_json("search", params=params))
         issues = raw.get("issues", [])
-        tickets = [self._ticket(i) for i in issues]
+        base = self._browse_base()
+        tickets = [self._ticket(i, base) for i in issues]
         nxt = int(raw.get("startAt", start)) + len(issues)
         total = raw.get("total")
         more = bool(issues) and (
@@ -479,7 +590,7 @@ class JiraTracker:
         )
         return tickets, f"{_DC_TOKEN}{nxt}" if more else None
 
-    def _ticket(self, raw: dict[str, Any]) -> Ticket:
+    def _ticket(self, raw: dict[str, Any], base: str) -> Ticket:
         f = raw.get("fields") or {}
         key = str(raw["key"])
         return Ticket(
@@ -487,10 +598,13 @@ class JiraTracker:
             title=str(f.get("summary") or ""),
             description=flatten_adf(f.get("description")),
             type=(f.get("issuetype") or {}).get("name"),
-            url=self.browse_url(key),
+            url=f"{base}/browse/{key}",
             status=(f.get("status") or {}).get("name"),
             updated=parse_jira_datetime(f.get("updated")),
         )
+
+
+_FORCED: dict[str, bool] = {"cloud": True, "datacenter": False}
 
 
 def _mentions_reporter(exc: TrackerRejected) -> bool:

@@ -19,7 +19,7 @@ from bot.adapters.jira_tracker import (
 )
 from bot.domain.models import IssueText, NewComment, NewIssue
 from bot.domain.ports import Tracker, TrackerRejected, TrackerRetryable
-from tests.fakes.jira_server import FakeJira, FakeUser, adf
+from tests.fakes.jira_server import FakeJira, FakeUser, adf, units
 
 
 @pytest.fixture
@@ -35,13 +35,15 @@ def cloud_jira() -> Iterator[FakeJira]:
 
 
 def dc_tracker(fake: FakeJira, **kw: object) -> JiraTracker:
-    """Data Center style: bearer personal access token."""
+    """Data Center style: bearer personal access token; the flavour comes from serverInfo."""
     return JiraTracker(fake.base_url, "PROJ", fake.token, timeout=5.0, **kw)  # type: ignore[arg-type]
 
 
 def cloud_tracker(fake: FakeJira) -> JiraTracker:
     """Cloud style: e-mail + API token, forced to Cloud since the fake is on 127.0.0.1."""
-    return JiraTracker(fake.base_url, "PROJ", fake.token, email=fake.email, cloud=True, timeout=5.0)
+    return JiraTracker(
+        fake.base_url, "PROJ", fake.token, email=fake.email, deployment="cloud", timeout=5.0
+    )
 
 
 def new_issue(**kw: object) -> NewIssue:
@@ -67,6 +69,8 @@ def test_helpers() -> None:
     assert not is_cloud_url("https://atlassian.net.evil.com")
     s = single_line_summary("a\nb\r\n  c " + "x" * 300)
     assert "\n" not in s and len(s) == 255 and s.startswith("a b c") and s.endswith("…")
+    s = single_line_summary("x" + "😀" * 200)  # 401 UTF-16 units: never half an emoji
+    assert units(s) == 254 and s == "x" + "😀" * 126 + "…"
     assert parse_retry_after("7") == 7.0
     now = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now) == 30
@@ -105,8 +109,10 @@ def test_protocol_and_no_network_in_constructor() -> None:
     assert t.browse_url("PROJ-7") == "http://127.0.0.1:9/browse/PROJ-7"
     assert tracker.client.server_url == "http://127.0.0.1:9"  # built without any request
     assert secret not in repr(tracker)
-    assert JiraTracker("https://acme.atlassian.net/", "P", "t").cloud
-    assert not JiraTracker("https://jira.acme.com", "P", "t").cloud
+    # the flavour is settled without a request when forced (auto asks serverInfo on first need)
+    assert JiraTracker("https://jira.acme.com", "P", "t", deployment="cloud").cloud
+    assert not JiraTracker("https://acme.atlassian.net", "P", "t", deployment="datacenter").cloud
+    assert "auto" in repr(tracker)
 
 
 # --------------------------------------------------------------------------- create
@@ -202,6 +208,43 @@ def test_failing_remote_link_does_not_fail_creation(
     assert any("remote link" in r.getMessage() for r in caplog.records)
 
 
+def test_description_escapes_what_people_and_models_wrote(fake_jira: FakeJira) -> None:
+    body = IssueText(
+        summary="Add SSO !https://evil.example/px.png!",
+        original="[kept|https://verbatim.example]",
+        permalink="https://acme.slack.com/archives/C1/p1",
+        author="Mallory [Verify your Jira account|https://evil.example/sso]",
+    )
+    tracker = dc_tracker(fake_jira)
+    key = tracker.create_issue(new_issue(body=body)).key
+    # v2 on both flavours: the description is wiki markup, which Cloud also accepts on v2
+    assert fake_jira.requests_to("/issue", "POST")[0].path == "/rest/api/2/issue"
+    description = fake_jira.issues[key]["fields"]["description"]
+    assert r"Add SSO \!https://evil.example/px.png\!" in description
+    assert (
+        r"Posted by: Mallory \[Verify your Jira account\|https://evil.example/sso\]" in description
+    )
+    assert "{noformat}\n[kept|https://verbatim.example]\n{noformat}" in description
+    assert "Slack thread: https://acme.slack.com/archives/C1/p1\n" in description
+    tracker.add_comment(NewComment(key=key, body=IssueText(author="Eve {html}<script>{html}")))
+    assert r"Posted by: Eve \{html\}<script>\{html\}" in fake_jira.comments(key)[0]["body"]
+
+
+def test_astral_text_fits_jira_limits_in_utf16_units(fake_jira: FakeJira) -> None:
+    # 😀 is one Python character but two UTF-16 code units, which is what Jira counts.
+    tracker = dc_tracker(fake_jira)
+    long_post = "😀 dark mode 𝕏 " * 3000  # 42,000 characters, 54,000 UTF-16 units
+    key = tracker.create_issue(
+        new_issue(summary="😀" * 200, body=IssueText(summary="𝕏" * 100, original=long_post))
+    ).key
+    fields = fake_jira.issues[key]["fields"]
+    assert units(fields["summary"]) <= 255 and fields["summary"].endswith("😀…")
+    assert 32_000 < units(fields["description"]) <= 32_767
+    assert "more characters in Slack" in fields["description"]
+    tracker.add_comment(NewComment(key=key, body=IssueText(original=long_post)))
+    assert units(fake_jira.comments(key)[0]["body"]) <= 32_767
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -284,6 +327,24 @@ def test_connection_errors_and_timeouts_are_retryable(fake_jira: FakeJira) -> No
         JiraTracker(url, "PROJ", "t", timeout=2.0).issue_types()
 
 
+def test_long_permalink_links_with_a_stable_hashed_global_id(fake_jira: FakeJira) -> None:
+    url = "https://acme.slack.com/archives/C1/p1700000000123456?thread_ts=1.2&cid=C1&x=" + "y" * 300
+    tracker = dc_tracker(fake_jira)
+    key = tracker.create_issue(new_issue(link_url=url, link_title=None)).key
+    # the comment's retry links the same URL again: one link, updated in place
+    for _ in range(2):
+        tracker.add_comment(NewComment(key=key, body=IssueText(original="+1"), link_url=url))
+    links = fake_jira.remote_links(key)
+    assert len(links) == 1 and links[0]["object"]["url"] == url
+    assert len(links[0]["globalId"]) <= 255 and links[0]["globalId"] != url
+    assert units(links[0]["object"]["title"]) <= 255
+    # the same URL hashes the same in another process (a retry after a restart)
+    other = dc_tracker(fake_jira)
+    other.add_comment(NewComment(key=key, body=IssueText(original="again"), link_url=url))
+    assert len(fake_jira.remote_links(key)) == 1
+    assert [r.status for r in fake_jira.requests_to("/remotelink", "POST")] == [201, 200, 200, 200]
+
+
 # --------------------------------------------------------------------------- comment, types
 
 
@@ -323,6 +384,17 @@ def test_issue_types_cloud_shape_and_old_dc_fallback() -> None:
     with FakeJira(createmeta_issuetypes=False, issue_types=("Bug", "Task")) as fake:
         assert dc_tracker(fake).issue_types() == ["Bug", "Task"]
         assert fake.requests_to("/rest/api/2/project/PROJ")
+
+
+@pytest.mark.parametrize("cloud", [True, False])
+def test_issue_types_page_through_createmeta(cloud: bool) -> None:
+    types = tuple(f"Type {i}" for i in range(7))
+    with FakeJira(cloud=cloud, issue_types=types, createmeta_page=3) as fake:
+        tracker = cloud_tracker(fake) if cloud else dc_tracker(fake)
+        assert tracker.issue_types() == list(types)
+        calls = fake.requests_to("/issue/createmeta/PROJ/issuetypes")
+        # 8 types with the sub-task, 3 a page: startAt 0, 3, 6 and no request past the end
+        assert [c.param("startAt") for c in calls] == ["0", "3", "6"]
 
 
 # --------------------------------------------------------------------------- search

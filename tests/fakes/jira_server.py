@@ -4,12 +4,17 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
 `jira` library behind it) calls, on ``/rest/api/2``, ``/rest/api/3`` and ``/rest/api/latest``:
 
 - ``GET serverInfo``, ``GET myself``, ``GET field``
-- ``GET project/{key}``, ``GET issue/createmeta/{key}/issuetypes``
-- ``POST issue`` (validated: project, issue type, summary, labels, reporter, required fields),
+- ``GET project/{key}``, ``GET issue/createmeta/{key}/issuetypes`` (Cloud answers
+  ``{issueTypes, startAt, maxResults, total}``, Data Center ``{values, isLast, ...}``)
+- ``POST issue`` (validated: project, issue type, summary, labels, reporter, required fields;
+  summary, description and comment lengths counted in UTF-16 code units, as Java counts them),
   ``GET issue/{key}``, ``POST/GET issue/{key}/comment``, ``POST/GET issue/{key}/remotelink``
-- ``GET user/search`` (``query=`` on Cloud, ``username=`` on Data Center)
-- ``GET/POST search`` (startAt/maxResults/total) and ``GET/POST search/jql`` (nextPageToken);
-  v3 answers descriptions as Atlassian Document Format
+  (``globalId`` and ``title`` at most 255 UTF-16 units)
+- ``GET user/search`` (only ``query=`` on Cloud, only ``username=`` on Data Center)
+- ``GET/POST search`` (startAt/maxResults/total; 410 Gone on Cloud) and ``GET/POST search/jql``
+  (nextPageToken; Cloud only); v3 answers descriptions as Atlassian Document Format
+- ``serverInfo`` says ``deploymentType`` Cloud, or Server/DataCenter (``deployment_type=``)
+- every path also under the Cloud API gateway's ``/ex/jira/{cloudId}`` prefix
 - a small JQL subset: ``project``, ``key``, ``issuetype``, ``status`` (``=``, ``!=``, ``in``),
   ``labels`` (``=``, ``!=``),
   ``updated``/``created`` compared with ``"yyyy/MM/dd HH:mm"``, ``"yyyy-MM-dd"`` or ``-2d``/``-15m``
@@ -37,8 +42,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-_API = re.compile(r"^/rest/api/(2|3|latest)/(.*)$")
+# Also under the API gateway's /ex/jira/{cloudId} (scoped tokens and OAuth on Cloud).
+_API = re.compile(r"^(?:/ex/jira/[\w-]+)?/rest/api/(2|3|latest)/(.*)$")
 _DEFAULT_TYPES = ("Bug", "Story", "Task", "Epic")
+# Jira counts its limits in Java chars (UTF-16 code units): an emoji counts twice.
+SUMMARY_LIMIT = 255
+TEXT_LIMIT = 32_767
+_SEARCH_GONE = (
+    "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."
+)
+_TOO_LONG = "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
 _STANDARD_FIELDS = {
     "project",
     "summary",
@@ -92,6 +105,11 @@ class _State:
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def units(text: str) -> int:
+    """Length in UTF-16 code units, as Jira (Java) counts it."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _fmt(dt: datetime) -> str:
@@ -237,6 +255,8 @@ class FakeJira:
         cloud: bool = False,
         max_page: int = 100,
         createmeta_issuetypes: bool = True,
+        createmeta_page: int = 50,
+        deployment_type: str | None = None,
     ) -> None:
         self.project = project
         self.project_id = "10000"
@@ -252,8 +272,11 @@ class FakeJira:
         )
         self.reporter_settable = reporter_settable
         self.cloud = cloud
+        # serverInfo's deploymentType: "Cloud", or "Server" / "DataCenter" on a self-managed Jira
+        self.deployment_type = deployment_type or ("Cloud" if cloud else "Server")
         self.max_page = max_page
         self.createmeta_issuetypes = createmeta_issuetypes
+        self.createmeta_page = createmeta_page  # the server's own cap on a createmeta page
         self.requests: list[RecordedRequest] = []
         self._state = _State()
         self._failures: list[_Failure] = []
@@ -488,21 +511,16 @@ class FakeJira:
                 return 404, {"errorMessages": ["null for uri"]}, {}
             if parts[2].upper() not in (self.project, self.project_id):
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
-            start, size = int(q.get("startAt", 0)), int(q.get("maxResults", 50))
+            start = int(q.get("startAt", 0))
+            size = min(int(q.get("maxResults", 50)), self.createmeta_page)
             types = self._types_json()
             page = types[start : start + size]
-            key = "issueTypes" if self.cloud else "values"
-            return (
-                200,
-                {
-                    "startAt": start,
-                    "maxResults": size,
-                    "total": len(types),
-                    "isLast": start + len(page) >= len(types),
-                    key: page,
-                },
-                {},
-            )
+            meta: dict[str, Any] = {"startAt": start, "maxResults": size, "total": len(types)}
+            if self.cloud:  # Cloud: {issueTypes, startAt, maxResults, total}, no isLast
+                meta["issueTypes"] = page
+            else:  # Data Center: {values, isLast, ...}
+                meta.update(values=page, isLast=start + len(page) >= len(types))
+            return 200, meta, {}
         if parts == ["issue"] and method == "POST":
             return self._create(body)
         if len(parts) == 2 and parts[0] == "issue" and method == "GET":
@@ -519,15 +537,22 @@ class FakeJira:
                 return self._comment(issue, method, body)
             return self._remotelink(issue, method, body)
         if parts == ["user", "search"]:
-            term = (q.get("query") or q.get("username") or "").lower()
+            # Cloud dropped username= (GDPR) for query=; Data Center searches by username=.
+            term = (q.get("query") if self.cloud else q.get("username")) or ""
+            term = term.lower()
             if not term:
-                return 400, {"errorMessages": ["The query parameter is required."]}, {}
+                needed = "query" if self.cloud else "username"
+                return 400, {"errorMessages": [f"The '{needed}' parameter is required."]}, {}
             found = [
                 self._user_json(u)
                 for u in self.users
                 if term in u.email.lower() or term in u.name.lower()
             ]
             return 200, found, {}
+        if parts == ["search"] and self.cloud:
+            return 410, {"errorMessages": [_SEARCH_GONE], "errors": {}}, {}
+        if parts == ["search", "jql"] and not self.cloud:
+            return 404, {"errorMessages": [f"null for uri: {path}"]}, {}
         if parts in (["search"], ["search", "jql"]):
             params = dict(q)
             fields = _list_param(query.get("fields"))
@@ -543,7 +568,7 @@ class FakeJira:
             "baseUrl": self.base_url,
             "version": "1001.0.0" if self.cloud else "9.12.0",
             "versionNumbers": [1001, 0, 0] if self.cloud else [9, 12, 0],
-            "deploymentType": "Cloud" if self.cloud else "Server",
+            "deploymentType": self.deployment_type,
             "serverTitle": "Fake Jira",
         }
 
@@ -613,10 +638,13 @@ class FakeJira:
         summary = f.get("summary")
         if not isinstance(summary, str) or not summary.strip():
             errors["summary"] = "You must specify a summary of the issue."
-        elif len(summary) > 255:
+        elif units(summary) > SUMMARY_LIMIT:
             errors["summary"] = "Summary must be less than 255 characters."
         elif "\n" in summary or "\r" in summary:
             errors["summary"] = "The summary is invalid because it contains newline characters."
+        description = f.get("description")
+        if isinstance(description, str) and units(description) > TEXT_LIMIT:
+            errors["description"] = _TOO_LONG
         labels = f.get("labels", [])
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
             errors["labels"] = "Labels must be a list of strings."
@@ -684,6 +712,8 @@ class FakeJira:
                 {"errorMessages": [], "errors": {"comment": "Comment body can not be empty!"}},
                 {},
             )
+        if isinstance(body["body"], str) and units(body["body"]) > TEXT_LIMIT:
+            return 400, {"errorMessages": [], "errors": {"comment": _TOO_LONG}}, {}
         comment = {
             "id": str(self._next_comment),
             "body": body["body"],
@@ -706,6 +736,13 @@ class FakeJira:
             errors = {"title": "'title' is required."} if isinstance(obj, dict) else {}
             return 400, {"errorMessages": [], "errors": errors or {"object": "required"}}, {}
         gid = body.get("globalId")
+        errors = {}
+        if isinstance(gid, str) and units(gid) > 255:
+            errors["globalId"] = "The global ID must not be longer than 255 characters."
+        if units(str(obj["title"])) > 255:
+            errors["title"] = "The title must not be longer than 255 characters."
+        if errors:
+            return 400, {"errorMessages": [], "errors": errors}, {}
         for link in links:
             if gid and link.get("globalId") == gid:
                 link["object"] = obj
