@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -76,7 +75,7 @@ def build_digest_service(
     if calendar is None and s.meetings_ics:
         from bot.adapters.calendar_ics import IcsCalendar
 
-        calendar = IcsCalendar(s.meetings_ics, tz=s.digest_timezone)
+        calendar = IcsCalendar(s.meetings_ics, tz=s.digest_zone)
     model: Any = services.llm if services.llm is not None else s.llm_model
     write = None
     if model is not None:
@@ -90,7 +89,7 @@ def build_digest_service(
         chat=chat if chat is not None else chat_for(services),
         calendar=calendar,
         tz=s.digest_timezone,
-        workday=s.workday_hours,
+        workday=s.workday,
         render_meetings=render_meetings,
         render_takeaways=render_takeaways,
         idea_channels=tuple(s.idea_channels),
@@ -104,9 +103,7 @@ def build_digest_service(
 
 def digest_time(settings: Settings, kind: DigestKind) -> time:
     """The configured local time of *kind*."""
-    raw = settings.meeting_digest_at if kind == "meetings" else settings.takeaway_digest_at
-    hh, mm = raw.split(":")
-    return time(int(hh), int(mm))
+    return settings.meeting_digest_at if kind == "meetings" else settings.takeaway_digest_at
 
 
 def digest_trigger(settings: Settings, kind: DigestKind) -> CronTrigger:
@@ -116,7 +113,7 @@ def digest_trigger(settings: Settings, kind: DigestKind) -> CronTrigger:
         day_of_week=settings.digest_days,
         hour=at.hour,
         minute=at.minute,
-        timezone=ZoneInfo(settings.digest_timezone),
+        timezone=settings.digest_zone,
     )
 
 
@@ -136,7 +133,7 @@ class DigestScheduler:
     ) -> None:
         self.settings = services.settings
         self.clock: Clock = clock or _utcnow
-        self.tz = ZoneInfo(self.settings.digest_timezone)
+        self.tz = self.settings.digest_zone
         self.grace = timedelta(minutes=self.settings.digest_grace_minutes)
         self.channel = channel or self.settings.digest_channel
         self.service = service or build_digest_service(services, clock=self.clock)
