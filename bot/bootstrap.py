@@ -82,9 +82,9 @@ def build_tracker(settings: Settings) -> Tracker | None:
 def build_llm(settings: Settings) -> Any:
     if not settings.llm_model:
         return None
-    from bot.adapters.analyzer_llm import make_chat_model
+    from bot.adapters.llm_text import build_chat_model
 
-    return make_chat_model(settings.llm_model, timeout=settings.llm_timeout)
+    return build_chat_model(settings.llm_model, timeout=settings.llm_timeout)
 
 
 def build_analyzer(

@@ -26,7 +26,6 @@ from bot.adapters.llm_text import (
     ChatModelSource,
     LlmTimeout,
     LlmUnavailable,
-    build_chat_model,
     call_with_timeout,
 )
 from bot.adapters.prompts import Prompt, PromptError, load_prompt
@@ -42,15 +41,6 @@ logger = logging.getLogger(__name__)
 PROMPT_NAME = "triage"
 PROMPT_VARIABLES = frozenset({"post", "candidates"})
 _MAX_LABELS_IN = 20
-
-
-def make_chat_model(spec: str, timeout: float = 20.0) -> BaseChatModel:
-    """Builds the ``provider:model`` chat model now (imports LangChain and the provider package).
-
-    Raises ``LlmUnavailable`` naming the package to install. Prefer handing the spec string to
-    ``LlmAnalyzer``/``run_text_prompt`` when start-up time matters: they build it on first use.
-    """
-    return build_chat_model(spec, timeout)
 
 
 class InvalidOutput(ValueError):
