@@ -7,7 +7,6 @@ fakes or adapters aimed at local servers as keyword arguments, through the same 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from bot.config import ConfigError, Settings
@@ -103,7 +102,11 @@ def build_analyzer(
     from bot.adapters.analyzer_llm import LlmAnalyzer
 
     return LlmAnalyzer(
-        llm, fallback=offline, timeout=settings.llm_timeout, model_name=settings.llm_model
+        llm,
+        fallback=offline,
+        timeout=settings.llm_timeout,
+        model_name=settings.llm_model,
+        prompts_dir=settings.prompts_dir,
     )
 
 
@@ -140,11 +143,8 @@ def check_prompts(settings: Settings) -> None:
     """Fails start-up on a broken prompt file rather than on the first post that needs it."""
     from bot.adapters.prompts import PromptError, load_all
 
-    if settings.prompts_dir is not None:
-        # The prompt loader is also used deep inside adapters; the environment reaches them all.
-        os.environ["PROMPTS_DIR"] = str(settings.prompts_dir)
     try:
-        load_all()
+        load_all(settings.prompts_dir)
     except PromptError as exc:
         raise ConfigError(f"PROMPTS_DIR: {exc}") from None
 

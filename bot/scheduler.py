@@ -82,7 +82,9 @@ def build_digest_service(
         from bot.adapters.llm_text import run_text_prompt
 
         def write(prompt: str, variables: dict[str, str]) -> str | None:
-            return run_text_prompt(model, prompt, variables, timeout=s.llm_timeout)
+            return run_text_prompt(
+                model, prompt, variables, timeout=s.llm_timeout, prompts_dir=s.prompts_dir
+            )
 
     return DigestService(
         store=services.store,
