@@ -9,7 +9,6 @@ step :meth:`Bot.startup`, which ``serve`` runs and ``doctor`` reports.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,9 +107,9 @@ def build_tracker(settings: Settings) -> Tracker | None:
 def build_llm(settings: Settings) -> Any:
     if not settings.llm_model:
         return None
-    from bot.adapters.analyzer_llm import make_chat_model
+    from bot.adapters.llm_text import build_chat_model
 
-    return make_chat_model(settings.llm_model, timeout=settings.llm_timeout)
+    return build_chat_model(settings.llm_model, timeout=settings.llm_timeout)
 
 
 def build_analyzer(
@@ -129,29 +128,28 @@ def build_analyzer(
     from bot.adapters.analyzer_llm import LlmAnalyzer
 
     return LlmAnalyzer(
-        llm, fallback=offline, timeout=settings.llm_timeout, model_name=settings.llm_model
+        llm,
+        fallback=offline,
+        timeout=settings.llm_timeout,
+        model_name=settings.llm_model,
+        prompts_dir=settings.prompts_dir,
     )
 
 
 def build_calendar(settings: Settings) -> Calendar | None:
     if not settings.meetings_ics:
         return None
-    from zoneinfo import ZoneInfo
-
     from bot.adapters.calendar_ics import IcsCalendar
 
-    return IcsCalendar(settings.meetings_ics, tz=ZoneInfo(settings.digest_timezone))
+    return IcsCalendar(settings.meetings_ics, tz=settings.digest_zone)
 
 
 def check_prompts(settings: Settings) -> None:
     """Fails start-up on a broken prompt file rather than on the first post that needs it."""
     from bot.adapters.prompts import PromptError, load_all
 
-    if settings.prompts_dir is not None:
-        # The prompt loader is also used deep inside adapters; the environment reaches them all.
-        os.environ["PROMPTS_DIR"] = str(settings.prompts_dir)
     try:
-        load_all()
+        load_all(settings.prompts_dir)
     except PromptError as exc:
         raise ConfigError(f"PROMPTS_DIR: {exc}") from None
 
@@ -220,7 +218,9 @@ def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, 
     model: Any = llm if llm is not None else settings.llm_model
 
     def write(prompt: str, variables: dict[str, str]) -> str | None:
-        return run_text_prompt(model, prompt, variables, timeout=settings.llm_timeout)
+        return run_text_prompt(
+            model, prompt, variables, timeout=settings.llm_timeout, prompts_dir=settings.prompts_dir
+        )
 
     return write
 
@@ -241,7 +241,7 @@ def build_digests(
         chat=chat,
         calendar=calendar,
         tz=settings.digest_timezone,
-        workday=settings.workday_hours,
+        workday=settings.workday,
         render_meetings=lambda d: Rendered(
             digest_blocks.meeting_summary(d),
             digest_blocks.build_meeting_blocks(d),

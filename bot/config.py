@@ -1,7 +1,7 @@
 """One settings object, read from the environment and `.env`, validated at start-up.
 
 Every setting is documented in `.env.example`. A missing or malformed value raises
-:class:`ConfigError` with one line naming the variable; `__main__` prints it and exits 2.
+:class:`ConfigError` with one line naming the variable; the command line prints it and exits 2.
 """
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_TYPE_KINDS = {
+from bot.domain.models import KINDS
+
+DEFAULT_TYPE_KINDS: dict[str, str] = {
     "bug": "bug",
     "defect": "bug",
     "story": "idea",
@@ -26,14 +28,53 @@ DEFAULT_TYPE_KINDS = {
     "question": "question",
     "support": "question",
 }
-DEFAULT_ISSUE_TYPES = {"idea": "Story", "bug": "Bug", "question": "Task", "other": "Task"}
+DEFAULT_ISSUE_TYPES: dict[str, str] = {
+    "idea": "Story",
+    "bug": "Bug",
+    "question": "Task",
+    "other": "Task",
+}
+
+
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;](?:password|passwd|pwd|pass|token|secret|api_?key|access_?token|sslpassword)=)"
+    r"[^&;#\s]*"
+)
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/@\s:]*)(:[^/@\s]*)?@")
+
+
+def redact_text(text: str) -> str:
+    """*text* with every URL credential replaced by ``***``: the password of ``user:pass@host``
+    and secret query parameters (``?password=…``, ``&token=…``). Safe to print or log."""
+    text = _URL_USERINFO.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}{':***' if m.group(3) else ''}@", text
+    )
+    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}***", text)
+
+
+def redact_url(url: str) -> str:
+    """A database or service URL fit to show an operator (see :func:`redact_text`)."""
+    return redact_text(url)
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _parse_map(raw: str, var: str) -> dict[str, str]:
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+LOG_LEVELS: tuple[LogLevel, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Workday(NamedTuple):
+    """The working day (``WORKDAY``), local times in DIGEST_TIMEZONE; ``start < end``."""
+
+    start: time
+    end: time
+
+
+def _parse_map(raw: str) -> dict[str, str]:
+    """``"a=B, c=D"`` -> ``{"a": "B", "c": "D"}``; names lower-cased, values kept as written."""
     out: dict[str, str] = {}
     for part in raw.split(","):
         part = part.strip()
@@ -48,6 +89,19 @@ def _parse_map(raw: str, var: str) -> dict[str, str]:
     return out
 
 
+def _as_map(raw: Any) -> dict[str, str]:
+    # From the environment a map is a string; from Python (tests, overrides) it may be a dict.
+    if isinstance(raw, dict):
+        return {str(k).strip().lower(): str(v).strip() for k, v in raw.items()}
+    return _parse_map(str(raw))
+
+
+def _kind(value: str, what: str) -> str:
+    if value.lower() in KINDS:
+        return value.lower()
+    raise ValueError(f"unknown kind {value!r} {what} (expected one of {', '.join(KINDS)})")
+
+
 def _parse_list(raw: Any) -> list[str]:
     if raw is None:
         return []
@@ -59,11 +113,36 @@ def _parse_list(raw: Any) -> list[str]:
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
-def _parse_time(raw: str) -> time:
-    m = _HHMM.match(raw.strip())
+def _parse_time(raw: Any) -> time:
+    if isinstance(raw, time):
+        return raw
+    m = _HHMM.match(str(raw).strip())
     if not m:
         raise ValueError(f"expected HH:MM, got {raw!r}")
     return time(int(m.group(1)), int(m.group(2)))
+
+
+def _parse_days(raw: str) -> str:
+    """Checks a cron ``day_of_week`` of day names; returns it lower-case, without spaces.
+
+    Only names are accepted: APScheduler numbers weekdays from Monday = 0, unlike cron's Sunday = 0,
+    so a number written the cron way would silently move every digest by a day.
+    """
+    text = re.sub(r"\s+", "", raw.lower())
+    if text == "*":
+        return text
+    expected = "expected day names mon..sun, ranges (mon-fri) or lists (mon,wed,fri)"
+    if not text:
+        raise ValueError(f"{expected}, got {raw!r}")
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS) or part.endswith("-"):
+            raise ValueError(f"{expected}, got {raw!r}")
+        if last and WEEKDAYS.index(first) > WEEKDAYS.index(last):
+            raise ValueError(
+                f"the range {part!r} runs backwards; a week runs mon..sun (write e.g. fri-sun,mon)"
+            )
+    return text
 
 
 CsvList = Annotated[list[str], NoDecode]
@@ -89,7 +168,8 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(20.0, gt=0, le=600)
     embeddings_model: str | None = None
     offline_min_labelled: int = Field(30, ge=1)
-    jira_type_kinds: str = ""
+    # Only the pairs set here; `type_kinds` adds the defaults.
+    jira_type_kinds: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     duplicate_threshold: float = Field(0.70, gt=0, le=1)
     similar_min_score: float = Field(0.5, ge=0, le=1)
     max_post_chars: int = Field(8000, ge=200)
@@ -104,7 +184,8 @@ class Settings(BaseSettings):
     jira_email: str | None = None
     jira_api_token: SecretStr | None = None
     jira_project: str | None = None
-    jira_issue_types: str = ""
+    # Only the pairs set here; `issue_types` adds the defaults.
+    jira_issue_types: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     jira_sync_jql: str | None = None
     jira_sync_minutes: int = Field(30, ge=0)
     jira_deployment: Literal["auto", "cloud", "datacenter"] = "auto"
@@ -123,15 +204,17 @@ class Settings(BaseSettings):
 
     # digests
     digest_channel: str | None = None
+    # A name checked against the tz database at load; `digest_zone` is the ZoneInfo.
     digest_timezone: str = "UTC"
+    # APScheduler's day_of_week of names, checked and normalised at load ("mon-fri").
     digest_days: str = "mon-fri"
-    meeting_digest_at: str = "08:30"
-    takeaway_digest_at: str = "17:30"
+    meeting_digest_at: time = time(8, 30)
+    takeaway_digest_at: time = time(17, 30)
     digest_grace_minutes: int = Field(120, ge=0)
     meetings_ics: CsvList = Field(default_factory=list)
-    workday: str = "09:00-17:30"
+    workday: Annotated[Workday, NoDecode] = Workday(time(9), time(17, 30))
 
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     prompts_dir: Path | None = None
 
     @field_validator(
@@ -167,36 +250,47 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {v!r}") from exc
         return v
 
-    @field_validator("meeting_digest_at", "takeaway_digest_at")
+    @field_validator("digest_days")
     @classmethod
-    def _hhmm(cls, v: str) -> str:
-        _parse_time(v)
-        return v.strip()
+    def _days(cls, v: str) -> str:
+        return _parse_days(v)
 
-    @field_validator("workday")
+    @field_validator("meeting_digest_at", "takeaway_digest_at", mode="before")
     @classmethod
-    def _workday(cls, v: str) -> str:
-        parts = v.split("-")
-        if len(parts) != 2:
-            raise ValueError(f"expected HH:MM-HH:MM, got {v!r}")
-        a, b = (_parse_time(p) for p in parts)
+    def _hhmm(cls, v: Any) -> time:
+        return _parse_time(v)
+
+    @field_validator("workday", mode="before")
+    @classmethod
+    def _workday(cls, v: Any) -> Workday:
+        if isinstance(v, tuple):
+            a, b = (_parse_time(x) for x in v)
+        else:
+            parts = str(v).split("-")
+            if len(parts) != 2:
+                raise ValueError(f"expected HH:MM-HH:MM, got {v!r}")
+            a, b = (_parse_time(p) for p in parts)
         if a >= b:
             raise ValueError(f"the working day must end after it starts, got {v!r}")
-        return v
+        return Workday(a, b)
 
-    @field_validator("jira_issue_types", "jira_type_kinds")
+    @field_validator("jira_issue_types", mode="before")
     @classmethod
-    def _maps(cls, v: str) -> str:
-        _parse_map(v, "")
-        return v
+    def _issue_types(cls, v: Any) -> dict[str, str]:
+        return {_kind(k, f"in '{k}={t}'"): t for k, t in _as_map(v).items()}
 
-    @field_validator("log_level")
+    @field_validator("jira_type_kinds", mode="before")
     @classmethod
-    def _level(cls, v: str) -> str:
-        v = v.upper()
-        if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+    def _type_kinds(cls, v: Any) -> dict[str, str]:
+        return {t: _kind(k, f"in '{t}={k}'") for t, k in _as_map(v).items()}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, v: Any) -> str:
+        level = str(v).strip().upper()
+        if level not in LOG_LEVELS:
             raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {v!r}")
-        return v
+        return level
 
     @model_validator(mode="after")
     def _pairs(self) -> Settings:
@@ -232,20 +326,18 @@ class Settings(BaseSettings):
 
     @property
     def type_kinds(self) -> dict[str, str]:
-        m = dict(DEFAULT_TYPE_KINDS)
-        m.update({k: v.lower() for k, v in _parse_map(self.jira_type_kinds, "").items()})
-        return m
+        """Lower-case Jira issue type name -> kind: the defaults, then JIRA_TYPE_KINDS."""
+        return {**DEFAULT_TYPE_KINDS, **self.jira_type_kinds}
 
     @property
     def issue_types(self) -> dict[str, str]:
-        m = dict(DEFAULT_ISSUE_TYPES)
-        m.update(_parse_map(self.jira_issue_types, ""))
-        return m
+        """Kind -> the Jira issue type filed for it: the defaults, then JIRA_ISSUE_TYPES."""
+        return {**DEFAULT_ISSUE_TYPES, **self.jira_issue_types}
 
     @property
-    def workday_hours(self) -> tuple[time, time]:
-        a, b = self.workday.split("-")
-        return _parse_time(a), _parse_time(b)
+    def digest_zone(self) -> ZoneInfo:
+        """DIGEST_TIMEZONE as a ZoneInfo (the name was checked at load, so this cannot fail)."""
+        return ZoneInfo(self.digest_timezone)
 
     @property
     def jira_configured(self) -> bool:

@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -38,9 +37,7 @@ def _utcnow() -> datetime:
 
 def digest_time(settings: Settings, kind: DigestKind) -> time:
     """The configured local time of *kind*."""
-    raw = settings.meeting_digest_at if kind == "meetings" else settings.takeaway_digest_at
-    hh, mm = raw.split(":")
-    return time(int(hh), int(mm))
+    return settings.meeting_digest_at if kind == "meetings" else settings.takeaway_digest_at
 
 
 def digest_trigger(settings: Settings, kind: DigestKind) -> CronTrigger:
@@ -50,7 +47,7 @@ def digest_trigger(settings: Settings, kind: DigestKind) -> CronTrigger:
         day_of_week=settings.digest_days,
         hour=at.hour,
         minute=at.minute,
-        timezone=ZoneInfo(settings.digest_timezone),
+        timezone=settings.digest_zone,
     )
 
 
@@ -69,7 +66,7 @@ class DigestScheduler:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or _utcnow
-        self.tz = ZoneInfo(self.settings.digest_timezone)
+        self.tz = self.settings.digest_zone
         self.grace = timedelta(minutes=self.settings.digest_grace_minutes)
         self.channel = channel or self.settings.digest_channel
         self.service = service

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import threading
 from collections.abc import Sequence
@@ -26,7 +27,6 @@ from bot.adapters.llm_text import (
     ChatModelSource,
     LlmTimeout,
     LlmUnavailable,
-    build_chat_model,
     call_with_timeout,
 )
 from bot.adapters.prompts import Prompt, PromptError, load_prompt
@@ -42,15 +42,6 @@ logger = logging.getLogger(__name__)
 PROMPT_NAME = "triage"
 PROMPT_VARIABLES = frozenset({"post", "candidates"})
 _MAX_LABELS_IN = 20
-
-
-def make_chat_model(spec: str, timeout: float = 20.0) -> BaseChatModel:
-    """Builds the ``provider:model`` chat model now (imports LangChain and the provider package).
-
-    Raises ``LlmUnavailable`` naming the package to install. Prefer handing the spec string to
-    ``LlmAnalyzer``/``run_text_prompt`` when start-up time matters: they build it on first use.
-    """
-    return build_chat_model(spec, timeout)
 
 
 class InvalidOutput(ValueError):
@@ -133,18 +124,24 @@ class LlmAnalyzer:
         prompt: Prompt | str | None = None,
         max_post_chars: int = 8000,
         model_name: str | None = None,
+        prompts_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         """*model* is a LangChain chat model or ``"provider:model"`` (built on first use).
 
         *model_name* names the model in ``Analysis.analyzer`` (``llm:<model_name>``); by default
         the spec, or the instance's own model name.
 
-        *prompt* is a loaded ``Prompt`` or a prompt name (default ``triage``); it must declare
+        *prompt* is a loaded ``Prompt`` or a prompt name (default ``triage``), read from
+        *prompts_dir* (the ``PROMPTS_DIR`` setting; default: the shipped prompts). It must declare
         exactly the variables ``post`` and ``candidates``.
         """
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        self.prompt = prompt if isinstance(prompt, Prompt) else load_prompt(prompt or PROMPT_NAME)
+        self.prompt = (
+            prompt
+            if isinstance(prompt, Prompt)
+            else load_prompt(prompt or PROMPT_NAME, prompts_dir)
+        )
         if set(self.prompt.input_variables) != PROMPT_VARIABLES:
             raise PromptError(
                 f"{self.prompt.path or self.prompt.id}: the analyzer needs input_variables "

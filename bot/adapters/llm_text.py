@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -201,14 +202,15 @@ def run_text_prompt(
     prompt_name: str | Prompt,
     variables: Mapping[str, str],
     timeout: float = 20.0,
-    prompts_dir: str | None = None,
+    prompts_dir: str | os.PathLike[str] | None = None,
 ) -> str | None:
     """Runs a free-text prompt file and returns the model's text, or ``None`` on any model failure.
 
     *model* is a chat model or ``provider:model`` (``None`` means no LLM configured: returns
-    ``None``). Delimiter tags in *variables* are defused and Slack broadcasts/mentions are removed
-    from the answer. A missing prompt file or wrong variables raise ``PromptError`` (a bug, not an
-    outage).
+    ``None``). A prompt given by name is read from *prompts_dir* (the ``PROMPTS_DIR`` setting;
+    default: the shipped prompts). Delimiter tags in *variables* are defused and Slack
+    broadcasts/mentions are removed from the answer. A missing prompt file or wrong variables
+    raise ``PromptError`` (a bug, not an outage).
     """
     prompt = (
         prompt_name if isinstance(prompt_name, Prompt) else load_prompt(prompt_name, prompts_dir)

@@ -159,16 +159,31 @@ def placeholders(template: str) -> set[str]:
     return names
 
 
+def packaged_prompts_dir() -> Path:
+    """The prompt files that ship with ideabot.
+
+    An installed wheel carries them as ``bot/prompts/`` (``pyproject.toml`` maps the repository's
+    top-level ``prompts/`` there). Run from a source checkout (``PYTHONPATH`` or an editable
+    install) there is no ``bot/prompts/``: the files are read from ``prompts/`` beside ``bot/``.
+    """
+    from importlib.resources import files
+
+    package = Path(str(files("bot")))
+    shipped = package / "prompts"
+    if shipped.is_dir():
+        return shipped
+    return package.parent / "prompts"
+
+
 def resolve_prompts_dir(override: str | os.PathLike[str] | None = None) -> Path:
-    """Where prompt files live: *override*, else ``$PROMPTS_DIR``, else the repo's ``prompts/``."""
+    """Where prompt files live: *override* (the ``PROMPTS_DIR`` setting), else the shipped ones.
+
+    The environment is not read here: the setting reaches the adapters as an argument, so one
+    process can hold two configurations (tests do) and nothing depends on import order.
+    """
     if override is not None:
         return Path(override)
-    env = os.environ.get("PROMPTS_DIR")
-    if env:
-        return Path(env)
-    import bot
-
-    return Path(bot.__file__).resolve().parent.parent / "prompts"
+    return packaged_prompts_dir()
 
 
 def _find(name: str, directory: Path) -> Path:

@@ -3,7 +3,6 @@ real slack_sdk WebClient -> local FakeSlack. Time is injected; nothing sleeps wa
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -19,7 +18,8 @@ from sqlalchemy import update
 
 from bot.adapters.store_sql import SqlStore, digests
 from bot.bootstrap import Bot, bootstrap, build_slack_client
-from bot.cli_digest import add_digest_parser, run_digest_command
+from bot.cli import build_parser
+from bot.cli.digest import run_digest
 from bot.config import Settings
 from bot.domain.ports import StoredPost
 from bot.scheduler import DigestScheduler
@@ -134,10 +134,9 @@ def posted(slack: FakeSlack) -> list[dict[str, object]]:
 
 
 def cli(args: list[str], services: Bot) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser()
-    add_digest_parser(parser.add_subparsers(dest="command"))
+    """`ideabot digest ARGS`: the production parser, run on *services* (not bootstrapped anew)."""
     out, err = io.StringIO(), io.StringIO()
-    code = run_digest_command(parser.parse_args(["digest", *args]), services, out, err)
+    code = run_digest(build_parser().parse_args(["digest", *args]), services, out, err)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 
-from bot.adapters.analyzer_llm import LlmAnalyzer, make_chat_model, parse_json_output
-from bot.adapters.llm_text import LlmUnavailable, defuse_mentions, parse_model_spec, run_text_prompt
+from bot.adapters.analyzer_llm import LlmAnalyzer, parse_json_output
+from bot.adapters.llm_text import (
+    LlmUnavailable,
+    build_chat_model,
+    defuse_mentions,
+    parse_model_spec,
+    run_text_prompt,
+)
 from bot.adapters.prompts import PromptError, load_prompt
 from bot.domain.models import KINDS, LABEL_MAX, TITLE_MAX, Analysis, Match, Post
 from bot.domain.ports import Analyzer
@@ -423,11 +429,11 @@ def test_prompt_parameters_reach_the_model_and_names_can_be_given(
     assert fake.temperature == 0.9  # the caller's instance is not changed
 
 
-def test_make_chat_model_fails_with_llm_unavailable() -> None:
+def test_build_chat_model_fails_with_llm_unavailable() -> None:
     with pytest.raises(LlmUnavailable, match="nosuchprovider:m"):
-        make_chat_model("nosuchprovider:m", timeout=1)
+        build_chat_model("nosuchprovider:m", timeout=1)
     try:
         import langchain_openai  # noqa: F401
     except ImportError:
         with pytest.raises(LlmUnavailable, match=r"install ideabot\[openai\]"):
-            make_chat_model("openai:gpt-4o-mini", timeout=1)
+            build_chat_model("openai:gpt-4o-mini", timeout=1)

@@ -13,6 +13,7 @@ from bot.adapters.prompts import (
     defuse_tags,
     load_all,
     load_prompt,
+    packaged_prompts_dir,
     placeholders,
     resolve_prompts_dir,
 )
@@ -149,13 +150,24 @@ def test_load_all_of_a_missing_directory_fails(tmp_path: Path) -> None:
         load_all(tmp_path / "absent")
 
 
-def test_prompts_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prompts_dir_is_an_argument_not_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, "demo", GOOD.format(name="demo"))
+    assert resolve_prompts_dir(tmp_path) == tmp_path
+    assert set(load_all(tmp_path)) == {"demo"}
+    # PROMPTS_DIR reaches the loader through Settings only; the loader never reads it itself.
     monkeypatch.setenv("PROMPTS_DIR", str(tmp_path))
-    assert resolve_prompts_dir() == tmp_path
-    assert set(load_all()) == {"demo"}
-    monkeypatch.delenv("PROMPTS_DIR")
-    assert (resolve_prompts_dir() / "triage.prompt.yaml").is_file()
+    assert resolve_prompts_dir() == packaged_prompts_dir()
+    assert set(load_all()) >= set(SHIPPED)
+
+
+def test_shipped_prompts_are_the_repository_prompts_folder_in_a_checkout() -> None:
+    # Run from the source tree there is no bot/prompts/: the top-level prompts/ is the source of
+    # truth (a wheel carries it as bot/prompts/, see tests/e2e/test_wheel.py).
+    root = Path(__file__).resolve().parents[2]
+    assert packaged_prompts_dir() == root / "prompts"
+    assert not (root / "bot" / "prompts").exists()
 
 
 def test_numeric_version_is_kept_as_written(tmp_path: Path) -> None:

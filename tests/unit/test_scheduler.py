@@ -116,7 +116,7 @@ def test_slot_and_grace_logic(services: Bot) -> None:
     # A late slot is still due just after midnight, for the day it belongs to.
     ds.grace = ds.grace * 3
     ds.triggers["takeaways"] = digest_trigger(
-        services.settings.model_copy(update={"takeaway_digest_at": "23:30"}), "takeaways"
+        services.settings.model_copy(update={"takeaway_digest_at": time(23, 30)}), "takeaways"
     )
     assert ds.due_day("takeaways", berlin(date(2026, 4, 16), 0, 30)) == WED
 

@@ -1,4 +1,4 @@
-"""`python -m bot digest meetings|takeaways`: run, preview (--dry-run) or re-run (--force) a digest.
+"""``digest meetings|takeaways``: run, preview (``--dry-run``) or re-run (``--force``) a digest.
 
 Exit codes: 0 posted, already posted, or previewed; 1 the post failed or another worker holds
 the claim; 2 usage errors (no channel, bad date).
@@ -10,10 +10,15 @@ import argparse
 import json
 import sys
 from datetime import date
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from bot.bootstrap import Bot
-from bot.domain.digests import DIGEST_KINDS
+if TYPE_CHECKING:
+    from bot.bootstrap import Bot
+    from bot.config import Settings
+
+# The same names as bot.domain.digests.DIGEST_KINDS (a test keeps them equal): importing the
+# domain here would load pydantic for every `--help`.
+DIGEST_CHOICES = ("meetings", "takeaways")
 
 
 def parse_day(raw: str) -> date:
@@ -24,52 +29,27 @@ def parse_day(raw: str) -> date:
         raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {raw!r}") from None
 
 
-def add_digest_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Adds the ``digest`` sub-command to *subparsers*; returns its parser."""
-    s: argparse.ArgumentParser = subparsers.add_parser(
-        "digest", help="run, preview or re-run a daily digest"
-    )
-    s.add_argument("which", choices=list(DIGEST_KINDS))
-    s.add_argument("--channel", help="post here instead of DIGEST_CHANNEL")
-    s.add_argument("--date", type=parse_day, help="YYYY-MM-DD (default: today in DIGEST_TIMEZONE)")
-    s.add_argument("--dry-run", action="store_true", help="print the message, post nothing")
-    s.add_argument("--json", action="store_true", help="with --dry-run: print Block Kit JSON")
-    s.add_argument("--force", action="store_true", help="post even if already posted")
-    return s
-
-
-def run_digest_command(
+def run_digest(
     args: argparse.Namespace,
     services: Bot,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
 ) -> int:
-    """Runs the ``digest`` command for parsed *args*; returns the exit code."""
+    """Runs the ``digest`` command for parsed *args* on *services*; returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    kind = getattr(args, "which", None) or getattr(args, "kind", None)
-    if kind not in DIGEST_KINDS:
-        print(f"error: digest must be one of {', '.join(DIGEST_KINDS)}", file=err)
-        return 2
+    kind = args.which
     channel = args.channel or services.settings.digest_channel
     if not channel:
         print("error: no channel: set DIGEST_CHANNEL or pass --channel", file=err)
         return 2
     day: date | None = args.date
-    if isinstance(day, str):
-        try:
-            day = parse_day(day)
-        except argparse.ArgumentTypeError as exc:
-            print(f"error: --date: {exc}", file=err)
-            return 2
 
-    result = services.digests.run(
-        kind, channel, day, dry_run=bool(args.dry_run), force=bool(getattr(args, "force", False))
-    )
+    result = services.digests.run(kind, channel, day, dry_run=args.dry_run, force=args.force)
     label = f"{kind} digest for {result.day.isoformat()} in {channel}"
     if result.status == "dry_run":
         assert result.rendered is not None
-        if getattr(args, "json", False):
+        if args.json:
             payload = {
                 "channel": channel,
                 "text": result.rendered.summary,
@@ -94,3 +74,22 @@ def run_digest_command(
         return 1
     print(f"error: {label} was not posted: {result.error}", file=err)
     return 1
+
+
+def digest(args: argparse.Namespace, settings: Settings) -> int:
+    """The ``digest`` command: wires the services for *settings* and runs it."""
+    from bot.bootstrap import bootstrap
+
+    return run_digest(args, bootstrap(settings))
+
+
+def register(sub: Any) -> None:
+    """Adds ``digest`` to the sub-command parsers *sub*."""
+    s = sub.add_parser("digest", help="run, preview or re-run a daily digest")
+    s.add_argument("which", choices=DIGEST_CHOICES)
+    s.add_argument("--channel", help="post here instead of DIGEST_CHANNEL")
+    s.add_argument("--date", type=parse_day, help="YYYY-MM-DD (default: today in DIGEST_TIMEZONE)")
+    s.add_argument("--dry-run", action="store_true", help="print the message, post nothing")
+    s.add_argument("--json", action="store_true", help="with --dry-run: print Block Kit JSON")
+    s.add_argument("--force", action="store_true", help="post even if already posted")
+    s.set_defaults(func=digest)
