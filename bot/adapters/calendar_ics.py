@@ -14,6 +14,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
+import x_wr_timezone
 
 from bot.domain.ports import CalendarDay, Meeting
 
@@ -95,7 +97,7 @@ class IcsCalendar:
             name = display_name(source, position)
             try:
                 raw = self._load(source)
-                meetings.extend(self._parse(raw, day, name))
+                feed = self._parse(raw, day, name)
             except FeedError as exc:
                 logger.warning("calendar %s failed: %s", name, exc)
                 failed.append(name)
@@ -103,6 +105,14 @@ class IcsCalendar:
                 reason = _redact(f"{type(exc).__name__}: {exc}", source)
                 logger.warning("calendar %s failed: %s", name, reason)
                 failed.append(name)
+            else:
+                meetings.extend(feed.meetings)
+                if feed.skipped:
+                    note = f"{name}: {_plural(feed.skipped, 'event')} skipped"
+                    logger.warning(
+                        "calendar %s: skipped %s (%s)", name, feed.skipped, ", ".join(feed.reasons)
+                    )
+                    failed.append(note)
         meetings.sort(key=lambda m: (not m.all_day, m.start, m.end, m.title))
         return CalendarDay(meetings=_dedupe(meetings), failed_feeds=failed)
 
@@ -144,21 +154,49 @@ class IcsCalendar:
 
     # ------------------------------------------------------------------ parsing
 
-    def _parse(self, raw: bytes, day: date, name: str) -> list[Meeting]:
+    def _parse(self, raw: bytes, day: date, name: str) -> _Feed:
         try:
-            cal = icalendar.Calendar.from_ical(raw)
+            calendars = icalendar.Calendar.from_ical(raw, multiple=True)
         except ValueError as exc:
             raise FeedError(f"not a valid iCalendar file ({type(exc).__name__})") from None
-        if not isinstance(cal, icalendar.Calendar) or cal.name != "VCALENDAR":
+        if not calendars or any(
+            not isinstance(c, icalendar.Calendar) or c.name != "VCALENDAR" for c in calendars
+        ):
             raise FeedError("not a VCALENDAR")
+        feed = _Feed()
+        # Components are grouped by UID over all VCALENDAR blocks: an override may sit in
+        # another block than its series.
+        groups: dict[str, list[Any]] = {}
+        for cal in calendars:
+            if str(cal.get("CALSCALE", "GREGORIAN")).upper() != "GREGORIAN":
+                raise FeedError("not a Gregorian calendar")
+            for event in x_wr_timezone.to_standard(cal).walk("VEVENT"):
+                problem = _problem(event)
+                if problem is not None:
+                    feed.skip(problem)
+                    continue
+                uid = str(event.get("UID", "")) or f"\0{len(groups)}"
+                groups.setdefault(uid, []).append(event)
         start = datetime.combine(day, time(0), tzinfo=self.tz)
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
-        out: list[Meeting] = []
-        for event in recurring_ical_events.of(cal, skip_bad_series=True).between(start, end):
-            meeting = self._meeting(event, day, name)
-            if meeting is not None:
-                out.append(meeting)
-        return out
+        for events in groups.values():
+            try:
+                series = recurring_ical_events.Series(
+                    [recurring_ical_events.EventAdapter(e) for e in events]
+                )
+                occurrences = list(series.between(start, end))
+            except Exception as exc:  # one bad series must not cost the others
+                feed.skip(type(exc).__name__, len(events))
+                continue
+            for occurrence in occurrences:
+                try:
+                    meeting = self._meeting(occurrence.as_component(False), day, name)
+                except Exception as exc:
+                    feed.skip(type(exc).__name__)
+                    continue
+                if meeting is not None:
+                    feed.meetings.append(meeting)
+        return feed
 
     def _meeting(self, event: Any, day: date, name: str) -> Meeting | None:
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
@@ -212,6 +250,42 @@ class IcsCalendar:
         if value.tzinfo is None:
             return value.replace(tzinfo=self.tz)
         return value.astimezone(self.tz)
+
+
+@dataclass
+class _Feed:
+    """What one feed gave for the day, and what it had to leave out."""
+
+    meetings: list[Meeting] = field(default_factory=list)
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped += count
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+
+_TIMING_PROPS = frozenset(
+    {"DTSTART", "DTEND", "DURATION", "RRULE", "EXRULE", "RDATE", "EXDATE", "RECURRENCE-ID"}
+)
+
+
+def _problem(event: Any) -> str | None:
+    """Why *event* cannot be placed in time, or None. Reasons never quote the event's text."""
+    for prop, _ in getattr(event, "errors", ()):
+        if str(prop).upper() in _TIMING_PROPS:
+            return f"unreadable {str(prop).upper()}"
+    dtstart = event.get("DTSTART")
+    if dtstart is None:
+        return "no DTSTART"
+    if not isinstance(getattr(dtstart, "dt", None), date):
+        return "unreadable DTSTART"
+    return None
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _is_date(event: Any) -> bool:

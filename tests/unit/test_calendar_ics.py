@@ -343,3 +343,50 @@ def test_meetings_are_sorted_all_day_first_then_by_start(tmp_path: Path) -> None
     day = IcsCalendar([write(tmp_path, "s.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
     assert [m.title for m in day.meetings] == ["Holiday", "A", "B"]
     assert day.meetings[1].start == datetime(2026, 4, 15, 7, tzinfo=ZoneInfo("UTC"))
+
+
+# --------------------------------------------------------------------------- broken events (#9)
+
+
+def test_event_without_dtstart_is_skipped_and_the_rest_is_listed(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent("good", "DTSTART:20260415T080000Z", "DTEND:20260415T090000Z", "SUMMARY:Kept"),
+        vevent("no-start", "DTEND:20260415T100000Z", "SUMMARY:No start"),
+        vevent("bad-start", "DTSTART:tomorrow-ish", "SUMMARY:Unreadable start"),
+        vevent("bad-rule", "DTSTART:20260415T110000Z", "RRULE:FREQ=FORTNIGHTLY", "SUMMARY:Bad"),
+        vevent("late", "DTSTART:20260415T150000Z", "DURATION:PT1H", "SUMMARY:Also kept"),
+    )
+    day = IcsCalendar([write(tmp_path, "team.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
+    assert [m.title for m in day.meetings] == ["Kept", "Also kept"]
+    assert day.failed_feeds == ["feed 1 (team.ics): 3 events skipped"]
+
+
+def test_one_skipped_event_is_named_in_the_singular(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent("good", "DTSTART:20260415T080000Z", "DTEND:20260415T090000Z", "SUMMARY:Kept"),
+        vevent("no-start", "SUMMARY:No start"),
+    )
+    day = IcsCalendar([write(tmp_path, "a.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
+    assert [m.title for m in day.meetings] == ["Kept"]
+    assert day.failed_feeds == ["feed 1 (a.ics): 1 event skipped"]
+
+
+def test_several_vcalendar_blocks_are_one_feed(tmp_path: Path) -> None:
+    first = vcal(
+        vevent("a", "DTSTART:20260415T080000Z", "DTEND:20260415T090000Z", "SUMMARY:First block")
+    )
+    second = vcal(
+        vevent(
+            "b",
+            "DTSTART;TZID=Europe/Berlin:20260415T120000",
+            "DTEND;TZID=Europe/Berlin:20260415T130000",
+            "SUMMARY:Second block",
+        )
+    )
+    path = write(tmp_path, "two.ics", first + second)
+    day = IcsCalendar([path], tz=BERLIN).meetings_on(date(2026, 4, 15))
+    assert [(m.title, m.start.hour) for m in day.meetings] == [
+        ("First block", 10),
+        ("Second block", 12),
+    ]
+    assert day.failed_feeds == []
