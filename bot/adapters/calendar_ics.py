@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,6 +93,7 @@ class IcsCalendar:
         """All non-cancelled meetings overlapping *day* (local), sorted; failed feeds by name."""
         meetings: list[Meeting] = []
         failed: list[str] = []
+        seen: set[tuple[str, date]] = set()
         for position, source in enumerate(self.sources, start=1):
             name = display_name(source, position)
             try:
@@ -106,7 +107,10 @@ class IcsCalendar:
                 logger.warning("calendar %s failed: %s", name, reason)
                 failed.append(name)
             else:
-                meetings.extend(feed.meetings)
+                # Within a feed, recurring_ical_events already keeps one instance per UID and
+                # RECURRENCE-ID; across feeds only the same UID at the same instant is merged.
+                meetings += [m for key, m in feed.meetings if key is None or key not in seen]
+                seen.update(key for key, _ in feed.meetings if key is not None)
                 if feed.skipped:
                     note = f"{name}: {_plural(feed.skipped, 'event')} skipped"
                     logger.warning(
@@ -114,7 +118,7 @@ class IcsCalendar:
                     )
                     failed.append(note)
         meetings.sort(key=lambda m: (not m.all_day, m.start, m.end, m.title))
-        return CalendarDay(meetings=_dedupe(meetings), failed_feeds=failed)
+        return CalendarDay(meetings=meetings, failed_feeds=failed)
 
     # ------------------------------------------------------------------ loading
 
@@ -190,13 +194,27 @@ class IcsCalendar:
                 continue
             for occurrence in occurrences:
                 try:
-                    meeting = self._meeting(occurrence.as_component(False), day, name)
+                    event = occurrence.as_component(False)
+                    meeting = self._meeting(event, day, name)
                 except Exception as exc:
                     feed.skip(type(exc).__name__)
                     continue
                 if meeting is not None:
-                    feed.meetings.append(meeting)
+                    feed.meetings.append((self._invitation(event), meeting))
         return feed
+
+    def _invitation(self, event: Any) -> tuple[str, date] | None:
+        """What makes an instance provably the same invitation in another feed: UID and start.
+
+        None without a UID: two such events may look alike but nothing says they are one.
+        """
+        uid = str(event.get("UID", "")).strip()
+        if not uid:
+            return None
+        start = event["DTSTART"].dt
+        if isinstance(start, datetime):
+            return uid, self._local(start).astimezone(UTC)
+        return uid, start
 
     def _meeting(self, event: Any, day: date, name: str) -> Meeting | None:
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
@@ -256,7 +274,7 @@ class IcsCalendar:
 class _Feed:
     """What one feed gave for the day, and what it had to leave out."""
 
-    meetings: list[Meeting] = field(default_factory=list)
+    meetings: list[tuple[tuple[str, date] | None, Meeting]] = field(default_factory=list)
     skipped: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -291,19 +309,6 @@ def _plural(n: int, noun: str) -> str:
 def _is_date(event: Any) -> bool:
     dtstart = event.get("DTSTART")
     return dtstart is not None and not isinstance(dtstart.dt, datetime)
-
-
-def _dedupe(meetings: list[Meeting]) -> list[Meeting]:
-    """The same meeting in two feeds (organiser's and attendee's calendars) is listed once."""
-    seen: set[tuple[str, datetime, datetime]] = set()
-    out: list[Meeting] = []
-    for m in meetings:
-        key = (m.title.casefold(), m.start, m.end)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(m)
-    return out
 
 
 def _redact(text: str, source: str) -> str:

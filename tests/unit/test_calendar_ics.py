@@ -390,3 +390,107 @@ def test_several_vcalendar_blocks_are_one_feed(tmp_path: Path) -> None:
         ("Second block", 12),
     ]
     assert day.failed_feeds == []
+
+
+# --------------------------------------------------------------------------- de-duplication (#8)
+
+
+def test_separate_events_with_the_same_title_and_time_are_all_listed(tmp_path: Path) -> None:
+    ics = vcal(
+        *(
+            vevent(
+                f"event-{i}",
+                "DTSTART:20260415T090000Z",
+                "DTEND:20260415T100000Z",
+                "SUMMARY:Interview slot",
+            )
+            for i in range(1, 11)
+        )
+    )
+    day = IcsCalendar([write(tmp_path, "slots.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
+    assert [m.title for m in day.meetings] == ["Interview slot"] * 10
+
+
+def test_overlapping_instances_of_one_series_are_all_listed(tmp_path: Path) -> None:
+    # A three-day all-day event repeating daily: on the 15th the instances of the 13th, 14th
+    # and 15th all run; all three are shown as "all day" on that day, yet they are three.
+    ics = vcal(
+        vevent(
+            "rota",
+            "DTSTART;VALUE=DATE:20260413",
+            "DTEND;VALUE=DATE:20260416",
+            "RRULE:FREQ=DAILY;COUNT=5",
+            "SUMMARY:On call",
+        )
+    )
+    day = IcsCalendar([write(tmp_path, "rota.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
+    assert [(m.title, m.all_day) for m in day.meetings] == [("On call", True)] * 3
+
+
+def test_same_title_and_time_in_two_feeds_but_other_uid_is_listed_twice(tmp_path: Path) -> None:
+    def ev(uid: str) -> str:
+        return vevent(uid, "DTSTART:20260415T100000Z", "DTEND:20260415T110000Z", "SUMMARY:Lunch")
+
+    a = write(tmp_path, "a.ics", vcal(ev("lunch-team-a")))
+    b = write(tmp_path, "b.ics", vcal(ev("lunch-team-b")))
+    assert len(IcsCalendar([a, b], tz="UTC").meetings_on(date(2026, 4, 15)).meetings) == 2
+
+
+def test_same_invitation_in_two_feeds_matches_by_uid_and_instant(tmp_path: Path) -> None:
+    # The organiser's feed says Berlin time, the attendee's says UTC: the same instant.
+    a = vcal(
+        vevent(
+            "invite-1",
+            "DTSTART;TZID=Europe/Berlin:20260415T100000",
+            "DTEND;TZID=Europe/Berlin:20260415T110000",
+            "SUMMARY:Roadmap",
+        ),
+        vevent("moved-twin", "DTSTART:20260415T140000Z", "SUMMARY:Moved copy"),
+    )
+    b = vcal(
+        vevent("invite-1", "DTSTART:20260415T080000Z", "DTEND:20260415T090000Z", "SUMMARY:Roadmap"),
+        vevent("moved-twin", "DTSTART:20260415T150000Z", "SUMMARY:Moved copy"),
+    )
+    cal = IcsCalendar([write(tmp_path, "a.ics", a), write(tmp_path, "b.ics", b)], tz=BERLIN)
+    day = cal.meetings_on(date(2026, 4, 15))
+    assert [(m.title, m.start.hour, m.calendar) for m in day.meetings] == [
+        ("Roadmap", 10, "feed 1 (a.ics)"),
+        ("Moved copy", 16, "feed 1 (a.ics)"),
+        ("Moved copy", 17, "feed 2 (b.ics)"),
+    ]
+
+
+def test_events_without_uid_are_never_merged(tmp_path: Path) -> None:
+    ev = "\n".join(
+        [
+            "BEGIN:VEVENT",
+            "DTSTART:20260415T100000Z",
+            "DTEND:20260415T110000Z",
+            "SUMMARY:Sync",
+            "END:VEVENT",
+        ]
+    )
+    a = write(tmp_path, "a.ics", vcal(ev, ev))
+    b = write(tmp_path, "b.ics", vcal(ev))
+    assert len(IcsCalendar([a, b], tz="UTC").meetings_on(date(2026, 4, 15)).meetings) == 3
+
+
+def test_moved_instance_landing_on_another_instance_keeps_both(tmp_path: Path) -> None:
+    ics = vcal(
+        vevent(
+            "daily",
+            "DTSTART:20260414T090000Z",
+            "DTEND:20260414T093000Z",
+            "RRULE:FREQ=DAILY;COUNT=3",
+            "SUMMARY:Daily",
+        ),
+        vevent(
+            "daily",
+            "RECURRENCE-ID:20260414T090000Z",
+            "DTSTART:20260415T090000Z",
+            "DTEND:20260415T093000Z",
+            "SUMMARY:Daily",
+        ),
+    )
+    day = IcsCalendar([write(tmp_path, "d.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
+    assert [m.title for m in day.meetings] == ["Daily", "Daily"]
