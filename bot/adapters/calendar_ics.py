@@ -1,19 +1,25 @@
 """Calendar port over iCalendar feeds (Google's / Outlook's "secret address in iCal format").
 
-Sources are http(s)/webcal URLs or file paths. Recurring events are expanded with
-``recurring_ical_events`` (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides, X-WR-TIMEZONE);
-cancelled events are left out. A feed that cannot be fetched or parsed is reported by a safe
-display name ("feed 2 (calendar.google.com)"): secret feed URLs carry the credential in the path
-or query, so neither ever reaches a post or a log line.
+Sources are http(s)/webcal URLs or file paths; a file may hold several VCALENDAR blocks.
+Recurring events are expanded with ``recurring_ical_events`` (RRULE, RDATE, EXDATE, RECURRENCE-ID
+overrides, X-WR-TIMEZONE), walking each rule lazily from shortly before the day asked for;
+cancelled events are left out. Each feed has limits: MAX_EVENTS_PER_DAY events and a time budget
+for parse + expand; a feed that hits one is listed up to there and reported as cut. An event
+that cannot be placed in time (no DTSTART, unreadable RRULE, ...) is skipped and counted, the
+rest of its feed is kept. A feed that cannot be fetched or parsed is reported by a safe display
+name ("feed 2 (calendar.google.com)"): secret feed URLs carry the credential in the path or
+query, so neither ever reaches a post or a log line. Notes on a feed ("feed 1 (x): 3 events
+skipped") go into ``CalendarDay.failed_feeds`` as text.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time as _time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -24,12 +30,16 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
+from dateutil.rrule import rrule
+from recurring_ical_events.util import compare_greater, convert_to_datetime
 
 from bot.domain.ports import CalendarDay, Meeting
 
 logger = logging.getLogger(__name__)
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
+MAX_EVENTS_PER_DAY = 500  # per feed; more is a runaway rule, not a calendar
+FEED_BUDGET_SECONDS = 20.0  # parse + expand of one feed (a 10 MB feed parses in ~10 s)
 USER_AGENT = "ideabot-calendar/1.0"
 
 _VIDEO = re.compile(
@@ -83,11 +93,17 @@ class IcsCalendar:
         tz: str | ZoneInfo = "UTC",
         fetch_timeout: float = 10.0,
         max_bytes: int = MAX_FEED_BYTES,
+        max_events: int = MAX_EVENTS_PER_DAY,
+        feed_budget: float = FEED_BUDGET_SECONDS,
+        clock: Callable[[], float] = _time.monotonic,
     ) -> None:
         self.sources = [s.strip() for s in sources if s.strip()]
         self.tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
         self.fetch_timeout = fetch_timeout
         self.max_bytes = max_bytes
+        self.max_events = max_events
+        self.feed_budget = feed_budget
+        self.clock = clock
 
     def meetings_on(self, day: date) -> CalendarDay:
         """All non-cancelled meetings overlapping *day* (local), sorted; failed feeds by name."""
@@ -111,12 +127,17 @@ class IcsCalendar:
                 # RECURRENCE-ID; across feeds only the same UID at the same instant is merged.
                 meetings += [m for key, m in feed.meetings if key is None or key not in seen]
                 seen.update(key for key, _ in feed.meetings if key is not None)
+                notes: list[str] = []
                 if feed.skipped:
-                    note = f"{name}: {_plural(feed.skipped, 'event')} skipped"
+                    notes.append(f"{_plural(feed.skipped, 'event')} skipped")
                     logger.warning(
                         "calendar %s: skipped %s (%s)", name, feed.skipped, ", ".join(feed.reasons)
                     )
-                    failed.append(note)
+                if feed.cut:
+                    notes.append(feed.cut)
+                    logger.warning("calendar %s: %s", name, feed.cut)
+                if notes:
+                    failed.append(f"{name}: {', '.join(notes)}")
         meetings.sort(key=lambda m: (not m.all_day, m.start, m.end, m.title))
         return CalendarDay(meetings=meetings, failed_feeds=failed)
 
@@ -159,6 +180,7 @@ class IcsCalendar:
     # ------------------------------------------------------------------ parsing
 
     def _parse(self, raw: bytes, day: date, name: str) -> _Feed:
+        budget = _Budget(self.clock, self.feed_budget, self.max_events)
         try:
             calendars = icalendar.Calendar.from_ical(raw, multiple=True)
         except ValueError as exc:
@@ -168,10 +190,22 @@ class IcsCalendar:
         ):
             raise FeedError("not a VCALENDAR")
         feed = _Feed()
-        # Components are grouped by UID over all VCALENDAR blocks: an override may sit in
-        # another block than its series.
+        start = datetime.combine(day, time(0), tzinfo=self.tz)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
+        try:
+            for events in self._series(calendars, feed, budget):
+                budget.check()
+                self._expand(events, start, end, day, name, budget, feed)
+        except _Cut as cut:
+            feed.cut = str(cut)
+        return feed
+
+    def _series(self, calendars: list[Any], feed: _Feed, budget: _Budget) -> list[list[Any]]:
+        """The readable VEVENTs of all VCALENDAR blocks, grouped by UID (one series each)."""
+        # Grouped over all blocks: an override may sit in another block than its series.
         groups: dict[str, list[Any]] = {}
         for cal in calendars:
+            budget.check()
             if str(cal.get("CALSCALE", "GREGORIAN")).upper() != "GREGORIAN":
                 raise FeedError("not a Gregorian calendar")
             for event in x_wr_timezone.to_standard(cal).walk("VEVENT"):
@@ -181,27 +215,43 @@ class IcsCalendar:
                     continue
                 uid = str(event.get("UID", "")) or f"\0{len(groups)}"
                 groups.setdefault(uid, []).append(event)
-        start = datetime.combine(day, time(0), tzinfo=self.tz)
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
-        for events in groups.values():
+        return list(groups.values())
+
+    def _expand(
+        self,
+        events: list[Any],
+        start: datetime,
+        end: datetime,
+        day: date,
+        name: str,
+        budget: _Budget,
+        feed: _Feed,
+    ) -> None:
+        """The instances of one series (one UID) on *day*, into *feed*; raises _Cut."""
+        occurrences: list[Any] = []
+        cut: _Cut | None = None
+        try:
+            series = _BoundedSeries([recurring_ical_events.EventAdapter(e) for e in events])
+            series.recurrence.budget = budget
+            for occurrence in series.between(start, end):
+                budget.take()
+                occurrences.append(occurrence)
+        except _Cut as exc:
+            cut = exc  # what was found before the cut is still listed
+        except Exception as exc:  # one bad series must not cost the others
+            feed.skip(type(exc).__name__, len(events))
+            return
+        for occurrence in occurrences:
             try:
-                series = recurring_ical_events.Series(
-                    [recurring_ical_events.EventAdapter(e) for e in events]
-                )
-                occurrences = list(series.between(start, end))
-            except Exception as exc:  # one bad series must not cost the others
-                feed.skip(type(exc).__name__, len(events))
+                event = occurrence.as_component(False)
+                meeting = self._meeting(event, day, name)
+            except Exception as exc:
+                feed.skip(type(exc).__name__)
                 continue
-            for occurrence in occurrences:
-                try:
-                    event = occurrence.as_component(False)
-                    meeting = self._meeting(event, day, name)
-                except Exception as exc:
-                    feed.skip(type(exc).__name__)
-                    continue
-                if meeting is not None:
-                    feed.meetings.append((self._invitation(event), meeting))
-        return feed
+            if meeting is not None:
+                feed.meetings.append((self._invitation(event), meeting))
+        if cut is not None:
+            raise cut
 
     def _invitation(self, event: Any) -> tuple[str, date] | None:
         """What makes an instance provably the same invitation in another feed: UID and start.
@@ -277,11 +327,103 @@ class _Feed:
     meetings: list[tuple[tuple[str, date] | None, Meeting]] = field(default_factory=list)
     skipped: int = 0
     reasons: list[str] = field(default_factory=list)
+    cut: str = ""  # why the expansion stopped early, e.g. "cut at 500 events"
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped += count
         if reason not in self.reasons:
             self.reasons.append(reason)
+
+
+class _Cut(Exception):
+    """The expansion of a feed stopped early; the message says why, in digest words."""
+
+
+class _Budget:
+    """The work one feed may cost: a deadline for parse + expand and a number of events."""
+
+    def __init__(self, clock: Callable[[], float], seconds: float, max_events: int) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.deadline = clock() + seconds
+        self.max_events = max_events
+        self.taken = 0
+
+    def check(self) -> None:
+        if self.clock() > self.deadline:
+            raise _Cut(f"cut after {self.seconds:g} s")
+
+    def take(self) -> None:
+        """Counts one more event of the day; the one past the cap cuts the feed."""
+        if self.taken >= self.max_events:
+            raise _Cut(f"cut at {self.max_events} events")
+        self.taken += 1
+        self.check()
+
+
+_STEP = {
+    "HOURLY": timedelta(hours=1),
+    "MINUTELY": timedelta(minutes=1),
+    "SECONDLY": timedelta(seconds=1),
+}
+# Fast-forwarding stops this much short of the span, in wall-clock time of the rule, so that a
+# DST jump between the rule's zone and the span's cannot make it overshoot an instance.
+_FAST_FORWARD_MARGIN = timedelta(hours=2)
+
+
+def _fast_forward(rule: rrule, dtstart: datetime, span_start: datetime) -> rrule:
+    """*rule* restarted at its last instance slot shortly before *span_start*, not cached.
+
+    dateutil walks a rule from DTSTART, one slot at a time: FREQ=SECONDLY from last year is
+    tens of millions of steps before the day asked for. Slots of an HOURLY/MINUTELY/SECONDLY
+    rule are DTSTART + k * INTERVAL units in wall-clock time (BY* parts only filter them), so
+    starting from a later slot gives the same instances after it. COUNT counts from DTSTART:
+    such rules are walked as they are, under the feed's time budget.
+    """
+    parts = dict(
+        p.split("=", 1) for p in str(rule).split("RRULE:", 1)[-1].strip().split(";") if "=" in p
+    )
+    freq = parts.get("FREQ", "")
+    if "COUNT" in parts or freq not in _STEP:
+        return rule.replace(cache=False)
+    step = _STEP[freq] * int(parts.get("INTERVAL", "1"))
+    target = span_start.astimezone(dtstart.tzinfo) if dtstart.tzinfo else span_start
+    gap = target.replace(tzinfo=None) - dtstart.replace(tzinfo=None) - _FAST_FORWARD_MARGIN
+    if gap <= step:
+        return rule.replace(cache=False)
+    return rule.replace(dtstart=dtstart + (gap // step) * step, cache=False)
+
+
+class _BoundedSeries(recurring_ical_events.Series):
+    """A series whose recurrence rules are walked lazily, fast-forwarded and under a budget.
+
+    recurring_ical_events asks dateutil for ``rule.between(start, stop)``: a list built by
+    walking the rule from DTSTART with its cache on. That is what let one SECONDLY event fill
+    a gigabyte. Only the walk is replaced; overrides, EXDATE and RDATE stay the library's.
+    """
+
+    class RecurrenceRules(recurring_ical_events.Series.RecurrenceRules):
+        budget: _Budget | None = None
+
+        def rrule_between(self, span_start: Any, span_stop: Any) -> Iterator[Any]:
+            start = convert_to_datetime(span_start, self.tzinfo)
+            stop = convert_to_datetime(span_stop, self.tzinfo)
+            for rule in self.rrules:
+                # Checked per rule too: dateutil may search long for an instance that never comes
+                # (BYDAY=MO on a rule that only lands on Saturdays ends in the year 9999).
+                if self.budget is not None:
+                    self.budget.check()
+                until = rule.until  # set by recurring_ical_events, as UNTIL was written
+                walk = _fast_forward(rule, self.start, start) if isinstance(rule, rrule) else rule
+                for instance in walk:
+                    if self.budget is not None:
+                        self.budget.check()
+                    if instance > stop:
+                        break
+                    if instance >= start and (
+                        until is None or not compare_greater(instance, until)
+                    ):
+                        yield instance
 
 
 _TIMING_PROPS = frozenset(

@@ -4,7 +4,9 @@ other time zones, broken feeds and secret http feeds."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,8 +14,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from dateutil.rrule import rrulestr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.adapters.calendar_ics import IcsCalendar, display_name, find_video_url
+from bot.adapters.calendar_ics import (
+    MAX_EVENTS_PER_DAY,
+    IcsCalendar,
+    display_name,
+    find_video_url,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NY = ZoneInfo("America/New_York")
@@ -494,3 +504,173 @@ def test_moved_instance_landing_on_another_instance_keeps_both(tmp_path: Path) -
     )
     day = IcsCalendar([write(tmp_path, "d.ics", ics)], tz="UTC").meetings_on(date(2026, 4, 15))
     assert [m.title for m in day.meetings] == ["Daily", "Daily"]
+
+
+# ------------------------------------------------------------------- runaway recurrence (#6)
+
+
+class Ticker:
+    """A clock that moves *step* seconds each time it is read: budgets run out after a known
+    number of checks, without sleeping."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 1000.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+# The 194-byte event of the issue: it starts a year before the day and repeats every second.
+FLOOD = vevent("flood", "DTSTART:20250415T000000Z", "RRULE:FREQ=SECONDLY", "SUMMARY:x")
+
+
+def test_secondly_event_is_cut_at_the_cap_and_the_feed_is_named(tmp_path: Path) -> None:
+    other = vevent("real", "DTSTART:20260415T090000Z", "DURATION:PT1H", "SUMMARY:Real")
+    flood = write(tmp_path, "flood.ics", vcal(FLOOD))
+    good = write(tmp_path, "good.ics", vcal(other))
+    began = time.monotonic()
+    day = IcsCalendar([flood, good], tz="UTC").meetings_on(date(2026, 4, 15))
+    assert time.monotonic() - began < 3
+    assert len(day.meetings) == MAX_EVENTS_PER_DAY + 1
+    assert "Real" in [m.title for m in day.meetings]
+    assert day.failed_feeds == [f"feed 1 (flood.ics): cut at {MAX_EVENTS_PER_DAY} events"]
+    flooded = [m for m in day.meetings if m.title == "x"]
+    # The day's first seconds, in order: nothing before the day, nothing skipped.
+    assert flooded[0].start == datetime(2026, 4, 15, tzinfo=ZoneInfo("UTC"))
+    assert flooded[-1].start == flooded[0].start + timedelta(seconds=MAX_EVENTS_PER_DAY - 1)
+
+
+def test_cap_counts_every_event_of_the_feed(tmp_path: Path) -> None:
+    ics = vcal(*(vevent(f"e{i}", "DTSTART:20260415T090000Z", "SUMMARY:Slot") for i in range(12)))
+    cal = IcsCalendar([write(tmp_path, "slots.ics", ics)], tz="UTC", max_events=10)
+    day = cal.meetings_on(date(2026, 4, 15))
+    assert len(day.meetings) == 10
+    assert day.failed_feeds == ["feed 1 (slots.ics): cut at 10 events"]
+    exact = IcsCalendar([write(tmp_path, "ten.ics", ics)], tz="UTC", max_events=12)
+    assert exact.meetings_on(date(2026, 4, 15)).failed_feeds == []
+
+
+def test_feed_over_its_time_budget_is_cut_and_named(tmp_path: Path) -> None:
+    # COUNT pins the series to its start, so the rule has to be walked from 2025: the budget,
+    # not the cap, stops it. The clock moves 10 ms per look: 1 s is ~100 looks, no waiting.
+    counted = vevent(
+        "counted", "DTSTART:20250415T000000Z", "RRULE:FREQ=SECONDLY;COUNT=99999999", "SUMMARY:x"
+    )
+    path = write(tmp_path, "slow.ics", vcal(counted))
+    cal = IcsCalendar([path], tz="UTC", feed_budget=1.0, clock=Ticker(0.01))
+    began = time.monotonic()
+    day = cal.meetings_on(date(2026, 4, 15))
+    assert time.monotonic() - began < 3
+    assert day.meetings == []
+    assert day.failed_feeds == ["feed 1 (slow.ics): cut after 1 s"]
+
+
+def test_fast_forwarded_rule_keeps_its_phase(tmp_path: Path) -> None:
+    # Every 7 minutes since 2025-01-01 00:03 Berlin time, across DST changes: the 2026-04-15
+    # instances are the ones a walk from the first start gives.
+    ics = vcal(
+        vevent(
+            "seven",
+            "DTSTART;TZID=Europe/Berlin:20250101T000300",
+            "DURATION:PT2M",
+            "RRULE:FREQ=MINUTELY;INTERVAL=7;BYHOUR=9,10",
+            "SUMMARY:Tick",
+        )
+    )
+    cal = IcsCalendar([write(tmp_path, "seven.ics", ics)], tz=BERLIN)
+    got = [m.start for m in cal.meetings_on(date(2026, 4, 15)).meetings]
+    rule = rrulestr(
+        "FREQ=MINUTELY;INTERVAL=7;BYHOUR=9,10",
+        dtstart=datetime(2025, 1, 1, 0, 3, tzinfo=BERLIN),
+    )
+    want = rule.between(
+        datetime(2026, 4, 15, tzinfo=BERLIN), datetime(2026, 4, 16, tzinfo=BERLIN), inc=True
+    )
+    assert got == want and len(want) > 10
+
+
+FREQS = ["SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"]
+UNIT = {
+    "SECONDLY": timedelta(seconds=1),
+    "MINUTELY": timedelta(minutes=1),
+    "HOURLY": timedelta(hours=1),
+    "DAILY": timedelta(days=1),
+    "WEEKLY": timedelta(weeks=1),
+    "MONTHLY": timedelta(days=31),
+    "YEARLY": timedelta(days=366),
+}
+DAY = date(2026, 4, 15)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    freq=st.sampled_from(FREQS),
+    interval=st.integers(1, 40),
+    count=st.none() | st.integers(1, 10**9),
+    steps_before=st.integers(0, 10**6),
+    minutes=st.integers(0, 3 * 24 * 60),
+    tz=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]),
+    byday=st.sets(st.sampled_from(["MO", "TU", "WE", "TH", "FR", "SA", "SU"]), max_size=3),
+    byhour=st.sets(st.integers(0, 23), max_size=3),
+)
+def test_any_rule_stays_under_the_cap_and_within_budget(
+    freq: str,
+    interval: int,
+    count: int | None,
+    steps_before: int,
+    minutes: int,
+    tz: str,
+    byday: set[str],
+    byhour: set[int],
+) -> None:
+    zone = ZoneInfo(tz)
+    anchor = datetime(2026, 4, 15, 12, tzinfo=zone)
+    first = anchor - UNIT[freq] * min(
+        steps_before, (anchor - datetime(1990, 1, 1, tzinfo=zone)) // UNIT[freq]
+    )
+    if (freq == "HOURLY" and byhour) or (freq == "DAILY" and interval % 7 == 0):
+        # These could step over every listed weekday forever: dateutil then searches up to the
+        # year 9999 (seconds, uninterruptible) before it gives up. Not what this test is about.
+        byday = set()
+    rule = f"FREQ={freq};INTERVAL={interval}" + (f";COUNT={count}" if count else "")
+    rule += f";BYDAY={','.join(sorted(byday))}" if byday else ""
+    rule += f";BYHOUR={','.join(map(str, sorted(byhour)))}" if byhour else ""
+    ics = vcal(
+        vevent(
+            "r",
+            f"DTSTART;TZID={tz}:{first:%Y%m%dT%H%M%S}",
+            f"DURATION:PT{minutes}M",
+            f"RRULE:{rule}",
+            "SUMMARY:r",
+        )
+    )
+    cap = 50
+    with tempfile.TemporaryDirectory() as folder:
+        path = write(Path(folder), "r.ics", ics)
+        cal = IcsCalendar([path], tz=zone, max_events=cap, feed_budget=5.0, clock=Ticker(1e-3))
+        began = time.monotonic()
+        day = cal.meetings_on(DAY)
+        assert time.monotonic() - began < 2.5
+    day_start, day_end = datetime(2026, 4, 15, tzinfo=zone), datetime(2026, 4, 16, tzinfo=zone)
+    assert len(day.meetings) <= cap
+    assert all(m.start < day_end and (m.end > day_start or m.end == m.start) for m in day.meetings)
+    if not day.failed_feeds:
+        # Nothing was cut: the day's instances are the ones dateutil walks to from DTSTART, plus
+        # DTSTART itself (an instance even where the rule would not give it).
+        length = timedelta(minutes=minutes)
+        starts = {first, *rrulestr(rule, dtstart=first).between(day_start - length, day_end, True)}
+        want = sorted(
+            s
+            for s in starts
+            if s < day_end and (s + length > day_start if length else s >= day_start)
+        )
+        assert sorted(m.start for m in day.meetings) == want
+
+
+def test_parsing_counts_against_the_budget(tmp_path: Path) -> None:
+    ics = vcal(vevent("a", "DTSTART:20260415T090000Z", "SUMMARY:A"))
+    cal = IcsCalendar([write(tmp_path, "a.ics", ics)], tz="UTC", feed_budget=5, clock=Ticker(6))
+    day = cal.meetings_on(date(2026, 4, 15))
+    assert (day.meetings, day.failed_feeds) == ([], ["feed 1 (a.ics): cut after 5 s"])
