@@ -14,8 +14,13 @@ skipped") go into ``CalendarDay.failed_feeds`` as text.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.client
 import logging
 import re
+import socket
+import threading
 import time as _time
 import urllib.error
 import urllib.request
@@ -41,6 +46,7 @@ MAX_FEED_BYTES = 10 * 1024 * 1024
 MAX_EVENTS_PER_DAY = 500  # per feed; more is a runaway rule, not a calendar
 FEED_BUDGET_SECONDS = 20.0  # parse + expand of one feed (a 10 MB feed parses in ~10 s)
 USER_AGENT = "ideabot-calendar/1.0"
+_CHUNK = 64 * 1024
 
 _VIDEO = re.compile(
     r"https://(?:[\w-]+\.)*(?:meet\.google\.com|zoom\.us|teams\.microsoft\.com|teams\.live\.com)"
@@ -156,26 +162,59 @@ class IcsCalendar:
             raise FeedError(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
 
     def _fetch(self, source: str) -> bytes:
+        """The body of *source*, within ``fetch_timeout`` seconds in total and ``max_bytes``.
+
+        The socket timeout alone bounds each read, not the fetch: a server sending a byte a
+        second would never trip it. So the body is read in chunks against one deadline, and a
+        watchdog shuts the socket down at that deadline to end a read that blocks meanwhile
+        (trickled headers, a stalled body). The TLS handshake is bounded by the socket timeout.
+        """
         url = source
         if url.lower().startswith("webcal://"):
             url = "https://" + url[len("webcal://") :]
         req = urllib.request.Request(
             url, headers={"User-Agent": USER_AGENT, "Accept": "text/calendar"}
         )
+        timed_out = FeedError(f"timed out after {self.fetch_timeout:g} s")
+        deadline = self.clock() + self.fetch_timeout
+        watchdog = _Watchdog()
+        opener = urllib.request.build_opener(_WatchedHTTP(watchdog), _WatchedHTTPS(watchdog))
+        timer = threading.Timer(self.fetch_timeout, watchdog.fire)
+        timer.daemon = True
+        timer.start()
         try:
-            with urllib.request.urlopen(req, timeout=self.fetch_timeout) as resp:
-                data: bytes = resp.read(self.max_bytes + 1)
+            with opener.open(req, timeout=self.fetch_timeout) as resp:
+                length = resp.headers.get("Content-Length", "")
+                if length.isdigit() and int(length) > self.max_bytes:
+                    raise FeedError(f"feed larger than {self.max_bytes} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                while chunk := resp.read1(_CHUNK):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise FeedError(f"feed larger than {self.max_bytes} bytes")
+                    if self.clock() > deadline:
+                        raise timed_out
+                    chunks.append(chunk)
+                # A socket shut down by the watchdog can look like the end of a body.
+                if not watchdog.disarm():
+                    raise timed_out
+                if length.isdigit() and size < int(length):
+                    raise FeedError("connection closed before the end of the feed")
+        except FeedError:
+            raise
         except urllib.error.HTTPError as exc:
             raise FeedError(f"HTTP {exc.code}") from None
-        except urllib.error.URLError as exc:
-            raise FeedError(_redact(f"unreachable: {exc.reason}", source)) from None
-        except TimeoutError:
-            raise FeedError(f"timed out after {self.fetch_timeout:g} s") from None
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            if watchdog.fired or isinstance(exc, TimeoutError):
+                raise timed_out from None
+            if isinstance(exc, urllib.error.URLError):
+                raise FeedError(_redact(f"unreachable: {exc.reason}", source)) from None
             raise FeedError(_redact(f"connection error: {type(exc).__name__}", source)) from None
-        if len(data) > self.max_bytes:
-            raise FeedError(f"feed larger than {self.max_bytes} bytes")
-        return data
+        finally:
+            watchdog.disarm()
+            timer.cancel()
+        return b"".join(chunks)
 
     # ------------------------------------------------------------------ parsing
 
@@ -318,6 +357,83 @@ class IcsCalendar:
         if value.tzinfo is None:
             return value.replace(tzinfo=self.tz)
         return value.astimezone(self.tz)
+
+
+class _Watchdog:
+    """Shuts down the sockets of one fetch when its deadline passes (from a timer thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._armed = True
+        self.fired = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self._armed:
+                self._shutdown(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._armed = False
+            self.fired = True
+            for sock in self._sockets:
+                self._shutdown(sock)
+
+    def disarm(self) -> bool:
+        """Stops the watchdog; False if it had fired already."""
+        with self._lock:
+            self._armed = False
+            return not self.fired
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        # shutdown() wakes a read blocked in another thread; close() would not. The plain
+        # socket method, as SSLSocket.shutdown() also drops its TLS state under that read.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()
+        self._watchdog.watch(self.sock)
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()
+        self._watchdog.watch(self.sock)
+
+
+class _WatchedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self._watchdog = watchdog
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTPConnection, watchdog=self._watchdog), req)
+
+
+class _WatchedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self._watchdog = watchdog
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        conn = functools.partial(_WatchedHTTPSConnection, watchdog=self._watchdog)
+        return self.do_open(conn, req)
 
 
 @dataclass

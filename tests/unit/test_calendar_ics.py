@@ -262,17 +262,50 @@ def test_broken_feed_is_named_and_good_feed_still_read(
 
 
 class _Feeds:
-    """A local http server for calendar feeds: path -> (status, body)."""
+    """A local http server for calendar feeds: path -> (status, body).
+
+    ``slow`` paths trickle: path -> (where, interval), one byte per *interval* seconds either
+    inside a header line or into a body that never completes (for at most 5 s).
+    """
 
     def __init__(self) -> None:
         self.routes: dict[str, tuple[int, bytes]] = {}
+        self.slow: dict[str, tuple[str, float]] = {}
+        self.short: dict[str, bytes] = {}  # path -> body sent under a longer Content-Length
+        self.stop = threading.Event()
         feeds = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
                 return
 
+            def trickle(self, interval: float) -> None:
+                for _ in range(int(5 / interval)):
+                    try:
+                        self.wfile.write(b"a")
+                    except OSError:
+                        return  # the client hung up, as it should
+                    if feeds.stop.wait(interval):
+                        return
+
             def do_GET(self) -> None:
+                if self.path in feeds.slow:
+                    where, interval = feeds.slow[self.path]
+                    if where == "headers":
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    else:
+                        self.send_response(200)
+                        self.send_header("Content-Length", "1000000")
+                        self.end_headers()
+                    self.trickle(interval)
+                    return
+                if self.path in feeds.short:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(feeds.short[self.path]) + 100))
+                    self.end_headers()
+                    self.wfile.write(feeds.short[self.path])
+                    self.close_connection = True
+                    return
                 status, body = feeds.routes.get(self.path, (404, b"nope"))
                 self.send_response(status)
                 self.send_header("Content-Type", "text/calendar")
@@ -286,6 +319,7 @@ class _Feeds:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.stop.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -674,3 +708,64 @@ def test_parsing_counts_against_the_budget(tmp_path: Path) -> None:
     cal = IcsCalendar([write(tmp_path, "a.ics", ics)], tz="UTC", feed_budget=5, clock=Ticker(6))
     day = cal.meetings_on(date(2026, 4, 15))
     assert (day.meetings, day.failed_feeds) == ([], ["feed 1 (a.ics): cut after 5 s"])
+
+
+# --------------------------------------------------------------------------- slow feeds (#7)
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_trickling_feed_is_cut_at_one_total_deadline(
+    feeds: _Feeds, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A byte every 20 ms never trips a per-read timeout of 0.4 s; the total deadline must.
+    feeds.slow[f"/{SECRET}/slow.ics"] = (where, 0.02)
+    feeds.routes["/ok.ics"] = (200, WEEKLY.encode())
+    cal = IcsCalendar(
+        [f"{feeds.base}/{SECRET}/slow.ics", f"{feeds.base}/ok.ics"], tz=BERLIN, fetch_timeout=0.4
+    )
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        day = cal.meetings_on(date(2026, 3, 2))
+    assert time.monotonic() - began < 2
+    assert day.failed_feeds == ["feed 1 (127.0.0.1)"]
+    assert [m.title for m in day.meetings] == ["Standup"]
+    assert "timed out after 0.4 s" in caplog.text
+    assert SECRET not in caplog.text
+
+
+def test_fetch_deadline_reads_the_injected_clock(
+    feeds: _Feeds, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Bytes arrive every 5 ms but the clock says a second passes per look: past 10 s after a
+    # handful of reads, long before the real 10 s.
+    feeds.slow["/slow.ics"] = ("body", 0.005)
+    cal = IcsCalendar([f"{feeds.base}/slow.ics"], tz=BERLIN, fetch_timeout=10, clock=Ticker(1))
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        day = cal.meetings_on(date(2026, 3, 2))
+    assert time.monotonic() - began < 2
+    assert day.failed_feeds == ["feed 1 (127.0.0.1)"]
+    assert "timed out after 10 s" in caplog.text
+
+
+def test_feed_announcing_too_many_bytes_is_refused_before_reading(
+    feeds: _Feeds, caplog: pytest.LogCaptureFixture
+) -> None:
+    feeds.slow["/huge.ics"] = ("body", 0.02)  # says Content-Length: 1000000
+    cal = IcsCalendar([f"{feeds.base}/huge.ics"], tz=BERLIN, max_bytes=1000, fetch_timeout=5)
+    began = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        day = cal.meetings_on(date(2026, 3, 2))
+    assert time.monotonic() - began < 1
+    assert day.failed_feeds == ["feed 1 (127.0.0.1)"]
+    assert "larger than 1000 bytes" in caplog.text
+
+
+def test_feed_cut_short_by_the_server_is_not_read_as_complete(
+    feeds: _Feeds, caplog: pytest.LogCaptureFixture
+) -> None:
+    feeds.short["/short.ics"] = WEEKLY.encode()
+    with caplog.at_level(logging.WARNING):
+        day = IcsCalendar([f"{feeds.base}/short.ics"], tz=BERLIN).meetings_on(date(2026, 3, 2))
+    assert (day.meetings, day.failed_feeds) == ([], ["feed 1 (127.0.0.1)"])
+    assert "connection closed before the end of the feed" in caplog.text
