@@ -13,7 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import icalendar
 import pytest
+import recurring_ical_events
 from dateutil.rrule import rrulestr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from bot.adapters.calendar_ics import (
     MAX_EVENTS_PER_DAY,
     IcsCalendar,
+    _BoundedSeries,
     display_name,
     find_video_url,
 )
@@ -769,3 +772,16 @@ def test_feed_cut_short_by_the_server_is_not_read_as_complete(
         day = IcsCalendar([f"{feeds.base}/short.ics"], tz=BERLIN).meetings_on(date(2026, 3, 2))
     assert (day.meetings, day.failed_feeds) == ([], ["feed 1 (127.0.0.1)"])
     assert "connection closed before the end of the feed" in caplog.text
+
+
+def test_recurring_ical_events_still_walks_rules_through_our_override() -> None:
+    # The bound relies on Series building its rules from self.RecurrenceRules and asking them
+    # for rrule_between(); a library release that changes that must fail here, not hang above.
+    event = icalendar.Calendar.from_ical(vcal(FLOOD)).walk("VEVENT")[0]
+    series = _BoundedSeries([recurring_ical_events.EventAdapter(event)])
+    assert type(series.recurrence) is _BoundedSeries.RecurrenceRules
+    calls: list[object] = []
+    series.recurrence.rrule_between = lambda a, b: calls.append((a, b)) or iter(())
+    start = datetime(2026, 4, 15, tzinfo=ZoneInfo("UTC"))
+    assert list(series.between(start, start + timedelta(days=1))) == []
+    assert calls
