@@ -1,20 +1,32 @@
 """Calendar port over iCalendar feeds (Google's / Outlook's "secret address in iCal format").
 
-Sources are http(s)/webcal URLs or file paths. Recurring events are expanded with
-``recurring_ical_events`` (RRULE, RDATE, EXDATE, RECURRENCE-ID overrides, X-WR-TIMEZONE);
-cancelled events are left out. A feed that cannot be fetched or parsed is reported by a safe
-display name ("feed 2 (calendar.google.com)"): secret feed URLs carry the credential in the path
-or query, so neither ever reaches a post or a log line.
+Sources are http(s)/webcal URLs or file paths; a file may hold several VCALENDAR blocks.
+Recurring events are expanded with ``recurring_ical_events`` (RRULE, RDATE, EXDATE, RECURRENCE-ID
+overrides, X-WR-TIMEZONE), walking each rule lazily from shortly before the day asked for;
+cancelled events are left out. Each feed has limits: MAX_EVENTS_PER_DAY events and a time budget
+for parse + expand; a feed that hits one is listed up to there and reported as cut. An event
+that cannot be placed in time (no DTSTART, unreadable RRULE, ...) is skipped and counted, the
+rest of its feed is kept. A feed that cannot be fetched or parsed is reported by a safe display
+name ("feed 2 (calendar.google.com)"): secret feed URLs carry the credential in the path or
+query, so neither ever reaches a post or a log line. Notes on a feed ("feed 1 (x): 3 events
+skipped") go into ``CalendarDay.failed_feeds`` as text.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.client
 import logging
 import re
+import socket
+import threading
+import time as _time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,13 +34,19 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events
+import x_wr_timezone
+from dateutil.rrule import rrule
+from recurring_ical_events.util import compare_greater, convert_to_datetime
 
 from bot.domain.ports import CalendarDay, Meeting
 
 logger = logging.getLogger(__name__)
 
 MAX_FEED_BYTES = 10 * 1024 * 1024
+MAX_EVENTS_PER_DAY = 500  # per feed; more is a runaway rule, not a calendar
+FEED_BUDGET_SECONDS = 20.0  # parse + expand of one feed; icalendar parses about 1 MB/s
 USER_AGENT = "ideabot-calendar/1.0"
+_CHUNK = 64 * 1024
 
 _VIDEO = re.compile(
     r"https://(?:[\w-]+\.)*(?:meet\.google\.com|zoom\.us|teams\.microsoft\.com|teams\.live\.com)"
@@ -81,21 +99,28 @@ class IcsCalendar:
         tz: str | ZoneInfo = "UTC",
         fetch_timeout: float = 10.0,
         max_bytes: int = MAX_FEED_BYTES,
+        max_events: int = MAX_EVENTS_PER_DAY,
+        feed_budget: float = FEED_BUDGET_SECONDS,
+        clock: Callable[[], float] = _time.monotonic,
     ) -> None:
         self.sources = [s.strip() for s in sources if s.strip()]
         self.tz = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
         self.fetch_timeout = fetch_timeout
         self.max_bytes = max_bytes
+        self.max_events = max_events
+        self.feed_budget = feed_budget
+        self.clock = clock
 
     def meetings_on(self, day: date) -> CalendarDay:
         """All non-cancelled meetings overlapping *day* (local), sorted; failed feeds by name."""
         meetings: list[Meeting] = []
         failed: list[str] = []
+        seen: set[tuple[str, date]] = set()
         for position, source in enumerate(self.sources, start=1):
             name = display_name(source, position)
             try:
                 raw = self._load(source)
-                meetings.extend(self._parse(raw, day, name))
+                feed = self._parse(raw, day, name)
             except FeedError as exc:
                 logger.warning("calendar %s failed: %s", name, exc)
                 failed.append(name)
@@ -103,8 +128,24 @@ class IcsCalendar:
                 reason = _redact(f"{type(exc).__name__}: {exc}", source)
                 logger.warning("calendar %s failed: %s", name, reason)
                 failed.append(name)
+            else:
+                # Within a feed, recurring_ical_events already keeps one instance per UID and
+                # RECURRENCE-ID; across feeds only the same UID at the same instant is merged.
+                meetings += [m for key, m in feed.meetings if key is None or key not in seen]
+                seen.update(key for key, _ in feed.meetings if key is not None)
+                notes: list[str] = []
+                if feed.skipped:
+                    notes.append(f"{_plural(feed.skipped, 'event')} skipped")
+                    logger.warning(
+                        "calendar %s: skipped %s (%s)", name, feed.skipped, ", ".join(feed.reasons)
+                    )
+                if feed.cut:
+                    notes.append(feed.cut)
+                    logger.warning("calendar %s: %s", name, feed.cut)
+                if notes:
+                    failed.append(f"{name}: {', '.join(notes)}")
         meetings.sort(key=lambda m: (not m.all_day, m.start, m.end, m.title))
-        return CalendarDay(meetings=_dedupe(meetings), failed_feeds=failed)
+        return CalendarDay(meetings=meetings, failed_feeds=failed)
 
     # ------------------------------------------------------------------ loading
 
@@ -121,44 +162,148 @@ class IcsCalendar:
             raise FeedError(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
 
     def _fetch(self, source: str) -> bytes:
+        """The body of *source*, within ``fetch_timeout`` seconds in total and ``max_bytes``.
+
+        The socket timeout alone bounds each read, not the fetch: a server sending a byte a
+        second would never trip it. So the body is read in chunks against one deadline, and a
+        watchdog shuts the socket down at that deadline to end a read that blocks meanwhile
+        (trickled headers, a stalled body). The TLS handshake is bounded by the socket timeout.
+        """
         url = source
         if url.lower().startswith("webcal://"):
             url = "https://" + url[len("webcal://") :]
         req = urllib.request.Request(
             url, headers={"User-Agent": USER_AGENT, "Accept": "text/calendar"}
         )
+        timed_out = FeedError(f"timed out after {self.fetch_timeout:g} s")
+        deadline = self.clock() + self.fetch_timeout
+        watchdog = _Watchdog()
+        opener = urllib.request.build_opener(_WatchedHTTP(watchdog), _WatchedHTTPS(watchdog))
+        timer = threading.Timer(self.fetch_timeout, watchdog.fire)
+        timer.daemon = True
+        timer.start()
         try:
-            with urllib.request.urlopen(req, timeout=self.fetch_timeout) as resp:
-                data: bytes = resp.read(self.max_bytes + 1)
+            with opener.open(req, timeout=self.fetch_timeout) as resp:
+                length = resp.headers.get("Content-Length", "")
+                if length.isdigit() and int(length) > self.max_bytes:
+                    raise FeedError(f"feed larger than {self.max_bytes} bytes")
+                chunks: list[bytes] = []
+                size = 0
+                while chunk := resp.read1(_CHUNK):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise FeedError(f"feed larger than {self.max_bytes} bytes")
+                    if self.clock() > deadline:
+                        raise timed_out
+                    chunks.append(chunk)
+                # A socket shut down by the watchdog can look like the end of a body.
+                if not watchdog.disarm():
+                    raise timed_out
+                if length.isdigit() and size < int(length):
+                    raise FeedError("connection closed before the end of the feed")
+        except FeedError:
+            raise
         except urllib.error.HTTPError as exc:
             raise FeedError(f"HTTP {exc.code}") from None
-        except urllib.error.URLError as exc:
-            raise FeedError(_redact(f"unreachable: {exc.reason}", source)) from None
-        except TimeoutError:
-            raise FeedError(f"timed out after {self.fetch_timeout:g} s") from None
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
+            if watchdog.fired or isinstance(exc, TimeoutError):
+                raise timed_out from None
+            if isinstance(exc, urllib.error.URLError):
+                raise FeedError(_redact(f"unreachable: {exc.reason}", source)) from None
             raise FeedError(_redact(f"connection error: {type(exc).__name__}", source)) from None
-        if len(data) > self.max_bytes:
-            raise FeedError(f"feed larger than {self.max_bytes} bytes")
-        return data
+        finally:
+            watchdog.disarm()
+            timer.cancel()
+        return b"".join(chunks)
 
     # ------------------------------------------------------------------ parsing
 
-    def _parse(self, raw: bytes, day: date, name: str) -> list[Meeting]:
+    def _parse(self, raw: bytes, day: date, name: str) -> _Feed:
+        budget = _Budget(self.clock, self.feed_budget, self.max_events)
         try:
-            cal = icalendar.Calendar.from_ical(raw)
+            calendars = icalendar.Calendar.from_ical(raw, multiple=True)
         except ValueError as exc:
             raise FeedError(f"not a valid iCalendar file ({type(exc).__name__})") from None
-        if not isinstance(cal, icalendar.Calendar) or cal.name != "VCALENDAR":
+        if not calendars or any(
+            not isinstance(c, icalendar.Calendar) or c.name != "VCALENDAR" for c in calendars
+        ):
             raise FeedError("not a VCALENDAR")
+        feed = _Feed()
         start = datetime.combine(day, time(0), tzinfo=self.tz)
         end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
-        out: list[Meeting] = []
-        for event in recurring_ical_events.of(cal, skip_bad_series=True).between(start, end):
-            meeting = self._meeting(event, day, name)
+        try:
+            for events in self._series(calendars, feed, budget):
+                budget.check()
+                self._expand(events, start, end, day, name, budget, feed)
+        except _Cut as cut:
+            feed.cut = str(cut)
+        return feed
+
+    def _series(self, calendars: list[Any], feed: _Feed, budget: _Budget) -> list[list[Any]]:
+        """The readable VEVENTs of all VCALENDAR blocks, grouped by UID (one series each)."""
+        # Grouped over all blocks: an override may sit in another block than its series.
+        groups: dict[str, list[Any]] = {}
+        for cal in calendars:
+            budget.check()
+            if str(cal.get("CALSCALE", "GREGORIAN")).upper() != "GREGORIAN":
+                raise FeedError("not a Gregorian calendar")
+            for event in x_wr_timezone.to_standard(cal).walk("VEVENT"):
+                problem = _problem(event)
+                if problem is not None:
+                    feed.skip(problem)
+                    continue
+                uid = str(event.get("UID", "")) or f"\0{len(groups)}"
+                groups.setdefault(uid, []).append(event)
+        return list(groups.values())
+
+    def _expand(
+        self,
+        events: list[Any],
+        start: datetime,
+        end: datetime,
+        day: date,
+        name: str,
+        budget: _Budget,
+        feed: _Feed,
+    ) -> None:
+        """The instances of one series (one UID) on *day*, into *feed*; raises _Cut."""
+        occurrences: list[Any] = []
+        cut: _Cut | None = None
+        try:
+            series = _BoundedSeries([recurring_ical_events.EventAdapter(e) for e in events])
+            series.recurrence.budget = budget
+            for occurrence in series.between(start, end):
+                budget.take()
+                occurrences.append(occurrence)
+        except _Cut as exc:
+            cut = exc  # what was found before the cut is still listed
+        except Exception as exc:  # one bad series must not cost the others
+            feed.skip(type(exc).__name__, len(events))
+            return
+        for occurrence in occurrences:
+            try:
+                event = occurrence.as_component(False)
+                meeting = self._meeting(event, day, name)
+            except Exception as exc:
+                feed.skip(type(exc).__name__)
+                continue
             if meeting is not None:
-                out.append(meeting)
-        return out
+                feed.meetings.append((self._invitation(event), meeting))
+        if cut is not None:
+            raise cut
+
+    def _invitation(self, event: Any) -> tuple[str, date] | None:
+        """What makes an instance provably the same invitation in another feed: UID and start.
+
+        None without a UID: two such events may look alike but nothing says they are one.
+        """
+        uid = str(event.get("UID", "")).strip()
+        if not uid:
+            return None
+        start = event["DTSTART"].dt
+        if isinstance(start, datetime):
+            return uid, self._local(start).astimezone(UTC)
+        return uid, start
 
     def _meeting(self, event: Any, day: date, name: str) -> Meeting | None:
         if str(event.get("STATUS", "")).upper() == "CANCELLED":
@@ -214,22 +359,214 @@ class IcsCalendar:
         return value.astimezone(self.tz)
 
 
+class _Watchdog:
+    """Shuts down the sockets of one fetch when its deadline passes (from a timer thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._armed = True
+        self.fired = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self._armed:
+                self._shutdown(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._armed = False
+            self.fired = True
+            for sock in self._sockets:
+                self._shutdown(sock)
+
+    def disarm(self) -> bool:
+        """Stops the watchdog; False if it had fired already."""
+        with self._lock:
+            self._armed = False
+            return not self.fired
+
+    @staticmethod
+    def _shutdown(sock: socket.socket) -> None:
+        # shutdown() wakes a read blocked in another thread; close() would not. The plain
+        # socket method, as SSLSocket.shutdown() also drops its TLS state under that read.
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _WatchedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()
+        self._watchdog.watch(self.sock)
+
+
+class _WatchedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._watchdog = watchdog
+
+    def connect(self) -> None:
+        super().connect()
+        self._watchdog.watch(self.sock)
+
+
+class _WatchedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self._watchdog = watchdog
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTPConnection, watchdog=self._watchdog), req)
+
+
+class _WatchedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self._watchdog = watchdog
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        conn = functools.partial(_WatchedHTTPSConnection, watchdog=self._watchdog)
+        return self.do_open(conn, req)
+
+
+@dataclass
+class _Feed:
+    """What one feed gave for the day, and what it had to leave out."""
+
+    meetings: list[tuple[tuple[str, date] | None, Meeting]] = field(default_factory=list)
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+    cut: str = ""  # why the expansion stopped early, e.g. "cut at 500 events"
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped += count
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+
+class _Cut(Exception):
+    """The expansion of a feed stopped early; the message says why, in digest words."""
+
+
+class _Budget:
+    """The work one feed may cost: a deadline for parse + expand and a number of events."""
+
+    def __init__(self, clock: Callable[[], float], seconds: float, max_events: int) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.deadline = clock() + seconds
+        self.max_events = max_events
+        self.taken = 0
+
+    def check(self) -> None:
+        if self.clock() > self.deadline:
+            raise _Cut(f"cut after {self.seconds:g} s")
+
+    def take(self) -> None:
+        """Counts one more event of the day; the one past the cap cuts the feed."""
+        if self.taken >= self.max_events:
+            raise _Cut(f"cut at {self.max_events} events")
+        self.taken += 1
+        self.check()
+
+
+_STEP = {
+    "HOURLY": timedelta(hours=1),
+    "MINUTELY": timedelta(minutes=1),
+    "SECONDLY": timedelta(seconds=1),
+}
+# Fast-forwarding stops this much short of the span, in wall-clock time of the rule, so that a
+# DST jump between the rule's zone and the span's cannot make it overshoot an instance.
+_FAST_FORWARD_MARGIN = timedelta(hours=2)
+
+
+def _fast_forward(rule: rrule, dtstart: datetime, span_start: datetime) -> rrule:
+    """*rule* restarted at its last instance slot shortly before *span_start*, not cached.
+
+    dateutil walks a rule from DTSTART, one slot at a time: FREQ=SECONDLY from last year is
+    tens of millions of steps before the day asked for. Slots of an HOURLY/MINUTELY/SECONDLY
+    rule are DTSTART + k * INTERVAL units in wall-clock time (BY* parts filter slots or expand
+    within one), so starting from a later slot gives the same instances after it. COUNT counts
+    from DTSTART: such rules are walked as they are, under the feed's time budget.
+    """
+    parts = dict(
+        p.split("=", 1) for p in str(rule).split("RRULE:", 1)[-1].strip().split(";") if "=" in p
+    )
+    freq = parts.get("FREQ", "")
+    if "COUNT" in parts or freq not in _STEP:
+        return rule.replace(cache=False)
+    step = _STEP[freq] * int(parts.get("INTERVAL", "1"))
+    target = span_start.astimezone(dtstart.tzinfo) if dtstart.tzinfo else span_start
+    gap = target.replace(tzinfo=None) - dtstart.replace(tzinfo=None) - _FAST_FORWARD_MARGIN
+    if gap <= step:
+        return rule.replace(cache=False)
+    return rule.replace(dtstart=dtstart + (gap // step) * step, cache=False)
+
+
+class _BoundedSeries(recurring_ical_events.Series):
+    """A series whose recurrence rules are walked lazily, fast-forwarded and under a budget.
+
+    recurring_ical_events asks dateutil for ``rule.between(start, stop)``: a list built by
+    walking the rule from DTSTART with its cache on. That is what let one SECONDLY event fill
+    a gigabyte. Only the walk is replaced; overrides, EXDATE and RDATE stay the library's.
+    """
+
+    class RecurrenceRules(recurring_ical_events.Series.RecurrenceRules):
+        budget: _Budget | None = None
+
+        def rrule_between(self, span_start: Any, span_stop: Any) -> Iterator[Any]:
+            start = convert_to_datetime(span_start, self.tzinfo)
+            stop = convert_to_datetime(span_stop, self.tzinfo)
+            for rule in self.rrules:
+                # Checked per rule too: dateutil may search long for an instance that never comes
+                # (BYDAY=MO on a rule that only lands on Saturdays ends in the year 9999).
+                if self.budget is not None:
+                    self.budget.check()
+                until = rule.until  # set by recurring_ical_events, as UNTIL was written
+                walk = _fast_forward(rule, self.start, start) if isinstance(rule, rrule) else rule
+                for instance in walk:
+                    if self.budget is not None:
+                        self.budget.check()
+                    if instance > stop:
+                        break
+                    if instance >= start and (
+                        until is None or not compare_greater(instance, until)
+                    ):
+                        yield instance
+
+
+_TIMING_PROPS = frozenset(
+    {"DTSTART", "DTEND", "DURATION", "RRULE", "EXRULE", "RDATE", "EXDATE", "RECURRENCE-ID"}
+)
+
+
+def _problem(event: Any) -> str | None:
+    """Why *event* cannot be placed in time, or None. Reasons never quote the event's text."""
+    for prop, _ in getattr(event, "errors", ()):
+        if str(prop).upper() in _TIMING_PROPS:
+            return f"unreadable {str(prop).upper()}"
+    dtstart = event.get("DTSTART")
+    if dtstart is None:
+        return "no DTSTART"
+    if not isinstance(getattr(dtstart, "dt", None), date):
+        return "unreadable DTSTART"
+    return None
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _is_date(event: Any) -> bool:
     dtstart = event.get("DTSTART")
     return dtstart is not None and not isinstance(dtstart.dt, datetime)
-
-
-def _dedupe(meetings: list[Meeting]) -> list[Meeting]:
-    """The same meeting in two feeds (organiser's and attendee's calendars) is listed once."""
-    seen: set[tuple[str, datetime, datetime]] = set()
-    out: list[Meeting] = []
-    for m in meetings:
-        key = (m.title.casefold(), m.start, m.end)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(m)
-    return out
 
 
 def _redact(text: str, source: str) -> str:

@@ -145,6 +145,24 @@ def format_duration(minutes: int) -> str:
     return f"{m} min"
 
 
+def clock_time(at: datetime, day: date) -> str:
+    """*at* as a clock time on *day*: '09:00'; midnight ending *day* is '24:00'; any other day
+    is named: 'Tue 22:00'."""
+    if at.date() == day:
+        return f"{at:%H:%M}"
+    if at == datetime.combine(day + timedelta(days=1), time(0), tzinfo=at.tzinfo):
+        return "24:00"
+    return f"{at:%a %H:%M}"
+
+
+def meeting_span(start: datetime, end: datetime, sep: str = "–") -> str:
+    """'09:00–10:00'; over midnight both ends name their day: 'Tue 22:00–Wed 01:00'."""
+    day = start.date()
+    if end.date() == day or clock_time(end, day) == "24:00":
+        return f"{start:%H:%M}{sep}{clock_time(end, day)}"
+    return f"{start:%a %H:%M}{sep}{end:%a %H:%M}"
+
+
 def plain_meeting_overview(d: MeetingDigest) -> str:
     """The offline overview: two short sentences built from the numbers."""
     if not d.meetings:
@@ -156,7 +174,8 @@ def plain_meeting_overview(d: MeetingDigest) -> str:
         noun = "meeting" if d.count == 1 else "meetings"
         first = (
             f"{d.count} {noun} today, {format_duration(d.total_minutes)} in total, "
-            f"from {d.meetings[0].start:%H:%M} to {max(m.end for m in d.meetings):%H:%M}."
+            f"from {clock_time(d.meetings[0].start, d.day)} "
+            f"to {clock_time(max(m.end for m in d.meetings), d.day)}."
         )
     if d.free_blocks:
         longest = max(d.free_blocks, key=lambda b: (b.minutes, -b.start.timestamp()))
@@ -171,7 +190,7 @@ def plain_meeting_overview(d: MeetingDigest) -> str:
 
 def meeting_prompt_variables(d: MeetingDigest) -> dict[str, str]:
     """Variables for prompts/meetings.prompt.yaml (``day``, ``meetings``)."""
-    lines = [f"{m.start:%H:%M}-{m.end:%H:%M} {plain_text(m.title)}" for m in d.meetings]
+    lines = [f"{meeting_span(m.start, m.end, '-')} {plain_text(m.title)}" for m in d.meetings]
     lines += [f"all day {plain_text(m.title)}" for m in d.all_day]
     return {"day": f"{d.day:%A} {d.day.day} {d.day:%B %Y}", "meetings": "\n".join(lines)}
 

@@ -18,6 +18,7 @@ from bot.domain.digests import (
     MeetingDigest,
     TakeawayDigest,
     format_duration,
+    meeting_span,
 )
 from bot.domain.ports import Meeting
 from bot.slack.mrkdwn import truncate
@@ -117,9 +118,7 @@ def _meeting_where(m: Meeting, mrkdwn: bool) -> str:
 
 
 def _meeting_line(m: Meeting, mrkdwn: bool) -> str:
-    when = f"{m.start:%H:%M}–{m.end:%H:%M}"
-    if m.end.date() != m.start.date():
-        when = f"{m.start:%H:%M}–{m.end:%a %H:%M}"
+    when = meeting_span(m.start, m.end)
     title = _cut(m.title, MAX_TITLE)
     where = _meeting_where(m, mrkdwn)
     line = f"*{when}*  {esc(title)}" if mrkdwn else f"{when}  {_plain(title)}"

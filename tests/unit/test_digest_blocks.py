@@ -256,3 +256,20 @@ def test_takeaway_text_rendering() -> None:
     assert "  CSV export → IDEA-7" in text
     assert "  Dark mode — 6 reactions, 3 replies" in text
     assert "Waiting to be filed (1):\n  Login loop (bug)" in text
+
+
+def test_meetings_over_midnight_name_the_day_at_both_ends() -> None:
+    d = meeting_digest(
+        [
+            Meeting("Night shift", at(22) - timedelta(days=1), at(2)),
+            Meeting("Release", at(21), at(1) + timedelta(days=1)),
+            Meeting("Late call", at(23), at(0) + timedelta(days=1)),
+        ]
+    )
+    body = "\n".join(texts(build_meeting_blocks(d)))
+    assert "*Tue 22:00–Wed 02:00*  Night shift" in body
+    assert "*Wed 21:00–Thu 01:00*  Release" in body
+    assert "*23:00–24:00*  Late call" in body  # ends at midnight: no other day to name
+    text = meeting_text(d)
+    assert "  Tue 22:00–Wed 02:00  Night shift" in text
+    assert "  Wed 21:00–Thu 01:00  Release" in text

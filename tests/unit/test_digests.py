@@ -89,6 +89,31 @@ def test_empty_day_overview_and_prompt_variables() -> None:
     assert meeting_prompt_variables(d) == {"day": "Wednesday 15 April 2026", "meetings": ""}
 
 
+def test_overview_and_prompt_name_the_days_of_meetings_over_midnight() -> None:
+    cal = CalendarDay(
+        meetings=[
+            meeting("Night shift", at(22) - timedelta(days=1), at(2)),
+            meeting("Release", at(21), at(1) + timedelta(days=1)),
+        ],
+        failed_feeds=[],
+    )
+    d = build_meeting_digest(DAY, cal, "Europe/Berlin", WORKDAY)
+    assert plain_meeting_overview(d).startswith(
+        "2 meetings today, 5 h in total, from Tue 22:00 to Thu 01:00."
+    )
+    assert meeting_prompt_variables(d)["meetings"] == (
+        "Tue 22:00-Wed 02:00 Night shift\nWed 21:00-Thu 01:00 Release"
+    )
+    late = build_meeting_digest(
+        DAY,
+        CalendarDay([meeting("Late", at(9), at(0) + timedelta(days=1))], []),
+        "Europe/Berlin",
+        WORKDAY,
+    )
+    assert "from 09:00 to 24:00." in plain_meeting_overview(late)
+    assert meeting_prompt_variables(late)["meetings"] == "09:00-24:00 Late"
+
+
 def test_merge_intervals_joins_touching_and_drops_empty() -> None:
     a, b, c = at(9), at(10), at(11)
     assert merge_intervals([(b, c), (a, b), (c, c)]) == [(a, c)]
