@@ -165,7 +165,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     print("-" * len(header) + "-" * 20)
     for post, v in zip(posts, verdicts, strict=True):
         title = v.title if len(v.title) <= 58 else v.title[:57] + "…"
-        sims = ", ".join(f"{m.key} {m.score:.2f}" for m in v.duplicates) or "-"
+        sims = ", ".join(f"{m.key} {m.score:.2f}" for m in v.similar) or "-"
         if v.likely_duplicate:
             sims += "  (likely duplicate)"
         print(f"{post.id:<5} {v.kind:<9} {v.confidence:>4.2f}  {title:<58} {sims}")

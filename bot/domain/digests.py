@@ -4,7 +4,6 @@ post say. Pure functions over domain types; rendering lives in ``bot.slack.diges
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot.domain.models import KINDS, plain_text
+from bot.domain.models import KINDS, Triage, plain_text
 from bot.domain.ports import CalendarDay, Filing, Meeting, StoredPost
 
 logger = logging.getLogger(__name__)
@@ -275,18 +274,11 @@ def _first_line(text: str, limit: int = 100) -> str:
 
 
 def _duplicate_of(p: StoredPost) -> tuple[tuple[str, ...], tuple[str | None, ...]] | None:
-    if not p.triage_json:
+    triage = Triage.from_stored(p.triage_json)
+    if triage is None or not triage.likely_duplicate or not triage.similar:
         return None
-    try:
-        data = json.loads(p.triage_json)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not data.get("likely_duplicate"):
-        return None
-    dups = [d for d in data.get("duplicates") or [] if isinstance(d, dict) and d.get("key")]
-    if not dups:
-        return None
-    return tuple(str(d["key"]) for d in dups[:3]), tuple(d.get("url") for d in dups[:3])
+    best = triage.similar[:3]
+    return tuple(m.key for m in best), tuple(m.url for m in best)
 
 
 def build_takeaway_digest(

@@ -111,9 +111,9 @@ def marker_label(channel: str, ts: str) -> str:
 
 def is_duplicate_verdict(triage: Triage | None) -> Match | None:
     """The ticket to offer instead of filing, when triage called the best match a duplicate."""
-    if triage is None or not triage.likely_duplicate or not triage.duplicates:
+    if triage is None or not triage.likely_duplicate or not triage.similar:
         return None
-    return triage.duplicates[0]
+    return triage.similar[0]
 
 
 def may_file(

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -141,12 +142,25 @@ class Analysis(Frozen):
 class Triage(Analysis):
     """The full verdict on one post: analysis plus the similar tickets found.
 
-    ``duplicates`` are *similar tickets*, best first. ``likely_duplicate`` is only set when the
-    evidence goes beyond one cosine score (see ``domain.triage.is_likely_duplicate``).
+    ``similar`` are the similar tickets, best first (stored verdicts written before the rename
+    say ``duplicates``; both are read). ``likely_duplicate`` is only set when the evidence goes
+    beyond one cosine score (see ``domain.duplicates.is_likely_duplicate``).
     """
 
-    duplicates: tuple[Match, ...] = ()
+    similar: tuple[Match, ...] = Field(
+        default=(), validation_alias=AliasChoices("similar", "duplicates")
+    )
     likely_duplicate: bool = False
+
+    @staticmethod
+    def from_stored(raw: str | None) -> Triage | None:
+        """A verdict stored as JSON, or None when there is none or it cannot be read."""
+        if not raw:
+            return None
+        try:
+            return Triage.model_validate_json(raw)
+        except ValueError:
+            return None
 
     def to_json(self, post_id: str) -> dict[str, Any]:
         """The batch CLI's output line (a stable contract)."""
@@ -159,7 +173,7 @@ class Triage(Analysis):
             "labels": list(self.labels),
             "duplicates": [
                 {"key": m.key, "title": m.title, "score": round(m.score, 4), "url": m.url}
-                for m in self.duplicates
+                for m in self.similar
             ],
             "likely_duplicate": self.likely_duplicate,
             "analyzer": self.analyzer,

@@ -162,7 +162,7 @@ class FileMessage:
         ref = req.ref
         stored = self.store.get_post(ref.channel, ref.ts)
         text, author, thread_ts = req.text, req.author, req.thread_ts
-        triage = _stored_triage(stored.triage_json) if stored else None
+        triage = Triage.from_stored(stored.triage_json) if stored else None
         permalink = stored.permalink if stored else None
         if stored is not None:
             text = stored.text or text
@@ -201,12 +201,3 @@ class FileMessage:
             comment_on=req.comment_on,
         )
         return job, triage
-
-
-def _stored_triage(raw: str | None) -> Triage | None:
-    if not raw:
-        return None
-    try:
-        return Triage.model_validate_json(raw)
-    except ValueError:
-        return None

@@ -72,7 +72,7 @@ class Triager:
             if picked:
                 shown = (picked[0], *(m for m in shown if m.key != judged_duplicate))
                 likely = True
-        return Triage(**analysis.model_dump(), duplicates=shown, likely_duplicate=likely)
+        return Triage(**analysis.model_dump(), similar=shown, likely_duplicate=likely)
 
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets."""

@@ -93,9 +93,9 @@ def build_triage_reply(
     blocks: list[Block] = [_section(f"*{kind}:* {title}")]
     if summary:
         blocks.append(_section(summary))
-    if triage.duplicates:
+    if triage.similar:
         head = "*Possible duplicate:*" if triage.likely_duplicate else "*Similar tickets:*"
-        blocks.append(_section(_pack(head, [match_line(m) for m in triage.duplicates[:10]])))
+        blocks.append(_section(_pack(head, [match_line(m) for m in triage.similar[:10]])))
     if can_file:
         blocks.append(_context(f"React with :{file_emoji}: or use the button to file it in Jira."))
         blocks.append(

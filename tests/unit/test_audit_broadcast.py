@@ -111,7 +111,7 @@ def _triage(title: str, summary: str, matches: list[Match]) -> Triage:
         title=title,
         summary=summary,
         analyzer="t",
-        duplicates=tuple(matches),
+        similar=tuple(matches),
     )
 
 

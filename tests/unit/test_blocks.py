@@ -30,7 +30,7 @@ def test_triage_reply_shape_and_limits() -> None:
         for i in range(30)
     )
     text, bl = blocks.build_triage_reply(
-        _triage(summary="s" * 5000, duplicates=matches), "C1", "1.2", "ticket"
+        _triage(summary="s" * 5000, similar=matches), "C1", "1.2", "ticket"
     )
     assert len(bl) <= blocks.MAX_BLOCKS
     assert all(len(s) <= blocks.SECTION_MAX for s in _sections(bl))

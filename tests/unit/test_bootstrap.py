@@ -44,7 +44,7 @@ def test_llm_verdict_with_its_duplicate_judgement(
     services = _services(tmp_path, monkeypatch, llm)
     verdict = services.triager.triage(Post(id="1", text="export to CSV times out again"))
     assert verdict.analyzer.startswith("llm:") and verdict.kind == "bug"
-    assert verdict.duplicates[0].key == "APP-7" and verdict.likely_duplicate
+    assert verdict.similar[0].key == "APP-7" and verdict.likely_duplicate
     assert len(llm.calls) == 1
     # the candidates shown to the model are the similar tickets found
     assert "APP-7" in "".join(str(m.content) for m in llm.calls[0])

@@ -135,10 +135,18 @@ def post(
 ) -> StoredPost:
     triage = None
     if dup:
+        # A verdict as stored before Triage.duplicates became Triage.similar: still read.
         triage = json.dumps(
             {
+                "kind": kind,
+                "confidence": 0.9,
+                "title": f"Title {ts}",
+                "summary": "",
+                "analyzer": "t",
                 "likely_duplicate": True,
-                "duplicates": [{"key": "IDEA-7", "url": "https://jira.example/browse/IDEA-7"}],
+                "duplicates": [
+                    {"key": "IDEA-7", "score": 0.9, "url": "https://jira.example/browse/IDEA-7"}
+                ],
             }
         )
     return StoredPost(

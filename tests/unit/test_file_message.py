@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from bot.adapters.store_sql import SqlStore
 from bot.domain.models import Analysis, ChatMessage, Match, MessageRef, Person, Post, Triage
 from bot.domain.ports import StoredPost
 from bot.service.channels import IdeaChannels
@@ -16,6 +13,7 @@ from bot.service.file_message import FileMessage, FileRequest, FilingAccess, Rea
 from bot.service.filing import Filer
 from bot.service.triage import Triager
 from tests.fakes.chat import RecordingChat
+from tests.fakes.memory_store import MemoryStore
 from tests.fakes.notifier import RecordingNotifier
 from tests.fakes.tracker import FakeTracker
 
@@ -42,14 +40,12 @@ class OneMatchIndex:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    s = SqlStore(f"sqlite:///{tmp_path / 's.sqlite3'}")
-    yield s
-    s.close()
+def store() -> MemoryStore:
+    return MemoryStore()
 
 
 def make(
-    store: SqlStore,
+    store: MemoryStore,
     *,
     match: Match | None = None,
     access: FilingAccess | None = None,
@@ -81,7 +77,7 @@ def make(
     return use_case, chat, notes, tracker
 
 
-def test_reaction_files_the_fetched_message_once_with_its_author(store: SqlStore) -> None:
+def test_reaction_files_the_fetched_message_once_with_its_author(store: MemoryStore) -> None:
     use_case, _, notes, tracker = make(store)
     reaction = Reaction(ref=REF, user="UBOB", emoji="ticket", item_user="UALICE", event_id="Ev1")
     assert use_case.on_reaction(reaction).status == "filed"
@@ -107,13 +103,13 @@ def test_reaction_files_the_fetched_message_once_with_its_author(store: SqlStore
     ],
     ids=["other-emoji", "other-channel", "by-the-bot", "on-the-bots-reply"],
 )
-def test_reactions_that_are_not_a_filing(store: SqlStore, reaction: Reaction) -> None:
+def test_reactions_that_are_not_a_filing(store: MemoryStore, reaction: Reaction) -> None:
     use_case, _, notes, tracker = make(store)
     assert use_case.on_reaction(reaction).status == "ignored"
     assert tracker.created == [] and notes.said == []
 
 
-def test_reaction_on_the_post_idea_made_for_someone_files_it(store: SqlStore) -> None:
+def test_reaction_on_the_post_idea_made_for_someone_files_it(store: MemoryStore) -> None:
     use_case, _, _, tracker = make(store)
     store.save_post(
         StoredPost(
@@ -125,7 +121,7 @@ def test_reaction_on_the_post_idea_made_for_someone_files_it(store: SqlStore) ->
     assert tracker.created[0].body.original == "Add SSO"
 
 
-def test_someone_not_allowed_is_told_privately_and_nothing_is_filed(store: SqlStore) -> None:
+def test_someone_not_allowed_is_told_privately_and_nothing_is_filed(store: MemoryStore) -> None:
     use_case, chat, notes, tracker = make(store, access=FilingAccess(users=["UBOB"], groups=["S1"]))
     chat.groups["S1"] = frozenset({"UCAROL"})
     assert use_case(FileRequest(ref=REF, requester="UMALLORY")).status == "denied"
@@ -134,7 +130,7 @@ def test_someone_not_allowed_is_told_privately_and_nothing_is_filed(store: SqlSt
     assert use_case(FileRequest(ref=REF, requester="UCAROL")).status == "filed"
 
 
-def test_a_likely_duplicate_is_offered_then_commented_or_filed_anyway(store: SqlStore) -> None:
+def test_a_likely_duplicate_is_offered_then_commented_or_filed_anyway(store: MemoryStore) -> None:
     match = Match(
         key="PROJ-9",
         title="Dark theme",
@@ -151,14 +147,14 @@ def test_a_likely_duplicate_is_offered_then_commented_or_filed_anyway(store: Sql
     assert use_case(FileRequest(ref=REF, requester="UBOB")).status == "already"
 
 
-def test_file_anyway_files_despite_the_duplicate(store: SqlStore) -> None:
+def test_file_anyway_files_despite_the_duplicate(store: MemoryStore) -> None:
     match = Match(key="PROJ-9", title="Dark", score=0.99)  # no signals: the fused score decides
     use_case, _, _, tracker = make(store, match=match)
     assert use_case(FileRequest(ref=REF, requester="UBOB", force=True)).status == "filed"
     assert len(tracker.created) == 1
 
 
-def test_an_unreadable_message_is_said_to_the_requester(store: SqlStore) -> None:
+def test_an_unreadable_message_is_said_to_the_requester(store: MemoryStore) -> None:
     use_case, chat, notes, tracker = make(store)
     chat.messages.clear()
     assert use_case(FileRequest(ref=REF, requester="UBOB")).status == "unreadable"
@@ -166,7 +162,7 @@ def test_an_unreadable_message_is_said_to_the_requester(store: SqlStore) -> None
     assert tracker.created == []
 
 
-def test_stored_triage_is_reused_and_the_thread_is_the_posts_own(store: SqlStore) -> None:
+def test_stored_triage_is_reused_and_the_thread_is_the_posts_own(store: MemoryStore) -> None:
     use_case, _, notes, tracker = make(store)
     triage = Triage(
         kind="bug", confidence=0.8, title="Export crashes", summary="It crashes.", analyzer="t"
@@ -188,7 +184,7 @@ def test_stored_triage_is_reused_and_the_thread_is_the_posts_own(store: SqlStore
     assert outcome["job"].reply_ts == "1699999999.000100"
 
 
-def test_slash_command_posts_for_the_person_then_files(store: SqlStore) -> None:
+def test_slash_command_posts_for_the_person_then_files(store: MemoryStore) -> None:
     use_case, _, notes, tracker = make(store)
     result = use_case.submit_idea("CIDEAS01", "UALICE", "Add keyboard shortcuts")
     assert result.status == "filed" and notes.kinds()[0] == "idea_posted"
@@ -197,7 +193,7 @@ def test_slash_command_posts_for_the_person_then_files(store: SqlStore) -> None:
     assert tracker.created[0].body.original == "Add keyboard shortcuts"
 
 
-def test_slash_command_that_cannot_post_files_nothing(store: SqlStore) -> None:
+def test_slash_command_that_cannot_post_files_nothing(store: MemoryStore) -> None:
     use_case, _, notes, tracker = make(store)
     notes.cannot_post = True
     result = use_case.submit_idea("CIDEAS01", "UALICE", "Add keyboard shortcuts")
@@ -205,7 +201,7 @@ def test_slash_command_that_cannot_post_files_nothing(store: SqlStore) -> None:
     assert tracker.created == []
 
 
-def test_without_jira_nothing_is_posted_or_filed(store: SqlStore) -> None:
+def test_without_jira_nothing_is_posted_or_filed(store: MemoryStore) -> None:
     use_case, _, notes, _ = make(store)
     use_case.filer.tracker = None
     assert use_case.submit_idea("CIDEAS01", "UALICE", "Add SSO").status == "unavailable"

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from bot.adapters.jira_format import render_wiki
-from bot.adapters.store_sql import SqlStore
 from bot.domain.filing import (
     TOPIC,
     Backoff,
@@ -22,6 +21,7 @@ from bot.domain.filing import (
 from bot.domain.models import IssueText
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 from bot.service.filing import Filer
+from tests.fakes.memory_store import MemoryStore
 from tests.fakes.notifier import RecordingNotifier
 from tests.fakes.tracker import FakeTracker
 
@@ -39,7 +39,7 @@ def _service(
 ) -> tuple[Filer, RecordingNotifier, Clock]:
     notes, clock = RecordingNotifier(), Clock()
     svc = Filer(
-        store=SqlStore(f"sqlite:///{tmp_path / 's.sqlite3'}"),
+        store=MemoryStore(clock),
         tracker=tracker,
         project="PROJ",
         issue_types={"idea": "Story", "bug": "Bug"},

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from bot.adapters.store_sql import SqlStore
 from bot.domain.models import Analysis, Match, Post
 from bot.service.channels import IdeaChannels
 from bot.service.receive_post import IncomingPost, ReceivePost
 from bot.service.triage import Triager
 from tests.fakes.chat import RecordingChat
+from tests.fakes.memory_store import MemoryStore
 from tests.fakes.notifier import RecordingNotifier
 
 
@@ -30,14 +27,12 @@ class NoIndex:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqlStore]:
-    s = SqlStore(f"sqlite:///{tmp_path / 's.sqlite3'}")
-    yield s
-    s.close()
+def store() -> MemoryStore:
+    return MemoryStore()
 
 
 def make(
-    store: SqlStore, channels: IdeaChannels | None = None, threads: bool = False
+    store: MemoryStore, channels: IdeaChannels | None = None, threads: bool = False
 ) -> tuple[ReceivePost, RecordingChat, RecordingNotifier]:
     chat, notes = RecordingChat(private={"GPRIV001"}), RecordingNotifier()
     use_case = ReceivePost(
@@ -62,7 +57,7 @@ def post(text: str = "Add dark mode", **kw: object) -> IncomingPost:
     return IncomingPost(**fields)  # type: ignore[arg-type]
 
 
-def test_an_idea_is_recorded_triaged_and_answered_once(store: SqlStore) -> None:
+def test_an_idea_is_recorded_triaged_and_answered_once(store: MemoryStore) -> None:
     use_case, _, notes = make(store)
     out = use_case(post(event_id="Ev1"))
     assert out.status == "replied" and out.reply_ts
@@ -73,7 +68,7 @@ def test_an_idea_is_recorded_triaged_and_answered_once(store: SqlStore) -> None:
     assert notes.kinds() == ["triage_reply"]
 
 
-def test_chit_chat_is_recorded_but_not_answered(store: SqlStore) -> None:
+def test_chit_chat_is_recorded_but_not_answered(store: MemoryStore) -> None:
     use_case, _, notes = make(store)
     assert use_case(post("thanks all!")).status == "quiet"
     stored = store.get_post("CIDEAS01", "1700000000.000100")
@@ -90,18 +85,18 @@ def test_chit_chat_is_recorded_but_not_answered(store: SqlStore) -> None:
     ],
     ids=["not-an-idea-channel", "blank", "thread-reply"],
 )
-def test_posts_that_are_not_triaged(store: SqlStore, incoming: IncomingPost) -> None:
+def test_posts_that_are_not_triaged(store: MemoryStore, incoming: IncomingPost) -> None:
     use_case, _, notes = make(store)
     assert use_case(incoming).status == "ignored"
     assert notes.said == [] and store.get_post(incoming.channel, incoming.ts) is None
 
 
-def test_thread_replies_with_triage_threads(store: SqlStore) -> None:
+def test_thread_replies_with_triage_threads(store: MemoryStore) -> None:
     use_case, _, _ = make(store, threads=True)
     assert use_case(post(thread_ts="1600000000.000001")).status == "replied"
 
 
-def test_privacy_comes_from_the_event_or_else_from_the_chat(store: SqlStore) -> None:
+def test_privacy_comes_from_the_event_or_else_from_the_chat(store: MemoryStore) -> None:
     use_case, _, _ = make(store)
     use_case(post(channel="GPRIV001"))  # the event did not say: the chat knows it is private
     stored = store.get_post("GPRIV001", "1700000000.000100")
@@ -111,7 +106,7 @@ def test_privacy_comes_from_the_event_or_else_from_the_chat(store: SqlStore) -> 
     assert stored is not None and stored.is_private
 
 
-def test_channel_names_count_once_resolved(store: SqlStore) -> None:
+def test_channel_names_count_once_resolved(store: MemoryStore) -> None:
     channels = IdeaChannels(["#product-ideas"])
     use_case, chat, _ = make(store, channels=channels)
     chat.names["product-ideas"] = "CNAMED01"
