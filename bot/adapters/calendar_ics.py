@@ -14,17 +14,10 @@ skipped") go into ``CalendarDay.failed_feeds`` as text.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.client
 import logging
 import re
-import socket
-import threading
 import time as _time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -35,9 +28,9 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 import x_wr_timezone
-from dateutil.rrule import rrule
-from recurring_ical_events.util import compare_greater, convert_to_datetime
 
+from bot.adapters.http_fetch import FetchError, fetch_bytes, redact_source
+from bot.adapters.ics_recurrence import BoundedSeries, Budget, Cut
 from bot.domain.ports import CalendarDay, Meeting
 
 logger = logging.getLogger(__name__)
@@ -46,7 +39,6 @@ MAX_FEED_BYTES = 10 * 1024 * 1024
 MAX_EVENTS_PER_DAY = 500  # per feed; more is a runaway rule, not a calendar
 FEED_BUDGET_SECONDS = 20.0  # parse + expand of one feed; icalendar parses about 1 MB/s
 USER_AGENT = "ideabot-calendar/1.0"
-_CHUNK = 64 * 1024
 
 _VIDEO = re.compile(
     r"https://(?:[\w-]+\.)*(?:meet\.google\.com|zoom\.us|teams\.microsoft\.com|teams\.live\.com)"
@@ -125,7 +117,7 @@ class IcsCalendar:
                 logger.warning("calendar %s failed: %s", name, exc)
                 failed.append(name)
             except Exception as exc:  # a malformed feed must not stop the digest
-                reason = _redact(f"{type(exc).__name__}: {exc}", source)
+                reason = redact_source(f"{type(exc).__name__}: {exc}", source)
                 logger.warning("calendar %s failed: %s", name, reason)
                 failed.append(name)
             else:
@@ -162,64 +154,26 @@ class IcsCalendar:
             raise FeedError(f"cannot read file: {exc.strerror or type(exc).__name__}") from None
 
     def _fetch(self, source: str) -> bytes:
-        """The body of *source*, within ``fetch_timeout`` seconds in total and ``max_bytes``.
-
-        The socket timeout alone bounds each read, not the fetch: a server sending a byte a
-        second would never trip it. So the body is read in chunks against one deadline, and a
-        watchdog shuts the socket down at that deadline to end a read that blocks meanwhile
-        (trickled headers, a stalled body). The TLS handshake is bounded by the socket timeout.
-        """
-        url = source
-        if url.lower().startswith("webcal://"):
-            url = "https://" + url[len("webcal://") :]
-        req = urllib.request.Request(
-            url, headers={"User-Agent": USER_AGENT, "Accept": "text/calendar"}
+        url = (
+            "https://" + source[len("webcal://") :]
+            if source.lower().startswith("webcal://")
+            else source
         )
-        timed_out = FeedError(f"timed out after {self.fetch_timeout:g} s")
-        deadline = self.clock() + self.fetch_timeout
-        watchdog = _Watchdog()
-        opener = urllib.request.build_opener(_WatchedHTTP(watchdog), _WatchedHTTPS(watchdog))
-        timer = threading.Timer(self.fetch_timeout, watchdog.fire)
-        timer.daemon = True
-        timer.start()
         try:
-            with opener.open(req, timeout=self.fetch_timeout) as resp:
-                length = resp.headers.get("Content-Length", "")
-                if length.isdigit() and int(length) > self.max_bytes:
-                    raise FeedError(f"feed larger than {self.max_bytes} bytes")
-                chunks: list[bytes] = []
-                size = 0
-                while chunk := resp.read1(_CHUNK):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FeedError(f"feed larger than {self.max_bytes} bytes")
-                    if self.clock() > deadline:
-                        raise timed_out
-                    chunks.append(chunk)
-                # A socket shut down by the watchdog can look like the end of a body.
-                if not watchdog.disarm():
-                    raise timed_out
-                if length.isdigit() and size < int(length):
-                    raise FeedError("connection closed before the end of the feed")
-        except FeedError:
-            raise
-        except urllib.error.HTTPError as exc:
-            raise FeedError(f"HTTP {exc.code}") from None
-        except (OSError, http.client.HTTPException) as exc:
-            if watchdog.fired or isinstance(exc, TimeoutError):
-                raise timed_out from None
-            if isinstance(exc, urllib.error.URLError):
-                raise FeedError(_redact(f"unreachable: {exc.reason}", source)) from None
-            raise FeedError(_redact(f"connection error: {type(exc).__name__}", source)) from None
-        finally:
-            watchdog.disarm()
-            timer.cancel()
-        return b"".join(chunks)
+            return fetch_bytes(
+                url,
+                timeout=self.fetch_timeout,
+                max_bytes=self.max_bytes,
+                headers={"User-Agent": USER_AGENT, "Accept": "text/calendar"},
+                clock=self.clock,
+            )
+        except FetchError as exc:
+            raise FeedError(redact_source(str(exc), source)) from None
 
     # ------------------------------------------------------------------ parsing
 
     def _parse(self, raw: bytes, day: date, name: str) -> _Feed:
-        budget = _Budget(self.clock, self.feed_budget, self.max_events)
+        budget = Budget(self.clock, self.feed_budget, self.max_events)
         try:
             calendars = icalendar.Calendar.from_ical(raw, multiple=True)
         except ValueError as exc:
@@ -235,11 +189,11 @@ class IcsCalendar:
             for events in self._series(calendars, feed, budget):
                 budget.check()
                 self._expand(events, start, end, day, name, budget, feed)
-        except _Cut as cut:
+        except Cut as cut:
             feed.cut = str(cut)
         return feed
 
-    def _series(self, calendars: list[Any], feed: _Feed, budget: _Budget) -> list[list[Any]]:
+    def _series(self, calendars: list[Any], feed: _Feed, budget: Budget) -> list[list[Any]]:
         """The readable VEVENTs of all VCALENDAR blocks, grouped by UID (one series each)."""
         # Grouped over all blocks: an override may sit in another block than its series.
         groups: dict[str, list[Any]] = {}
@@ -263,19 +217,19 @@ class IcsCalendar:
         end: datetime,
         day: date,
         name: str,
-        budget: _Budget,
+        budget: Budget,
         feed: _Feed,
     ) -> None:
-        """The instances of one series (one UID) on *day*, into *feed*; raises _Cut."""
+        """The instances of one series (one UID) on *day*, into *feed*; raises Cut."""
         occurrences: list[Any] = []
-        cut: _Cut | None = None
+        cut: Cut | None = None
         try:
-            series = _BoundedSeries([recurring_ical_events.EventAdapter(e) for e in events])
+            series = BoundedSeries([recurring_ical_events.EventAdapter(e) for e in events])
             series.recurrence.budget = budget
             for occurrence in series.between(start, end):
                 budget.take()
                 occurrences.append(occurrence)
-        except _Cut as exc:
+        except Cut as exc:
             cut = exc  # what was found before the cut is still listed
         except Exception as exc:  # one bad series must not cost the others
             feed.skip(type(exc).__name__, len(events))
@@ -359,83 +313,6 @@ class IcsCalendar:
         return value.astimezone(self.tz)
 
 
-class _Watchdog:
-    """Shuts down the sockets of one fetch when its deadline passes (from a timer thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._armed = True
-        self.fired = False
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if not self._armed:
-                self._shutdown(sock)
-
-    def fire(self) -> None:
-        with self._lock:
-            if not self._armed:
-                return
-            self._armed = False
-            self.fired = True
-            for sock in self._sockets:
-                self._shutdown(sock)
-
-    def disarm(self) -> bool:
-        """Stops the watchdog; False if it had fired already."""
-        with self._lock:
-            self._armed = False
-            return not self.fired
-
-    @staticmethod
-    def _shutdown(sock: socket.socket) -> None:
-        # shutdown() wakes a read blocked in another thread; close() would not. The plain
-        # socket method, as SSLSocket.shutdown() also drops its TLS state under that read.
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _WatchedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
-        super().__init__(host, **kwargs)
-        self._watchdog = watchdog
-
-    def connect(self) -> None:
-        super().connect()
-        self._watchdog.watch(self.sock)
-
-
-class _WatchedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
-        super().__init__(host, **kwargs)
-        self._watchdog = watchdog
-
-    def connect(self) -> None:
-        super().connect()
-        self._watchdog.watch(self.sock)
-
-
-class _WatchedHTTP(urllib.request.HTTPHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
-        super().__init__()
-        self._watchdog = watchdog
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_WatchedHTTPConnection, watchdog=self._watchdog), req)
-
-
-class _WatchedHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
-        super().__init__()
-        self._watchdog = watchdog
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        conn = functools.partial(_WatchedHTTPSConnection, watchdog=self._watchdog)
-        return self.do_open(conn, req)
-
-
 @dataclass
 class _Feed:
     """What one feed gave for the day, and what it had to leave out."""
@@ -449,97 +326,6 @@ class _Feed:
         self.skipped += count
         if reason not in self.reasons:
             self.reasons.append(reason)
-
-
-class _Cut(Exception):
-    """The expansion of a feed stopped early; the message says why, in digest words."""
-
-
-class _Budget:
-    """The work one feed may cost: a deadline for parse + expand and a number of events."""
-
-    def __init__(self, clock: Callable[[], float], seconds: float, max_events: int) -> None:
-        self.clock = clock
-        self.seconds = seconds
-        self.deadline = clock() + seconds
-        self.max_events = max_events
-        self.taken = 0
-
-    def check(self) -> None:
-        if self.clock() > self.deadline:
-            raise _Cut(f"cut after {self.seconds:g} s")
-
-    def take(self) -> None:
-        """Counts one more event of the day; the one past the cap cuts the feed."""
-        if self.taken >= self.max_events:
-            raise _Cut(f"cut at {self.max_events} events")
-        self.taken += 1
-        self.check()
-
-
-_STEP = {
-    "HOURLY": timedelta(hours=1),
-    "MINUTELY": timedelta(minutes=1),
-    "SECONDLY": timedelta(seconds=1),
-}
-# Fast-forwarding stops this much short of the span, in wall-clock time of the rule, so that a
-# DST jump between the rule's zone and the span's cannot make it overshoot an instance.
-_FAST_FORWARD_MARGIN = timedelta(hours=2)
-
-
-def _fast_forward(rule: rrule, dtstart: datetime, span_start: datetime) -> rrule:
-    """*rule* restarted at its last instance slot shortly before *span_start*, not cached.
-
-    dateutil walks a rule from DTSTART, one slot at a time: FREQ=SECONDLY from last year is
-    tens of millions of steps before the day asked for. Slots of an HOURLY/MINUTELY/SECONDLY
-    rule are DTSTART + k * INTERVAL units in wall-clock time (BY* parts filter slots or expand
-    within one), so starting from a later slot gives the same instances after it. COUNT counts
-    from DTSTART: such rules are walked as they are, under the feed's time budget.
-    """
-    parts = dict(
-        p.split("=", 1) for p in str(rule).split("RRULE:", 1)[-1].strip().split(";") if "=" in p
-    )
-    freq = parts.get("FREQ", "")
-    if "COUNT" in parts or freq not in _STEP:
-        return rule.replace(cache=False)
-    step = _STEP[freq] * int(parts.get("INTERVAL", "1"))
-    target = span_start.astimezone(dtstart.tzinfo) if dtstart.tzinfo else span_start
-    gap = target.replace(tzinfo=None) - dtstart.replace(tzinfo=None) - _FAST_FORWARD_MARGIN
-    if gap <= step:
-        return rule.replace(cache=False)
-    return rule.replace(dtstart=dtstart + (gap // step) * step, cache=False)
-
-
-class _BoundedSeries(recurring_ical_events.Series):
-    """A series whose recurrence rules are walked lazily, fast-forwarded and under a budget.
-
-    recurring_ical_events asks dateutil for ``rule.between(start, stop)``: a list built by
-    walking the rule from DTSTART with its cache on. That is what let one SECONDLY event fill
-    a gigabyte. Only the walk is replaced; overrides, EXDATE and RDATE stay the library's.
-    """
-
-    class RecurrenceRules(recurring_ical_events.Series.RecurrenceRules):
-        budget: _Budget | None = None
-
-        def rrule_between(self, span_start: Any, span_stop: Any) -> Iterator[Any]:
-            start = convert_to_datetime(span_start, self.tzinfo)
-            stop = convert_to_datetime(span_stop, self.tzinfo)
-            for rule in self.rrules:
-                # Checked per rule too: dateutil may search long for an instance that never comes
-                # (BYDAY=MO on a rule that only lands on Saturdays ends in the year 9999).
-                if self.budget is not None:
-                    self.budget.check()
-                until = rule.until  # set by recurring_ical_events, as UNTIL was written
-                walk = _fast_forward(rule, self.start, start) if isinstance(rule, rrule) else rule
-                for instance in walk:
-                    if self.budget is not None:
-                        self.budget.check()
-                    if instance > stop:
-                        break
-                    if instance >= start and (
-                        until is None or not compare_greater(instance, until)
-                    ):
-                        yield instance
 
 
 _TIMING_PROPS = frozenset(
@@ -567,12 +353,3 @@ def _plural(n: int, noun: str) -> str:
 def _is_date(event: Any) -> bool:
     dtstart = event.get("DTSTART")
     return dtstart is not None and not isinstance(dtstart.dt, datetime)
-
-
-def _redact(text: str, source: str) -> str:
-    """Removes the source, its path and its query from *text* (error messages may echo them)."""
-    parts = urlsplit(source)
-    secrets = [source, parts.path, parts.query, parts.netloc if "@" in parts.netloc else ""]
-    for secret in sorted((s for s in secrets if s and len(s) > 1), key=len, reverse=True):
-        text = text.replace(secret, "…")
-    return text

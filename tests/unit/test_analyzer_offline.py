@@ -414,13 +414,13 @@ def test_title_vectors_given_by_the_index_are_used_without_embedding() -> None:
 
 
 def test_sparse_products_match_dense_numpy() -> None:
-    from bot.adapters.analyzer_offline import _sparse
+    from bot.adapters.kind_model import sparse_rows
 
     rng = np.random.default_rng(1)
     counts = [{int(k): 1.0 for k in rng.choice(50, size=5, replace=False)} for _ in range(7)]
     counts[3] = {}
     weight = np.ones(50, dtype=np.float32)
-    x = _sparse(counts, weight)
+    x = sparse_rows(counts, weight)
     dense = np.zeros((7, 50), dtype=np.float32)
     dense[x.rows, x.cols] = x.vals
     w_t = rng.normal(size=(3, 50)).astype(np.float32)

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from bot.adapters.calendar_ics import (
     MAX_EVENTS_PER_DAY,
     IcsCalendar,
-    _BoundedSeries,
     display_name,
     find_video_url,
 )
+from bot.adapters.ics_recurrence import BoundedSeries
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NY = ZoneInfo("America/New_York")
@@ -778,8 +778,8 @@ def test_recurring_ical_events_still_walks_rules_through_our_override() -> None:
     # The bound relies on Series building its rules from self.RecurrenceRules and asking them
     # for rrule_between(); a library release that changes that must fail here, not hang above.
     event = icalendar.Calendar.from_ical(vcal(FLOOD)).walk("VEVENT")[0]
-    series = _BoundedSeries([recurring_ical_events.EventAdapter(event)])
-    assert type(series.recurrence) is _BoundedSeries.RecurrenceRules
+    series = BoundedSeries([recurring_ical_events.EventAdapter(event)])
+    assert type(series.recurrence) is BoundedSeries.RecurrenceRules
     calls: list[object] = []
     series.recurrence.rrule_between = lambda a, b: calls.append((a, b)) or iter(())
     start = datetime(2026, 4, 15, tzinfo=ZoneInfo("UTC"))
