@@ -29,7 +29,7 @@ from bot.adapters.embedder_onnx import OnnxEmbedder
 from bot.adapters.index_local import LocalIndex
 from bot.config import DEFAULT_TYPE_KINDS
 from bot.domain.models import Post, Ticket
-from bot.domain.triage import TriageService
+from bot.service.triage import Triager
 
 WORDS = (
     "dashboard export report upload photo login password search filter calendar sync mobile app "
@@ -78,7 +78,7 @@ def main() -> None:
         analyzer = OfflineAnalyzer(
             embedder=embedder, index=index, type_kinds=DEFAULT_TYPE_KINDS, min_labelled=30
         )
-        service = TriageService(analyzer, index)
+        service = Triager(analyzer, index)
         posts = [
             Post(id=str(i), text=sentence(rng, rng.randint(20, 80))) for i in range(args.posts)
         ]
