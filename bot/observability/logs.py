@@ -56,7 +56,7 @@ def _context_of(record: logging.LogRecord) -> dict[str, str]:
         value = record.__dict__.get(name)
         if value is not None:
             ctx[name] = str(value)
-    return ctx
+    return {name: ctx[name] for name in FIELDS if name in ctx}  # a stable field order
 
 
 def _message(record: logging.LogRecord) -> str:
