@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.metrics import CATALOGUE, LABELS
 from bot.domain.models import KINDS
 
 DEFAULT_TYPE_KINDS: dict[str, str] = {
@@ -147,6 +148,46 @@ def _parse_days(raw: str) -> str:
 
 CsvList = Annotated[list[str], NoDecode]
 
+_NAMESPACE = re.compile(r"^[A-Za-z0-9.\-_/#:]{1,255}$")
+_ASCII = re.compile(r"^[\x20-\x7e]+$")
+
+
+def _check_namespace(raw: str) -> str:
+    """A CloudWatch namespace: 1-255 of letters, digits and ``. - _ / # :``, not ``AWS/...``."""
+    v = raw.strip()
+    if not _NAMESPACE.match(v) or v.startswith("AWS/"):
+        raise ValueError(
+            f"expected 1-255 letters, digits or . - _ / # : (and not AWS/...), got {raw!r}"
+        )
+    return v
+
+
+def _check_dimensions(raw: Any) -> dict[str, str]:
+    """``"Environment=prod, Service=ideabot"`` -> a dict, names keeping their case, each a valid
+    CloudWatch dimension that clashes with no metric label (those are dimensions too)."""
+    if isinstance(raw, dict):
+        pairs = {str(k).strip(): str(v).strip() for k, v in raw.items()}
+    else:
+        pairs = {}
+        for part in str(raw).split(","):
+            if not part.strip():
+                continue
+            name, eq, value = part.partition("=")
+            if not eq or not name.strip() or not value.strip():
+                raise ValueError(f"expected Name=value pairs separated by commas, got {part!r}")
+            pairs[name.strip()] = value.strip()
+    most_labels = max(len(s.labels) for s in CATALOGUE.values())
+    if len(pairs) > 30 - most_labels:
+        raise ValueError(f"at most {30 - most_labels} dimensions (CloudWatch allows 30 in all)")
+    for name, value in pairs.items():
+        if not _ASCII.match(name) or len(name) > 255 or name.startswith(":"):
+            raise ValueError(f"invalid dimension name {name!r} (ASCII, not starting with ':')")
+        if name in LABELS or name == "outcome" or name.startswith("ideabot_"):
+            raise ValueError(f"dimension name {name!r} is taken by a metric label or name")
+        if not _ASCII.match(value) or len(value) > 1024:
+            raise ValueError(f"invalid value {value!r} for dimension {name!r} (ASCII, 1-1024)")
+    return pairs
+
 
 class Settings(BaseSettings):
     """All of ideabot's settings. Field names are the environment variables, upper-cased."""
@@ -216,6 +257,17 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "INFO"
     prompts_dir: Path | None = None
+
+    # observability (bot/observability, bot/domain/metrics.py)
+    log_format: Literal["text", "json"] = "text"
+    metrics_format: Literal["none", "prometheus", "emf"] = "prometheus"
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    metrics_namespace: str = "ideabot"
+    # Static EMF dimensions, name=Value pairs; names keep their case (CloudWatch is case-sensitive).
+    metrics_dimensions: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    metrics_flush_seconds: float = Field(60.0, ge=1, le=3600)
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "ideabot"
 
     @field_validator(
         "idea_channels", "file_allowed_users", "file_allowed_groups", "meetings_ics", mode="before"
@@ -291,6 +343,30 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {v!r}")
         return level
+
+    @field_validator("log_format", "metrics_format", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> str:
+        return str(v).strip().lower()
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        return _check_namespace(v)
+
+    @field_validator("metrics_dimensions", mode="before")
+    @classmethod
+    def _dimensions(cls, v: Any) -> dict[str, str]:
+        return _check_dimensions(v)
+
+    @field_validator("otel_exporter_otlp_endpoint")
+    @classmethod
+    def _otlp(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if not re.match(r"^https?://[^/\s]+", v.strip()):
+            raise ValueError(f"expected an http(s) URL such as http://collector:4318, got {v!r}")
+        return v.strip()
 
     @model_validator(mode="after")
     def _pairs(self) -> Settings:

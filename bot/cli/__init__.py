@@ -10,7 +10,6 @@ commands, so ``--help`` stays fast and needs no valid settings.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -42,13 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def configure_logging(level: str) -> None:
-    """Log records at *level* and above go to standard error, one line each."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(level: str, fmt: str = "text") -> None:
+    """Log records at *level* and above go to standard error, one line each: ``text`` for people,
+    ``json`` for machines (see ``bot.observability.logs``); both redact secrets."""
+    from bot.observability.logs import configure
+
+    configure(level, "json" if fmt == "json" else "text", sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         loader = getattr(args, "load_settings", None)
         settings = loader(args) if loader is not None else load_settings()
-        configure_logging(args.log_level or settings.log_level)
+        configure_logging(args.log_level or settings.log_level, settings.log_format)
         return int(args.func(args, settings))
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -61,7 +61,7 @@ def test_log_level_comes_from_the_settings_and_the_flag_wins(
         return 0
 
     monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setattr(cli, "configure_logging", levels.append)
+    monkeypatch.setattr(cli, "configure_logging", lambda level, fmt: levels.append(level))
     monkeypatch.setattr(batch, "similar", fake_similar)
     monkeypatch.setenv("LOG_LEVEL", "warning")
     assert main(["similar", "--input", "-"]) == 0
