@@ -43,18 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configure_logging(level: str) -> None:
-    """Log records at *level* and above go to standard error, one line each."""
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Log records at *level* and above go to standard error, one line each, with credentials
+    (URL passwords, tokens) redacted: a driver's error may quote a connection string."""
+    from bot.config import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level), handlers=[handler])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    from bot.config import ConfigError, load_settings
+    from bot.config import ConfigError, load_settings, redact_text
 
     try:
         loader = getattr(args, "load_settings", None)
@@ -62,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_level or settings.log_level)
         return int(args.func(args, settings))
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -71,3 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception:
+        # Through the (redacting) log rather than Python's own hook, which would print the
+        # exception's text as it is; the exit code is the same 1.
+        logging.getLogger("bot").critical("ideabot %s failed", args.command, exc_info=True)
+        return 1
