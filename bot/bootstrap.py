@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings
@@ -41,10 +42,53 @@ from bot.service.triage import TriagePolicy, Triager
 logger = logging.getLogger(__name__)
 
 
+# What the bot keeps under BOT_DATA_DIR besides the database: the local index, Pinecone's sidecar.
+_DATA_SUBDIRS = ("index", "pinecone")
+
+
+def prepare_data_dir(settings: Settings) -> Path:
+    """BOT_DATA_DIR as a directory only the bot's user may read (``0700``), whatever the umask.
+
+    The database there holds private-channel text. A data dir left by an older bot (``0755``,
+    files ``0644``) is tightened, with one log line: the directory, the SQLite files and the
+    index folders the bot writes. Other files in it are not touched (they are not ours), but the
+    ``0700`` directory already keeps other users out of them.
+    """
+    from sqlalchemy.engine import make_url
+
+    from bot.adapters.files import private_dir, tighten_all, tighten_path
+    from bot.adapters.sql_schema import sqlite_files
+
+    data = settings.bot_data_dir.expanduser()
+    if not data.exists():
+        return private_dir(data)
+    changed, failed = 0, []
+    try:
+        changed += tighten_path(data)
+    except OSError as exc:
+        failed.append(f"{data} ({exc.strerror or type(exc).__name__})")
+    ours = [data / d for d in _DATA_SUBDIRS]
+    if not settings.database_url:  # the default SQLite file under BOT_DATA_DIR
+        database = make_url(settings.sqlalchemy_url).database
+        ours += sqlite_files(database) if database else []
+    n, f = tighten_all(ours)
+    changed, failed = changed + n, failed + f
+    if changed:
+        logger.warning(
+            "BOT_DATA_DIR %s was readable by other users: made %d entries private (0700/0600)",
+            data,
+            changed,
+        )
+    if failed:
+        # Not fatal: a data dir shared on purpose (another owner) keeps working.
+        logger.warning("BOT_DATA_DIR: could not make private: %s", "; ".join(failed[:5]))
+    return data
+
+
 def build_store(settings: Settings) -> Store:
+    """The SQL store: ``DATABASE_URL``, else SQLite under BOT_DATA_DIR (see prepare_data_dir)."""
     from bot.adapters.store_sql import SqlStore
 
-    settings.bot_data_dir.mkdir(parents=True, exist_ok=True)
     return SqlStore(settings.sqlalchemy_url)
 
 
@@ -318,6 +362,7 @@ def bootstrap(
     (``store``, ``embedder``, ``index``, ``analyzer``, ``tracker``, ``calendar``, ``llm``,
     ``slack_client``, ``chat``). *clock* and *rng* make retries and digests deterministic."""
     check_prompts(settings)
+    prepare_data_dir(settings)
     clock = clock or (lambda: datetime.now(UTC))
     store: Store = overrides.get("store") or build_store(settings)
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)

@@ -37,20 +37,57 @@ DEFAULT_ISSUE_TYPES: dict[str, str] = {
 }
 
 
-_SECRET_PARAM = re.compile(
-    r"(?i)([?&;](?:password|passwd|pwd|pass|token|secret|api_?key|access_?token|sslpassword)=)"
-    r"[^&;#\s]*"
+# A parameter whose name says it is secret. Over-redacting a harmless value is fine.
+_SECRET_NAME = (
+    r"[\w.\-]*(?:password|passwd|pwd|secret|token|api_?key|access_?key|private_?key|signature)"
+    r"[\w.\-]*"
 )
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/@\s:]*)(:[^/@\s]*)?@")
+# In a URL query (``?password=``, ``&access_token=``): the value runs to "&" or a space
+# (SQLAlchemy keeps ";", "#" and quotes in a query value).
+_SECRET_QUERY = re.compile(rf"(?i)((?<=[?&;]){_SECRET_NAME}=)[^&\s]+")
+# In a libpq keyword DSN or "name=value" text (``host=db password='a b'``): quoted or one word.
+_SECRET_KEYWORD = re.compile(
+    rf"(?i)((?:^|(?<=[\s,({{\[\"'])){_SECRET_NAME}\s*=\s*)"
+    r"(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^&\s]+)"
+)
+# ``scheme://user:password@`` (and ``scheme://token@``, which some services take as userinfo).
+# The password may hold "/" (SQLAlchemy accepts it unquoted), so a URL with "@" in its path is
+# over-redacted rather than a password leaked.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/@\s:?#]*)(:[^@\s]*)?@")
+# Slack tokens (bot, user, app-level, refresh, config) and HTTP credentials in header form.
+_SLACK_TOKEN = re.compile(r"\b(xox[abeoprs]|xapp)-[0-9A-Za-z\-]+")
+_AUTH_HEADER = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?)[^\s\"',}]+"
+)
+# A bare "Bearer …"/"Basic …" credential outside a header, and Pinecone API keys.
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_PINECONE_KEY = re.compile(r"\bpcsk_[A-Za-z0-9_-]{6,}")
+
+
+def _userinfo(m: re.Match[str]) -> str:
+    scheme, user, password = m.group(1), m.group(2), m.group(3)
+    if password:
+        return f"{scheme}{user}:***@"
+    # A lone userinfo part is a user name for databases, but a token for many web services.
+    return (
+        f"{scheme}{user}@"
+        if scheme.lower().startswith(("postgres", "sqlite", "mysql"))
+        else f"{scheme}***@"
+    )
 
 
 def redact_text(text: str) -> str:
-    """*text* with every URL credential replaced by ``***``: the password of ``user:pass@host``
-    and secret query parameters (``?password=…``, ``&token=…``). Safe to print or log."""
-    text = _URL_USERINFO.sub(
-        lambda m: f"{m.group(1)}{m.group(2)}{':***' if m.group(3) else ''}@", text
-    )
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}***", text)
+    """*text* with every credential it may carry replaced by ``***``: the password of
+    ``scheme://user:pass@host``, secret URL query or DSN parameters (``?password=…``,
+    ``&token=…``, ``password=… host=…``), Slack tokens and ``Authorization`` header values.
+    Safe to print or log (the logging set up by the CLI passes every line through it)."""
+    text = _URL_USERINFO.sub(_userinfo, text)
+    text = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}***", text)
+    text = _SECRET_KEYWORD.sub(lambda m: f"{m.group(1)}***", text)
+    text = _SLACK_TOKEN.sub(lambda m: f"{m.group(1)}-***", text)
+    text = _PINECONE_KEY.sub("***", text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m.group(1)}***", text)
+    return _AUTH_SCHEME.sub(lambda m: f"{m.group(1)} ***", text)
 
 
 def redact_url(url: str) -> str:

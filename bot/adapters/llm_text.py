@@ -176,7 +176,12 @@ _AT = re.compile(r"(?<![\w.])@(channel|here|everyone)\b", re.IGNORECASE)
 
 def defuse_mentions(text: str) -> str:
     """Removes Slack broadcasts and user mentions (``<!here>``, ``<@U1>``, ``@channel``)."""
-    text = _AT.sub(r"\1", _BROADCAST.sub("", text))
+    # Until nothing changes: one pass over "<<!here>!here>" would leave "<!here>" behind.
+    while True:
+        cleaned = _AT.sub(r"\1", _BROADCAST.sub("", text))
+        if cleaned == text:
+            break
+        text = cleaned
     return "\n".join(_GAPS.sub(" ", line).rstrip() for line in text.split("\n"))
 
 

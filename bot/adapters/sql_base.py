@@ -50,7 +50,8 @@ class SqlBase:
         if self.backend == "sqlite":
             self.engine = sqlite_engine(url, parsed.database, echo)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, echo=echo)
+            # Statement parameters (post text, names) stay out of exception messages and logs.
+            self.engine = create_engine(url, pool_pre_ping=True, echo=echo, hide_parameters=True)
         # Same pool and events, plus an option the SQLite begin hook turns into BEGIN IMMEDIATE.
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._counter_lock = threading.Lock()

@@ -10,6 +10,9 @@ datetimes are refused, because guessing their zone is how digests end up a day o
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import time as _time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,11 +39,17 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
+from bot.adapters.files import private_dir, private_file, tighten_all
+
+logger = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_DDL_LOCK = 0x1DEAB07  # pg_advisory_xact_lock key: serialises create_all across processes
 # Execution option the SQLite begin hook turns into BEGIN IMMEDIATE (see ``sqlite_engine``).
 WRITE_OPTION = "ideabot_write"
+# The files SQLite keeps next to a database; it creates them with the database file's mode.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -169,14 +178,62 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def sqlite_files(database: str | Path) -> list[Path]:
+    """The SQLite database file and the companions SQLite may keep next to it."""
+    db = Path(database).expanduser()
+    return [db, *(db.with_name(db.name + suffix) for suffix in SQLITE_COMPANIONS)]
+
+
+def make_sqlite_private(database: str | Path) -> None:
+    """Creates the database file ``0600`` before SQLite opens it (missing parents ``0700``).
+
+    The file holds post text from private channels. SQLite creates its ``-wal``/``-shm``/
+    ``-journal`` files with the database file's mode, so they follow. An existing database and
+    companions are tightened (logged once); an existing parent directory is left as it is.
+    """
+    db = Path(database).expanduser()
+    private_dir(db.parent, tighten=False)
+    changed, failed = tighten_all(sqlite_files(db))
+    if not db.exists():
+        private_file(db)
+    if changed:
+        logger.warning("%s was readable by other users: made it private (0600)", db.name)
+    if failed:
+        logger.warning("could not make private: %s", "; ".join(failed))
+
+
+def _use_wal(cur: Any) -> None:
+    """Switches the database to WAL (a persistent property of the file), once.
+
+    The switch needs an exclusive lock, and SQLite does not run the busy handler for it: a
+    process that opens a fresh database while another is creating the schema gets "database is
+    locked" at once instead of waiting. So the switch is retried here, within the busy timeout,
+    and skipped when another process already made the file WAL.
+    """
+    deadline = _time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or _time.monotonic() + delay > deadline:
+                raise
+            _time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
     """An engine on a SQLite *file* in WAL mode whose write transactions BEGIN IMMEDIATE."""
     if not database or database == ":memory:" or database.startswith("file:"):
         raise ValueError("SqlStore needs a SQLite file path (several connections share it)")
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    make_sqlite_private(database)
     engine = create_engine(
         url,
         echo=echo,
+        # Statement parameters (post text, names) stay out of exception messages and logs.
+        hide_parameters=True,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 
@@ -187,7 +244,7 @@ def sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.close()
 

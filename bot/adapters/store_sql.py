@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from bot.adapters.files import private_dir
 from bot.adapters.sql_base import ERROR_MAX, SqlBase
 from bot.adapters.sql_digests import STALE_DIGEST_CLAIM, SqlDigests
 from bot.adapters.sql_filings import DONE_OUTBOX_KEEP, FILING_STATES, SqlFilings, SqlOutbox
@@ -74,7 +75,7 @@ class SqlStore(SqlPosts, SqlDeliveries, SqlFilings, SqlOutbox, SqlDigests, SqlBa
     def from_settings(cls, settings: Settings) -> SqlStore:
         """Builds the store from ``DATABASE_URL``, else a SQLite file under ``BOT_DATA_DIR``."""
         if not settings.database_url:
-            settings.bot_data_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(settings.bot_data_dir)
         return cls(settings.sqlalchemy_url)
 
     # ------------------------------------------------------------------ key/value

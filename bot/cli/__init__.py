@@ -10,6 +10,7 @@ commands, so ``--help`` stays fast and needs no valid settings.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -52,7 +53,7 @@ def configure_logging(level: str, fmt: str = "text") -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    from bot.config import ConfigError, load_settings
+    from bot.config import ConfigError, load_settings, redact_text
 
     try:
         loader = getattr(args, "load_settings", None)
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_level or settings.log_level, settings.log_format)
         return int(args.func(args, settings))
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -69,3 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception:
+        # Through the (redacting) log rather than Python's own hook, which would print the
+        # exception's text as it is; the exit code is the same 1.
+        logging.getLogger("bot").critical("ideabot %s failed", args.command, exc_info=True)
+        return 1

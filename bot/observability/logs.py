@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -24,19 +23,6 @@ from bot.config import redact_text
 from bot.observability.context import FIELDS, current_context
 
 LogFormat = Literal["text", "json"]
-
-_TOKENS = re.compile(
-    r"\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]{6,}"  # Slack bot/user/app tokens
-    r"|\bpcsk_[A-Za-z0-9_-]{6,}"  # Pinecone API keys
-)
-_AUTH = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-
-
-def redact_secrets(text: str) -> str:
-    """*text* with URL credentials, secret parameters and known token shapes replaced by ``***``."""
-    text = redact_text(text)
-    text = _TOKENS.sub("***", text)
-    return _AUTH.sub(lambda m: f"{m.group(1)} ***", text)
 
 
 class ContextFilter(logging.Filter):
@@ -76,15 +62,15 @@ class JsonFormatter(logging.Formatter):
             .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
-            "message": redact_secrets(_message(record)),
+            "message": redact_text(_message(record)),
         }
         out.update(_context_of(record))
         if record.exc_info:
-            out["exception"] = redact_secrets(self.formatException(record.exc_info))
+            out["exception"] = redact_text(self.formatException(record.exc_info))
         elif record.exc_text:
-            out["exception"] = redact_secrets(record.exc_text)
+            out["exception"] = redact_text(record.exc_text)
         if record.stack_info:
-            out["stack"] = redact_secrets(self.formatStack(record.stack_info))
+            out["stack"] = redact_text(self.formatStack(record.stack_info))
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
@@ -107,7 +93,7 @@ class TextFormatter(logging.Formatter):
             line += "\n" + record.exc_text
         if record.stack_info:
             line += "\n" + self.formatStack(record.stack_info)
-        return redact_secrets(line)
+        return redact_text(line)
 
 
 def make_handler(fmt: LogFormat, stream: TextIO) -> logging.Handler:

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from bot.config import redact_text as redact_secrets
 from bot.observability.context import FIELDS, carry, current_context, log_context
-from bot.observability.logs import JsonFormatter, TextFormatter, make_handler, redact_secrets
+from bot.observability.logs import JsonFormatter, TextFormatter, make_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 
