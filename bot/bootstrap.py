@@ -97,9 +97,9 @@ def build_tracker(settings: Settings) -> Tracker | None:
         token=settings.jira_api_token.get_secret_value(),
         email=settings.jira_email,
         deployment=settings.jira_deployment,
-        # One filing attempt makes at most five Jira requests (six the first time, when serverInfo
-        # tells Cloud from Data Center); with 15 s each it stays well inside the outbox lease
-        # (bot.domain.filing), so a slow Jira never lets two workers file.
+        # Each request ends within 15 s in total (a deadline, not just per socket read), and one
+        # filing attempt makes at most JIRA_REQUESTS_PER_ATTEMPT of them: well inside the outbox
+        # lease (bot.service.filing.LEASE), so a slow Jira never lets two workers file.
         timeout=15.0,
     )
 
