@@ -37,7 +37,7 @@ class SqlDigests(SqlBase):
         a fresh claim by a running worker is never stolen. With *stale_after*, an unposted claim
         older than that is taken over (and nothing else): the caller must first have made sure
         the abandoned run did not post. One conditional UPDATE, so only one taker wins. *token*
-        is recorded as the claim's own (a takeover replaces it): see ``holds_digest``.
+        is recorded as the claim's own (a takeover replaces it): see ``renew_digest_claim``.
         """
         now = utc_now()
         key = _digest_key(digest, channel, day)
@@ -99,13 +99,16 @@ class SqlDigests(SqlBase):
             )
         return res.rowcount == 1
 
-    def holds_digest(self, digest: str, channel: str, day: date, token: str) -> bool:
-        """True while the unposted claim is still the one made with *token*."""
-        with self._read() as conn:
-            row = conn.execute(
-                select(digests.c.digest).where(_digest_key(digest, channel, day), *_held(token))
-            ).first()
-        return row is not None
+    def renew_digest_claim(self, digest: str, channel: str, day: date, token: str) -> bool:
+        """True while the unposted claim is still the one made with *token*, which then counts
+        as made now (one conditional UPDATE: a racing takeover either wins or waits)."""
+        with self._write() as conn:
+            res = conn.execute(
+                update(digests)
+                .where(_digest_key(digest, channel, day), *_held(token))
+                .values(claimed_at=utc_now())
+            )
+        return res.rowcount == 1
 
     def get_digest(self, digest: str, channel: str, day: date) -> DigestRecord | None:
         """The digest record, or None."""

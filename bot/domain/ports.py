@@ -351,13 +351,14 @@ class DigestLedger(Protocol):
         """Atomic claim; *stale_after* takes over an unposted claim older than that (one winner).
 
         *token*, unique to the claimant, is recorded with the claim (a takeover replaces it), so
-        the claimant can check with ``holds_digest`` that the claim is still its own.
+        the claimant can check with ``renew_digest_claim`` that the claim is still its own.
         """
         ...
 
     def get_digest(self, digest: str, channel: str, day: date) -> DigestRecord | None: ...
-    def holds_digest(self, digest: str, channel: str, day: date, token: str) -> bool:
-        """True while the unposted claim is still the one made with *token*."""
+    def renew_digest_claim(self, digest: str, channel: str, day: date, token: str) -> bool:
+        """True while the unposted claim is still the one made with *token*; then it counts as
+        fresh again (one conditional write), so it is not stale for another full period."""
         ...
 
     def mark_digest_posted(

@@ -710,28 +710,38 @@ def test_digest_claim_tokens_fence_the_claimant(backend: Backend) -> None:
     store = backend.store
     five = timedelta(minutes=5)
     assert store.claim_digest("meetings", "C9", DAY, token="run-a") is True
-    assert store.holds_digest("meetings", "C9", DAY, "run-a")
-    assert not store.holds_digest("meetings", "C9", DAY, "run-b")
+    assert store.renew_digest_claim("meetings", "C9", DAY, "run-a")
+    assert not store.renew_digest_claim("meetings", "C9", DAY, "run-b")
     backend.age_digest_claims(timedelta(minutes=6))
     assert store.claim_digest("meetings", "C9", DAY, stale_after=five, token="run-b") is True
     # run A took too long: the claim is B's now, so A may neither record nor release it
-    assert not store.holds_digest("meetings", "C9", DAY, "run-a")
+    assert not store.renew_digest_claim("meetings", "C9", DAY, "run-a")
     assert store.mark_digest_posted("meetings", "C9", DAY, "1.1", token="run-a") is False
     store.release_digest("meetings", "C9", DAY, token="run-a")
     rec = store.get_digest("meetings", "C9", DAY)
     assert rec is not None and rec.state == "claimed" and rec.message_ts is None
     assert store.mark_digest_posted("meetings", "C9", DAY, "2.2", token="run-b") is True
-    assert not store.holds_digest("meetings", "C9", DAY, "run-b")  # posted: nothing to hold
+    assert not store.renew_digest_claim("meetings", "C9", DAY, "run-b")  # posted: nothing held
     assert store.mark_digest_posted("meetings", "C9", DAY, "3.3", token="run-b") is False
     rec = store.get_digest("meetings", "C9", DAY)
     assert rec is not None and (rec.state, rec.message_ts) == ("posted", "2.2")
     # force takes over a posted digest under a new token
     assert store.claim_digest("meetings", "C9", DAY, force=True, token="run-c") is True
-    assert store.holds_digest("meetings", "C9", DAY, "run-c")
+    assert store.renew_digest_claim("meetings", "C9", DAY, "run-c")
     store.release_digest("meetings", "C9", DAY, token="run-c")
     assert store.get_digest("meetings", "C9", DAY) is None
     assert store.mark_digest_posted("meetings", "C9", DAY, "4.4", token="run-c") is False
     assert store.get_digest("meetings", "C9", DAY) is None  # a fenced mark never inserts
+
+
+def test_renewing_a_digest_claim_keeps_it_from_going_stale(backend: Backend) -> None:
+    store = backend.store
+    five = timedelta(minutes=5)
+    assert store.claim_digest("takeaways", "C9", DAY, token="run-a") is True
+    backend.age_digest_claims(timedelta(minutes=6))
+    assert store.renew_digest_claim("takeaways", "C9", DAY, "run-a")
+    assert store.claim_digest("takeaways", "C9", DAY, stale_after=five, token="run-b") is False
+    assert store.mark_digest_posted("takeaways", "C9", DAY, "1.1", token="run-a") is True
 
 
 def test_mark_posted_without_claim_records_it(store: AnyStore) -> None:

@@ -10,7 +10,7 @@ SQLite and PostgreSQL, so what a use-case test learns from the fake holds for th
   nothing once a later lease exists; ``due`` orders by (next_at, id);
 - digest claims honour ``force`` (posted or abandoned for ``STALE_DIGEST_CLAIM``) and
   ``stale_after`` (only an old unposted claim), exactly as the conditional UPDATEs do, and
-  record the claimant's token (``holds_digest``, fenced ``mark_digest_posted``);
+  record the claimant's token (``renew_digest_claim``, fenced ``mark_digest_posted``);
 - datetimes must be aware and come back in UTC; payloads and digest extras round-trip as JSON.
 
 Wherever the SQL store reads the wall clock, this one calls *clock* (``ManualClock`` lets a test
@@ -426,11 +426,15 @@ class MemoryStore:
             rec.token = token
             return True
 
-    def holds_digest(self, digest: str, channel: str, day: date, token: str) -> bool:
-        """True while the unposted claim is still the one made with *token*."""
+    def renew_digest_claim(self, digest: str, channel: str, day: date, token: str) -> bool:
+        """True while the unposted claim is still the one made with *token*; it is then as
+        fresh as a claim made now."""
         with self._lock:
             rec = self._digests.get((digest, channel, day))
-            return rec is not None and rec.held_by(token)
+            if rec is None or not rec.held_by(token):
+                return False
+            rec.claimed_at = self._now()
+            return True
 
     def get_digest(self, digest: str, channel: str, day: date) -> DigestRecord | None:
         """The digest record, or None."""
