@@ -12,11 +12,17 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config import ConfigError, Settings
-from bot.domain.filing import FilingJob, FilingResult, check_issue_types
+from bot.domain.filing import (
+    FilingJob,
+    FilingResult,
+    LabelPolicy,
+    RetryLimits,
+    check_issue_types,
+)
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import (
     Analyzer,
@@ -361,6 +367,11 @@ def bootstrap(
         index=index,
         clock=clock,
         rng=rng or random.uniform,
+        limits=RetryLimits(
+            max_attempts=settings.filing_max_attempts,
+            max_age=timedelta(hours=settings.filing_max_age_hours),
+        ),
+        labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
     )
     sync = (
         JiraSync(tracker, index, store, settings.jira_project, narrow=settings.jira_sync_jql)

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from bot.adapters.jira_format import render_wiki
+from bot.bootstrap import bootstrap
+from bot.config import load_settings
 from bot.domain.filing import (
     TOPIC,
     Backoff,
@@ -26,6 +28,7 @@ from bot.domain.filing import (
 from bot.domain.models import Analysis, IssueText, NewIssue
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 from bot.service.filing import Filer
+from tests.fakes.embedder import HashEmbedder
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.notifier import RecordingNotifier
 from tests.fakes.tracker import FakeTracker
@@ -452,3 +455,20 @@ def test_analyzers_cannot_produce_reserved_labels() -> None:
         analyzer="llm",
     )
     assert analysis.labels == ("ui",)
+
+
+def test_the_limits_and_label_lists_come_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        bot_data_dir=tmp_path / "data",
+        label_allow="ui, Team *, secret-plans",
+        label_deny="secret-*",
+        filing_max_attempts="3",
+        filing_max_age_hours="1.5",
+    )
+    bot = bootstrap(settings, embedder=HashEmbedder(), llm=None, store=MemoryStore())
+    assert bot.filer.limits == RetryLimits(3, timedelta(hours=1.5))
+    labels = ["UI", "team a", "secret-plans", "other", "ideabot-1"]
+    assert bot.filer.labels.filter(labels) == ("ui", "team-a")
