@@ -179,11 +179,12 @@ class SqlOutbox(SqlBase):
         clock; the wall clock when omitted) holds it. Returns the new fencing token, or None.
 
         One conditional UPDATE that also bumps the token, so of two concurrent callers exactly
-        one sees a changed row, and every lease's token is greater than the ones before it.
+        one sees a changed row, and every lease's token is greater than the ones before it. The
+        token is read back in the same transaction, which still holds the row.
         """
         now = now or utc_now()
         with self._write() as conn:
-            token: int | None = conn.execute(
+            res = conn.execute(
                 update(outbox)
                 .where(
                     outbox.c.id == item_id,
@@ -191,8 +192,12 @@ class SqlOutbox(SqlBase):
                     or_(outbox.c.lease_until.is_(None), outbox.c.lease_until <= now),
                 )
                 .values(lease_until=until, lease_token=outbox.c.lease_token + 1)
-                .returning(outbox.c.lease_token)
-            ).scalar()
+            )
+            if res.rowcount != 1:
+                return None
+            token: int = conn.execute(
+                select(outbox.c.lease_token).where(outbox.c.id == item_id)
+            ).scalar_one()
         return token
 
     def finish(self, item_id: int, token: int | None = None) -> bool:

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from bot.domain.filing import (
     AMBIGUOUS_RETRY_SECONDS,
     TOPIC,
@@ -142,6 +144,7 @@ class Filer:
             # outbox worker took ours between enqueue and claim, or an earlier run left it. Our
             # item is the only work left for the message, so it must not be finished unprocessed;
             # the lease decides who runs it.
+        now = self.clock()  # the lease starts when the item is taken
         token = self.store.lease(item_id, now + self.lease, now=now)
         if token is None:
             return FilingResult("in_progress")
@@ -154,7 +157,15 @@ class Filer:
         """One attempt at the work of *item*, leased with *token*; records and notifies the
         outcome unless the lease was lost meanwhile."""
         fence = Fence(item.id, token)
-        job = FilingJob.model_validate(item.payload)
+        try:
+            job = FilingJob.model_validate(item.payload)
+        except ValidationError as exc:
+            # Retrying cannot make it readable; without a job there is no thread to tell either.
+            logger.error(
+                "dropping outbox item %d (%s): unreadable payload: %s", item.id, item.key, exc
+            )
+            self.store.finish(item.id, token)
+            return FilingResult("failed", message="unreadable work item")
         filing = self.store.get_filing(job.channel, job.ts)
         if filing is None:
             # The process died between enqueue and claim: the item is the claim.
@@ -167,8 +178,16 @@ class Filer:
         if not self._record(fence, job, attempts=previous_attempts + 1):
             return self._lost(item, "before its attempt")
         created: list[tuple[CreatedIssue, NewIssue]] = []
+
+        def still_ours() -> bool:
+            return self._record(fence, job)
+
         try:
-            result = self._attempt(job, searched=previous_attempts > 0, created=created)
+            result = self._attempt(
+                job, searched=previous_attempts > 0, created=created, still_ours=still_ours
+            )
+        except _LeaseLost:
+            return self._lost(item, "before writing to Jira")
         except TrackerRetryable as exc:
             return self._failed_attempt(item, fence, job, exc, exc.retry_after)
         except TrackerRejected as exc:
@@ -219,7 +238,11 @@ class Filer:
         return FilingResult("in_progress")
 
     def _attempt(
-        self, job: FilingJob, searched: bool, created: list[tuple[CreatedIssue, NewIssue]]
+        self,
+        job: FilingJob,
+        searched: bool,
+        created: list[tuple[CreatedIssue, NewIssue]],
+        still_ours: Callable[[], bool],
     ) -> FilingResult:
         assert self.tracker is not None
         body = IssueText(
@@ -233,6 +256,7 @@ class Filer:
             key = job.comment_on
             # A comment whose answer was lost may be there already: it carries the marker.
             if not (searched and self._comment_found(key, marker)):
+                _check(still_ours)
                 self.tracker.add_comment(
                     NewComment(key=key, body=body, link_url=job.permalink, marker=marker)
                 )
@@ -257,6 +281,7 @@ class Filer:
             link_url=job.permalink,
             link_title="Slack thread",
         )
+        _check(still_ours)
         new = self.tracker.create_issue(issue)
         created.append((new, issue))
         return FilingResult("filed", key=new.key, url=new.url)
@@ -377,9 +402,25 @@ class Filer:
             item = self.store.get_item(due.id)
             if item is None:
                 continue
-            self.process(item, token)
+            try:
+                self.process(item, token)
+            except Exception:
+                # The store failed under us: the lease runs out and the item is tried again.
+                # The other items of the pass need not wait for that.
+                logger.exception("outbox item %d (%s) could not be processed", item.id, item.key)
             done += 1
         return done
+
+
+class _LeaseLost(Exception):
+    """The lease was taken over before this worker wrote to Jira."""
+
+
+def _check(still_ours: Callable[[], bool]) -> None:
+    # Right before the write that cannot be taken back: a worker that stalled (after its
+    # marker search, say) past its lease must not create next to the one that took over.
+    if not still_ours():
+        raise _LeaseLost
 
 
 def _settled(filing: Filing | None) -> FilingResult | None:

@@ -342,6 +342,30 @@ def test_a_worker_whose_lease_was_taken_over_does_not_start(tmp_path: Path) -> N
     assert notes_a.outcomes() == ["queued"] and notes_b.outcomes() == ["filed"]
 
 
+def test_a_worker_that_stalled_after_its_search_does_not_create(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, notes_a, clock = _service(tmp_path, tracker, lease=timedelta(seconds=4))
+    other, notes_b = _replica(svc)
+    tracker.failures = [TrackerRetryable("503")]
+    assert svc.submit(_req()).status == "queued"
+    clock.now += timedelta(seconds=10)
+    real_search = tracker.find_by_marker
+    stalled: list[bool] = []
+
+    def search_then_stall(project: str, marker: str) -> Any:
+        found = real_search(project, marker)
+        if not stalled:  # A's search: nothing yet; then A stalls past its lease and B runs
+            stalled.append(True)
+            clock.now += timedelta(seconds=10)
+            assert other.run_due() == 1
+        return found
+
+    tracker.find_by_marker = search_then_stall  # type: ignore[method-assign]
+    assert svc.run_due() == 1
+    assert len(tracker.created) == 1
+    assert notes_a.outcomes() == ["queued"] and notes_b.outcomes() == ["filed"]
+
+
 # --------------------------------------------------------------------------- poison work
 
 
@@ -472,3 +496,16 @@ def test_the_limits_and_label_lists_come_from_the_settings(
     assert bot.filer.limits == RetryLimits(3, timedelta(hours=1.5))
     labels = ["UI", "team a", "secret-plans", "other", "ideabot-1"]
     assert bot.filer.labels.filter(labels) == ("ui", "team-a")
+
+
+def test_an_unreadable_work_item_is_dropped_without_holding_up_the_rest(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, _, clock = _service(tmp_path, tracker)
+    bad = svc.store.enqueue(
+        TOPIC, "C1:0.0", {"channel": "C1", "from": "a future version"}, clock.now
+    )
+    svc.store.enqueue(TOPIC, "C1:1.1", _req().model_dump(mode="json"), clock.now)
+    assert svc.run_due() == 2
+    assert svc.store.pending() == [] and len(tracker.created) == 1
+    item = svc.store.get_item(bad or 0)
+    assert item is not None and item.attempts == 0
