@@ -12,12 +12,18 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bot.config import ConfigError, Settings
-from bot.domain.filing import FilingJob, FilingResult, check_issue_types
+from bot.domain.filing import (
+    FilingJob,
+    FilingResult,
+    LabelPolicy,
+    RetryLimits,
+    check_issue_types,
+)
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import (
     Analyzer,
@@ -141,9 +147,9 @@ def build_tracker(settings: Settings) -> Tracker | None:
         token=settings.jira_api_token.get_secret_value(),
         email=settings.jira_email,
         deployment=settings.jira_deployment,
-        # One filing attempt makes at most five Jira requests (six the first time, when serverInfo
-        # tells Cloud from Data Center); with 15 s each it stays well inside the outbox lease
-        # (bot.domain.filing), so a slow Jira never lets two workers file.
+        # Each request ends within 15 s in total (a deadline, not just per socket read), and one
+        # filing attempt makes at most JIRA_REQUESTS_PER_ATTEMPT of them: well inside the outbox
+        # lease (bot.service.filing.LEASE), so a slow Jira never lets two workers file.
         timeout=15.0,
     )
 
@@ -406,6 +412,11 @@ def bootstrap(
         index=index,
         clock=clock,
         rng=rng or random.uniform,
+        limits=RetryLimits(
+            max_attempts=settings.filing_max_attempts,
+            max_age=timedelta(hours=settings.filing_max_age_hours),
+        ),
+        labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
     )
     sync = (
         JiraSync(tracker, index, store, settings.jira_project, narrow=settings.jira_sync_jql)

@@ -267,6 +267,10 @@ class Settings(BaseSettings):
     jira_sync_jql: str | None = None
     jira_sync_minutes: int = Field(30, ge=0)
     jira_deployment: Literal["auto", "cloud", "datacenter"] = "auto"
+    filing_max_attempts: int = Field(20, ge=1, le=1000)
+    filing_max_age_hours: float = Field(24.0, gt=0, le=24 * 30)
+    label_allow: CsvList = Field(default_factory=list)
+    label_deny: CsvList = Field(default_factory=list)
 
     # slack
     slack_bot_token: SecretStr | None = None
@@ -307,7 +311,13 @@ class Settings(BaseSettings):
     otel_service_name: str = "ideabot"
 
     @field_validator(
-        "idea_channels", "file_allowed_users", "file_allowed_groups", "meetings_ics", mode="before"
+        "idea_channels",
+        "file_allowed_users",
+        "file_allowed_groups",
+        "meetings_ics",
+        "label_allow",
+        "label_deny",
+        mode="before",
     )
     @classmethod
     def _csv(cls, v: Any) -> list[str]:

@@ -3,14 +3,20 @@
 Only translation lives here: NewIssue -> Jira fields, Jira JSON -> Ticket, HTTP failures ->
 TrackerRetryable / TrackerRejected. Retrying is the outbox's job, so the library's own retry loop
 (which sleeps on 429/503) is switched off with ``max_retries=0``.
+
+Every request has a total deadline (``DeadlineAdapter``): the client's timeout bounds each socket
+read, so a server trickling a byte at a time could hold a request, and the outbox lease counting
+on it, for ever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,8 +28,12 @@ from urllib.parse import urlparse
 
 import requests
 from jira import JIRA, JIRAError
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from bot.adapters.jira_format import (
+    JIRA_TEXT_LIMIT,
     cut_utf16,
     marker_query,
     render_wiki,
@@ -31,6 +41,7 @@ from bot.adapters.jira_format import (
     updated_query,
     utf16_len,
 )
+from bot.domain.filing import MARKER_PREFIX
 from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 
@@ -44,6 +55,17 @@ _WS = re.compile(r"\s+")
 _GATEWAY_PATH = re.compile(r"^/ex/jira/[^/]+/?$")
 T = TypeVar("T")
 Deployment = Literal["auto", "cloud", "datacenter"]
+
+# The most Jira requests one filing attempt makes (bot.service.filing), each ended by the total
+# deadline: serverInfo while it keeps failing (it is asked again on next need) before the marker
+# search, after it (the gateway's browse URL), before the reporter lookup and for the new issue's
+# URL: 4; the marker search, the reporter lookup, the create, the create again without the
+# reporter and the remote link: 5. A comment needs fewer (comment search, comment, link,
+# serverInfo). The outbox lease must outlive this many deadlines (bot.service.filing.LEASE).
+JIRA_REQUESTS_PER_ATTEMPT = 9
+# How a comment's marker is written: its own last line, after everything from a person or model.
+COMMENT_MARKER_LINE = "ideabot marker: {marker}"
+COMMENT_SEARCH_PAGE = 100  # the newest comments searched for a marker (one request)
 
 
 def is_gateway_url(url: str) -> bool:
@@ -255,6 +277,150 @@ def _mapped(action: str) -> Iterator[None]:
         raise _translate(exc, action) from None
 
 
+class DeadlineExceeded(requests.exceptions.ReadTimeout):
+    """A request outlived its total deadline; its connection was shut down."""
+
+
+_current = threading.local()  # the watchdog of the request this thread is sending, if any
+
+
+class _Watchdog:
+    """Shuts down the sockets of one request when its deadline passes (from a timer thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._armed = True
+        self.fired = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if not self._armed and self.fired:
+                _shutdown(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self._armed = False
+            self.fired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def disarm(self) -> bool:
+        """Stops the watchdog; False if it had fired already."""
+        with self._lock:
+            self._armed = False
+            return not self.fired
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # shutdown() wakes a read blocked in another thread; close() would not. The plain socket
+    # method, as SSLSocket.shutdown() also drops its TLS state under that read.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
+    if watchdog is not None and sock is not None:
+        watchdog.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """A connection whose socket the sending thread's watchdog can shut down."""
+
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # a pooled connection, already open
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    """The TLS version of ``_WatchedHTTPConnection``."""
+
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """A ``requests`` transport that ends every request after *deadline* seconds in total.
+
+    A timer shuts the request's socket down at the deadline, which ends a read blocked on a
+    server that trickles headers or body; the body is read inside ``send`` so the deadline
+    covers it. Raises ``DeadlineExceeded`` (a ``ReadTimeout``: the request may have taken
+    effect). Connecting is bounded by the session's own (socket) timeout.
+    """
+
+    def __init__(self, deadline: float, **kwargs: Any) -> None:
+        if deadline <= 0:
+            raise ValueError(f"a request deadline must be positive, got {deadline!r}")
+        self.deadline = deadline
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """The pool manager, with connections the watchdog can reach."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """The proxy's pool manager, with connections the watchdog can reach."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
+        return manager
+
+    def send(  # type: ignore[override]
+        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """Sends *request* and reads its body, all within the deadline."""
+        watchdog = _Watchdog()
+        outer = getattr(_current, "watchdog", None)
+        _current.watchdog = watchdog
+        timer = threading.Timer(self.deadline, watchdog.fire)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = super().send(request, stream=True, **kwargs)
+            if not stream:
+                _ = response.content  # read (and release the connection) under the deadline
+        except (requests.RequestException, OSError) as exc:
+            if watchdog.fired:
+                raise DeadlineExceeded(
+                    f"no complete answer within {self.deadline:g} s", request=request
+                ) from None
+            raise exc
+        finally:
+            timer.cancel()
+            _current.watchdog = outer
+        # A socket shut down by the watchdog can look like the end of a body.
+        if not watchdog.disarm():
+            raise DeadlineExceeded(
+                f"no complete answer within {self.deadline:g} s", request=request
+            )
+        return response
+
+
 class JiraTracker:
     """The Tracker port on Jira Cloud (email + API token) or Data Center (personal access token).
 
@@ -273,7 +439,10 @@ class JiraTracker:
         timeout: float = 15.0,
         cloud: bool | None = None,
         deployment: Deployment = "auto",
+        deadline: float | None = None,
     ) -> None:
+        """*timeout* bounds each socket operation; *deadline* (default: *timeout*) each request
+        from start to the last byte of its answer."""
         if deployment not in get_args(Deployment):
             raise ValueError(f"Jira deployment must be auto, cloud or datacenter: {deployment!r}")
         self.url = url.rstrip("/")
@@ -282,6 +451,7 @@ class JiraTracker:
         self._token = token
         self._email = email
         self._timeout = timeout
+        self.deadline = timeout if deadline is None else deadline
         self._client: JIRA | None = None
         self._lock = threading.Lock()
         self._info_lock = threading.Lock()
@@ -369,6 +539,9 @@ class JiraTracker:
                 # once serverInfo has answered (cloud), since building the client asks nothing.
                 if self._cloud is not None:
                     client.deploymentType = "Cloud" if self._cloud else "Server"
+                adapter = DeadlineAdapter(self.deadline)
+                client._session.mount("https://", adapter)
+                client._session.mount("http://", adapter)
                 self._client = client
             return self._client
 
@@ -393,7 +566,10 @@ class JiraTracker:
             "description": render_wiki(issue.body),
             "issuetype": {"name": issue.issue_type},
         }
-        labels = clean_labels((*issue.labels, issue.marker) if issue.marker else issue.labels)
+        # Only this issue's own marker may be in the marker namespace: a label that copies
+        # another message's marker would make that message's retry adopt this issue.
+        own = [x for x in issue.labels if not x.strip().lower().startswith(MARKER_PREFIX)]
+        labels = clean_labels((*own, issue.marker) if issue.marker else tuple(own))
         if labels:
             fields["labels"] = labels
         reporter = self._reporter(issue.reporter_email) if issue.reporter_email else None
@@ -413,12 +589,39 @@ class JiraTracker:
         return CreatedIssue(key=key, url=self.browse_url(key))
 
     def add_comment(self, comment: NewComment) -> str:
-        """Adds a comment (and a remote link to its *link_url*); returns the comment id."""
-        text = render_wiki(comment.body)
+        """Adds a comment (and a remote link to its *link_url*); returns the comment id.
+
+        The comment's *marker* is its last line, below the post (``find_comment_marker``).
+        """
+        if comment.marker:
+            line = "\n\n" + COMMENT_MARKER_LINE.format(marker=comment.marker)
+            text = render_wiki(comment.body, JIRA_TEXT_LIMIT - utf16_len(line)) + line
+        else:
+            text = render_wiki(comment.body)
         created = self._call("adding a comment", lambda: self.client.add_comment(comment.key, text))
         if comment.link_url:
             self._link(comment.key, comment.link_url, None)
         return str(created.id)
+
+    def find_comment_marker(self, key: str, marker: str) -> bool:
+        """True when one of the newest comments of *key* ends with *marker*'s line.
+
+        Only the last line counts: the post quoted above it cannot forge one. Comments are read
+        directly (not through search), so a comment just added is there.
+        """
+        params = {"orderBy": "-created", "maxResults": COMMENT_SEARCH_PAGE, "startAt": 0}
+        raw = self._call(
+            "reading comments",
+            partial(self.client._get_json, f"issue/{key}/comment", params=params),
+        )
+        wanted = COMMENT_MARKER_LINE.format(marker=marker)
+        for comment in raw.get("comments", []) if isinstance(raw, dict) else []:
+            body = comment.get("body") if isinstance(comment, dict) else None
+            text = body if isinstance(body, str) else flatten_adf(body)
+            lines = text.rstrip().splitlines()
+            if lines and lines[-1].strip() == wanted:
+                return True
+        return False
 
     def issue_types(self) -> list[str]:
         """Names of the issue types that can be created in the project."""
@@ -473,7 +676,9 @@ class JiraTracker:
         email = email.strip().lower()
         if email in self._reporters:
             return self._reporters[email]
-        query = {"query": email} if self.cloud else {"user": email}
+        # Once: while serverInfo fails, every use of ``cloud`` would ask it again.
+        cloud = self.cloud
+        query = {"query": email} if cloud else {"user": email}
         try:
             users = self._call(
                 "looking up the reporter",
@@ -487,9 +692,9 @@ class JiraTracker:
             raw = user.raw or {}
             if str(raw.get("emailAddress", "")).lower() not in ("", email):
                 continue
-            if self.cloud and raw.get("accountId"):
+            if cloud and raw.get("accountId"):
                 found = {"accountId": str(raw["accountId"])}
-            elif not self.cloud and raw.get("name"):
+            elif not cloud and raw.get("name"):
                 found = {"name": str(raw["name"])}
             if found:
                 break

@@ -29,13 +29,15 @@ class SqlDigests(SqlBase):
         force: bool = False,
         *,
         stale_after: timedelta | None = None,
+        token: str | None = None,
     ) -> bool:
         """Claims one digest for one channel and day; False if it is claimed or posted already.
 
         With *force*, a posted digest (or a claim abandoned for STALE_DIGEST_CLAIM) is taken over;
         a fresh claim by a running worker is never stolen. With *stale_after*, an unposted claim
         older than that is taken over (and nothing else): the caller must first have made sure
-        the abandoned run did not post. One conditional UPDATE, so only one taker wins.
+        the abandoned run did not post. One conditional UPDATE, so only one taker wins. *token*
+        is recorded as the claim's own (a takeover replaces it): see ``renew_digest_claim``.
         """
         now = utc_now()
         key = _digest_key(digest, channel, day)
@@ -49,12 +51,13 @@ class SqlDigests(SqlBase):
                         state="claimed",
                         extra="{}",
                         claimed_at=now,
+                        claim_token=token,
                     )
                 )
             return True
         except IntegrityError:
             if stale_after is not None and not force:
-                return self._take_over_digest(key, now, stale_after)
+                return self._take_over_digest(key, now, stale_after, token)
             if not force:
                 return False
         with self._write() as conn:
@@ -70,11 +73,19 @@ class SqlDigests(SqlBase):
                         ),
                     ),
                 )
-                .values(state="claimed", claimed_at=now, message_ts=None, posted_at=None)
+                .values(
+                    state="claimed",
+                    claimed_at=now,
+                    message_ts=None,
+                    posted_at=None,
+                    claim_token=token,
+                )
             )
         return res.rowcount == 1
 
-    def _take_over_digest(self, key: Any, now: datetime, stale_after: timedelta) -> bool:
+    def _take_over_digest(
+        self, key: Any, now: datetime, stale_after: timedelta, token: str | None
+    ) -> bool:
         with self._write() as conn:
             res = conn.execute(
                 update(digests)
@@ -84,7 +95,18 @@ class SqlDigests(SqlBase):
                     digests.c.message_ts.is_(None),
                     digests.c.claimed_at < now - stale_after,
                 )
-                .values(claimed_at=now)
+                .values(claimed_at=now, claim_token=token)
+            )
+        return res.rowcount == 1
+
+    def renew_digest_claim(self, digest: str, channel: str, day: date, token: str) -> bool:
+        """True while the unposted claim is still the one made with *token*, which then counts
+        as made now (one conditional UPDATE: a racing takeover either wins or waits)."""
+        with self._write() as conn:
+            res = conn.execute(
+                update(digests)
+                .where(_digest_key(digest, channel, day), *_held(token))
+                .values(claimed_at=utc_now())
             )
         return res.rowcount == 1
 
@@ -111,16 +133,23 @@ class SqlDigests(SqlBase):
         message_ts: str,
         *,
         extra: dict[str, Any] | None = None,
-    ) -> None:
-        """Records that the digest was posted as *message_ts* (with optional *extra* details)."""
+        token: str | None = None,
+    ) -> bool:
+        """Records that the digest was posted as *message_ts* (with optional *extra* details).
+
+        With *token*, only while the unposted claim made with it holds (False otherwise); without,
+        a post made with no claim at all (a manual run) is recorded too.
+        """
         now = utc_now()
         values: dict[str, Any] = {"state": "posted", "message_ts": message_ts, "posted_at": now}
         if extra is not None:
             values["extra"] = json.dumps(extra, separators=(",", ":"))
+        key = _digest_key(digest, channel, day)
         with self._write() as conn:
-            res = conn.execute(
-                update(digests).where(_digest_key(digest, channel, day)).values(**values)
-            )
+            if token is not None:
+                res = conn.execute(update(digests).where(key, *_held(token)).values(**values))
+                return res.rowcount == 1
+            res = conn.execute(update(digests).where(key).values(**values))
             if res.rowcount == 0:
                 # Posted without a claim (manual run): record it so a later claim sees it.
                 values.setdefault("extra", "{}")
@@ -129,16 +158,29 @@ class SqlDigests(SqlBase):
                         digest=digest, channel=channel, day=day, claimed_at=now, **values
                     )
                 )
+        return True
 
-    def release_digest(self, digest: str, channel: str, day: date) -> None:
-        """Drops a claim that never posted, so the digest can be tried again."""
+    def release_digest(
+        self, digest: str, channel: str, day: date, *, token: str | None = None
+    ) -> None:
+        """Drops a claim that never posted (with *token*: only the claim made with it), so the
+        digest can be tried again."""
+        fenced = [] if token is None else [digests.c.claim_token == token]
         with self._write() as conn:
             conn.execute(
                 delete(digests).where(
-                    _digest_key(digest, channel, day), digests.c.state == "claimed"
+                    _digest_key(digest, channel, day), digests.c.state == "claimed", *fenced
                 )
             )
 
 
 def _digest_key(digest: str, channel: str, day: date) -> Any:
     return and_(digests.c.digest == digest, digests.c.channel == channel, digests.c.day == day)
+
+
+def _held(token: str) -> list[Any]:
+    return [
+        digests.c.state == "claimed",
+        digests.c.message_ts.is_(None),
+        digests.c.claim_token == token,
+    ]

@@ -35,6 +35,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
@@ -43,7 +44,8 @@ from bot.adapters.files import private_dir, private_file, tighten_all
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: outbox.lease_token (fenced leases), digests.claim_token (fenced digest claims).
+SCHEMA_VERSION = 2
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_DDL_LOCK = 0x1DEAB07  # pg_advisory_xact_lock key: serialises create_all across processes
 # Execution option the SQLite begin hook turns into BEGIN IMMEDIATE (see ``sqlite_engine``).
@@ -141,6 +143,8 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime),
+    # Bumped by every lease; a completion names the token it leased with (see SqlOutbox.lease).
+    Column("lease_token", Integer, nullable=False, default=0, server_default=text("0")),
     Column("last_error", Text),
     Column("created", UTCDateTime, nullable=False),
     Column("done_at", UTCDateTime),
@@ -167,6 +171,8 @@ digests = Table(
     Column("extra", Text, nullable=False, default="{}"),
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("posted_at", UTCDateTime),
+    # The claimant's own token: a run that lost its claim to a takeover can tell (fencing).
+    Column("claim_token", String(64)),
 )
 
 
@@ -273,3 +279,23 @@ def create_schema(conn: Connection, backend: str) -> None:
         raise RuntimeError(
             f"database schema version {found} is newer than this bot ({SCHEMA_VERSION})"
         )
+    elif int(found) < SCHEMA_VERSION:
+        _upgrade(conn, int(found))
+
+
+# Columns added to tables that ``create_all`` leaves alone once they exist, by schema version.
+_ADDED_COLUMNS: dict[int, list[tuple[str, str]]] = {
+    2: [
+        ("outbox", "lease_token INTEGER NOT NULL DEFAULT 0"),
+        ("digests", "claim_token VARCHAR(64)"),
+    ],
+}
+
+
+def _upgrade(conn: Connection, found: int) -> None:
+    """Brings a database written by an older bot up to SCHEMA_VERSION (in the caller's
+    transaction, under the DDL lock): adds the columns each later version brought."""
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        for table, column in _ADDED_COLUMNS.get(version, []):
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    conn.execute(update(kv).where(kv.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))

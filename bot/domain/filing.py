@@ -5,14 +5,24 @@ Pure values and functions; the use case that runs them is ``bot.service.filing``
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import hmac
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
-from bot.domain.models import Frozen, Match, MessageRef, Triage
+from bot.domain.models import (
+    LABEL_MAX,
+    RESERVED_LABEL_PREFIX,
+    Frozen,
+    Match,
+    MessageRef,
+    Triage,
+    clean_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +38,7 @@ Status = Literal[
     "queued",  # Jira is unavailable; the outbox will retry
     "duplicate",  # a likely duplicate exists: ask the user (match)
     "rejected",  # Jira refused the issue (message, fields)
+    "failed",  # gave up after too many attempts or too long (message); a retry may be asked
     "denied",  # the user may not file
     "unreadable",  # the message could not be read, so there is nothing to file
     "unavailable",  # no tracker configured
@@ -103,10 +114,63 @@ class Backoff:
         return wait
 
 
-def marker_label(channel: str, ts: str) -> str:
-    """The label that identifies the issue filed for one Slack message, across restarts."""
-    digest = hashlib.sha256(f"{channel}:{ts}".encode()).hexdigest()[:16]
-    return f"{MARKER_PREFIX}{digest}"
+def marker_label(channel: str, ts: str, secret: str) -> str:
+    """The label that identifies the issue (or comment) filed for one Slack message, across
+    restarts and replicas.
+
+    An HMAC of the message's id under the install's *secret* (kept in the store): anyone can
+    read a message's channel and ts from its permalink, and a marker computable from them could
+    be planted on another issue for a retry to adopt.
+    """
+    mac = hmac.new(secret.encode(), f"{channel}:{ts}".encode(), hashlib.sha256)
+    return f"{MARKER_PREFIX}{mac.hexdigest()[:32]}"
+
+
+@dataclass(frozen=True)
+class RetryLimits:
+    """When the outbox stops retrying one filing: after *max_attempts* failed attempts, or once
+    its work item is older than *max_age*. The filing is then "failed" and may be retried."""
+
+    max_attempts: int = 20
+    max_age: timedelta = timedelta(hours=24)
+
+    def exhausted(self, attempts: int, age: timedelta) -> bool:
+        """True when *attempts* failed attempts over *age* are enough to give up."""
+        return attempts >= self.max_attempts or age >= self.max_age
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    """Which labels from triage (an analyzer, a model) reach Jira.
+
+    Labels are normalised (``clean_label``); with *allow* set only the listed ones pass; *deny*
+    always wins; anything starting with ``RESERVED_LABEL_PREFIX`` is always denied. Entries are
+    label names, or shell-style patterns (``team-*``), compared after normalising.
+    """
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+    def filter(self, labels: Iterable[str]) -> tuple[str, ...]:
+        """The labels of *labels* that may be set on an issue, normalised, at most LABEL_MAX."""
+        allow = [a for a in (_pattern(x) for x in self.allow) if a]
+        deny = [d for d in (_pattern(x) for x in self.deny) if d]
+        out: list[str] = []
+        for raw in labels:
+            label = clean_label(raw)
+            if not label or label in out or label.startswith(RESERVED_LABEL_PREFIX):
+                continue
+            if any(fnmatch.fnmatchcase(label, d) for d in deny):
+                continue
+            if allow and not any(fnmatch.fnmatchcase(label, a) for a in allow):
+                continue
+            out.append(label)
+        return tuple(out[:LABEL_MAX])
+
+
+def _pattern(entry: str) -> str:
+    # Compared with normalised labels: lower case, whitespace as "-" (wildcards kept).
+    return "-".join(entry.lower().split())
 
 
 def is_duplicate_verdict(triage: Triage | None) -> Match | None:

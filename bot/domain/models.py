@@ -25,6 +25,9 @@ KINDS: tuple[Kind, ...] = ("idea", "bug", "question", "other")
 TITLE_MAX = 120
 SUMMARY_MAX = 600
 LABEL_MAX = 5
+# Labels the bot sets itself ("ideabot", the per-message markers) start with this. No analyzer or
+# model output may produce one, or a post could plant another message's marker on its own issue.
+RESERVED_LABEL_PREFIX = "ideabot"
 
 # Slack mrkdwn constructs we never want to carry into a ticket title: <@U123>, <#C1|name>, <!here>,
 # <http://x|label>, and the *_~` emphasis characters.
@@ -134,7 +137,7 @@ class Analysis(Frozen):
         out: list[str] = []
         for label in v:
             c = clean_label(label)
-            if c and c not in out:
+            if c and c not in out and not c.startswith(RESERVED_LABEL_PREFIX):
                 out.append(c)
         return tuple(out[:LABEL_MAX])
 
@@ -235,6 +238,7 @@ class NewComment(Frozen):
     key: str
     body: IssueText
     link_url: str | None = None
+    marker: str | None = None  # the exactly-once marker the tracker can find the comment by
 
 
 class CreatedIssue(Frozen):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from bot.domain.filing import FilingJob, FilingResult
 from bot.domain.models import (
@@ -161,6 +161,10 @@ class Tracker(Protocol):
         """The issue carrying *marker* (see ``NewIssue.marker``), or None."""
         ...
 
+    def find_comment_marker(self, key: str, marker: str) -> bool:
+        """True when issue *key* has a comment added with *marker* (see ``NewComment.marker``)."""
+        ...
+
     def updated_since(
         self,
         project: str,
@@ -221,6 +225,32 @@ class OutboxItem:
     attempts: int
     next_at: datetime
     last_error: str | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A lease held on an outbox item: the item and the token ``Outbox.lease`` returned.
+
+    Every later lease of the item gets a greater token, so a write made with an older one is
+    refused: a worker whose lease ran out cannot overwrite what the next holder did.
+    """
+
+    item_id: int
+    token: int
+
+
+@dataclass(frozen=True)
+class RetryAt:
+    """What a fenced filing update does to its outbox item: count a failed attempt and make the
+    item due again at *at* (see ``Outbox.retry_later``)."""
+
+    at: datetime
+    error: str
+
+
+# What a fenced filing update does to its outbox item besides checking the lease.
+ItemStep = Literal["keep", "finish"] | RetryAt
 
 
 @dataclass(frozen=True)
@@ -257,8 +287,24 @@ class Filings(Protocol):
 
     def claim_filing(self, channel: str, ts: str, owner: str) -> bool: ...
     def get_filing(self, channel: str, ts: str) -> Filing | None: ...
-    def update_filing(self, channel: str, ts: str, **fields: Any) -> None: ...
+    def update_filing(self, channel: str, ts: str, **fields: Any) -> None:
+        """Sets *fields* unconditionally: only for a filing no outbox item is working on."""
+        ...
+
+    def update_filing_fenced(
+        self, fence: Fence, channel: str, ts: str, *, item: ItemStep = "keep", **fields: Any
+    ) -> bool:
+        """Sets the filing's *fields* and keeps, finishes or reschedules (``RetryAt``) the
+        fence's outbox item, in one transaction, only while *fence* is the item's latest lease
+        and the item is pending. False, with nothing written, when the lease was lost."""
+        ...
+
     def filings_between(self, start: datetime, end: datetime) -> list[Filing]: ...
+
+    def marker_secret(self) -> str:
+        """This install's secret for filing markers: created once (the first caller's value
+        wins, whichever replica it is), the same for every caller afterwards."""
+        ...
 
 
 class Outbox(Protocol):
@@ -270,12 +316,22 @@ class Outbox(Protocol):
 
     def due(self, now: datetime, limit: int = 10) -> list[OutboxItem]: ...
     def get_item(self, item_id: int) -> OutboxItem | None: ...
-    def lease(self, item_id: int, until: datetime) -> bool:
-        """Takes an item for work until *until*; False when another worker has it."""
+    def lease(self, item_id: int, until: datetime, *, now: datetime) -> int | None:
+        """Takes a pending item for work until *until* unless a lease unexpired at *now* holds
+        it; returns the lease's fencing token (greater than any earlier one of the item), or
+        None when another worker has it."""
         ...
 
-    def finish(self, item_id: int) -> None: ...
-    def retry_later(self, item_id: int, at: datetime, error: str) -> None: ...
+    def finish(self, item_id: int, token: int | None = None) -> bool:
+        """Marks the item done; with *token*, only while that lease is the latest. False when
+        nothing changed (finished already, or the lease was lost)."""
+        ...
+
+    def retry_later(self, item_id: int, at: datetime, error: str, token: int | None = None) -> bool:
+        """Counts a failed attempt and makes the item due at *at*; with *token*, only while that
+        lease is the latest. False when nothing changed."""
+        ...
+
     def pending(self) -> list[OutboxItem]: ...
 
 
@@ -290,13 +346,33 @@ class DigestLedger(Protocol):
         force: bool = False,
         *,
         stale_after: timedelta | None = None,
+        token: str | None = None,
     ) -> bool:
-        """Atomic claim; *stale_after* takes over an unposted claim older than that (one winner)."""
+        """Atomic claim; *stale_after* takes over an unposted claim older than that (one winner).
+
+        *token*, unique to the claimant, is recorded with the claim (a takeover replaces it), so
+        the claimant can check with ``renew_digest_claim`` that the claim is still its own.
+        """
         ...
 
     def get_digest(self, digest: str, channel: str, day: date) -> DigestRecord | None: ...
-    def mark_digest_posted(self, digest: str, channel: str, day: date, message_ts: str) -> None: ...
-    def release_digest(self, digest: str, channel: str, day: date) -> None: ...
+    def renew_digest_claim(self, digest: str, channel: str, day: date, token: str) -> bool:
+        """True while the unposted claim is still the one made with *token*; then it counts as
+        fresh again (one conditional write), so it is not stale for another full period."""
+        ...
+
+    def mark_digest_posted(
+        self, digest: str, channel: str, day: date, message_ts: str, *, token: str | None = None
+    ) -> bool:
+        """Records the posted message; with *token*, only while that claim holds (False if a
+        takeover made it someone else's). Without, also records a post made with no claim."""
+        ...
+
+    def release_digest(
+        self, digest: str, channel: str, day: date, *, token: str | None = None
+    ) -> None:
+        """Drops an unposted claim (with *token*: only the claim made with it)."""
+        ...
 
 
 class KeyValue(Protocol):

@@ -9,12 +9,20 @@ The decision who files is made by the store, never by the process:
    fresh item is finished and the existing key returned.
 3. The item is processed at once and, on a retryable Jira failure, again later by the outbox
    worker with exponential back-off and full jitter, honouring ``Retry-After``. Items survive
-   restarts because they live in the store.
+   restarts because they live in the store. After ``RetryLimits`` (attempts, age) the filing is
+   "failed": the thread gets a Retry button, and a new request starts over.
 
-Restart between "create" and "record the key": before every attempt after the first the filing's
-attempt count is bumped, and an attempt that finds a count above zero first asks the tracker for
-the message's unique marker that every created issue carries. A found issue is recorded instead
-of creating a second one.
+Leases are fenced. Whoever works on an item holds a lease from the moment it took it, and the
+token that lease came with; every write of the outcome (the key, a retry, a failure) is
+conditional on the token still being the item's latest. A worker that overran its lease (a
+stalled process, a clock jump) changes nothing and says nothing: the next holder reconciles.
+
+Restart between "create" and "record the key": before every attempt the filing's attempt count is
+bumped (a fenced write, so a worker that lost its lease never starts), and an attempt that finds
+a count above zero first asks the tracker for the message's marker, which every created issue
+(as a label) and every added comment carries. A found issue or comment is recorded instead of
+making a second one. Markers are HMACs under an install secret, and no label from triage may
+use their namespace, so a post cannot plant one for another message's retry to adopt.
 """
 
 from __future__ import annotations
@@ -26,12 +34,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from bot.domain.filing import (
     AMBIGUOUS_RETRY_SECONDS,
     TOPIC,
     Backoff,
     FilingJob,
     FilingResult,
+    LabelPolicy,
+    RetryLimits,
     marker_label,
 )
 from bot.domain.models import (
@@ -43,11 +55,14 @@ from bot.domain.models import (
     slack_unescape,
 )
 from bot.domain.ports import (
+    Fence,
     Filing,
     Filings,
+    ItemStep,
     Notifier,
     Outbox,
     OutboxItem,
+    RetryAt,
     TicketIndex,
     Tracker,
     TrackerRejected,
@@ -56,10 +71,11 @@ from bot.domain.ports import (
 
 logger = logging.getLogger(__name__)
 
-# A leased item is not handed to another worker before this. It must outlive the slowest attempt
-# (marker search, reporter lookup, create, create again, remote link: five Jira requests at the
-# client's 15 s timeout), or a second worker could start while the first is still inside
-# "create" and the marker search would not see its issue yet.
+# A leased item is not handed to another worker before this, counted from when it was taken. It
+# must outlive the slowest attempt: at most ``JIRA_REQUESTS_PER_ATTEMPT`` Jira requests, each
+# ended by the adapter's total deadline (bot.adapters.jira_tracker), with room to spare; else a
+# second worker could start while the first is still inside "create" and the marker search
+# would not see its issue yet. Fencing (see the module docstring) covers what is left.
 LEASE = timedelta(minutes=5)
 
 
@@ -81,10 +97,20 @@ class Filer:
     rng: Callable[[float, float], float] = field(default=random.uniform)
     backoff: Backoff = field(default_factory=Backoff)
     owner: str = "ideabot"
+    lease: timedelta = LEASE
+    limits: RetryLimits = field(default_factory=RetryLimits)
+    labels: LabelPolicy = field(default_factory=LabelPolicy)
+    _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
     def configured(self) -> bool:
         return self.tracker is not None
+
+    def marker(self, channel: str, ts: str) -> str:
+        """The marker of the issue or comment filed for one message (see ``marker_label``)."""
+        if self._secret is None:
+            self._secret = self.store.marker_secret()
+        return marker_label(channel, ts, self._secret)
 
     # ------------------------------------------------------------------ requests
 
@@ -93,7 +119,10 @@ class Filer:
         return _settled(self.store.get_filing(channel, ts))
 
     def submit(self, job: FilingJob) -> FilingResult:
-        """Files (or comments) *job* once; returns what happened or why nothing did yet."""
+        """Files (or comments) *job* once; returns what happened or why nothing did yet.
+
+        A filing that was rejected or given up on ("failed") is tried again from scratch.
+        """
         if self.tracker is None:
             return FilingResult("unavailable", message="Jira is not configured for this bot.")
         done = self.existing(job.channel, job.ts)
@@ -105,41 +134,62 @@ class Filer:
             return FilingResult("in_progress")
         if not self.store.claim_filing(job.channel, job.ts, self.owner):
             existing = self.store.get_filing(job.channel, job.ts)
-            if existing is not None and existing.state in ("filed", "commented"):
-                self.store.finish(item_id)
-                return _settled(existing) or FilingResult("in_progress")
             if existing is not None and existing.state == "failed":
-                # A filing Jira rejected may be tried again (after an admin fixed the project).
+                # A filing Jira rejected, or one given up on, may be tried again (after an admin
+                # fixed the project, or Jira came back). No item can be working on it: ours is
+                # the only pending one.
                 self.store.update_filing(job.channel, job.ts, state="claimed", error=None)
+            # "filed"/"commented": process() finishes our item and answers "already".
             # "claimed"/"queued" with our enqueue accepted means no other item is pending: the
             # outbox worker took ours between enqueue and claim, or an earlier run left it. Our
             # item is the only work left for the message, so it must not be finished unprocessed;
             # the lease decides who runs it.
-        if not self.store.lease(item_id, now + LEASE):
+        now = self.clock()  # the lease starts when the item is taken
+        token = self.store.lease(item_id, now + self.lease, now=now)
+        if token is None:
             return FilingResult("in_progress")
         item = self.store.get_item(item_id)
-        return self.process(item) if item is not None else FilingResult("in_progress")
+        return self.process(item, token) if item is not None else FilingResult("in_progress")
 
     # ------------------------------------------------------------------ processing
 
-    def process(self, item: OutboxItem) -> FilingResult:
-        """One attempt at the work of a leased outbox *item*; records and notifies the outcome."""
-        job = FilingJob.model_validate(item.payload)
+    def process(self, item: OutboxItem, token: int) -> FilingResult:
+        """One attempt at the work of *item*, leased with *token*; records and notifies the
+        outcome unless the lease was lost meanwhile."""
+        fence = Fence(item.id, token)
+        try:
+            job = FilingJob.model_validate(item.payload)
+        except ValidationError as exc:
+            # Retrying cannot make it readable; without a job there is no thread to tell either.
+            logger.error(
+                "dropping outbox item %d (%s): unreadable payload: %s", item.id, item.key, exc
+            )
+            self.store.finish(item.id, token)
+            return FilingResult("failed", message="unreadable work item")
         filing = self.store.get_filing(job.channel, job.ts)
         if filing is None:
             # The process died between enqueue and claim: the item is the claim.
             self.store.claim_filing(job.channel, job.ts, self.owner)
             filing = self.store.get_filing(job.channel, job.ts)
         if filing is not None and filing.state in ("filed", "commented"):
-            self.store.finish(item.id)
+            self._record(fence, job, item="finish")
             return _settled(filing) or FilingResult("already")
         previous_attempts = filing.attempts if filing else 0
-        self.store.update_filing(job.channel, job.ts, attempts=previous_attempts + 1)
+        if not self._record(fence, job, attempts=previous_attempts + 1):
+            return self._lost(item, "before its attempt")
         created: list[tuple[CreatedIssue, NewIssue]] = []
+
+        def still_ours() -> bool:
+            return self._record(fence, job)
+
         try:
-            result = self._attempt(job, searched=previous_attempts > 0, created=created)
+            result = self._attempt(
+                job, searched=previous_attempts > 0, created=created, still_ours=still_ours
+            )
+        except _LeaseLost:
+            return self._lost(item, "before writing to Jira")
         except TrackerRetryable as exc:
-            return self._retry(item, job, exc, exc.retry_after)
+            return self._failed_attempt(item, fence, job, exc, exc.retry_after)
         except TrackerRejected as exc:
             logger.error(
                 "Jira rejected filing %s (%s): %s fields=%s",
@@ -148,19 +198,27 @@ class Filer:
                 exc,
                 sorted(exc.fields),
             )
-            self.store.update_filing(job.channel, job.ts, state="failed", error=str(exc))
-            self.store.finish(item.id)
+            if not self._record(fence, job, item="finish", state="failed", error=str(exc)):
+                return self._lost(item, "after Jira rejected it")
             result = FilingResult("rejected", message=str(exc), fields=dict(exc.fields))
             self._notify(job, result)
             return result
         except Exception as exc:
             logger.exception("unexpected error filing %s; will retry", item.key)
-            return self._retry(item, job, exc, None)
+            return self._failed_attempt(item, fence, job, exc, None)
         state = "commented" if result.status == "commented" else "filed"
-        self.store.update_filing(
-            job.channel, job.ts, state=state, issue_key=result.key, issue_url=result.url, error=None
+        recorded = self._record(
+            fence,
+            job,
+            item="finish",
+            state=state,
+            issue_key=result.key,
+            issue_url=result.url,
+            error=None,
         )
-        self.store.finish(item.id)
+        if not recorded:
+            # The next holder of the item searches the marker and records this key itself.
+            return self._lost(item, f"after Jira answered {result.key}")
         # Indexing after the key is recorded: a slow index must not keep an issue that exists in
         # Jira unrecorded (and the lease running out) while it works.
         for issue_created, issue in created:
@@ -168,8 +226,23 @@ class Filer:
         self._notify(job, result)
         return result
 
+    def _record(
+        self, fence: Fence, job: FilingJob, item: ItemStep = "keep", **fields: object
+    ) -> bool:
+        return self.store.update_filing_fenced(fence, job.channel, job.ts, item=item, **fields)
+
+    def _lost(self, item: OutboxItem, when: str) -> FilingResult:
+        # Someone else holds the item now (this worker overran its lease): it is theirs to record
+        # and to tell. Saying anything here could contradict them.
+        logger.warning("filing %s: lease on outbox item %d lost %s", item.key, item.id, when)
+        return FilingResult("in_progress")
+
     def _attempt(
-        self, job: FilingJob, searched: bool, created: list[tuple[CreatedIssue, NewIssue]]
+        self,
+        job: FilingJob,
+        searched: bool,
+        created: list[tuple[CreatedIssue, NewIssue]],
+        still_ours: Callable[[], bool],
     ) -> FilingResult:
         assert self.tracker is not None
         body = IssueText(
@@ -178,14 +251,20 @@ class Filer:
             permalink=job.permalink,
             author=job.author_name or job.author,
         )
+        marker = self.marker(job.channel, job.ts)
         if job.comment_on:
-            self.tracker.add_comment(
-                NewComment(key=job.comment_on, body=body, link_url=job.permalink)
-            )
-            return FilingResult(
-                "commented", key=job.comment_on, url=self.tracker.browse_url(job.comment_on)
-            )
-        marker = marker_label(job.channel, job.ts)
+            key = job.comment_on
+            # A comment whose answer was lost may be there already: it carries the marker.
+            if not (searched and self._comment_found(key, marker)):
+                _check(still_ours)
+                self.tracker.add_comment(
+                    NewComment(key=key, body=body, link_url=job.permalink, marker=marker)
+                )
+            else:
+                logger.info(
+                    "filing %s: found the comment on %s from an earlier attempt", job.key, key
+                )
+            return FilingResult("commented", key=key, url=self.tracker.browse_url(key))
         if searched:
             found = self._find_marker(marker)
             if found is not None:
@@ -196,12 +275,13 @@ class Filer:
             summary=job.title or job.text,
             body=body,
             issue_type=self.issue_types.get(job.kind) or self.issue_types.get("idea", "Task"),
-            labels=(*job.labels, "ideabot"),
+            labels=(*self.labels.filter(job.labels), "ideabot"),
             marker=marker,
             reporter_email=job.author_email,
             link_url=job.permalink,
             link_title="Slack thread",
         )
+        _check(still_ours)
         new = self.tracker.create_issue(issue)
         created.append((new, issue))
         return FilingResult("filed", key=new.key, url=new.url)
@@ -214,6 +294,15 @@ class Filer:
             # Not knowing is no reason to stop filing; the marker still lets people find it.
             logger.warning("could not search Jira for marker %s: %s", marker, exc)
             return None
+
+    def _comment_found(self, key: str, marker: str) -> bool:
+        assert self.tracker is not None
+        try:
+            return self.tracker.find_comment_marker(key, marker)
+        except TrackerRejected as exc:
+            # The comment itself will be refused too if the issue is gone; else comment.
+            logger.warning("could not read the comments of %s: %s", key, exc)
+            return False
 
     def _index(self, created: CreatedIssue, issue: NewIssue) -> None:
         if self.index is None:
@@ -230,28 +319,63 @@ class Filer:
         except Exception:
             logger.warning("could not index the new issue %s", created.key, exc_info=True)
 
-    def _retry(
-        self, item: OutboxItem, job: FilingJob, exc: Exception, retry_after: float | None
+    def _failed_attempt(
+        self,
+        item: OutboxItem,
+        fence: Fence,
+        job: FilingJob,
+        exc: Exception,
+        retry_after: float | None,
     ) -> FilingResult:
         now = self.clock()
+        attempts = item.attempts + 1
+        age = now - item.created if item.created is not None else timedelta(0)
+        if self.limits.exhausted(attempts, age):
+            return self._give_up(item, fence, job, exc, attempts, age)
         wait = self.backoff.delay(item.attempts, retry_after, self.rng)
         if isinstance(exc, TrackerRetryable) and exc.ambiguous:
             # Jira may have created the issue without us hearing back. The retry searches for
             # its marker, and Jira Cloud's search lags behind writes: give it time.
             wait = max(wait, AMBIGUOUS_RETRY_SECONDS)
         at = now + timedelta(seconds=wait)
-        self.store.retry_later(item.id, at, f"{type(exc).__name__}: {exc}")
-        self.store.update_filing(job.channel, job.ts, state="queued", error=str(exc))
+        error = f"{type(exc).__name__}: {exc}"
+        if not self._record(fence, job, item=RetryAt(at, error), state="queued", error=str(exc)):
+            return self._lost(item, "after a failed attempt")
         logger.warning(
             "Jira unavailable for %s (attempt %d): %s; retrying in %.1fs",
             item.key,
-            item.attempts + 1,
+            attempts,
             exc,
             wait,
         )
         result = FilingResult("queued", retry_at=at)
         if item.attempts == 0:
             self._notify(job, result)
+        return result
+
+    def _give_up(
+        self,
+        item: OutboxItem,
+        fence: Fence,
+        job: FilingJob,
+        exc: Exception,
+        attempts: int,
+        age: timedelta,
+    ) -> FilingResult:
+        error = f"{type(exc).__name__}: {exc}"
+        if not self._record(fence, job, item="finish", state="failed", error=error):
+            return self._lost(item, "when giving up")
+        # For the operator: the outbox item (kept DONE_OUTBOX_KEEP) and why it kept failing.
+        logger.error(
+            "giving up on filing %s: outbox item %d failed %d attempts over %s; last error: %s",
+            item.key,
+            item.id,
+            attempts,
+            age,
+            error,
+        )
+        result = FilingResult("failed", message=str(exc))
+        self._notify(job, result)
         return result
 
     def _notify(self, job: FilingJob, result: FilingResult) -> None:
@@ -262,14 +386,41 @@ class Filer:
 
     def run_due(self, now: datetime | None = None, limit: int = 10) -> int:
         """Processes the outbox items due at *now*; returns how many were attempted."""
-        now = now or self.clock()
+        started = self.clock()
+        now = now or started
         done = 0
-        for item in self.store.due(now, limit=limit):
-            if item.topic != TOPIC or not self.store.lease(item.id, now + LEASE):
+        for due in self.store.due(now, limit=limit):
+            if due.topic != TOPIC:
                 continue
-            self.process(item)
+            # Each lease starts when its item is taken, not when the pass began: after a few
+            # slow items, a lease counted from the pass's start would be nearly over already.
+            taken = now + (self.clock() - started)
+            token = self.store.lease(due.id, taken + self.lease, now=taken)
+            if token is None:
+                continue
+            # Read again under the lease: another worker may have tried it since ``due``.
+            item = self.store.get_item(due.id)
+            if item is None:
+                continue
+            try:
+                self.process(item, token)
+            except Exception:
+                # The store failed under us: the lease runs out and the item is tried again.
+                # The other items of the pass need not wait for that.
+                logger.exception("outbox item %d (%s) could not be processed", item.id, item.key)
             done += 1
         return done
+
+
+class _LeaseLost(Exception):
+    """The lease was taken over before this worker wrote to Jira."""
+
+
+def _check(still_ours: Callable[[], bool]) -> None:
+    # Right before the write that cannot be taken back: a worker that stalled (after its
+    # marker search, say) past its lease must not create next to the one that took over.
+    if not still_ours():
+        raise _LeaseLost
 
 
 def _settled(filing: Filing | None) -> FilingResult | None:

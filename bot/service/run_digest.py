@@ -8,11 +8,20 @@ A run that dies between claiming and recording leaves a claim behind. Every dige
 key as message metadata, and a later run that finds a claim older than ``stale_claim`` takes it
 over (one winner) and first looks for the tagged message in the channel: there -> recorded, not
 posted again; not there -> posted.
+
+Claims are fenced: each run claims with a token of its own, and a takeover replaces it. A run
+that was merely slow (a slow model writing the takeaways, a stalled process) can have lost its
+claim that way, so right before posting it renews the claim, which succeeds only while the token
+is still the claim's; recording the post is conditional on it too. What is left: a post call
+that outlasts ``stale_claim`` from that renewal, while another run takes over and, not yet seeing
+the message in the channel's history, posts as well. Slack's post call ends long before (the
+client's timeout and retries), and the taker's history lookup usually sees the first message.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -184,17 +193,20 @@ class DigestService:
             record = self.store.get_digest(kind, channel, day)
             if record is not None and record.state == "posted":
                 return DigestResult("already_posted", kind, channel, day, record.message_ts)
-        if not self.store.claim_digest(kind, channel, day, force=force):
+        token = uuid.uuid4().hex  # this run's own: a takeover replaces it (fencing)
+        if not self.store.claim_digest(kind, channel, day, force=force, token=token):
             record = self.store.get_digest(kind, channel, day)
             if record is not None and record.state == "posted":
                 return DigestResult("already_posted", kind, channel, day, record.message_ts)
-            if self.store.claim_digest(kind, channel, day, stale_after=self.stale_claim):
-                return self._recover(kind, channel, day)
+            if self.store.claim_digest(
+                kind, channel, day, stale_after=self.stale_claim, token=token
+            ):
+                return self._recover(kind, channel, day, token)
             logger.info("digest %s %s %s is being posted by another worker", kind, channel, day)
             return DigestResult("in_progress", kind, channel, day)
-        return self._post(kind, channel, day)
+        return self._post(kind, channel, day, token)
 
-    def _recover(self, kind: DigestKind, channel: str, day: date) -> DigestResult:
+    def _recover(self, kind: DigestKind, channel: str, day: date, token: str) -> DigestResult:
         """We took over an abandoned claim: record its message if it got out, else post."""
         logger.info("digest %s %s %s: taking over an abandoned claim", kind, channel, day)
         try:
@@ -204,15 +216,25 @@ class DigestService:
             logger.warning("digest %s %s %s: history lookup failed: %s", kind, channel, day, exc)
             return DigestResult("failed", kind, channel, day, error=_reason(exc))
         if ts is not None:
-            self.store.mark_digest_posted(kind, channel, day, ts)
+            self.store.mark_digest_posted(kind, channel, day, ts, token=token)
             logger.info("digest %s %s %s was posted (ts %s) before a crash", kind, channel, day, ts)
             return DigestResult("already_posted", kind, channel, day, ts)
-        return self._post(kind, channel, day)
+        return self._post(kind, channel, day, token)
 
-    def _post(self, kind: DigestKind, channel: str, day: date) -> DigestResult:
+    def _post(self, kind: DigestKind, channel: str, day: date, token: str) -> DigestResult:
         assert self.chat is not None
         try:
             rendered = self.render(kind, channel, day)
+            # Building can take long enough for the claim to go stale and be taken over by a
+            # run that posts it: then it is not ours to post any more.
+            if not self.store.renew_digest_claim(kind, channel, day, token):
+                logger.warning(
+                    "digest %s %s %s: claim taken over while building; not posting",
+                    kind,
+                    channel,
+                    day,
+                )
+                return DigestResult("in_progress", kind, channel, day)
             meta = {
                 "event_type": DIGEST_EVENT_TYPE,
                 "event_payload": {"key": digest_key(kind, channel, day)},
@@ -222,13 +244,22 @@ class DigestService:
             logger.warning(
                 "digest %s for %s on %s not posted: %s", kind, channel, day, type(exc).__name__
             )
-            return self._after_failed_post(kind, channel, day, exc)
-        self.store.mark_digest_posted(kind, channel, day, ts)
+            return self._after_failed_post(kind, channel, day, exc, token)
+        if not self.store.mark_digest_posted(kind, channel, day, ts, token=token):
+            # The remaining window (module docstring): the claim was taken over during the post.
+            logger.error(
+                "digest %s %s %s posted (ts %s) after its claim was taken over; "
+                "the channel may show it twice",
+                kind,
+                channel,
+                day,
+                ts,
+            )
         logger.info("digest %s posted to %s for %s (ts %s)", kind, channel, day, ts)
         return DigestResult("posted", kind, channel, day, ts, rendered=rendered)
 
     def _after_failed_post(
-        self, kind: DigestKind, channel: str, day: date, exc: Exception
+        self, kind: DigestKind, channel: str, day: date, exc: Exception, token: str
     ) -> DigestResult:
         """Releases the claim, unless the message may have gone out after all (a lost answer)."""
         try:
@@ -237,9 +268,9 @@ class DigestService:
             # Cannot tell: keep the claim; a later run recovers it once it is stale.
             return DigestResult("failed", kind, channel, day, error=_reason(exc))
         if ts is not None:
-            self.store.mark_digest_posted(kind, channel, day, ts)
+            self.store.mark_digest_posted(kind, channel, day, ts, token=token)
             return DigestResult("posted", kind, channel, day, ts)
-        self.store.release_digest(kind, channel, day)
+        self.store.release_digest(kind, channel, day, token=token)
         return DigestResult("failed", kind, channel, day, error=_reason(exc))
 
     def _find_posted(self, kind: DigestKind, channel: str, day: date) -> str | None:

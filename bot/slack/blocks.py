@@ -23,6 +23,7 @@ VALUE_MAX = 2000
 ACTION_FILE = "ideabot_file"
 ACTION_FILE_ANYWAY = "ideabot_file_anyway"
 ACTION_COMMENT = "ideabot_comment"
+ACTION_RETRY = "ideabot_retry_filing"
 SHORTCUT_FILE = "ideabot_file_message"
 COMMAND = "/idea"
 
@@ -149,6 +150,8 @@ def build_filing_result(result: FilingResult) -> tuple[str, list[Block]]:
         text = "Jira is not answering right now; the ticket is queued and will be filed shortly."
     elif result.status == "rejected":
         text = ":warning: " + escape_mrkdwn(rejection_message(result))
+    elif result.status == "failed":
+        text = ":warning: " + escape_mrkdwn(failure_message(result))
     elif result.status == "in_progress":
         text = "This post is being filed already."
     elif result.status in ("denied", "unavailable"):
@@ -156,6 +159,22 @@ def build_filing_result(result: FilingResult) -> tuple[str, list[Block]]:
     else:
         return "", []
     return _fallback(text), [_section(text)]
+
+
+def build_filing_failed(
+    result: FilingResult, channel: str, ts: str, comment_on: str | None = None
+) -> tuple[str, list[Block]]:
+    """The thread message when the bot gave up on a filing, with a Retry button."""
+    text, blks = build_filing_result(result)
+    value = {"c": channel, "ts": ts, **({"k": comment_on} if comment_on else {})}
+    blks.append({"type": "actions", "elements": [_button("Retry", ACTION_RETRY, value)]})
+    return text, blks
+
+
+def failure_message(result: FilingResult) -> str:
+    """A human sentence for a filing the bot gave up on (plain text, not yet escaped)."""
+    why = f" The last error was: {truncate(result.message, 300)}." if result.message else ""
+    return f"I could not reach Jira to file this, and stopped trying.{why} Nothing was filed yet."
 
 
 def rejection_message(result: FilingResult) -> str:

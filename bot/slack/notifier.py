@@ -26,7 +26,10 @@ class SlackNotifier:
         return self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
-        text, blks = blocks.build_filing_result(result)
+        if result.status == "failed":
+            text, blks = blocks.build_filing_failed(result, job.channel, job.ts, job.comment_on)
+        else:
+            text, blks = blocks.build_filing_result(result)
         if not text:
             return
         self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)

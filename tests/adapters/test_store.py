@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.engine import make_url
 
 from bot.adapters.store_sql import (
@@ -33,7 +33,7 @@ from bot.adapters.store_sql import (
     slack_events,
 )
 from bot.config import Settings
-from bot.domain.ports import Store, StoredPost
+from bot.domain.ports import Fence, RetryAt, Store, StoredPost
 from tests.fakes.memory_store import ManualClock, MemoryStore
 
 AnyStore = SqlStore | MemoryStore
@@ -393,22 +393,22 @@ def test_lease_hides_item_until_it_expires(store: AnyStore) -> None:
     store.enqueue("t", "k", {}, T0)
     (item,) = store.due(T0)
     until = T0 + timedelta(minutes=5)
-    assert store.lease(item.id, until, now=T0) is True
-    assert store.lease(item.id, until, now=T0) is False
+    assert store.lease(item.id, until, now=T0) is not None
+    assert store.lease(item.id, until, now=T0) is None
     assert store.due(T0 + timedelta(minutes=1)) == []
     assert [i.id for i in store.pending()] == [item.id]  # leased is still pending
     # the holder died: once the lease has expired the item is due and can be leased again
     assert [i.id for i in store.due(until)] == [item.id]
-    assert store.lease(item.id, until + timedelta(minutes=5), now=until) is True
+    assert store.lease(item.id, until + timedelta(minutes=5), now=until) is not None
 
 
 def test_lease_default_now_is_wall_clock(store: AnyStore) -> None:
     store.enqueue("t", "k", {}, T0)
     (item,) = store.due(T0)
     # a lease that ended long ago does not block; one in the future does
-    assert store.lease(item.id, datetime.now(UTC) - timedelta(hours=1)) is True
-    assert store.lease(item.id, datetime.now(UTC) + timedelta(hours=1)) is True
-    assert store.lease(item.id, datetime.now(UTC) + timedelta(hours=2)) is False
+    assert store.lease(item.id, datetime.now(UTC) - timedelta(hours=1)) is not None
+    assert store.lease(item.id, datetime.now(UTC) + timedelta(hours=1)) is not None
+    assert store.lease(item.id, datetime.now(UTC) + timedelta(hours=2)) is None
 
 
 def test_retry_later_counts_and_reschedules(store: AnyStore) -> None:
@@ -433,7 +433,7 @@ def test_finish_then_same_key_can_be_enqueued_again(store: AnyStore) -> None:
     store.finish(item.id)
     assert store.pending() == []
     assert store.due(T0 + timedelta(days=1)) == []
-    assert store.lease(item.id, T0 + timedelta(hours=1), now=T0) is False
+    assert store.lease(item.id, T0 + timedelta(hours=1), now=T0) is None
     store.retry_later(item.id, T0, "late failure")  # no effect on a finished item
     assert store.pending() == []
     done = store.get_item(item.id)
@@ -463,7 +463,7 @@ def test_writes_to_unknown_rows_change_nothing(store: AnyStore) -> None:
     store.release_digest("d", "C1", DAY)
     assert store.get_post("C1", "nope") is None and store.get_filing("C1", "nope") is None
     assert store.pending() == [] and store.get_item(12345) is None
-    assert store.lease(12345, T0, now=T0) is False
+    assert store.lease(12345, T0, now=T0) is None
 
 
 def test_naive_datetimes_are_refused_everywhere(store: AnyStore) -> None:
@@ -478,6 +478,141 @@ def test_naive_datetimes_are_refused_everywhere(store: AnyStore) -> None:
         with pytest.raises(Exception, match="naive"):
             call()
     assert store.pending() == []
+
+
+# --------------------------------------------------------------------------- fenced leases
+
+
+def _leased(store: AnyStore, key: str = "C1:1.0") -> tuple[int, int]:
+    item_id = store.enqueue("t", key, {}, T0)
+    assert item_id is not None
+    token = store.lease(item_id, T0 + timedelta(minutes=1), now=T0)
+    assert token is not None
+    return item_id, token
+
+
+def test_each_lease_gets_a_greater_token(store: AnyStore) -> None:
+    item_id, first = _leased(store)
+    later = T0 + timedelta(minutes=2)  # the first lease has run out
+    second = store.lease(item_id, later + timedelta(minutes=1), now=later)
+    assert second is not None and second > first
+    item = store.get_item(item_id)
+    assert item is not None and item.created is not None and item.created.tzinfo is not None
+
+
+def test_completions_with_a_lost_lease_change_nothing(store: AnyStore) -> None:
+    item_id, old = _leased(store)
+    later = T0 + timedelta(minutes=2)
+    new = store.lease(item_id, later + timedelta(minutes=1), now=later)
+    assert new is not None
+    assert store.retry_later(item_id, T0, "late", token=old) is False
+    assert store.finish(item_id, token=old) is False
+    (item,) = store.pending()
+    assert (item.attempts, item.last_error) == (0, None)
+    assert store.retry_later(item_id, later, "503", token=new) is True
+    again = store.lease(item_id, later + timedelta(minutes=1), now=later)
+    assert again is not None
+    assert store.finish(item_id, token=new) is False  # a retry's lease is not the same lease
+    assert store.finish(item_id, token=again) is True
+    assert store.finish(item_id, token=again) is False  # done already
+    assert store.pending() == []
+
+
+def test_fenced_filing_updates_go_with_the_item_or_not_at_all(store: AnyStore) -> None:
+    store.claim_filing("C1", "1.0", "w")
+    item_id, token = _leased(store)
+    fence = Fence(item_id, token)
+    assert store.update_filing_fenced(fence, "C1", "1.0", attempts=1) is True
+    at = T0 + timedelta(minutes=3)
+    step = RetryAt(at, "HTTP 503")
+    assert store.update_filing_fenced(fence, "C1", "1.0", item=step, state="queued", error="503")
+    (item,) = store.pending()
+    assert (item.attempts, item.next_at, item.last_error) == (1, at, "HTTP 503")
+    f = store.get_filing("C1", "1.0")
+    assert f is not None and (f.state, f.error, f.attempts) == ("queued", "503", 1)
+    # worker A's lease is taken over by B: A's outcome is refused, filing and item untouched
+    token_b = store.lease(item_id, at + timedelta(minutes=1), now=at)
+    assert token_b is not None
+    assert not store.update_filing_fenced(fence, "C1", "1.0", item="finish", state="filed")
+    assert not store.update_filing_fenced(fence, "C1", "1.0", attempts=9)
+    f = store.get_filing("C1", "1.0")
+    assert f is not None and (f.state, f.attempts) == ("queued", 1)
+    assert [i.id for i in store.pending()] == [item_id]
+    fence_b = Fence(item_id, token_b)
+    assert store.update_filing_fenced(
+        fence_b, "C1", "1.0", item="finish", state="filed", issue_key="P-1", error=None
+    )
+    f = store.get_filing("C1", "1.0")
+    assert f is not None and (f.state, f.issue_key, f.error) == ("filed", "P-1", None)
+    assert store.pending() == []
+    assert not store.update_filing_fenced(fence_b, "C1", "1.0", state="queued")  # done: no more
+    with pytest.raises(ValueError, match="state"):
+        store.update_filing_fenced(fence_b, "C1", "1.0", state="done")
+
+
+def test_a_fenced_finish_and_a_takeover_race_with_one_winner(backend: Backend) -> None:
+    stores = backend.handles(2)
+    try:
+        later = T0 + timedelta(minutes=2)  # the old leases have run out by then
+        for round_ in range(4):
+            ts = f"{round_}.0"
+            stores[0].claim_filing("C1", ts, "w")
+            item_id, old = _leased(stores[0], f"C1:{ts}")
+
+            def go(i: int, item_id: int = item_id, old: int = old, ts: str = ts) -> bool:
+                s = stores[i % 2]
+                if i % 2:
+                    return s.lease(item_id, later + timedelta(minutes=1), now=later) is not None
+                fence = Fence(item_id, old)
+                return s.update_filing_fenced(fence, "C1", ts, item="finish", state="filed")
+
+            won = _race(2, go)
+            assert won.count(True) == 1, won
+            f = stores[1].get_filing("C1", ts)
+            assert f is not None and (f.state == "filed") == won[0]
+    finally:
+        for extra in stores[1:]:
+            extra.close()
+
+
+def test_marker_secret_is_made_once_for_every_handle(backend: Backend) -> None:
+    stores = backend.handles(2)
+    try:
+        seen: list[str] = []
+        lock = threading.Lock()
+
+        def read(i: int) -> bool:
+            value = stores[i % 2].marker_secret()
+            with lock:
+                seen.append(value)
+            return True
+
+        _race(RACERS, read)
+        assert len(set(seen)) == 1 and len(seen[0]) >= 32
+        assert stores[0].marker_secret() == seen[0]
+    finally:
+        for extra in stores[1:]:
+            extra.close()
+
+
+def test_a_version_1_database_is_upgraded_in_place(sql_store: SqlStore, store_url: str) -> None:
+    sql_store.claim_filing("C1", "1.0", "w")
+    item_id = sql_store.enqueue("t", "k", {"a": 1}, T0)
+    sql_store.claim_digest("meetings", "C1", DAY)
+    with sql_store.engine.begin() as conn:  # what a bot of schema version 1 left behind
+        conn.execute(text("ALTER TABLE outbox DROP COLUMN lease_token"))
+        conn.execute(text("ALTER TABLE digests DROP COLUMN claim_token"))
+        conn.execute(text("UPDATE kv SET value = '1' WHERE key = 'schema_version'"))
+    sql_store.close()
+    again = SqlStore(store_url)
+    try:
+        assert again.get_value("schema_version") == str(SCHEMA_VERSION)
+        assert item_id is not None and again.lease(item_id, T0 + timedelta(minutes=1), now=T0) == 1
+        assert again.claim_digest("meetings", "C1", DAY) is False
+        f = again.get_filing("C1", "1.0")
+        assert f is not None and f.state == "claimed"
+    finally:
+        again.close()
 
 
 def test_memory_finished_items_are_dropped_after_the_retention_period() -> None:
@@ -569,6 +704,44 @@ def test_racing_takeovers_of_a_stale_claim_have_one_winner(backend: Backend) -> 
     finally:
         for extra in stores[1:]:
             extra.close()
+
+
+def test_digest_claim_tokens_fence_the_claimant(backend: Backend) -> None:
+    store = backend.store
+    five = timedelta(minutes=5)
+    assert store.claim_digest("meetings", "C9", DAY, token="run-a") is True
+    assert store.renew_digest_claim("meetings", "C9", DAY, "run-a")
+    assert not store.renew_digest_claim("meetings", "C9", DAY, "run-b")
+    backend.age_digest_claims(timedelta(minutes=6))
+    assert store.claim_digest("meetings", "C9", DAY, stale_after=five, token="run-b") is True
+    # run A took too long: the claim is B's now, so A may neither record nor release it
+    assert not store.renew_digest_claim("meetings", "C9", DAY, "run-a")
+    assert store.mark_digest_posted("meetings", "C9", DAY, "1.1", token="run-a") is False
+    store.release_digest("meetings", "C9", DAY, token="run-a")
+    rec = store.get_digest("meetings", "C9", DAY)
+    assert rec is not None and rec.state == "claimed" and rec.message_ts is None
+    assert store.mark_digest_posted("meetings", "C9", DAY, "2.2", token="run-b") is True
+    assert not store.renew_digest_claim("meetings", "C9", DAY, "run-b")  # posted: nothing held
+    assert store.mark_digest_posted("meetings", "C9", DAY, "3.3", token="run-b") is False
+    rec = store.get_digest("meetings", "C9", DAY)
+    assert rec is not None and (rec.state, rec.message_ts) == ("posted", "2.2")
+    # force takes over a posted digest under a new token
+    assert store.claim_digest("meetings", "C9", DAY, force=True, token="run-c") is True
+    assert store.renew_digest_claim("meetings", "C9", DAY, "run-c")
+    store.release_digest("meetings", "C9", DAY, token="run-c")
+    assert store.get_digest("meetings", "C9", DAY) is None
+    assert store.mark_digest_posted("meetings", "C9", DAY, "4.4", token="run-c") is False
+    assert store.get_digest("meetings", "C9", DAY) is None  # a fenced mark never inserts
+
+
+def test_renewing_a_digest_claim_keeps_it_from_going_stale(backend: Backend) -> None:
+    store = backend.store
+    five = timedelta(minutes=5)
+    assert store.claim_digest("takeaways", "C9", DAY, token="run-a") is True
+    backend.age_digest_claims(timedelta(minutes=6))
+    assert store.renew_digest_claim("takeaways", "C9", DAY, "run-a")
+    assert store.claim_digest("takeaways", "C9", DAY, stale_after=five, token="run-b") is False
+    assert store.mark_digest_posted("takeaways", "C9", DAY, "1.1", token="run-a") is True
 
 
 def test_mark_posted_without_claim_records_it(store: AnyStore) -> None:

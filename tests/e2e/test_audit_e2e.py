@@ -299,10 +299,14 @@ def test_outbox_worker_survives_a_store_outage(rig: Rig) -> None:
 def test_lease_outlives_a_worst_case_jira_attempt() -> None:
     # One attempt is at most: marker search, reporter lookup, create, create again without the
     # reporter, remote link: five requests at the Jira client's 15 s timeout, with room to spare.
-    from bot.adapters.jira_tracker import JiraTracker
+    from bot.adapters.jira_tracker import JIRA_REQUESTS_PER_ATTEMPT, JiraTracker
 
     timeout = JiraTracker("https://j.example", "P", "t")._timeout
     assert LEASE.total_seconds() >= 2 * 5 * timeout
+    # Each request ends by its total deadline (not just per socket read), and an attempt makes
+    # at most JIRA_REQUESTS_PER_ATTEMPT of them (tests/adapters/test_jira_deadlines.py).
+    deadline = JiraTracker("https://j.example", "P", "t").deadline
+    assert LEASE.total_seconds() >= 2 * JIRA_REQUESTS_PER_ATTEMPT * deadline
 
 
 def test_a_second_worker_after_lease_expiry_neither_files_nor_reports_again(rig: Rig) -> None:

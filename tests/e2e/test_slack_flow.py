@@ -426,7 +426,8 @@ def test_crash_after_jira_created_the_issue_does_not_file_twice(tmp_path: Path) 
         # The dead process had started an attempt, and Jira created the issue before it died.
         store.update_filing("CIDEAS01", ev["ts"], attempts=1)
         key = r.jira.add_issue(
-            "Add dark mode", labels=["ideabot", marker_label("CIDEAS01", ev["ts"])]
+            "Add dark mode",
+            labels=["ideabot", marker_label("CIDEAS01", ev["ts"], store.marker_secret())],
         )
         replica = r.replica()
         assert replica.worker.run_once(r.clock.advance(60)) == 1

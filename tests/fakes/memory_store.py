@@ -5,9 +5,12 @@ SQLite and PostgreSQL, so what a use-case test learns from the fake holds for th
 
 - claims (filings, digests, Slack event ids) are unique: of racing callers exactly one wins;
 - an outbox (topic, key) is unique among *pending* items; a finished key may be enqueued again;
-- a lease is taken by one caller until it expires; ``due`` orders by (next_at, id);
+- a lease is taken by one caller until it expires and returns a token greater than any before;
+  fenced writes (``update_filing_fenced``, ``finish``/``retry_later`` with a token) change
+  nothing once a later lease exists; ``due`` orders by (next_at, id);
 - digest claims honour ``force`` (posted or abandoned for ``STALE_DIGEST_CLAIM``) and
-  ``stale_after`` (only an old unposted claim), exactly as the conditional UPDATEs do;
+  ``stale_after`` (only an old unposted claim), exactly as the conditional UPDATEs do, and
+  record the claimant's token (``renew_digest_claim``, fenced ``mark_digest_posted``);
 - datetimes must be aware and come back in UTC; payloads and digest extras round-trip as JSON.
 
 Wherever the SQL store reads the wall clock, this one calls *clock* (``ManualClock`` lets a test
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -35,7 +39,7 @@ from bot.adapters.store_sql import (
     FILING_STATES,
     STALE_DIGEST_CLAIM,
 )
-from bot.domain.ports import DigestRecord, Filing, OutboxItem, StoredPost
+from bot.domain.ports import DigestRecord, Fence, Filing, ItemStep, OutboxItem, RetryAt, StoredPost
 
 Clock = Callable[[], datetime]
 
@@ -87,6 +91,7 @@ class _Item:
     lease_until: datetime | None = None
     last_error: str | None = None
     done_at: datetime | None = None
+    lease_token: int = 0
 
     def public(self) -> OutboxItem:
         return OutboxItem(
@@ -97,7 +102,12 @@ class _Item:
             attempts=self.attempts,
             next_at=self.next_at,
             last_error=self.last_error,
+            created=self.created,
         )
+
+    def held(self, token: int | None) -> bool:
+        """Pending and, with *token*, still leased with it (the SQL WHERE of fenced writes)."""
+        return self.done_at is None and (token is None or self.lease_token == token)
 
 
 @dataclass
@@ -107,6 +117,10 @@ class _Digest:
     message_ts: str | None = None
     extra: str = "{}"  # JSON, as the SQL column
     posted_at: datetime | None = None
+    token: str | None = None
+
+    def held_by(self, token: str) -> bool:
+        return self.state == "claimed" and self.message_ts is None and self.token == token
 
 
 class MemoryStore:
@@ -123,6 +137,7 @@ class MemoryStore:
         self._last_id = 0
         self._digests: dict[tuple[str, str, date], _Digest] = {}
         self._values: dict[str, str] = {}
+        self._marker_secret: str | None = None
 
     def close(self) -> None:
         """Nothing to release; here so the fake drops in where a ``SqlStore`` is closed."""
@@ -217,20 +232,40 @@ class MemoryStore:
     def update_filing(self, channel: str, ts: str, **fields: Any) -> None:
         """Sets the given fields (state, issue_key, issue_url, error, attempts, owner); bumps
         ``updated``."""
-        bad = set(fields) - _FILING_FIELDS
-        if bad:
-            raise ValueError(f"unknown filing fields: {sorted(bad)}")
-        if "state" in fields and fields["state"] not in FILING_STATES:
-            raise ValueError(f"unknown filing state {fields['state']!r}")
-        _refuse_nulls(fields, _FILING_NOT_NULL)
-        if "error" in fields:
-            fields["error"] = _clip(fields["error"])
+        fields = _filing_fields(fields)
         with self._lock:
-            old = self._filings.get((channel, ts))
-            if old is not None:
-                self._filings[(channel, ts)] = dataclasses.replace(
-                    old, **fields, updated=self._now()
-                )
+            self._set_filing(channel, ts, fields)
+
+    def update_filing_fenced(
+        self, fence: Fence, channel: str, ts: str, *, item: ItemStep = "keep", **fields: Any
+    ) -> bool:
+        """Sets the filing's *fields* and keeps, finishes or reschedules the fence's item, all at
+        once, only while the fence's token is the item's latest lease; else changes nothing."""
+        fields = _filing_fields(fields)
+        if item not in ("keep", "finish") and not isinstance(item, RetryAt):
+            raise ValueError(f"unknown outbox step {item!r}")
+        with self._lock:
+            found = self._items.get(fence.item_id)
+            if found is None or not found.held(fence.token):
+                return False
+            if item == "finish":
+                self._finish(found)
+            elif isinstance(item, RetryAt):
+                self._retry(found, _utc(item.at), item.error)
+            self._set_filing(channel, ts, fields)
+            return True
+
+    def _set_filing(self, channel: str, ts: str, fields: dict[str, Any]) -> None:
+        old = self._filings.get((channel, ts))
+        if old is not None and fields:
+            self._filings[(channel, ts)] = dataclasses.replace(old, **fields, updated=self._now())
+
+    def marker_secret(self) -> str:
+        """The marker secret: made on the first call, the same ever after."""
+        with self._lock:
+            if self._marker_secret is None:
+                self._marker_secret = secrets.token_hex(32)
+            return self._marker_secret
 
     def filings_between(self, start: datetime, end: datetime) -> list[Filing]:
         """Filings last updated in [start, end), oldest first."""
@@ -286,39 +321,58 @@ class MemoryStore:
             found.sort(key=lambda i: (i.next_at, i.id))
             return [i.public() for i in found[:limit]]
 
-    def lease(self, item_id: int, until: datetime, *, now: datetime | None = None) -> bool:
-        """Takes a pending item until *until*; False if another worker holds an unexpired lease."""
+    def lease(self, item_id: int, until: datetime, *, now: datetime | None = None) -> int | None:
+        """Takes a pending item until *until* unless a lease unexpired at *now* holds it; returns
+        the new fencing token (one more than the last), or None."""
         until = _utc(until)
         with self._lock:
             now = self._now() if now is None else _utc(now)
             item = self._items.get(item_id)
             if item is None or item.done_at is not None or not _lease_free(item, now):
-                return False
+                return None
             item.lease_until = until
+            item.lease_token += 1
+            return item.lease_token
+
+    def finish(self, item_id: int, token: int | None = None) -> bool:
+        """Marks the item done (kept a few days); its key may be enqueued again. With *token*,
+        only while that lease is the latest; False when nothing changed."""
+        with self._lock:
+            item = self._items.get(item_id)
+            if item is None or not item.held(token):
+                self._prune_items()
+                return False
+            self._finish(item)
             return True
 
-    def finish(self, item_id: int) -> None:
-        """Marks the item done (kept a few days); its key may be enqueued again."""
-        with self._lock:
-            now = self._now()
-            item = self._items.get(item_id)
-            if item is not None and item.done_at is None:
-                item.done_at, item.lease_until = now, None
-            for old in [
-                i.id
-                for i in self._items.values()
-                if i.done_at is not None and i.done_at < now - DONE_OUTBOX_KEEP
-            ]:
-                del self._items[old]
+    def _finish(self, item: _Item) -> None:
+        item.done_at, item.lease_until = self._now(), None
+        self._prune_items()
 
-    def retry_later(self, item_id: int, at: datetime, error: str) -> None:
-        """Counts a failed attempt, records the error and makes the item due again at *at*."""
+    def _prune_items(self) -> None:
+        now = self._now()
+        for old in [
+            i.id
+            for i in self._items.values()
+            if i.done_at is not None and i.done_at < now - DONE_OUTBOX_KEEP
+        ]:
+            del self._items[old]
+
+    def retry_later(self, item_id: int, at: datetime, error: str, token: int | None = None) -> bool:
+        """Counts a failed attempt, records the error and makes the item due again at *at*.
+        With *token*, only while that lease is the latest; False when nothing changed."""
         at = _utc(at)
         with self._lock:
             item = self._items.get(item_id)
-            if item is not None and item.done_at is None:
-                item.attempts += 1
-                item.next_at, item.lease_until, item.last_error = at, None, _clip(error)
+            if item is None or not item.held(token):
+                return False
+            self._retry(item, at, error)
+            return True
+
+    @staticmethod
+    def _retry(item: _Item, at: datetime, error: str) -> None:
+        item.attempts += 1
+        item.next_at, item.lease_until, item.last_error = at, None, _clip(error)
 
     def pending(self) -> list[OutboxItem]:
         """Every item not finished yet, earliest due first."""
@@ -337,17 +391,21 @@ class MemoryStore:
         force: bool = False,
         *,
         stale_after: timedelta | None = None,
+        token: str | None = None,
     ) -> bool:
         """Claims one digest for one channel and day; False if it is claimed or posted already.
 
         *force* takes over a posted digest or a claim abandoned for STALE_DIGEST_CLAIM;
         *stale_after* (without *force*) takes over only an unposted claim older than that.
+        *token* becomes the claim's own (a takeover replaces it).
         """
         with self._lock:
             now = self._now()
             rec = self._digests.get((digest, channel, day))
             if rec is None:
-                self._digests[(digest, channel, day)] = _Digest(state="claimed", claimed_at=now)
+                self._digests[(digest, channel, day)] = _Digest(
+                    state="claimed", claimed_at=now, token=token
+                )
                 return True
             if stale_after is not None and not force:
                 if (
@@ -355,7 +413,7 @@ class MemoryStore:
                     and rec.message_ts is None
                     and rec.claimed_at < now - stale_after
                 ):
-                    rec.claimed_at = now
+                    rec.claimed_at, rec.token = now, token
                     return True
                 return False
             if not force:
@@ -365,6 +423,17 @@ class MemoryStore:
                 return False
             # Like the SQL UPDATE: the state resets, the extra details are left as they were.
             rec.state, rec.claimed_at, rec.message_ts, rec.posted_at = "claimed", now, None, None
+            rec.token = token
+            return True
+
+    def renew_digest_claim(self, digest: str, channel: str, day: date, token: str) -> bool:
+        """True while the unposted claim is still the one made with *token*; it is then as
+        fresh as a claim made now."""
+        with self._lock:
+            rec = self._digests.get((digest, channel, day))
+            if rec is None or not rec.held_by(token):
+                return False
+            rec.claimed_at = self._now()
             return True
 
     def get_digest(self, digest: str, channel: str, day: date) -> DigestRecord | None:
@@ -390,24 +459,31 @@ class MemoryStore:
         message_ts: str,
         *,
         extra: dict[str, Any] | None = None,
-    ) -> None:
-        """Records that the digest was posted as *message_ts* (with optional *extra* details)."""
+        token: str | None = None,
+    ) -> bool:
+        """Records that the digest was posted as *message_ts* (with optional *extra* details);
+        with *token* only while that claim holds (False otherwise)."""
         body = None if extra is None else json.dumps(extra, separators=(",", ":"))
         with self._lock:
             now = self._now()
             rec = self._digests.get((digest, channel, day))
+            if token is not None and (rec is None or not rec.held_by(token)):
+                return False
             if rec is None:
                 # Posted without a claim (manual run): recorded so that a later claim sees it.
                 rec = self._digests[(digest, channel, day)] = _Digest("posted", claimed_at=now)
             rec.state, rec.message_ts, rec.posted_at = "posted", message_ts, now
             if body is not None:
                 rec.extra = body
+            return True
 
-    def release_digest(self, digest: str, channel: str, day: date) -> None:
-        """Drops a claim that never posted, so the digest can be tried again."""
+    def release_digest(
+        self, digest: str, channel: str, day: date, *, token: str | None = None
+    ) -> None:
+        """Drops a claim that never posted (with *token*: only the claim made with it)."""
         with self._lock:
             rec = self._digests.get((digest, channel, day))
-            if rec is not None and rec.state == "claimed":
+            if rec is not None and rec.state == "claimed" and (token is None or rec.token == token):
                 del self._digests[(digest, channel, day)]
 
     # ------------------------------------------------------------------ key/value
@@ -432,6 +508,18 @@ def _utc(value: datetime) -> datetime:
 
 def _clip(error: str | None) -> str | None:
     return None if error is None else error[:ERROR_MAX]
+
+
+def _filing_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    bad = set(fields) - _FILING_FIELDS
+    if bad:
+        raise ValueError(f"unknown filing fields: {sorted(bad)}")
+    if "state" in fields and fields["state"] not in FILING_STATES:
+        raise ValueError(f"unknown filing state {fields['state']!r}")
+    _refuse_nulls(fields, _FILING_NOT_NULL)
+    if "error" in fields:
+        fields = {**fields, "error": _clip(fields["error"])}
+    return fields
 
 
 def _lease_free(item: _Item, now: datetime) -> bool:

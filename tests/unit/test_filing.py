@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,17 +13,22 @@ from typing import Any
 import pytest
 
 from bot.adapters.jira_format import render_wiki
+from bot.bootstrap import bootstrap
+from bot.config import load_settings
 from bot.domain.filing import (
     TOPIC,
     Backoff,
     FilingJob,
+    LabelPolicy,
+    RetryLimits,
     check_issue_types,
     marker_label,
     may_file,
 )
-from bot.domain.models import IssueText
+from bot.domain.models import Analysis, IssueText, NewIssue
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 from bot.service.filing import Filer
+from tests.fakes.embedder import HashEmbedder
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.notifier import RecordingNotifier
 from tests.fakes.tracker import FakeTracker
@@ -63,7 +71,7 @@ def test_files_once_and_reports(tmp_path: Path) -> None:
     again = svc.submit(_req())
     assert again.status == "already" and again.key == "PROJ-1"
     assert len(tracker.created) == 1 and notes.outcomes() == ["filed"]
-    assert tracker.created[0].marker == marker_label("C1", "1.1")
+    assert tracker.created[0].marker == marker_label("C1", "1.1", svc.store.marker_secret())
 
 
 def test_concurrent_requests_file_once(tmp_path: Path) -> None:
@@ -155,6 +163,30 @@ def test_comment_instead_adds_the_post_to_the_existing_issue_once(tmp_path: Path
     assert len(tracker.comments) == 1 and notes.outcomes() == ["commented"]
 
 
+def test_a_comment_whose_answer_was_lost_is_not_added_twice(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, notes, clock = _service(tmp_path, tracker)
+    # Jira stored the comment, but the answer timed out
+    tracker.fail_after_write = [TrackerRetryable("read timed out", ambiguous=True)]
+    assert svc.submit(_req(comment_on="PROJ-9")).status == "queued"
+    (comment,) = tracker.comments
+    assert comment.marker == svc.marker("C1", "1.1")
+    clock.now += timedelta(seconds=31)
+    assert svc.run_due() == 1
+    assert len(tracker.comments) == 1
+    filing = svc.store.get_filing("C1", "1.1")
+    assert filing is not None and (filing.state, filing.issue_key) == ("commented", "PROJ-9")
+    assert notes.outcomes() == ["queued", "commented"]
+    # a comment that never got there is added on the retry
+    tracker.failures = [TrackerRetryable("HTTP 503")]
+    assert svc.submit(_req("2.2", comment_on="PROJ-9")).status == "queued"
+    clock.now += timedelta(seconds=31)
+    assert svc.run_due() == 1
+    assert [c.marker for c in tracker.comments] == [
+        svc.marker(*k) for k in (("C1", "1.1"), ("C1", "2.2"))
+    ]
+
+
 def test_no_tracker_is_unavailable(tmp_path: Path) -> None:
     svc, _, _ = _service(tmp_path, FakeTracker())
     svc.tracker = None
@@ -202,3 +234,278 @@ def test_issue_type_from_kind(tmp_path: Path, kind: str, expected: str) -> None:
     svc, _, _ = _service(tmp_path, tracker)
     svc.submit(_req(kind=kind, title="T"))
     assert tracker.created[0].issue_type == expected
+
+
+# --------------------------------------------------------------------------- fenced leases
+
+
+def _replica(svc: Filer) -> tuple[Filer, RecordingNotifier]:
+    """A second bot process: the same store, Jira and clock, its own notifier."""
+    notes = RecordingNotifier()
+    return dataclasses.replace(svc, notifier=notes), notes
+
+
+def test_a_slow_pass_leases_each_item_from_when_it_is_taken(tmp_path: Path) -> None:
+    # Lease 4 s, every Jira create takes 3 s. Counted from the pass's start, the second item's
+    # lease would end 1 s into its create, and a second replica polling then would file it again.
+    tracker = FakeTracker()
+    svc, _, clock = _service(tmp_path, tracker, lease=timedelta(seconds=4))
+    other, _ = _replica(svc)
+    tracker.failures = [TrackerRetryable("503"), TrackerRetryable("503")]
+    assert svc.submit(_req("1.1")).status == "queued"
+    assert svc.submit(_req("2.2")).status == "queued"
+    clock.now += timedelta(seconds=10)
+    polled: list[int] = []
+
+    def slow_create(issue: NewIssue) -> None:
+        clock.now += timedelta(seconds=3)
+        if issue.marker == svc.marker("C1", "2.2") and not polled:
+            polled.append(other.run_due())  # the other replica's worker runs meanwhile
+
+    tracker.on_create = slow_create
+    assert svc.run_due() == 2
+    assert polled == [0]
+    assert len(tracker.created) == 2
+    assert [f.issue_key for f in (svc.store.get_filing("C1", t) for t in ("1.1", "2.2")) if f] == [
+        "PROJ-1",
+        "PROJ-2",
+    ]
+
+
+def test_a_worker_that_lost_its_lease_neither_records_nor_tells(tmp_path: Path) -> None:
+    # Worker A stalls after Jira created the issue, past its lease; B takes the item over, finds
+    # the issue by its marker and reports it. A's late outcome must change nothing.
+    tracker = FakeTracker()
+    svc, notes_a, clock = _service(tmp_path, tracker, lease=timedelta(seconds=4))
+    other, notes_b = _replica(svc)
+
+    def stall(issue: NewIssue) -> None:
+        tracker.after_create = None
+        clock.now += timedelta(seconds=10)
+        assert other.run_due() == 1
+
+    tracker.after_create = stall
+    assert svc.submit(_req()).status == "in_progress"
+    assert len(tracker.created) == 1
+    assert notes_a.outcomes() == [] and notes_b.outcomes() == ["filed"]
+    filing = svc.store.get_filing("C1", "1.1")
+    assert filing is not None and (filing.state, filing.issue_key) == ("filed", "PROJ-1")
+    assert svc.store.pending() == []
+
+
+def test_a_late_failure_after_a_takeover_does_not_requeue_a_filed_message(
+    tmp_path: Path,
+) -> None:
+    tracker = FakeTracker()
+    svc, notes_a, clock = _service(tmp_path, tracker, lease=timedelta(seconds=4))
+    other, notes_b = _replica(svc)
+
+    def stall(issue: NewIssue) -> None:
+        tracker.after_create = None
+        clock.now += timedelta(seconds=10)
+        other.run_due()
+
+    tracker.after_create = stall
+    tracker.fail_after_write = [TrackerRetryable("read timed out", ambiguous=True)]
+    assert svc.submit(_req()).status == "in_progress"
+    filing = svc.store.get_filing("C1", "1.1")
+    assert filing is not None and (filing.state, filing.issue_key) == ("filed", "PROJ-1")
+    assert filing.error is None and svc.store.pending() == []
+    assert notes_a.outcomes() == [] and notes_b.outcomes() == ["filed"]
+
+
+def test_a_worker_whose_lease_was_taken_over_does_not_start(tmp_path: Path) -> None:
+    # A took the item, then stalled past its lease before starting; B holds the item now and
+    # is searching Jira when A wakes up. A must not file next to B.
+    tracker = FakeTracker()
+    svc, notes_a, clock = _service(tmp_path, tracker, lease=timedelta(seconds=4))
+    other, notes_b = _replica(svc)
+    tracker.failures = [TrackerRetryable("503")]
+    assert svc.submit(_req()).status == "queued"
+    clock.now += timedelta(seconds=10)
+    (item,) = svc.store.pending()
+    token_a = svc.store.lease(item.id, clock.now + svc.lease, now=clock.now)
+    assert token_a is not None
+    clock.now += timedelta(seconds=10)
+    real_search = tracker.find_by_marker
+    woke: list[str] = []
+
+    def search_while_a_wakes(project: str, marker: str) -> Any:
+        if not woke:
+            woke.append(svc.process(item, token_a).status)
+        return real_search(project, marker)
+
+    tracker.find_by_marker = search_while_a_wakes  # type: ignore[method-assign]
+    assert other.run_due() == 1
+    assert woke == ["in_progress"]
+    assert len(tracker.created) == 1
+    assert notes_a.outcomes() == ["queued"] and notes_b.outcomes() == ["filed"]
+
+
+def test_a_worker_that_stalled_after_its_search_does_not_create(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, notes_a, clock = _service(tmp_path, tracker, lease=timedelta(seconds=4))
+    other, notes_b = _replica(svc)
+    tracker.failures = [TrackerRetryable("503")]
+    assert svc.submit(_req()).status == "queued"
+    clock.now += timedelta(seconds=10)
+    real_search = tracker.find_by_marker
+    stalled: list[bool] = []
+
+    def search_then_stall(project: str, marker: str) -> Any:
+        found = real_search(project, marker)
+        if not stalled:  # A's search: nothing yet; then A stalls past its lease and B runs
+            stalled.append(True)
+            clock.now += timedelta(seconds=10)
+            assert other.run_due() == 1
+        return found
+
+    tracker.find_by_marker = search_then_stall  # type: ignore[method-assign]
+    assert svc.run_due() == 1
+    assert len(tracker.created) == 1
+    assert notes_a.outcomes() == ["queued"] and notes_b.outcomes() == ["filed"]
+
+
+# --------------------------------------------------------------------------- poison work
+
+
+def test_a_filing_that_keeps_failing_ends_failed_with_a_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tracker = FakeTracker()
+    svc, notes, clock = _service(tmp_path, tracker, limits=RetryLimits(max_attempts=3))
+    tracker.failures = [TrackerRetryable("HTTP 503")] * 2 + [RuntimeError("bug in a field")]
+    assert svc.submit(_req()).status == "queued"
+    (item,) = svc.store.pending()
+    clock.now += timedelta(minutes=5)
+    assert svc.run_due() == 1
+    clock.now += timedelta(minutes=5)
+    with caplog.at_level(logging.ERROR, logger="bot.service.filing"):
+        assert svc.run_due() == 1
+    assert notes.outcomes() == ["queued", "failed"]
+    filing = svc.store.get_filing("C1", "1.1")
+    assert (
+        filing is not None and filing.state == "failed" and "bug in a field" in (filing.error or "")
+    )
+    assert svc.store.pending() == []
+    (record,) = [
+        r for r in caplog.records if r.levelno == logging.ERROR and "giving up" in r.message
+    ]
+    assert f"outbox item {item.id}" in record.message and "bug in a field" in record.message
+    assert tracker.created == []
+    # a new request (a reaction, the Retry button) starts over
+    assert svc.existing("C1", "1.1") is None
+    assert svc.submit(_req()).status == "filed"
+    assert notes.outcomes() == ["queued", "failed", "filed"]
+
+
+def test_a_filing_is_given_up_once_it_is_too_old(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    limits = RetryLimits(max_attempts=1000, max_age=timedelta(hours=24))
+    svc, notes, clock = _service(tmp_path, tracker, limits=limits)
+    # Jira keeps asking to come back in an hour
+    tracker.failures = [TrackerRetryable("429", retry_after=3600)] * 30
+    assert svc.submit(_req()).status == "queued"
+    runs = 0
+    while svc.store.pending() and runs < 50:
+        clock.now += timedelta(hours=1, seconds=1)
+        runs += svc.run_due()
+    assert runs == 24  # attempts at 1 h .. 24 h; the one at 24 h is the last
+    filing = svc.store.get_filing("C1", "1.1")
+    assert filing is not None and filing.state == "failed"
+    assert notes.outcomes() == ["queued", "failed"]
+
+
+# --------------------------------------------------------------------------- unforgeable markers
+
+
+def test_a_post_cannot_plant_another_messages_marker(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, _, clock = _service(tmp_path, tracker)
+    victim = svc.marker("C1", "1.1")
+    # what anyone could compute from the victim's permalink before markers were keyed
+    unkeyed = "ideabot-" + hashlib.sha256(b"C1:1.1").hexdigest()[:16]
+    assert victim != unkeyed and victim.startswith("ideabot-")
+    assert MemoryStore(clock).marker_secret() != svc.store.marker_secret()
+    # The victim's create times out before Jira stored anything; its retry will search.
+    tracker.failures = [TrackerRetryable("read timed out", ambiguous=True)]
+    assert svc.submit(_req("1.1")).status == "queued"
+    # Meanwhile a post repeats both markers, and a model turned them into labels.
+    attack = FilingJob(
+        channel="C1",
+        ts="6.6",
+        reply_ts="6.6",
+        requester="U6",
+        text=f"nice idea {victim} {unkeyed}",
+        labels=(victim, unkeyed, "IdeaBot-" + victim[8:], "UI"),
+    )
+    assert svc.submit(attack).status == "filed"
+    assert tracker.created[0].labels == ("ui", "ideabot")
+    assert tracker.created[0].marker == svc.marker("C1", "6.6")
+    clock.now += timedelta(seconds=31)
+    assert svc.run_due() == 1
+    filing = svc.store.get_filing("C1", "1.1")
+    assert filing is not None and (filing.state, filing.issue_key) == ("filed", "PROJ-2")
+    assert tracker.created[1].marker == victim
+
+
+def test_label_policy_normalises_caps_and_filters() -> None:
+    raw = [
+        "Dark Mode",
+        "ideabot",
+        "IDEABOT-123",
+        "ideabot-ffff",
+        "ui",
+        "ui",
+        "Team A",
+        "x",
+        "y",
+        "z",
+    ]
+    assert LabelPolicy().filter(raw) == ("dark-mode", "ui", "team-a", "x", "y")
+    assert LabelPolicy(deny=("team-*", "X")).filter(raw) == ("dark-mode", "ui", "y", "z")
+    assert LabelPolicy(allow=("ui", "Dark Mode", "ideabot*")).filter(raw) == ("dark-mode", "ui")
+    # deny wins over allow, and the reserved prefix cannot be allowed back
+    assert LabelPolicy(allow=("ui", "ideabot"), deny=("ui",)).filter(raw) == ()
+
+
+def test_analyzers_cannot_produce_reserved_labels() -> None:
+    analysis = Analysis(
+        kind="idea",
+        confidence=0.5,
+        title="T",
+        summary="S",
+        labels=("ideabot-0123", "IdeaBot", "ui"),
+        analyzer="llm",
+    )
+    assert analysis.labels == ("ui",)
+
+
+def test_the_limits_and_label_lists_come_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        bot_data_dir=tmp_path / "data",
+        label_allow="ui, Team *, secret-plans",
+        label_deny="secret-*",
+        filing_max_attempts="3",
+        filing_max_age_hours="1.5",
+    )
+    bot = bootstrap(settings, embedder=HashEmbedder(), llm=None, store=MemoryStore())
+    assert bot.filer.limits == RetryLimits(3, timedelta(hours=1.5))
+    labels = ["UI", "team a", "secret-plans", "other", "ideabot-1"]
+    assert bot.filer.labels.filter(labels) == ("ui", "team-a")
+
+
+def test_an_unreadable_work_item_is_dropped_without_holding_up_the_rest(tmp_path: Path) -> None:
+    tracker = FakeTracker()
+    svc, _, clock = _service(tmp_path, tracker)
+    bad = svc.store.enqueue(
+        TOPIC, "C1:0.0", {"channel": "C1", "from": "a future version"}, clock.now
+    )
+    svc.store.enqueue(TOPIC, "C1:1.1", _req().model_dump(mode="json"), clock.now)
+    assert svc.run_due() == 2
+    assert svc.store.pending() == [] and len(tracker.created) == 1
+    item = svc.store.get_item(bad or 0)
+    assert item is not None and item.attempts == 0

@@ -1,4 +1,4 @@
-"""Buttons: "File as Jira ticket", "File anyway", "Comment on KEY instead"."""
+"""Buttons: "File as Jira ticket", "File anyway", "Comment on KEY instead", "Retry"."""
 
 from __future__ import annotations
 
@@ -29,14 +29,22 @@ def parse_button(body: dict[str, Any], action: dict[str, Any]) -> FileRequest | 
     return FileRequest(
         ref=MessageRef(channel=channel, ts=ts),
         requester=user,
-        force=action_id in (blocks.ACTION_FILE_ANYWAY, blocks.ACTION_COMMENT),
-        comment_on=target.get("k") if action_id == blocks.ACTION_COMMENT else None,
+        # Retry repeats a request the person made before: no duplicate question again.
+        force=action_id in (blocks.ACTION_FILE_ANYWAY, blocks.ACTION_COMMENT, blocks.ACTION_RETRY),
+        comment_on=target.get("k")
+        if action_id in (blocks.ACTION_COMMENT, blocks.ACTION_RETRY)
+        else None,
     )
 
 
 def register(app: Any, file_message: FileMessage) -> None:
     """Registers the button listeners on *app*."""
-    for action_id in (blocks.ACTION_FILE, blocks.ACTION_FILE_ANYWAY, blocks.ACTION_COMMENT):
+    for action_id in (
+        blocks.ACTION_FILE,
+        blocks.ACTION_FILE_ANYWAY,
+        blocks.ACTION_COMMENT,
+        blocks.ACTION_RETRY,
+    ):
 
         @app.action(action_id)
         def on_action(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:

@@ -1,0 +1,189 @@
+"""Every Jira request ends by its total deadline, however slowly the server answers.
+
+A local server trickles its answer a byte at a time, each byte well inside the socket timeout:
+only a total deadline ends such a request. Deadlines here are fractions of a second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from bot.adapters.jira_tracker import (
+    JIRA_REQUESTS_PER_ATTEMPT,
+    DeadlineAdapter,
+    DeadlineExceeded,
+    JiraTracker,
+)
+from bot.domain.filing import FilingJob
+from bot.domain.models import IssueText, NewIssue
+from bot.domain.ports import TrackerRetryable
+from bot.service.filing import LEASE, Filer
+from tests.fakes.jira_server import FakeJira
+from tests.fakes.memory_store import MemoryStore
+from tests.fakes.notifier import RecordingNotifier
+
+DEADLINE = 0.3
+SOCKET_TIMEOUT = 5.0  # far longer than the whole test: only the deadline can end a request
+BYTE_EVERY = 0.05
+
+
+class _Trickler:
+    """Answers every request one byte per BYTE_EVERY s: the status line and headers (``head``)
+    or a long JSON body (``body``); stops when the client hangs up or the test ends."""
+
+    def __init__(self, where: str) -> None:
+        stop = self.stop_event = threading.Event()
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _trickle(self, data: bytes) -> None:
+                for i in range(len(data)):
+                    if stop.wait(BYTE_EVERY):
+                        return
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+
+            def _answer(self) -> None:
+                owner.requests.append(f"{self.command} {self.path}")
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                body = b'{"id": "10001", "key": "PROJ-1", "pad": "' + b"x" * 400 + b'"}'
+                head = (
+                    b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                )
+                try:
+                    if where == "head":
+                        self._trickle(head + body)
+                    else:
+                        self.wfile.write(head)
+                        self.wfile.flush()
+                        self._trickle(body)
+                except OSError:
+                    pass  # the client gave up, as it should
+
+            do_GET = do_POST = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(params=["head", "body"])
+def trickler(request: pytest.FixtureRequest) -> Iterator[_Trickler]:
+    server = _Trickler(request.param)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_the_transport_ends_a_trickling_answer_at_the_deadline(trickler: _Trickler) -> None:
+    session = requests.Session()
+    session.mount("http://", DeadlineAdapter(DEADLINE))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded):
+        session.get(trickler.url + "/slow", timeout=SOCKET_TIMEOUT)
+    assert time.monotonic() - started < DEADLINE + 1.0
+
+
+def test_a_trickled_create_is_an_ambiguous_retryable_failure(trickler: _Trickler) -> None:
+    tracker = JiraTracker(
+        trickler.url, "PROJ", "token", timeout=SOCKET_TIMEOUT, deadline=DEADLINE,
+        deployment="datacenter",
+    )  # fmt: skip
+    issue = NewIssue(project="PROJ", summary="Dark mode", body=IssueText(), issue_type="Story")
+    started = time.monotonic()
+    with pytest.raises(TrackerRetryable, match="timed out") as err:
+        tracker.create_issue(issue)
+    elapsed = time.monotonic() - started
+    assert err.value.ambiguous  # the POST was sent: the issue may exist
+    assert elapsed < DEADLINE + 1.0, elapsed
+    assert trickler.requests == ["POST /rest/api/2/issue"]
+
+
+def test_fast_answers_are_unaffected_and_connections_are_reused() -> None:
+    with FakeJira(project="PROJ") as fake:
+        tracker = JiraTracker(fake.base_url, "PROJ", fake.token, timeout=5.0, deadline=2.0)
+        for _ in range(3):
+            tracker.search("project = PROJ")
+        assert len(fake.requests_to("/search")) == 3
+
+
+# --------------------------------------------------------------------------- the lease's bound
+
+
+def _worst_case_filer(fake: FakeJira, tracker: JiraTracker) -> tuple[Filer, MemoryStore]:
+    store = MemoryStore()
+    filer = Filer(
+        store=store,
+        tracker=tracker,
+        project="PROJ",
+        issue_types={"idea": "Story"},
+        notifier=RecordingNotifier(),
+        rng=lambda a, b: b,
+    )
+    return filer, store
+
+
+def test_one_attempt_makes_at_most_the_requests_the_lease_allows_for() -> None:
+    # The worst case: a retry (so the marker is searched first) through Cloud's API gateway
+    # while serverInfo keeps failing, a reporter Jira will not take (so "create" runs twice),
+    # and the remote link.
+    with FakeJira(project="PROJ", reporter_settable=False) as fake:
+        # serverInfo failing, the flavour goes by the URL: not *.atlassian.net, so Data Center
+        gateway = f"{fake.base_url}/ex/jira/11111111-2222-3333-4444-555555555555"
+        tracker = JiraTracker(gateway, "PROJ", fake.token, timeout=5.0)
+        filer, store = _worst_case_filer(fake, tracker)
+        fake.fail_next("/serverInfo", 503, times=100)
+        job = FilingJob(
+            channel="C1",
+            ts="1.1",
+            reply_ts="1.1",
+            requester="U1",
+            text="Dark mode",
+            author_email="alice@example.com",
+            permalink="https://example.slack.com/archives/C1/p11",
+        )
+        store.claim_filing("C1", "1.1", "test")
+        store.update_filing("C1", "1.1", state="failed", attempts=1)  # an answer was lost
+        assert filer.submit(job).status == "filed"
+        creates = [r for r in fake.requests if r.method == "POST" and r.path.endswith("/issue")]
+        assert len(creates) == 2  # the reporter refused, then without it
+        assert len(fake.requests_to("/serverInfo")) == 4  # asked again on every need
+        assert len(fake.requests) == JIRA_REQUESTS_PER_ATTEMPT, [r.path for r in fake.requests]
+
+        # and a comment on the issue after a lost answer: comments, comment, link, serverInfo
+        before = len(fake.requests)
+        key = next(iter(fake.issues))
+        store.claim_filing("C1", "2.2", "test")
+        store.update_filing("C1", "2.2", state="failed", attempts=1)
+        comment = job.model_copy(update={"ts": "2.2", "reply_ts": "2.2", "comment_on": key})
+        assert filer.submit(comment).status == "commented"
+        assert len(fake.requests) - before <= JIRA_REQUESTS_PER_ATTEMPT
+
+
+def test_lease_outlives_the_slowest_attempt() -> None:
+    deadline = JiraTracker("https://j.example", "P", "t").deadline
+    assert LEASE.total_seconds() >= 2 * JIRA_REQUESTS_PER_ATTEMPT * deadline
