@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.config import ConfigError, Settings
 from bot.domain.filing import FilingJob, FilingResult, check_issue_types
+from bot.domain.flags import AllOn, Flags
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import (
     Analyzer,
@@ -134,6 +135,22 @@ def build_analyzer(
         model_name=settings.llm_model,
         prompts_dir=settings.prompts_dir,
     )
+
+
+def build_flags(settings: Settings) -> Flags:
+    """The feature flags: the FEATURE_FLAGS_FILE flag file, or everything on without one.
+
+    Raises ConfigError with one line when the file cannot be read or is not a valid flag file.
+    """
+    if settings.feature_flags_file is None:
+        return AllOn()
+    from bot.adapters.flagd import FlagFileError
+    from bot.adapters.flags_openfeature import OpenFeatureFlags
+
+    try:
+        return OpenFeatureFlags(settings.feature_flags_file, settings.feature_flags_check_seconds)
+    except FlagFileError as exc:
+        raise ConfigError(f"FEATURE_FLAGS_FILE: {exc}") from None
 
 
 def build_calendar(settings: Settings) -> Calendar | None:
@@ -271,6 +288,7 @@ class Adapters:
     chat: Chat | None
     slack_client: Any  # a slack_sdk.WebClient (typed loosely: no SDK import here) or None
     llm: Any  # a LangChain chat model or None (offline)
+    flags: Flags = field(default_factory=AllOn)
 
 
 @dataclass
@@ -316,8 +334,11 @@ def bootstrap(
 ) -> Bot:
     """Wires the use cases for *settings*; any keyword replaces the adapter of that name
     (``store``, ``embedder``, ``index``, ``analyzer``, ``tracker``, ``calendar``, ``llm``,
-    ``slack_client``, ``chat``). *clock* and *rng* make retries and digests deterministic."""
+    ``slack_client``, ``chat``, ``flags``). *clock* and *rng* make retries and digests
+    deterministic."""
     check_prompts(settings)
+    # First: a bad flag file is a one-line start-up error before any connection is made.
+    flags: Flags = overrides.get("flags") or build_flags(settings)
     clock = clock or (lambda: datetime.now(UTC))
     store: Store = overrides.get("store") or build_store(settings)
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
@@ -340,6 +361,7 @@ def bootstrap(
         chat=chat,
         slack_client=slack_client,
         llm=llm,
+        flags=flags,
     )
     channels = IdeaChannels(settings.idea_channels)
     triager = Triager(

@@ -217,6 +217,10 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     prompts_dir: Path | None = None
 
+    # feature flags (bot/domain/flags.py): a flagd flag file; unset = every feature on
+    feature_flags_file: Path | None = None
+    feature_flags_check_seconds: float = Field(5.0, ge=0, le=3600)
+
     @field_validator(
         "idea_channels", "file_allowed_users", "file_allowed_groups", "meetings_ics", mode="before"
     )
