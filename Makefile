@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench serve clean
+.PHONY: setup demo test lint typecheck bench serve clean build-IdeabotFunction
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,17 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .ideabot .mypy_cache .ruff_cache
+
+# `sam build` (template.yaml, BuildMethod: makefile) runs this with ARTIFACTS_DIR set: the project
+# as a wheel plus its dependencies, for Lambda's python3.12 runtime (Amazon Linux 2023, x86-64).
+# boto3 is left out: the runtime provides it. bench/bundle_size.py measures the result.
+LAMBDA_PLATFORMS := $(foreach t,manylinux_2_34 manylinux_2_28 manylinux_2_17 manylinux2014,--platform $(t)_x86_64)
+build-IdeabotFunction:
+	rm -rf "$(ARTIFACTS_DIR)/.wheels"
+	$(PYTHON) -m pip wheel --quiet --no-deps . -w "$(ARTIFACTS_DIR)/.wheels"
+	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" $(LAMBDA_PLATFORMS) \
+		--implementation cp --python-version 3.12 --only-binary=:all: \
+		"$$(ls "$(ARTIFACTS_DIR)"/.wheels/ideabot-*.whl)[postgres]"
+	rm -rf "$(ARTIFACTS_DIR)/.wheels"
+	# The flag file, if the team keeps one here (FEATURE_FLAGS_FILE=flags.json in template.yaml).
+	if [ -f flags.json ]; then cp flags.json "$(ARTIFACTS_DIR)/"; fi
