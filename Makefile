@@ -22,8 +22,8 @@ demo: setup
 	$(PY) -m bot demo
 
 lint: setup
-	$(VENV)/bin/ruff check bot tests bench
-	$(VENV)/bin/ruff format --check bot tests bench
+	$(VENV)/bin/ruff check bot tests bench deploy
+	$(VENV)/bin/ruff format --check bot tests bench deploy
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -41,15 +41,10 @@ clean:
 	rm -rf $(VENV) .ideabot .mypy_cache .ruff_cache
 
 # `sam build` (template.yaml, BuildMethod: makefile) runs this with ARTIFACTS_DIR set: the project
-# as a wheel plus its dependencies, for Lambda's python3.12 runtime (Amazon Linux 2023, x86-64).
-# boto3 is left out: the runtime provides it. bench/bundle_size.py measures the result.
-LAMBDA_PLATFORMS := $(foreach t,manylinux_2_34 manylinux_2_28 manylinux_2_17 manylinux2014,--platform $(t)_x86_64)
+# and its dependencies for Lambda's python3.12 runtime, without what Lambda never loads
+# (deploy/lambda_bundle.py; bench/bundle_size.py measures it). LAMBDA_BUNDLE_FLAGS=--with-llm
+# keeps LangChain for LLM_MODEL.
 build-IdeabotFunction:
-	rm -rf "$(ARTIFACTS_DIR)/.wheels"
-	$(PYTHON) -m pip wheel --quiet --no-deps . -w "$(ARTIFACTS_DIR)/.wheels"
-	$(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" $(LAMBDA_PLATFORMS) \
-		--implementation cp --python-version 3.12 --only-binary=:all: \
-		"$$(ls "$(ARTIFACTS_DIR)"/.wheels/ideabot-*.whl)[postgres]"
-	rm -rf "$(ARTIFACTS_DIR)/.wheels"
+	$(PYTHON) deploy/lambda_bundle.py "$(ARTIFACTS_DIR)" $(LAMBDA_BUNDLE_FLAGS)
 	# The flag file, if the team keeps one here (FEATURE_FLAGS_FILE=flags.json in template.yaml).
 	if [ -f flags.json ]; then cp flags.json "$(ARTIFACTS_DIR)/"; fi
