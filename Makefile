@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench serve clean
+.PHONY: setup demo test lint typecheck bench serve clean build-IdeabotFunction
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ demo: setup
 	$(PY) -m bot demo
 
 lint: setup
-	$(VENV)/bin/ruff check bot tests bench
-	$(VENV)/bin/ruff format --check bot tests bench
+	$(VENV)/bin/ruff check bot tests bench deploy
+	$(VENV)/bin/ruff format --check bot tests bench deploy
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -39,3 +39,12 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .ideabot .mypy_cache .ruff_cache
+
+# `sam build` (template.yaml, BuildMethod: makefile) runs this with ARTIFACTS_DIR set: the project
+# and its dependencies for Lambda's python3.12 runtime, without what Lambda never loads
+# (deploy/lambda_bundle.py; bench/bundle_size.py measures it). LAMBDA_BUNDLE_FLAGS=--with-llm
+# keeps LangChain for LLM_MODEL.
+build-IdeabotFunction:
+	$(PYTHON) deploy/lambda_bundle.py "$(ARTIFACTS_DIR)" $(LAMBDA_BUNDLE_FLAGS)
+	# The flag file, if the team keeps one here (FEATURE_FLAGS_FILE=flags.json in template.yaml).
+	if [ -f flags.json ]; then cp flags.json "$(ARTIFACTS_DIR)/"; fi

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from bot.domain.filing import (
     RetryLimits,
     check_issue_types,
 )
+from bot.domain.flags import AllOn, Flags
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import (
     Analyzer,
@@ -186,6 +187,22 @@ def build_analyzer(
     )
 
 
+def build_flags(settings: Settings) -> Flags:
+    """The feature flags: the FEATURE_FLAGS_FILE flag file, or everything on without one.
+
+    Raises ConfigError with one line when the file cannot be read or is not a valid flag file.
+    """
+    if settings.feature_flags_file is None:
+        return AllOn()
+    from bot.adapters.flagd import FlagFileError
+    from bot.adapters.flags_openfeature import OpenFeatureFlags
+
+    try:
+        return OpenFeatureFlags(settings.feature_flags_file, settings.feature_flags_check_seconds)
+    except FlagFileError as exc:
+        raise ConfigError(f"FEATURE_FLAGS_FILE: {exc}") from None
+
+
 def build_calendar(settings: Settings) -> Calendar | None:
     if not settings.meetings_ics:
         return None
@@ -321,6 +338,7 @@ class Adapters:
     chat: Chat | None
     slack_client: Any  # a slack_sdk.WebClient (typed loosely: no SDK import here) or None
     llm: Any  # a LangChain chat model or None (offline)
+    flags: Flags = field(default_factory=AllOn)
 
 
 @dataclass
@@ -366,8 +384,11 @@ def bootstrap(
 ) -> Bot:
     """Wires the use cases for *settings*; any keyword replaces the adapter of that name
     (``store``, ``embedder``, ``index``, ``analyzer``, ``tracker``, ``calendar``, ``llm``,
-    ``slack_client``, ``chat``). *clock* and *rng* make retries and digests deterministic."""
+    ``slack_client``, ``chat``, ``flags``). *clock* and *rng* make retries and digests
+    deterministic."""
     check_prompts(settings)
+    # First: a bad flag file is a one-line start-up error before any connection is made.
+    flags: Flags = overrides.get("flags") or build_flags(settings)
     prepare_data_dir(settings)
     clock = clock or (lambda: datetime.now(UTC))
     store: Store = overrides.get("store") or build_store(settings)
@@ -391,6 +412,7 @@ def bootstrap(
         chat=chat,
         slack_client=slack_client,
         llm=llm,
+        flags=flags,
     )
     channels = IdeaChannels(settings.idea_channels)
     triager = Triager(

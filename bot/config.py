@@ -310,6 +310,10 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = None
     otel_service_name: str = "ideabot"
 
+    # feature flags (bot/domain/flags.py): a flagd flag file; unset = every feature on
+    feature_flags_file: Path | None = None
+    feature_flags_check_seconds: float = Field(5.0, ge=0, le=3600)
+
     @field_validator(
         "idea_channels",
         "file_allowed_users",

@@ -28,6 +28,7 @@ def doctor(args: argparse.Namespace, settings: Settings) -> int:
     a = bot.adapters
     print(f"index: {type(a.index).__name__} with {bot.catalogue.count()} tickets")
     print(f"analyzer: {a.analyzer.name}")
+    _print_flags(a.flags)
     if a.tracker is not None:
         try:
             types = a.tracker.issue_types()
@@ -53,6 +54,18 @@ def doctor(args: argparse.Namespace, settings: Settings) -> int:
             ok = False
             print(f"slack: FAILED ({_reason(exc)})")
     return 0 if ok else 1
+
+
+def _print_flags(flags: object) -> None:
+    """One line per feature flag: its value without a channel or user, and where it comes from."""
+    from bot.domain.flags import DescribedFlags
+
+    if not isinstance(flags, DescribedFlags):
+        print(f"flags: {type(flags).__name__}")
+        return
+    print(f"flags: {flags.source}")
+    for state in flags.describe():
+        print(f"flag {state.key}: {'on' if state.value else 'off'} ({state.reason})")
 
 
 def _reason(exc: Exception) -> str:

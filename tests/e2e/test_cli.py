@@ -234,3 +234,34 @@ def test_doctor_names_a_jira_that_refuses_the_token(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert "jira: FAILED" in r.stdout and "401" in r.stdout
     assert "wrong-jira-token" not in r.stdout + r.stderr
+
+
+def test_doctor_shows_each_feature_flag(tmp_path: Path) -> None:
+    r = run(tmp_path, "doctor", FEATURE_FLAGS_FILE=str(ROOT / "flags.example.json"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert any(line.startswith("flags: flag file ") for line in lines)
+    assert "flag llm-analysis: on (static)" in lines
+    assert "flag takeaway-digest: off (static)" in lines
+    assert "flag filing: off (targeted by channel/user; shown without either)" in lines
+    assert sum(line.startswith("flag ") for line in lines) == 7
+    plain = run(tmp_path, "doctor")
+    assert "flag filing: on (default)" in plain.stdout.splitlines()
+
+
+def test_a_bad_flag_file_is_one_line_at_start_up(tmp_path: Path) -> None:
+    bad = tmp_path / "flags.json"
+    bad.write_text(
+        '{"flags": {"filing": {"state": "ENABLED", "variants": {"on": true}, '
+        '"defaultVariant": "on", "targeting": {"<": [1, 2]}}}}'
+    )
+    r = run(
+        tmp_path, "digest", "takeaways", "--dry-run", "--channel", "C1", FEATURE_FLAGS_FILE=str(bad)
+    )
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1:] == [
+        f"configuration error: FEATURE_FLAGS_FILE: {bad}: flag 'filing': targeting operator "
+        "'<' is not supported here (supported: var == != === !== in and or ! !! if ?: cat "
+        "starts_with ends_with fractional)"
+    ]
