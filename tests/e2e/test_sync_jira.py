@@ -27,8 +27,8 @@ def test_full_then_incremental_sync(tmp_path: Path, cloud: bool) -> None:
                 updated=t0 + timedelta(minutes=i),
             )
         tracker = JiraTracker(jira.base_url, "PROJ", jira.token, email=jira.email, cloud=cloud)
-        index = LocalIndex(tmp_path / "index", HashEmbedder())
         store = SqlStore(f"sqlite:///{tmp_path / 'state.sqlite3'}")
+        index = LocalIndex(HashEmbedder(), store, "PROJ")
         now = [datetime(2026, 11, 26, 12, 0, tzinfo=UTC)]
         sync = JiraSync(tracker, index, store, "PROJ", clock=lambda: now[0])
 
