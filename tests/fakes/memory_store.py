@@ -426,7 +426,6 @@ class MemoryStore:
         with self._lock:
             self._values[key] = value
 
-
     # ------------------------------------------------------------------ ticket catalogue
 
     def _write_rows(self, project: str, rows: list[tuple[str, str, Ticket | None]]) -> None:
@@ -441,9 +440,7 @@ class MemoryStore:
         with self._lock:
             table = self._catalogue.get(project, {})
             changed = [
-                t
-                for t in latest.values()
-                if (row := table.get(t.key)) is None or row.ticket != t
+                t for t in latest.values() if (row := table.get(t.key)) is None or row.ticket != t
             ]
             # As the SQL column type does: naive times are refused, the rest come back in UTC.
             stored = [
@@ -457,9 +454,7 @@ class MemoryStore:
         """Turns the live tickets of *keys* into tombstones."""
         with self._lock:
             table = self._catalogue.get(project, {})
-            live = [
-                table[k] for k in dict.fromkeys(keys) if k in table and not table[k].deleted
-            ]
+            live = [table[k] for k in dict.fromkeys(keys) if k in table and not table[k].deleted]
             self._write_rows(project, [(r.key, r.content_hash, None) for r in live])
             return len(live)
 
