@@ -787,11 +787,12 @@ def test_catalogue_readers_following_concurrent_writers_miss_nothing(backend: Ba
         try:
             while True:
                 finished = done.is_set()
-                for row in reader.tickets_since("APP", cursor, limit=50):
+                rows = reader.tickets_since("APP", cursor, limit=50)
+                for row in rows:
                     assert row.seq > cursor
                     cursor = row.seq
                     seen[row.key] = row.seq
-                if finished:
+                if finished and len(rows) < 50:
                     return
         except BaseException as exc:  # surfaced below
             errors.append(exc)
