@@ -515,7 +515,17 @@ class LocalIndex(FusedSearch):
 
     def _is_empty(self) -> bool:
         with self._lock:
-            self._catch_up(force=False)
+            try:
+                self._catch_up(force=False)
+            except Exception:
+                if not self._caught_up:
+                    raise  # nothing to answer from
+                # The database is away for a moment: answer from the cache as it stands.
+                logger.warning(
+                    "index %s: catalogue unavailable; searching the cache",
+                    self.namespace,
+                    exc_info=True,
+                )
             return not self._keys
 
     def count(self) -> int:

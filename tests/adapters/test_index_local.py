@@ -255,6 +255,18 @@ def test_readiness_warms_up_in_the_background_and_needs_the_database(cat: Counti
     assert cold.ready() is True and cold.count() == 4
 
 
+def test_searches_answer_from_the_cache_while_the_database_is_away(cat: CountingStore) -> None:
+    cold = make(cat)
+    warm = make(cat)
+    warm.upsert(TICKETS)
+    cat.down = True
+    assert warm.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+    with pytest.raises(ConnectionError):
+        cold.search("anything")  # never loaded: nothing to answer from
+    cat.down = False
+    assert cold.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+
+
 def test_sql_catalogue_serves_new_handles_and_reembeds_nothing(store_url: str) -> None:
     first, second = SqlStore(store_url), SqlStore(store_url)
     try:

@@ -343,3 +343,33 @@ def test_on_a_sql_catalogue(fake: FakePinecone, store_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_bootstrap_wires_pinecone_on_the_database(
+    fake: FakePinecone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas through the composition root: B never synced, has no disk, and searches."""
+    from bot.bootstrap import bootstrap
+    from bot.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    replicas = []
+    for name in ("a", "b"):
+        settings = load_settings(
+            bot_data_dir=tmp_path / name,
+            database_url=db,
+            pinecone_api_key=fake.api_key,
+            pinecone_host=fake.url,
+            _env_file=None,
+        )
+        replicas.append(bootstrap(settings, embedder=HashEmbedder(), llm=None, chat=None))
+    a, b = replicas
+    assert isinstance(a.adapters.index, PineconeIndex)
+    a.catalogue.add(TICKETS)
+    found = b.catalogue.similar(["Safari crashes when I open the login page"], top_k=1)
+    assert found[0][0].key == "APP-1"
+    b.catalogue.warm_up()
+    b.adapters.index._warming.join(timeout=30)  # type: ignore[attr-defined]
+    assert b.catalogue_ready() and b.catalogue.count() == 4
+    assert [p for name in ("a", "b") for p in (tmp_path / name).rglob("*")] == []  # no files

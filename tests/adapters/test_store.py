@@ -812,3 +812,22 @@ def test_catalogue_readers_following_concurrent_writers_miss_nothing(backend: Ba
     assert len(seen) == 100
     numbers = [r.seq for r in reader.tickets_since("APP", 0, limit=1000)]
     assert len(set(numbers)) == 100 and numbers == sorted(numbers)
+
+
+def test_a_database_from_before_the_catalogue_gets_its_tables(
+    sql_store: SqlStore, store_url: str
+) -> None:
+    from bot.adapters.sql_catalogue import catalogue_embeddings, catalogue_seq, catalogue_tickets
+
+    sql_store.set_value("cursor", "kept")
+    with sql_store.engine.begin() as conn:
+        for table in (catalogue_tickets, catalogue_embeddings, catalogue_seq):
+            table.drop(conn)
+    upgraded = SqlStore(store_url)
+    try:
+        assert upgraded.get_value("cursor") == "kept"
+        assert upgraded.get_value("schema_version") == str(SCHEMA_VERSION)
+        assert upgraded.put_tickets("APP", [_ticket("APP-1")]) == 1
+        assert upgraded.catalogue_head("APP") == 1
+    finally:
+        upgraded.close()

@@ -8,7 +8,9 @@ SQLite and PostgreSQL, so what a use-case test learns from the fake holds for th
 - a lease is taken by one caller until it expires; ``due`` orders by (next_at, id);
 - digest claims honour ``force`` (posted or abandoned for ``STALE_DIGEST_CLAIM``) and
   ``stale_after`` (only an old unposted claim), exactly as the conditional UPDATEs do;
-- datetimes must be aware and come back in UTC; payloads and digest extras round-trip as JSON.
+- datetimes must be aware and come back in UTC; payloads and digest extras round-trip as JSON;
+- the ticket catalogue numbers every write (tombstones too) from one sequence, skips a ticket
+  equal to the stored one, and keeps the first vectors stored per (model, content hash).
 
 Wherever the SQL store reads the wall clock, this one calls *clock* (``ManualClock`` lets a test
 move time). One lock serialises every call, which is the strongest isolation SQL offers.
