@@ -32,8 +32,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index /wheels/*.whl
 
-# A fixed non-root user. BOT_DATA_DIR is the only writable place: a disposable cache (local index,
-# SQLite when DATABASE_URL is unset); shared state belongs in PostgreSQL (and Pinecone).
+# A fixed non-root user. BOT_DATA_DIR is the only writable place (SQLite when DATABASE_URL is unset;
+# the ticket index is kept in memory, from the database); shared state belongs in PostgreSQL.
 # It is ./.ideabot under the working directory, so .env.example's BOT_DATA_DIR=./.ideabot agrees.
 RUN groupadd --system --gid 10001 ideabot \
     && useradd --system --uid 10001 --gid ideabot --create-home --home-dir /home/ideabot \

@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_index.py --data /work/shared/data/duplicates/ \
         --max-tokens 256 --batch-sizes 4 16 [--limit 300]
 
-Each configuration indexes the tickets into a fresh LocalIndex (two embeddings per ticket:
+Each configuration indexes the tickets into a fresh LocalIndex on a fresh SQLite catalogue (two
+embeddings per ticket:
 body and title, embedded in one call) and reports tickets/s; a second upsert of the same tickets
 shows the cost of a re-sync when nothing changed (content hashes, no embedding).
 """
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.adapters.embedder_onnx import OnnxEmbedder
 from bot.adapters.index_local import LocalIndex
+from bot.adapters.store_sql import SqlStore
 from bot.domain.models import Ticket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,13 +49,15 @@ def main(argv: list[str] | None = None) -> None:
             emb = OnnxEmbedder(max_tokens=mt, batch_size=bs)
             emb.embed(["warm up the session"])
             with tempfile.TemporaryDirectory() as tmp:
-                ix = LocalIndex(Path(tmp) / "DUP", emb)
+                store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+                ix = LocalIndex(emb, store, "DUP")
                 t = time.perf_counter()
                 ix.upsert(tickets)
                 secs = time.perf_counter() - t
                 t = time.perf_counter()
                 ix.upsert(tickets)
                 resync = time.perf_counter() - t
+                store.close()
             print(
                 f"max_tokens={mt} batch_size={bs}: {len(tickets)} tickets in {secs:.1f} s = "
                 f"{len(tickets) / secs:.1f} tickets/s; unchanged re-sync {resync * 1000:.0f} ms"

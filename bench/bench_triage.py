@@ -27,6 +27,7 @@ from bot.adapters.analyzer_offline import OfflineAnalyzer
 from bot.adapters.embedder_cache import CachedEmbedder
 from bot.adapters.embedder_onnx import OnnxEmbedder
 from bot.adapters.index_local import LocalIndex
+from bot.adapters.store_sql import SqlStore
 from bot.config import DEFAULT_TYPE_KINDS
 from bot.domain.models import Post, Ticket
 from bot.service.triage import Triager
@@ -66,15 +67,15 @@ def main() -> None:
     rng = random.Random(1)
     real = OnnxEmbedder(max_tokens=256)
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp) / "index"
-        filler = LocalIndex(d, RandomVectors(real.model_id, real.dim))  # type: ignore[arg-type]
+        store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+        filler = LocalIndex(RandomVectors(real.model_id, real.dim), store)  # type: ignore[arg-type]
         tickets = [
             Ticket(key=f"T-{i}", title=sentence(rng, 8), description=sentence(rng, 40))
             for i in range(args.tickets)
         ]
         filler.upsert(tickets)
         embedder = CachedEmbedder(real)
-        index = LocalIndex(d, embedder)
+        index = LocalIndex(embedder, store)
         analyzer = OfflineAnalyzer(
             embedder=embedder, index=index, type_kinds=DEFAULT_TYPE_KINDS, min_labelled=30
         )

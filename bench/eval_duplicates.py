@@ -169,12 +169,14 @@ def index_check(
 ) -> None:
     """Ranks every query through LocalIndex and compares with the exhaustive fused ranking."""
     from bot.adapters.index_local import LocalIndex
+    from bot.adapters.store_sql import SqlStore
 
     texts = [t.text() for t in tickets] + [t.title for t in tickets]
     emb = CachedEmbedder("cached", texts, np.concatenate([body_v, title_v]))
     row_of = {t.key: i for i, t in enumerate(tickets)}
     with tempfile.TemporaryDirectory() as tmp:
-        ix = LocalIndex(Path(tmp) / "DUP", emb)
+        store = SqlStore(f"sqlite:///{Path(tmp) / 'eval.sqlite3'}")
+        ix = LocalIndex(emb, store, "DUP")
         ix.upsert(tickets)
         rk: list[int | None] = []
         same = 0

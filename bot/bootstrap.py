@@ -28,6 +28,7 @@ from bot.domain.flags import AllOn, Flags
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import (
     Analyzer,
+    CachedIndex,
     Calendar,
     Chat,
     Embedder,
@@ -118,22 +119,26 @@ def _namespace(settings: Settings) -> str:
     return settings.jira_project or "default"
 
 
-def build_index(settings: Settings, embedder: Embedder) -> TicketIndex:
+def build_index(settings: Settings, embedder: Embedder, store: Store) -> TicketIndex:
+    """The ticket index: a cache of the store's catalogue (local), or Pinecone beside it.
+
+    Neither writes to ``BOT_DATA_DIR``: the database is the only state.
+    """
     if settings.pinecone_configured:
         from bot.adapters.index_pinecone import PineconeIndex
 
         assert settings.pinecone_api_key is not None
         return PineconeIndex(
+            embedder,
+            catalogue=store,
             api_key=settings.pinecone_api_key.get_secret_value(),
-            embedder=embedder,
             index_name=settings.pinecone_index,
             host=settings.pinecone_host,
             namespace=_namespace(settings),
-            state_dir=settings.bot_data_dir / "pinecone",
         )
     from bot.adapters.index_local import LocalIndex
 
-    return LocalIndex(settings.bot_data_dir / "index" / _namespace(settings), embedder)
+    return LocalIndex(embedder, store, _namespace(settings))
 
 
 def build_tracker(settings: Settings) -> Tracker | None:
@@ -363,9 +368,17 @@ class Bot:
         """
         if self.adapters.chat is not None:
             self.channels.resolve(self.adapters.chat)
+        # Loading the ticket cache from the database takes a moment: start it now, in the
+        # background, so the first post does not wait for it (``catalogue_ready`` tells when).
+        self.catalogue.warm_up()
         problems = self.issue_type_problems()
         if problems:
             raise ConfigError(problems[0])
+
+    def catalogue_ready(self) -> bool:
+        """Readiness (``/readyz``): the database answers and the ticket cache has caught up
+        with the catalogue at least once. Cheap; never waits for the load."""
+        return self.catalogue.ready()
 
     def issue_type_problems(self) -> list[str]:
         """What is wrong with JIRA_ISSUE_TYPES for the project (asks Jira; empty: fine)."""
@@ -393,7 +406,7 @@ def bootstrap(
     clock = clock or (lambda: datetime.now(UTC))
     store: Store = overrides.get("store") or build_store(settings)
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
-    index: TicketIndex = overrides.get("index") or build_index(settings, embedder)
+    index: TicketIndex = overrides.get("index") or build_index(settings, embedder, store)
     llm = overrides["llm"] if "llm" in overrides else build_llm(settings)
     analyzer: Analyzer = overrides.get("analyzer") or build_analyzer(settings, embedder, index, llm)
     tracker = overrides["tracker"] if "tracker" in overrides else build_tracker(settings)
@@ -471,7 +484,7 @@ def bootstrap(
         adapters=adapters,
         channels=channels,
         triager=triager,
-        catalogue=Catalogue(index),
+        catalogue=Catalogue(index, index if isinstance(index, CachedIndex) else None),
         filer=filer,
         digests=build_digests(settings, store, chat, calendar, llm, channels, clock),
         sync=sync,

@@ -1,32 +1,25 @@
-"""The default ticket index: numpy matrices on local disk, exact search, BM25 fused in.
+"""The default ticket index: a cache of the ticket catalogue in memory; exact search, BM25 fused.
 
-Layout of the index directory (``BOT_DATA_DIR/index/<namespace>``)::
+The database is the only state. Every ticket, and the vectors of its text per embedding model,
+live in the catalogue (the ``TicketStore`` port, ``bot.adapters.sql_catalogue``); this process
+keeps numpy matrices and BM25 postings built from it and nothing on disk, so replicas never
+share a folder and an empty disk only costs the load (``bench/bench_catalogue.py``: a fresh
+process with 10,000 tickets in the database is ready in about 3 s, nothing re-embedded; most of
+it is BM25 tokenising the texts).
 
-    CURRENT            "<generation>" or "<generation> <k>": the live state (replaced atomically)
-    g<counter>/        meta.json  tickets.jsonl  body.npy  title.npy   (the base)
-                       d000001.npz .. d<k>.npz                           (delta segments)
-
-A large write builds a complete new generation in a temporary directory, renames it into place
-and then swaps ``CURRENT`` with ``os.replace``. A small write (filing one issue, a sync page)
-only writes a delta segment (its tickets with their vectors, or deleted keys) next to the base,
-complete before ``CURRENT`` is switched to count it; readers replay segments 1..k over the base,
-and other processes catch up by reading only the segments they have not seen. Segments are
-merged into a new generation once they hold ``delta_share`` of the base (or
-``delta_max_files``). So a reader (or a crash) only ever sees a whole index.
-Each ticket has two vectors: its body (title + description) and its title alone.
+Writes (sync-jira, the ``index`` command, a filed issue) go to the catalogue: the text is
+embedded once, its vectors stored by (content hash, model); then the cache catches up. The
+cache catches up by sequence number before a search (at most every ``refresh_every`` seconds):
+one indexed query that usually returns nothing, and otherwise only the rows written since,
+tombstones included. Each ticket has two vectors: its body (title + description) and its title.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import shutil
 import threading
-import uuid
-from collections.abc import Sequence
-from pathlib import Path
+import time
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -40,11 +33,11 @@ from bot.adapters.lexical import (
     top_k,
 )
 from bot.domain.models import Match, Ticket
-from bot.domain.ports import Embedder
+from bot.domain.ports import CatalogueRow, Embedder, TicketStore
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+PAGE = 2000  # catalogue rows per catch-up query (~6 MB of vectors at dim 384)
 QUERY_BLOCK = 256  # queries scored per matrix product in search_many (bounds memory at 100k rows)
 # Rows re-scored exactly per query (at least 4 x top_k). The candidate score approximates the
 # dense part with one mixed matrix, so keep this generous: re-scoring 256 rows costs ~0.1 ms.
@@ -54,7 +47,7 @@ Array = npt.NDArray[np.float32]
 
 
 class IndexModelMismatch(RuntimeError):
-    """The index on disk was embedded with another model than the one configured."""
+    """The stored vectors were embedded with another model than the one configured."""
 
 
 def ticket_text(ticket: Ticket) -> str:
@@ -64,7 +57,18 @@ def ticket_text(ticket: Ticket) -> str:
 
 def content_hash(ticket: Ticket) -> str:
     """Identifies the embedded text: equal hashes mean the vectors need not be recomputed."""
-    return hashlib.sha256(f"{ticket.title}\x00{ticket.description}".encode()).hexdigest()[:32]
+    return ticket.content_hash()
+
+
+def encode_vectors(body: Array, title: Array) -> bytes:
+    """One ticket's stored embedding: its body vector, then its title vector (float32)."""
+    return np.concatenate([body, title]).astype(np.float32, copy=False).tobytes()
+
+
+def decode_vectors(blobs: Sequence[bytes], dim: int) -> tuple[Array, Array]:
+    """(body, title) matrices of many stored embeddings, decoded in one pass."""
+    both = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), 2, dim)
+    return both[:, 0, :], both[:, 1, :]
 
 
 HEADLINE_SHARE = 0.7
@@ -160,87 +164,34 @@ class FusedSearch:
         return self.search_vectors(texts, q, h, top_k)
 
 
-class _Delta:
-    """One small write: tickets (with vectors) added or replaced, or keys removed."""
-
-    def __init__(
-        self,
-        counter: int,
-        tickets: list[Ticket],
-        hashes: list[str],
-        body: Array,
-        title: Array,
-        deleted: list[str],
-    ) -> None:
-        self.counter = counter
-        self.tickets = tickets
-        self.hashes = hashes
-        self.body = body
-        self.title = title
-        self.deleted = deleted
-
-    @property
-    def rows(self) -> int:
-        return len(self.tickets) + len(self.deleted)
-
-    def write(self, path: Path, tmp: Path) -> None:
-        record = {
-            "counter": self.counter,
-            "deleted": self.deleted,
-            "upserted": [
-                {"h": h, "t": t.model_dump(mode="json")}
-                for t, h in zip(self.tickets, self.hashes, strict=True)
-            ],
-        }
-        blob = np.frombuffer(json.dumps(record).encode("utf-8"), dtype=np.uint8)
-        try:
-            with tmp.open("wb") as f:
-                np.savez(f, body=self.body, title=self.title, record=blob)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-
-    @classmethod
-    def read(cls, path: Path) -> _Delta:
-        with np.load(path) as z:
-            record = json.loads(z["record"].tobytes().decode("utf-8"))
-            body, title = z["body"], z["title"]
-        rows = record["upserted"]
-        return cls(
-            int(record["counter"]),
-            [Ticket.model_validate(r["t"]) for r in rows],
-            [str(r["h"]) for r in rows],
-            np.asarray(body, dtype=np.float32),
-            np.asarray(title, dtype=np.float32),
-            [str(k) for k in record["deleted"]],
-        )
-
-
 class LocalIndex(FusedSearch):
-    """``TicketIndex`` on local files; safe for concurrent use by threads of one process.
+    """``TicketIndex`` cached in memory from the ticket catalogue; safe for threads of one process.
 
-    *on_mismatch* decides what happens when the stored vectors came from another embedding model:
-    ``"reembed"`` re-embeds the stored tickets (their text is kept), ``"raise"`` raises
-    :class:`IndexModelMismatch`.
+    *catalogue* is the store's ``TicketStore``; *namespace* the catalogue project (the Jira
+    project). Nothing is loaded until first use (or ``warm_up``). When stored tickets have no
+    vectors of the configured model (the model changed), *on_mismatch* decides: ``"reembed"``
+    embeds them once and stores the vectors for every replica, ``"raise"`` raises
+    :class:`IndexModelMismatch`. *refresh_every* bounds how often a search asks the database
+    for what other processes wrote (0: before every search).
     """
 
-    delta_share = 0.1  # pending delta rows, as a share of the base, that trigger a merge ...
-    delta_min_rows = 256  # ... (but small bases may hold this many rows in deltas) ...
-    delta_max_files = 128  # ... or this many delta files (every reload replays them)
-
     def __init__(
         self,
-        directory: Path,
         embedder: Embedder,
+        catalogue: TicketStore,
+        namespace: str = "default",
         weights: FusionWeights = DEFAULT_WEIGHTS,
         on_mismatch: Literal["reembed", "raise"] = "reembed",
+        refresh_every: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.dir = Path(directory)
         self.embedder = embedder
+        self.catalogue = catalogue
+        self.namespace = namespace
         self.weights = weights
+        self.on_mismatch = on_mismatch
+        self.refresh_every = refresh_every
+        self._clock = clock
         self._lock = threading.RLock()
         self._dim = int(embedder.dim)
         w = weights
@@ -250,16 +201,11 @@ class LocalIndex(FusedSearch):
         self._mix_body = np.float32((w.body + w.head_body) / w.total)
         self._mix_title = np.float32((w.title + w.head_title) / w.total)
         self._mix_q = (w.body + w.title) / dense_total if dense_total else 1.0
-        self._uid = uuid.uuid4().hex[:12]
-        self._reset()
-        with self._lock:
-            self._load(on_mismatch)
-
-    def _reset(self) -> None:
-        self._counter = 0
-        self._loaded: tuple[str, int] | None = None
-        self._base_rows = 0
-        self._delta_rows = 0
+        self._seq = 0  # the catalogue number applied last
+        self._caught_up = False
+        self._checked_at = float("-inf")
+        self._warming: threading.Thread | None = None
+        self._warm_lock = threading.Lock()
         self._keys: list[str] = []
         self._pos: dict[str, int] = {}
         self._tickets: list[Ticket] = []
@@ -278,104 +224,110 @@ class LocalIndex(FusedSearch):
     def _vecs(self) -> Array:
         return self._buf[: self._n]
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ the cache
 
-    def _current(self) -> tuple[str, int] | None:
-        # CURRENT holds "<generation>" or "<generation> <number of delta segments>".
-        try:
-            parts = (self.dir / "CURRENT").read_text(encoding="utf-8").split()
-        except FileNotFoundError:
-            return None
-        if not parts:
-            return None
-        return parts[0], int(parts[1]) if len(parts) > 1 else 0
-
-    def _set_current(self, gen: str, seq: int) -> None:
-        pointer = self.dir / f".CURRENT-{gen}-{seq}"
-        pointer.write_text(gen if seq == 0 else f"{gen} {seq}", encoding="utf-8")
-        os.replace(pointer, self.dir / "CURRENT")
-        self._loaded = (gen, seq)
-
-    def _delta_path(self, gen: str, seq: int) -> Path:
-        return self.dir / gen / f"d{seq:06d}.npz"
-
-    def _load(self, on_mismatch: Literal["reembed", "raise"]) -> None:
-        # A concurrent merge may delete the generation being read: read CURRENT again then.
-        for attempt in range(5):
-            try:
-                self._load_once(on_mismatch)
-                return
-            except FileNotFoundError:
-                if attempt == 4:
-                    raise
-                logger.info("index %s changed while loading; retrying", self.dir)
-
-    def _load_once(self, on_mismatch: Literal["reembed", "raise"]) -> None:
-        cur = self._current()
-        if cur is None:
+    def _catch_up(self, force: bool = True) -> None:
+        """Applies what the catalogue holds beyond the last number applied (lock held)."""
+        now = self._clock()
+        if not force and self._caught_up and now - self._checked_at < self.refresh_every:
             return
-        gen, seq = cur
-        gdir = self.dir / gen
-        meta = json.loads((gdir / "meta.json").read_text(encoding="utf-8"))
-        tickets: list[Ticket] = []
-        hashes: list[str] = []
-        with (gdir / "tickets.jsonl").open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    row = json.loads(line)
-                    tickets.append(Ticket.model_validate(row["t"]))
-                    hashes.append(row["h"])
-        deltas = [_Delta.read(self._delta_path(gen, i)) for i in range(1, seq + 1)]
-        same_model = (
-            meta.get("model_id") == self.embedder.model_id and int(meta["dim"]) == self._dim
-        )
-        if same_model:
-            body, title = np.load(gdir / "body.npy"), np.load(gdir / "title.npy")
-            if len(body) != len(tickets) or len(title) != len(tickets):
-                raise RuntimeError(f"index at {gdir} is inconsistent; delete it and re-sync")
-        elif on_mismatch == "raise":
-            raise IndexModelMismatch(
-                f"index at {self.dir} was built with {meta.get('model_id')!r} "
-                f"(dim {meta.get('dim')}), the embedder is {self.embedder.model_id!r} "
-                f"(dim {self._dim}); re-sync or delete the directory"
+        first = not self._caught_up
+        started = time.perf_counter()
+        while True:
+            rows = self.catalogue.tickets_since(
+                self.namespace, self._seq, model=self.embedder.model_id, limit=PAGE
             )
-        else:
-            body = title = np.zeros((len(tickets), self._dim), dtype=np.float32)
-        self._reset()
-        self._uid = str(meta.get("uid", self._uid))
-        self._counter = int(meta.get("counter", 0))
-        self._set_rows(tickets, hashes, body, title)
-        self._base_rows = len(tickets)
-        for delta in deltas:
-            self._apply(delta)
-        self._loaded = (gen, seq)
-        if same_model:
-            return
+            if rows:
+                self._apply_rows(rows)
+            if len(rows) < PAGE:
+                break
+        self._caught_up = True
+        self._checked_at = now
+        if first:
+            logger.info(
+                "index %s: %d tickets loaded from the catalogue in %.2f s",
+                self.namespace,
+                self._n,
+                time.perf_counter() - started,
+            )
+
+    def _apply_rows(self, rows: Sequence[CatalogueRow]) -> None:
+        live = [r for r in rows if r.ticket is not None]
+        size = 2 * self._dim * 4  # float32 body and title vectors
+        blobs = [r.vectors if r.vectors and len(r.vectors) == size else None for r in live]
+        missing = {r.content_hash: r.ticket for r, b in zip(live, blobs, strict=True) if b is None}
+        if missing:
+            made = self._embed_missing(missing)
+            blobs = [b or made[r.content_hash] for r, b in zip(live, blobs, strict=True)]
+        body, title = decode_vectors([b or b"" for b in blobs], self._dim)
+        self._apply(
+            [r.ticket for r in live if r.ticket is not None],
+            [r.content_hash for r in live],
+            body,
+            title,
+            [r.key for r in rows if r.ticket is None],
+        )
+        self._seq = max(self._seq, rows[-1].seq)
+
+    def _embed_missing(self, texts: dict[str, Ticket | None]) -> dict[str, bytes]:
+        """Embeds stored texts that have no vectors of this model, and stores the vectors."""
+        if self.on_mismatch == "raise":
+            raise IndexModelMismatch(
+                f"{len(texts)} texts of {self.namespace!r} have no vectors of "
+                f"{self.embedder.model_id!r} (dim {self._dim}); re-sync to embed them"
+            )
         logger.warning(
-            "index %s was built with model %s; re-embedding %d tickets with %s",
-            self.dir,
-            meta.get("model_id"),
-            len(self._tickets),
+            "index %s: embedding %d stored texts that have no vectors of %s (a new model?)",
+            self.namespace,
+            len(texts),
             self.embedder.model_id,
         )
-        body, title = self._embed(self._tickets)
-        self._set_rows(list(self._tickets), list(self._hashes), body, title)
-        self._counter += 1
-        self._save()
+        hashes = [h for h, t in texts.items() if t is not None]
+        body, title = self._embed([t for t in texts.values() if t is not None])
+        made = {h: encode_vectors(body[i], title[i]) for i, h in enumerate(hashes)}
+        self.catalogue.put_embeddings(self.embedder.model_id, made)
+        return made
 
-    def _set_rows(
-        self, tickets: list[Ticket], hashes: list[str], body: Array, title: Array
+    def _apply(
+        self,
+        tickets: list[Ticket],
+        hashes: list[str],
+        body: Array,
+        title: Array,
+        deleted: list[str],
     ) -> None:
-        self._tickets = tickets
-        self._hashes = hashes
-        self._keys = [t.key for t in tickets]
-        self._pos = {k: i for i, k in enumerate(self._keys)}
-        self._lex = InvertedIndex()
-        self._lex.append([ticket_text(t) for t in tickets])
-        self._n = 0
-        self._buf = np.zeros((0, 2 * self._dim), dtype=np.float32)
-        self._mix = np.zeros((0, self._dim), dtype=np.float32)
-        self._append_vectors(body, title)
+        """Applies one batch of catalogue rows to memory (a key appears at most once)."""
+        gone = {self._pos[k] for k in deleted if k in self._pos}
+        if gone:
+            keep = [i for i in range(self._n) if i not in gone]
+            m = len(keep)
+            self._buf[:m] = self._buf[keep]
+            self._mix[:m] = self._mix[keep]
+            self._n = m
+            self._tickets = [self._tickets[i] for i in keep]
+            self._hashes = [self._hashes[i] for i in keep]
+            self._keys = [self._keys[i] for i in keep]
+            self._pos = {k: i for i, k in enumerate(self._keys)}
+            self._lex.keep(keep)
+        new: list[int] = []
+        for j, (t, h) in enumerate(zip(tickets, hashes, strict=True)):
+            i = self._pos.get(t.key)
+            if i is None:
+                new.append(j)
+                continue
+            if self._hashes[i] != h:
+                self._set_vectors([i], body[j : j + 1], title[j : j + 1])
+                self._lex.replace(i, ticket_text(t))
+            self._tickets[i], self._hashes[i] = t, h
+        if new:
+            self._append_vectors(body[new], title[new])
+            for j in new:
+                t = tickets[j]
+                self._pos[t.key] = len(self._keys)
+                self._keys.append(t.key)
+                self._tickets.append(t)
+                self._hashes.append(hashes[j])
+            self._lex.append([ticket_text(tickets[j]) for j in new])
 
     def _append_vectors(self, body: Array, title: Array) -> None:
         n, m, d = self._n, len(body), self._dim
@@ -395,116 +347,44 @@ class LocalIndex(FusedSearch):
         self._buf[rows, d:] = title
         self._mix[rows] = self._mix_body * body + self._mix_title * title
 
-    def _apply(self, delta: _Delta) -> None:
-        """Applies one write to memory: how the writer changes itself and how readers replay it."""
-        self._counter = max(self._counter, delta.counter)
-        self._delta_rows += delta.rows
-        gone = {self._pos[k] for k in delta.deleted if k in self._pos}
-        if gone:
-            keep = [i for i in range(self._n) if i not in gone]
-            m = len(keep)
-            self._buf[:m] = self._buf[keep]
-            self._mix[:m] = self._mix[keep]
-            self._n = m
-            self._tickets = [self._tickets[i] for i in keep]
-            self._hashes = [self._hashes[i] for i in keep]
-            self._keys = [self._keys[i] for i in keep]
-            self._pos = {k: i for i, k in enumerate(self._keys)}
-            self._lex.keep(keep)
-        new: list[int] = []
-        for j, (t, h) in enumerate(zip(delta.tickets, delta.hashes, strict=True)):
-            i = self._pos.get(t.key)
-            if i is None:
-                new.append(j)
-                continue
-            if self._hashes[i] != h:
-                self._set_vectors([i], delta.body[j : j + 1], delta.title[j : j + 1])
-                self._lex.replace(i, ticket_text(t))
-            self._tickets[i], self._hashes[i] = t, h
-        if new:
-            self._append_vectors(delta.body[new], delta.title[new])
-            for j in new:
-                t = delta.tickets[j]
-                self._pos[t.key] = len(self._keys)
-                self._keys.append(t.key)
-                self._tickets.append(t)
-                self._hashes.append(delta.hashes[j])
-            self._lex.append([ticket_text(delta.tickets[j]) for j in new])
-
-    def _write(self, delta: _Delta) -> None:
-        """Makes *delta* durable (a small segment, or a merged generation) and applies it."""
-        fits = (
-            self._loaded is not None
-            and self._loaded[1] < self.delta_max_files
-            and self._delta_rows + delta.rows
-            <= max(self.delta_min_rows, self.delta_share * self._base_rows)
-        )
-        if not fits:
-            self._apply(delta)
-            self._save()
+    def warm_up(self, background: bool = True) -> None:
+        """Loads the cache now, in a daemon thread when *background* (start-up calls it)."""
+        if not background:
+            with self._lock:
+                self._catch_up()
             return
-        assert self._loaded is not None
-        gen, seq = self._loaded
-        # The segment is complete on disk before CURRENT names it: a crash leaves either the old
-        # state or the new one (an unnamed segment is never read, and is overwritten later).
-        delta.write(self._delta_path(gen, seq + 1), self.dir / f".tmp-d-{uuid.uuid4().hex}.npz")
-        self._apply(delta)
-        self._set_current(gen, seq + 1)
-
-    def _save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        gen = f"g{self._counter:09d}-{uuid.uuid4().hex[:6]}"
-        tmp = self.dir / f".tmp-{gen}"
-        tmp.mkdir()
-        try:
-            np.save(tmp / "body.npy", np.ascontiguousarray(self._vecs[:, : self._dim]))
-            np.save(tmp / "title.npy", np.ascontiguousarray(self._vecs[:, self._dim :]))
-            with (tmp / "tickets.jsonl").open("w", encoding="utf-8") as f:
-                for t, h in zip(self._tickets, self._hashes, strict=True):
-                    f.write(json.dumps({"h": h, "t": t.model_dump(mode="json")}) + "\n")
-            meta = {
-                "format": FORMAT,
-                "model_id": self.embedder.model_id,
-                "dim": self._dim,
-                "uid": self._uid,
-                "counter": self._counter,
-                "count": len(self._tickets),
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-            os.replace(tmp, self.dir / gen)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        self._set_current(gen, 0)
-        self._base_rows = len(self._tickets)
-        self._delta_rows = 0
-        for old in self.dir.iterdir():
-            if old.name == gen:
-                continue
-            if old.name.startswith("g") or old.name.startswith(".tmp-"):
-                if old.is_dir():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    old.unlink(missing_ok=True)
-
-    def _refresh(self) -> None:
-        # Another process (``ideabot sync-jira``) may have written a newer generation or segment.
-        cur = self._current()
-        if cur is None or cur == self._loaded:
-            return
-        if self._loaded is not None and cur[0] == self._loaded[0] and cur[1] > self._loaded[1]:
-            gen, seq = self._loaded
-            try:
-                deltas = [_Delta.read(self._delta_path(gen, i)) for i in range(seq + 1, cur[1] + 1)]
-            except FileNotFoundError:
-                deltas = None  # merged away meanwhile: load the new generation instead
-            if deltas is not None:
-                for delta in deltas:
-                    self._apply(delta)
-                self._loaded = cur
+        with self._warm_lock:
+            if self._warming is not None and self._warming.is_alive():
                 return
-        logger.info("index %s changed on disk; reloading", self.dir)
-        self._load("reembed")
+            self._warming = threading.Thread(
+                target=self._warm, name=f"index-warm-{self.namespace}", daemon=True
+            )
+            self._warming.start()
+
+    def _warm(self) -> None:
+        try:
+            with self._lock:
+                self._catch_up()
+        except Exception:  # the next search (or readiness check) tries again
+            logger.warning(
+                "index %s: loading from the catalogue failed", self.namespace, exc_info=True
+            )
+
+    def ready(self) -> bool:
+        """True when the database answers and the cache has caught up at least once.
+
+        Never waits for the load: before the first catch-up it starts one in the background
+        and answers False.
+        """
+        if not self._caught_up:
+            self.warm_up(background=True)
+            return False
+        try:
+            self.catalogue.catalogue_head(self.namespace)
+        except Exception:
+            logger.warning("index %s: the catalogue does not answer", self.namespace, exc_info=True)
+            return False
+        return True
 
     # ------------------------------------------------------------------ writes
 
@@ -522,55 +402,56 @@ class LocalIndex(FusedSearch):
         return vecs[:n], vecs[n:]
 
     def upsert(self, tickets: Sequence[Ticket]) -> int:
-        """Adds or replaces tickets by key; returns how many were new or changed.
+        """Adds or replaces tickets by key in the catalogue; returns how many were written.
 
-        Only tickets whose title or description changed are re-embedded. A small write is
-        appended to the index as a delta segment; a large one (or many small ones) rewrites it.
+        A text is embedded only when no vectors of it (its content hash) are stored for this
+        model yet; an unchanged ticket costs nothing. The cache then catches up.
         """
         latest: dict[str, Ticket] = {}
         for t in tickets:
             latest[t.key] = t
         with self._lock:
-            self._refresh()
-            embed: list[Ticket] = []
-            changed_meta: list[Ticket] = []
-            n_new = 0
+            self._catch_up()
+            changed: list[Ticket] = []
+            new_text: dict[str, Ticket] = {}
             for t in latest.values():
                 i = self._pos.get(t.key)
-                if i is None or self._hashes[i] != content_hash(t):
-                    embed.append(t)
-                    n_new += i is None
-                elif self._tickets[i] != t:
-                    changed_meta.append(t)
-            if not (embed or changed_meta):
-                return 0
-            body, title = self._embed(embed)
-            if changed_meta:
-                rows = [self._pos[t.key] for t in changed_meta]
-                d = self._dim
-                body = np.concatenate([body, self._buf[rows, :d]])
-                title = np.concatenate([title, self._buf[rows, d:]])
-            changed = embed + changed_meta
-            hashes = [content_hash(t) for t in changed]
-            self._write(_Delta(self._counter + 1, changed, hashes, body, title, []))
-            logger.info(
-                "index %s: %d new, %d re-embedded, %d metadata-only",
-                self.dir.name,
-                n_new,
-                len(embed) - n_new,
-                len(changed_meta),
+                if i is not None and self._tickets[i] == t:
+                    continue
+                changed.append(t)
+                h = t.content_hash()
+                if i is None or self._hashes[i] != h:
+                    new_text[h] = t
+        if not changed:
+            return 0
+        # Embedding runs outside the lock: searches go on meanwhile. The catalogue compares
+        # again inside its own transaction, so a racing writer cannot make this one wrong.
+        model = self.embedder.model_id
+        stored = self.catalogue.get_embeddings(model, list(new_text)) if new_text else {}
+        todo = [t for h, t in new_text.items() if h not in stored]
+        if todo:
+            body, title = self._embed(todo)
+            self.catalogue.put_embeddings(
+                model,
+                {t.content_hash(): encode_vectors(body[i], title[i]) for i, t in enumerate(todo)},
             )
-            return len(changed)
+        written = self.catalogue.put_tickets(self.namespace, changed)
+        with self._lock:
+            self._catch_up()
+        logger.info(
+            "index %s: %d written (%d texts embedded, %d reused)",
+            self.namespace,
+            written,
+            len(todo),
+            len(new_text) - len(todo),
+        )
+        return written
 
     def delete(self, keys: Sequence[str]) -> None:
-        """Removes tickets by key; unknown keys are ignored."""
-        with self._lock:
-            self._refresh()
-            known = [k for k in dict.fromkeys(keys) if k in self._pos]
-            if not known:
-                return
-            empty = np.zeros((0, self._dim), dtype=np.float32)
-            self._write(_Delta(self._counter + 1, [], [], empty, empty, known))
+        """Removes tickets by key (tombstones in the catalogue); unknown keys are ignored."""
+        if self.catalogue.delete_tickets(self.namespace, list(keys)):
+            with self._lock:
+                self._catch_up()
 
     # ------------------------------------------------------------------ reads
 
@@ -635,13 +516,23 @@ class LocalIndex(FusedSearch):
 
     def _is_empty(self) -> bool:
         with self._lock:
-            self._refresh()
+            try:
+                self._catch_up(force=False)
+            except Exception:
+                if not self._caught_up:
+                    raise  # nothing to answer from
+                # The database is away for a moment: answer from the cache as it stands.
+                logger.warning(
+                    "index %s: catalogue unavailable; searching the cache",
+                    self.namespace,
+                    exc_info=True,
+                )
             return not self._keys
 
     def count(self) -> int:
         """Number of tickets indexed."""
         with self._lock:
-            self._refresh()
+            self._catch_up()
             return len(self._keys)
 
     def labelled(self) -> list[tuple[Ticket, Array]]:
@@ -650,18 +541,19 @@ class LocalIndex(FusedSearch):
         The title half spares the classifier a model pass per ticket title.
         """
         with self._lock:
-            self._refresh()
+            self._catch_up()
             d2 = 2 * self._dim
             return [(t, self._buf[i, :d2].copy()) for i, t in enumerate(self._tickets) if t.type]
 
     def version(self) -> str:
-        """Changes whenever the contents change (also across processes and re-creation)."""
+        """Changes whenever the contents change; equal in every process that caught up as far."""
         with self._lock:
-            self._refresh()
-            return f"{self._uid}-{self._counter}"
+            self._catch_up(force=False)
+            return f"{self.namespace}@{self._seq}"
 
     def get(self, key: str) -> Ticket | None:
-        """The stored ticket for *key*, if any."""
+        """The cached ticket for *key*, if any."""
         with self._lock:
+            self._catch_up(force=False)
             i = self._pos.get(key)
             return None if i is None else self._tickets[i]

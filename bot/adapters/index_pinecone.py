@@ -13,41 +13,45 @@ the title deserves its own signal; the ``part`` filter lets each be queried on i
 A search asks Pinecone for the top-N bodies and the top-N titles (values included), fetches the
 missing partner of each candidate, and then computes every signal exactly on those candidates:
 the four cosines (query and its headline against body and title) and BM25 over the candidates'
-stored text, with document frequencies from a local sidecar (``CorpusStats``, counted from the
-same stored text). Lexical matches outside the dense top-N are therefore not found: the price of
-not keeping the corpus locally. The sidecar (``<state_dir>/<namespace>.json``, e.g.
-``BOT_DATA_DIR/pinecone/APP.json``) also holds the content hashes (so a re-sync skips unchanged
-tickets) and a change counter (``version()``); ``rebuild_sidecar()`` recounts it from Pinecone.
+stored text. Lexical matches outside the dense top-N are therefore not found: the price of not
+keeping the corpus locally.
+
+No local file: Pinecone keeps the vectors, the database (the ``TicketStore`` catalogue) keeps
+every ticket, the vectors of each text per model (so a re-sync or another replica embeds
+nothing twice) and, under ``pinecone:<namespace>:model``, the model the namespace was filled
+with. A write goes to Pinecone, then to the catalogue (a failure in between is repaired by the
+next write of the ticket, which still differs from the catalogue). BM25's document frequencies
+are counted in memory from the catalogue and caught up by sequence number like the local index;
+before any sync reached the catalogue they are counted over the candidates themselves, so a
+replica always searches Pinecone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import random
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from bot.adapters.index_local import (
+    PAGE,
     FusedSearch,
     IndexModelMismatch,
-    content_hash,
+    decode_vectors,
+    encode_vectors,
     rank_candidates,
 )
 from bot.adapters.lexical import DEFAULT_WEIGHTS, CorpusStats, FusionWeights, relative
 from bot.domain.models import Match, Ticket
-from bot.domain.ports import Embedder
+from bot.domain.ports import CatalogueRow, Embedder, KeyValue, TicketStore
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +115,13 @@ def ticket_from_metadata(meta: dict[str, Any]) -> Ticket:
     )
 
 
-def _record_hash(ticket: Ticket) -> str:
-    fields = [ticket.title, ticket.description, ticket.type, ticket.status, ticket.url]
-    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:32]
+def _record_fields(ticket: Ticket) -> tuple[str | None, ...]:
+    """What the Pinecone records show of a ticket: a change elsewhere (labels) is not sent."""
+    return (ticket.title, ticket.description, ticket.type, ticket.status, ticket.url)
+
+
+class PineconeState(TicketStore, KeyValue, Protocol):
+    """The part of the store the Pinecone index keeps its state in (the SQL store is one)."""
 
 
 def _values(vec: Array) -> list[float]:
@@ -145,15 +153,18 @@ def plan_batches(
 class PineconeIndex(FusedSearch):
     """``TicketIndex`` on a Pinecone vector index, one namespace per Jira project.
 
-    *index* is a ready ``pinecone.Index`` (tests and callers that built their own); otherwise
-    one is opened from *api_key* and *host* (preferred: no control-plane call) or *index_name*.
+    *catalogue* is the store (tickets, vectors, the namespace's model). *index* is a ready
+    ``pinecone.Index`` (tests and callers that built their own); otherwise one is opened from
+    *api_key* and *host* (preferred: no control-plane call) or *index_name*. When the namespace
+    was filled with another embedding model, *on_mismatch* ``"raise"`` refuses to start and
+    ``"reset"`` empties the namespace and fills it again from the catalogue.
     """
 
     def __init__(
         self,
         embedder: Embedder,
         *,
-        state_dir: Path,
+        catalogue: PineconeState,
         namespace: str,
         api_key: str | None = None,
         host: str | None = None,
@@ -165,6 +176,8 @@ class PineconeIndex(FusedSearch):
         backoff: float = 1.0,
         threads: int = 4,
         on_mismatch: Literal["raise", "reset"] = "raise",
+        refresh_every: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if index is None:
             from pinecone import Pinecone
@@ -175,65 +188,43 @@ class PineconeIndex(FusedSearch):
             index = pc.index(host=host) if host else pc.index(name=index_name or "")
         self._index = index
         self.embedder = embedder
+        self.catalogue = catalogue
         self.namespace = namespace
         self.weights = weights
         self.candidates = candidates
         self.retries = retries
         self.backoff = backoff
         self.threads = threads
+        self.refresh_every = refresh_every
+        self._clock = clock
+        self._dim = int(embedder.dim)
         self._lock = threading.RLock()
-        self._path = Path(state_dir) / f"{namespace or 'default'}.json"
-        self._mtime: int | None = None
         self._labelled: tuple[str, list[tuple[Ticket, Array]]] | None = None
-        self._state: dict[str, Any] = {}
+        # BM25 statistics over the catalogue's tickets, as their body records store the text.
         self._stats = CorpusStats()
-        with self._lock:
-            self._load()
-            model = self._state.get("model_id")
-            if model is not None and model != embedder.model_id:
-                if on_mismatch == "raise":
-                    raise IndexModelMismatch(
-                        f"Pinecone namespace {namespace!r} holds vectors of {model!r}, the "
-                        f"embedder is {embedder.model_id!r}; delete the namespace and re-sync"
-                    )
-                logger.warning("namespace %s: model changed, deleting its vectors", namespace)
-                self._call(lambda: self._index.delete(delete_all=True, namespace=namespace))
-                self._state = self._fresh_state()
-                self._save()
-
-    # ------------------------------------------------------------------ sidecar
-
-    def _fresh_state(self) -> dict[str, Any]:
-        return {
-            "model_id": self.embedder.model_id,
-            "uid": uuid.uuid4().hex[:12],
-            "counter": 0,
-            "hashes": {},
-            "records": {},
-            "stats": CorpusStats().to_json(),
-        }
-
-    def _load(self) -> None:
-        try:
-            st = self._path.stat()
-        except FileNotFoundError:
-            if not self._state:
-                self._state = self._fresh_state()
-                self._stats = CorpusStats()
-            return
-        if st.st_mtime_ns == self._mtime:
-            return
-        self._state = json.loads(self._path.read_text(encoding="utf-8"))
-        self._stats = CorpusStats.from_json(self._state.get("stats", {}))
-        self._mtime = st.st_mtime_ns
-
-    def _save(self) -> None:
-        self._state["stats"] = self._stats.to_json()
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_name(f".{self._path.name}.{uuid.uuid4().hex[:6]}.tmp")
-        tmp.write_text(json.dumps(self._state), encoding="utf-8")
-        os.replace(tmp, self._path)
-        self._mtime = self._path.stat().st_mtime_ns
+        self._texts: dict[str, str] = {}
+        self._seq = 0
+        self._caught_up = False
+        self._checked_at = float("-inf")
+        self._warming: threading.Thread | None = None
+        self._warm_lock = threading.Lock()
+        model_key = f"pinecone:{namespace or 'default'}:model"
+        model = catalogue.get_value(model_key)
+        if model is None:
+            catalogue.set_value(model_key, embedder.model_id)
+        elif model != embedder.model_id:
+            if on_mismatch == "raise":
+                raise IndexModelMismatch(
+                    f"Pinecone namespace {namespace!r} holds vectors of {model!r}, the "
+                    f"embedder is {embedder.model_id!r}; start with on_mismatch='reset' to "
+                    "refill it from the catalogue"
+                )
+            logger.warning(
+                "namespace %s: model changed, refilling it from the catalogue", namespace
+            )
+            self._call(lambda: self._index.delete(delete_all=True, namespace=namespace))
+            catalogue.set_value(model_key, embedder.model_id)
+            self.refill()
 
     # ------------------------------------------------------------------ calls
 
@@ -271,94 +262,196 @@ class PineconeIndex(FusedSearch):
 
     # ------------------------------------------------------------------ writes
 
-    def upsert(self, tickets: Sequence[Ticket]) -> int:
-        """Adds or replaces tickets by key; returns how many were new or changed.
+    def _vectors(self, tickets: Sequence[Ticket], reuse_pinecone: bool) -> tuple[Array, Array]:
+        """Body and title vectors of *tickets*: stored ones, else (when *reuse_pinecone*) the
+        records Pinecone holds for the same text, else embedded now. New ones are stored."""
+        model = self.embedder.model_id
+        hashes = [t.content_hash() for t in tickets]
+        have = self.catalogue.get_embeddings(model, hashes)
+        todo = {h: t for h, t in zip(hashes, tickets, strict=True) if h not in have}
+        new: dict[str, bytes] = {}
+        if todo and reuse_pinecone:
+            # Tickets the catalogue has never seen may be in Pinecone already (written before
+            # the catalogue existed): their vectors are reused when the text is the same.
+            found = self._fetch([i for t in todo.values() for i in (t.key, t.key + TITLE_SUFFIX)])
+            for h, t in list(todo.items()):
+                b, ti = found.get(t.key), found.get(t.key + TITLE_SUFFIX)
+                if b is not None and ti is not None and (b.metadata or {}).get("h") == h:
+                    new[h] = encode_vectors(
+                        np.asarray(b.values, np.float32), np.asarray(ti.values, np.float32)
+                    )
+                    del todo[h]
+        if todo:
+            order = list(todo)
+            n = len(order)
+            vecs = np.asarray(
+                self.embedder.embed(
+                    [todo[h].text() for h in order] + [todo[h].title for h in order]
+                ),
+                dtype=np.float32,
+            )
+            if vecs.shape != (2 * n, self._dim):
+                raise ValueError(
+                    f"embedder returned shape {vecs.shape}, expected {(2 * n, self._dim)}"
+                )
+            new.update((h, encode_vectors(vecs[j], vecs[n + j])) for j, h in enumerate(order))
+        self.catalogue.put_embeddings(model, new)
+        have.update(new)
+        return decode_vectors([have[h] for h in hashes], self._dim)
 
-        Unchanged tickets cost nothing; tickets whose only change is status, type or url are
-        re-written with their stored vectors (fetched, not re-embedded).
+    def _push(self, tickets: Sequence[Ticket], body: Array, title: Array) -> int:
+        """Upserts both records of each ticket; returns the number of requests."""
+        recs: list[dict[str, Any]] = []
+        for j, t in enumerate(tickets):
+            h = t.content_hash()
+            recs.append({"id": t.key, "values": _values(body[j]), "metadata": body_metadata(t, h)})
+            recs.append(
+                {
+                    "id": t.key + TITLE_SUFFIX,
+                    "values": _values(title[j]),
+                    "metadata": {"key": t.key, "part": "title"},
+                }
+            )
+        batches = plan_batches(recs)
+        for batch in batches:
+            self._call(partial(self._index.upsert, vectors=batch, namespace=self.namespace))
+        return len(batches)
+
+    def upsert(self, tickets: Sequence[Ticket]) -> int:
+        """Adds or replaces tickets by key; returns how many were written.
+
+        Unchanged tickets cost nothing (the catalogue says so). Only tickets whose records
+        change (text, type, status, url) are sent to Pinecone, with vectors embedded once per
+        text and model, whichever replica or sync needed them first.
         """
         latest: dict[str, Ticket] = {}
         for t in tickets:
             latest[t.key] = t
+        stored = self.catalogue.get_tickets(self.namespace, list(latest))
+        changed = [
+            t for t in latest.values() if (row := stored.get(t.key)) is None or row.ticket != t
+        ]
+        if not changed:
+            return 0
+        send = [
+            t
+            for t in changed
+            if (row := stored.get(t.key)) is None
+            or row.ticket is None
+            or _record_fields(row.ticket) != _record_fields(t)
+        ]
+        requests = 0
+        if send:
+            fresh = [t for t in send if t.key not in stored]
+            reused = [t for t in send if t.key in stored]
+            for group, reuse in ((fresh, True), (reused, False)):
+                if group:
+                    body, title = self._vectors(group, reuse_pinecone=reuse)
+                    requests += self._push(group, body, title)
+        written = self.catalogue.put_tickets(self.namespace, changed)
         with self._lock:
-            self._load()
-            hashes: dict[str, str] = self._state["hashes"]
-            records: dict[str, str] = self._state["records"]
-            embed: list[Ticket] = []
-            meta_only: list[Ticket] = []
-            for t in latest.values():
-                if records.get(t.key) == _record_hash(t):
-                    continue
-                (meta_only if hashes.get(t.key) == content_hash(t) else embed).append(t)
-            if not (embed or meta_only):
-                return 0
-            old = self._fetch([t.key for t in [*embed, *meta_only] if t.key in hashes])
-            # A record that vanished on the server has no vector to reuse: embed it again.
-            embed += [t for t in meta_only if t.key not in old]
-            meta_only = [t for t in meta_only if t.key in old]
-            recs: list[dict[str, Any]] = []
-            if embed:
-                vecs = np.asarray(
-                    self.embedder.embed([t.text() for t in embed] + [t.title for t in embed]),
-                    dtype=np.float32,
-                )
-                n = len(embed)
-                for j, t in enumerate(embed):
-                    h = content_hash(t)
-                    recs.append(
-                        {"id": t.key, "values": _values(vecs[j]), "metadata": body_metadata(t, h)}
-                    )
-                    recs.append(
-                        {
-                            "id": t.key + TITLE_SUFFIX,
-                            "values": _values(vecs[n + j]),
-                            "metadata": {"key": t.key, "part": "title"},
-                        }
-                    )
-            for t in meta_only:
-                meta = body_metadata(t, content_hash(t))
-                recs.append({"id": t.key, "values": list(old[t.key].values), "metadata": meta})
-            batches = plan_batches(recs)
-            for batch in batches:
-                self._call(partial(self._index.upsert, vectors=batch, namespace=self.namespace))
-            for t in [*embed, *meta_only]:
-                prev = old.get(t.key)
-                if prev is not None and prev.metadata:
-                    self._stats.remove(stored_text(dict(prev.metadata)))
-                self._stats.add(stored_text(body_metadata(t, content_hash(t))))
-                hashes[t.key] = content_hash(t)
-                records[t.key] = _record_hash(t)
-            self._state["counter"] += 1
-            self._save()
-            logger.info(
-                "pinecone %s: %d embedded, %d metadata-only, %d requests",
-                self.namespace,
-                len(embed),
-                len(meta_only),
-                len(batches),
-            )
-            return len(embed) + len(meta_only)
+            self._catch_up()
+        logger.info(
+            "pinecone %s: %d written, %d sent in %d requests",
+            self.namespace,
+            written,
+            len(send),
+            requests,
+        )
+        return written
 
     def delete(self, keys: Sequence[str]) -> None:
-        """Removes tickets (both records) by key; unknown keys are ignored."""
+        """Removes tickets (both records) by key; keys the catalogue does not know are ignored."""
+        known = list(self.catalogue.get_tickets(self.namespace, list(dict.fromkeys(keys))))
+        if not known:
+            return
+        ids = [i for k in known for i in (k, k + TITLE_SUFFIX)]
+        for start in range(0, len(ids), DELETE_CHUNK):
+            chunk = ids[start : start + DELETE_CHUNK]
+            self._call(partial(self._index.delete, ids=chunk, namespace=self.namespace))
+        self.catalogue.delete_tickets(self.namespace, known)
         with self._lock:
-            self._load()
-            known = [k for k in dict.fromkeys(keys) if k in self._state["hashes"]]
-            if not known:
+            self._catch_up()
+
+    def refill(self) -> int:
+        """Writes every ticket of the catalogue to Pinecone again (after emptying a namespace).
+
+        Vectors come from the catalogue; texts without vectors of this model are embedded once.
+        """
+        total = 0
+        seq = 0
+        while True:
+            rows = self.catalogue.tickets_since(self.namespace, seq, limit=PAGE)
+            live = [r.ticket for r in rows if r.ticket is not None]
+            if live:
+                body, title = self._vectors(live, reuse_pinecone=False)
+                self._push(live, body, title)
+                total += len(live)
+            if len(rows) < PAGE:
+                return total
+            seq = rows[-1].seq
+
+    # ------------------------------------------------------------------ BM25 statistics
+
+    def _catch_up(self, force: bool = True) -> None:
+        """Counts what the catalogue holds beyond the last number counted (lock held)."""
+        now = self._clock()
+        if not force and self._caught_up and now - self._checked_at < self.refresh_every:
+            return
+        while True:
+            rows = self.catalogue.tickets_since(self.namespace, self._seq, limit=PAGE)
+            for row in rows:
+                self._count(row)
+            if rows:
+                self._seq = rows[-1].seq
+            if len(rows) < PAGE:
+                break
+        self._caught_up = True
+        self._checked_at = now
+
+    def _count(self, row: CatalogueRow) -> None:
+        old = self._texts.pop(row.key, None)
+        if old is not None:
+            self._stats.remove(old)
+        if row.ticket is not None:
+            text = stored_text(body_metadata(row.ticket, row.content_hash))
+            self._stats.add(text)
+            self._texts[row.key] = text
+
+    def warm_up(self, background: bool = True) -> None:
+        """Counts the catalogue now, in a daemon thread when *background*."""
+        if not background:
+            with self._lock:
+                self._catch_up()
+            return
+        with self._warm_lock:
+            if self._warming is not None and self._warming.is_alive():
                 return
-            old = self._fetch(known)
-            ids = [i for k in known for i in (k, k + TITLE_SUFFIX)]
-            for start in range(0, len(ids), DELETE_CHUNK):
-                chunk = ids[start : start + DELETE_CHUNK]
-                self._call(partial(self._index.delete, ids=chunk, namespace=self.namespace))
-            for k in known:
-                prev = old.get(k)
-                if prev is not None and prev.metadata:
-                    self._stats.remove(stored_text(dict(prev.metadata)))
-                self._state["hashes"].pop(k, None)
-                self._state["records"].pop(k, None)
-            self._state["counter"] += 1
-            self._save()
+            self._warming = threading.Thread(target=self._warm, daemon=True)
+            self._warming.start()
+
+    def _warm(self) -> None:
+        try:
+            with self._lock:
+                self._catch_up()
+        except Exception:  # the next search (or readiness check) tries again
+            logger.warning(
+                "pinecone %s: reading the catalogue failed", self.namespace, exc_info=True
+            )
+
+    def ready(self) -> bool:
+        """True when the database answers and the statistics caught up once (never waits)."""
+        if not self._caught_up:
+            self.warm_up(background=True)
+            return False
+        try:
+            self.catalogue.catalogue_head(self.namespace)
+        except Exception:
+            logger.warning(
+                "pinecone %s: the catalogue does not answer", self.namespace, exc_info=True
+            )
+            return False
+        return True
 
     # ------------------------------------------------------------------ reads
 
@@ -390,7 +483,16 @@ class PineconeIndex(FusedSearch):
             rows.append((ticket_from_metadata(dict(b.metadata)), list(b.values), list(t.values)))
         if not rows:
             return []
-        lex_abs = self._stats.score(text, [f"{r[0].title}\n{r[0].description}" for r in rows])
+        texts = [f"{r[0].title}\n{r[0].description}" for r in rows]
+        with self._lock:
+            stats = self._stats
+            if stats.n_docs == 0:
+                # Nothing in the catalogue yet (Pinecone filled before it existed, or by a
+                # deployment on another database): count the candidates themselves.
+                stats = CorpusStats()
+                for t in texts:
+                    stats.add(t)
+            lex_abs = stats.score(text, texts)
         return rank_candidates(
             [r[0] for r in rows],
             np.asarray([r[1] for r in rows], dtype=np.float32),
@@ -404,9 +506,13 @@ class PineconeIndex(FusedSearch):
         )
 
     def _is_empty(self) -> bool:
+        # Pinecone decides what there is to find; the catalogue only feeds BM25's statistics.
         with self._lock:
-            self._load()
-            return not self._state["hashes"]
+            try:
+                self._catch_up(force=False)
+            except Exception:  # the database being down must not stop searching Pinecone
+                logger.warning("pinecone %s: catalogue unavailable", self.namespace, exc_info=True)
+        return False
 
     def search_vectors(
         self, texts: Sequence[str], queries: Array, heads: Array, top_k: int = 10
@@ -423,62 +529,43 @@ class PineconeIndex(FusedSearch):
             )
 
     def count(self) -> int:
-        """Number of tickets indexed (from the sidecar; Pinecone's own count is eventual)."""
-        with self._lock:
-            self._load()
-            return len(self._state["hashes"])
+        """Number of tickets in the catalogue's namespace (Pinecone's own count is eventual)."""
+        return self.catalogue.count_tickets(self.namespace)
 
     def version(self) -> str:
-        """Changes whenever the contents change (a counter in the sidecar)."""
+        """Changes whenever the contents change: the catalogue's last number for the namespace."""
         with self._lock:
-            self._load()
-            return f"{self._state['uid']}-{self._state['counter']}"
-
-    def _list_ids(self) -> Iterator[str]:
-        token: str | None = None
-        while True:
-            page = self._call(
-                partial(
-                    self._index.list_paginated,
-                    namespace=self.namespace,
-                    limit=100,
-                    pagination_token=token,
-                )
-            )
-            for item in page.vectors:
-                if item.id is not None:
-                    yield item.id
-            token = page.pagination.next if page.pagination is not None else None
-            if not token:
-                return
+            self._catch_up(force=False)
+            return f"{self.namespace}@{self._seq}"
 
     def labelled(self) -> list[tuple[Ticket, Array]]:
-        """Tickets with an issue type and their body vectors (list + fetch, cached per version)."""
+        """Tickets with an issue type and their [body | title] vectors, from the catalogue
+        (cached per version): no Pinecone request."""
         ver = self.version()
         with self._lock:
             if self._labelled is not None and self._labelled[0] == ver:
                 return self._labelled[1]
-            ids = [i for i in self._list_ids() if not i.endswith(TITLE_SUFFIX)]
             out: list[tuple[Ticket, Array]] = []
-            for _vid, vec in sorted(self._fetch(ids).items()):
-                meta = dict(vec.metadata or {})
-                if meta.get("type"):
-                    out.append((ticket_from_metadata(meta), np.asarray(vec.values, np.float32)))
+            size = 8 * self._dim
+            seq = 0
+            while True:
+                rows = self.catalogue.tickets_since(
+                    self.namespace, seq, model=self.embedder.model_id, limit=PAGE
+                )
+                typed = [
+                    r
+                    for r in rows
+                    if r.ticket is not None
+                    and r.ticket.type
+                    and r.vectors is not None
+                    and len(r.vectors) == size
+                ]
+                if typed:
+                    body, title = decode_vectors([r.vectors or b"" for r in typed], self._dim)
+                    both = np.concatenate([body, title], axis=1)
+                    out += [(r.ticket, both[j]) for j, r in enumerate(typed) if r.ticket]
+                if len(rows) < PAGE:
+                    break
+                seq = rows[-1].seq
             self._labelled = (ver, out)
             return out
-
-    def rebuild_sidecar(self) -> int:
-        """Recounts hashes and BM25 statistics from what Pinecone holds (after losing the file)."""
-        with self._lock:
-            ids = [i for i in self._list_ids() if not i.endswith(TITLE_SUFFIX)]
-            state = self._fresh_state()
-            stats = CorpusStats()
-            for vid, vec in self._fetch(ids).items():
-                meta = dict(vec.metadata or {})
-                stats.add(stored_text(meta))
-                state["hashes"][vid] = meta.get("h", "")
-                state["records"][vid] = ""
-            self._state = state
-            self._stats = stats
-            self._save()
-            return len(ids)

@@ -20,11 +20,12 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 from jira import JIRA, JIRAError
@@ -49,7 +50,18 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_LIMIT = 255
 LINK_FIELD_LIMIT = 255  # a remote link's globalId and title, in UTF-16 units
-SEARCH_FIELDS = ["summary", "description", "issuetype", "status", "updated"]
+SEARCH_FIELDS = [
+    "summary",
+    "description",
+    "issuetype",
+    "status",
+    "updated",
+    "labels",
+    "components",
+]
+# UTC offsets run from -12 h to +14 h. A JQL wall time written this far behind UTC means an
+# instant at or before the one meant, whatever zone Jira reads it in.
+UNKNOWN_ZONE_MARGIN = timedelta(hours=14)
 _DC_TOKEN = "start:"
 _WS = re.compile(r"\s+")
 _GATEWAY_PATH = re.compile(r"^/ex/jira/[^/]+/?$")
@@ -199,6 +211,27 @@ def parse_jira_datetime(value: str | None) -> datetime | None:
         except ValueError:
             return None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def jql_wall_time(since: datetime, zone: ZoneInfo | None) -> datetime:
+    """The naive wall time to write in JQL so that Jira, reading it in *zone* (the account's
+    own time zone), means an instant at or before *since*, to the minute.
+
+    Without a zone, *since* in UTC minus ``UNKNOWN_ZONE_MARGIN``: early enough in every zone
+    (re-reading a few hours is cheap, as unchanged tickets are skipped). Around a daylight-
+    saving change a wall time can happen twice; it is moved back until both readings are early
+    enough.
+    """
+    since = since.astimezone(UTC)
+    if zone is None:
+        return (since - UNKNOWN_ZONE_MARGIN).replace(tzinfo=None, second=0, microsecond=0)
+    wall = since.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+    for _ in range(4):
+        readings = [wall.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1)]
+        if max(readings) <= since:
+            break
+        wall -= timedelta(minutes=30)
+    return wall
 
 
 def _error_body(resp: requests.Response | None) -> tuple[list[str], dict[str, str]]:
@@ -458,6 +491,9 @@ class JiraTracker:
         self._info: dict[str, Any] | None = None
         self._info_asked = False  # True once serverInfo answered or refused for good
         self._reporters: dict[str, dict[str, str] | None] = {}
+        # The zone Jira reads JQL dates in, asked at the start of each incremental search
+        # (a person may change the account's zone) and kept for that search's later pages.
+        self._zone: ZoneInfo | None = None
 
     def __repr__(self) -> str:
         flavour = {True: "cloud", False: "data-center", None: "auto"}[self._cloud]
@@ -652,8 +688,35 @@ class JiraTracker:
         page_size: int = 100,
         narrow: str | None = None,
     ) -> tuple[list[Ticket], str | None]:
-        """One page of *project*'s issues updated since *since* (all when None), oldest first."""
-        return self.search(updated_query(project, since, narrow), page_token, page_size)
+        """One page of *project*'s issues updated since *since* (all when None), oldest first.
+
+        *since* is an instant; JQL dates are wall times that Jira reads in the account's own
+        time zone (``GET myself``), so it is written in that zone.
+        """
+        wall = None
+        if since is not None:
+            if page_token is None:
+                self._zone = self.account_zone()
+            wall = jql_wall_time(since, self._zone)
+        return self.search(updated_query(project, wall, narrow), page_token, page_size)
+
+    def account_zone(self) -> ZoneInfo | None:
+        """The time zone of the account the bot uses (``GET myself``), None when Jira will
+        not say or names a zone this machine does not know."""
+        try:
+            raw = self._call("reading the account", lambda: self.client._get_json("myself"))
+        except (TrackerRetryable, TrackerRejected) as exc:
+            logger.warning("Jira would not give the account's time zone (%s); widening", exc)
+            return None
+        name = raw.get("timeZone") if isinstance(raw, dict) else None
+        if not isinstance(name, str) or not name:
+            logger.warning("Jira gave no time zone for the account; widening the sync window")
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            logger.warning("unknown time zone %r for the Jira account; widening", name)
+            return None
 
     def search(
         self, jql: str, page_token: str | None = None, page_size: int = 100
@@ -806,6 +869,12 @@ class JiraTracker:
             url=f"{base}/browse/{key}",
             status=(f.get("status") or {}).get("name"),
             updated=parse_jira_datetime(f.get("updated")),
+            labels=tuple(str(x) for x in f.get("labels") or () if x),
+            components=tuple(
+                str(c["name"])
+                for c in f.get("components") or ()
+                if isinstance(c, dict) and c.get("name")
+            ),
         )
 
 

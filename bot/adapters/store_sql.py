@@ -7,6 +7,7 @@
 - ``sql_posts``: ``Posts`` and ``Deliveries``
 - ``sql_filings``: ``Filings`` and ``Outbox``
 - ``sql_digests``: ``DigestLedger``
+- ``sql_catalogue``: ``TicketStore`` (the ticket catalogue the indexes are caches of)
 - here: ``KeyValue`` and the composition
 
 Every exactly-once decision is an INSERT on a unique key (filings, digests, Slack event ids,
@@ -23,6 +24,7 @@ from sqlalchemy import select
 
 from bot.adapters.files import private_dir
 from bot.adapters.sql_base import ERROR_MAX, SqlBase
+from bot.adapters.sql_catalogue import SqlCatalogue
 from bot.adapters.sql_digests import STALE_DIGEST_CLAIM, SqlDigests
 from bot.adapters.sql_filings import DONE_OUTBOX_KEEP, FILING_STATES, SqlFilings, SqlOutbox
 from bot.adapters.sql_posts import EVENT_KEEP, SqlDeliveries, SqlPosts
@@ -64,7 +66,7 @@ __all__ = [
 ]
 
 
-class SqlStore(SqlPosts, SqlDeliveries, SqlFilings, SqlOutbox, SqlDigests, SqlBase):
+class SqlStore(SqlPosts, SqlDeliveries, SqlFilings, SqlOutbox, SqlDigests, SqlCatalogue, SqlBase):
     """The ``Store`` port on SQLAlchemy (SQLite file or PostgreSQL). Thread-safe.
 
     ``SqlStore(url)``: ``sqlite:///path/to/file`` (parent directory is created) or

@@ -5,6 +5,7 @@ Pure Python and pydantic only; nothing here knows Slack, Jira, Pinecone or LangC
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime
 from typing import Any, Literal
@@ -184,7 +185,11 @@ class Triage(Analysis):
 
 
 class Ticket(Frozen):
-    """An issue in the tracker (Jira), as the index and the analyzer see it."""
+    """An issue in the tracker (Jira), as the index and the analyzer see it.
+
+    *labels* and *components* are the team's own, as the tracker has them (triage learns from
+    them); they are not part of the text a ticket is matched by.
+    """
 
     key: str
     title: str
@@ -193,9 +198,16 @@ class Ticket(Frozen):
     url: str | None = None
     status: str | None = None
     updated: datetime | None = None
+    labels: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
 
     def text(self) -> str:
+        """The text a ticket is embedded and matched by: title and description."""
         return f"{self.title}\n{self.description}".strip()
+
+    def content_hash(self) -> str:
+        """Identifies the embedded text: equal hashes mean the vectors need not be recomputed."""
+        return hashlib.sha256(f"{self.title}\x00{self.description}".encode()).hexdigest()[:32]
 
 
 class LabelledText(Frozen):

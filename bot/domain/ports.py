@@ -5,7 +5,7 @@ Adapters in ``bot.adapters`` implement them; tests implement them with fakes tha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -145,6 +145,23 @@ class TicketIndex(Protocol):
 
     def version(self) -> str:
         """Changes whenever the contents change, so caches know when to refresh."""
+        ...
+
+
+@runtime_checkable
+class CachedIndex(Protocol):
+    """An index capability: a local cache of the catalogue that catches up with the database.
+
+    The composition root checks for it once (``/readyz`` asks ``ready``; start-up calls
+    ``warm_up`` so the first search does not pay for loading the cache).
+    """
+
+    def warm_up(self, background: bool = True) -> None:
+        """Loads the cache from the catalogue now (in a thread when *background*)."""
+        ...
+
+    def ready(self) -> bool:
+        """True when the database answers and the cache has caught up at least once. Cheap."""
         ...
 
 
@@ -382,7 +399,72 @@ class KeyValue(Protocol):
     def set_value(self, key: str, value: str) -> None: ...
 
 
-class Store(Posts, Deliveries, Filings, Outbox, DigestLedger, KeyValue, Protocol):
+@dataclass(frozen=True)
+class CatalogueRow:
+    """One ticket as the catalogue holds it, at the sequence number of its last write.
+
+    *ticket* is None for a tombstone (a deleted key). *vectors* are the stored embedding of the
+    ticket's text for the model asked for (see ``TicketStore.tickets_since``), None when absent.
+    """
+
+    seq: int
+    key: str
+    content_hash: str
+    ticket: Ticket | None
+    vectors: bytes | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.ticket is None
+
+
+class TicketStore(Protocol):
+    """The ticket catalogue: every indexed ticket, per project (an index namespace), and the
+    embeddings of their texts per (content hash, embedding model), so a text is embedded once.
+
+    Every write of a ticket (or of its tombstone) takes the next number of one sequence shared
+    by all writers, in commit order: a reader that has applied everything up to *seq* catches
+    up with ``tickets_since(project, seq)`` and misses nothing. Local indexes are caches of it.
+    """
+
+    def put_tickets(self, project: str, tickets: Sequence[Ticket]) -> int:
+        """Adds or replaces tickets by key (a repeated key: the last wins); returns how many
+        were written. A ticket equal to the stored one is not written and takes no number."""
+        ...
+
+    def delete_tickets(self, project: str, keys: Sequence[str]) -> int:
+        """Replaces the live tickets of *keys* by tombstones; returns how many there were."""
+        ...
+
+    def tickets_since(
+        self, project: str, seq: int, *, model: str | None = None, limit: int = 1000
+    ) -> list[CatalogueRow]:
+        """Rows (tombstones included) written after *seq*, in sequence order, at most *limit*;
+        each with the vectors of *model* for its text when *model* is given and they exist."""
+        ...
+
+    def get_tickets(self, project: str, keys: Sequence[str]) -> dict[str, CatalogueRow]:
+        """The live rows of *keys* (unknown and deleted keys are left out), without vectors."""
+        ...
+
+    def catalogue_head(self, project: str) -> int:
+        """The sequence number of *project*'s last write (0 when none): cheap, indexed."""
+        ...
+
+    def count_tickets(self, project: str) -> int:
+        """How many live tickets *project* has."""
+        ...
+
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:
+        """Stores vectors by content hash for *model*; hashes already stored are kept."""
+        ...
+
+    def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors of *model* for those of *hashes* that have them."""
+        ...
+
+
+class Store(Posts, Deliveries, Filings, Outbox, DigestLedger, KeyValue, TicketStore, Protocol):
     """Everything durable; the SQL adapter implements it all, each use case needs a part."""
 
 

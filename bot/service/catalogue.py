@@ -1,4 +1,4 @@
-"""The ticket index for the batch command line: add tickets, find the closest ones."""
+"""The ticket catalogue's use cases: add tickets, find the closest ones, say when it is ready."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain.models import Match, Ticket
-from bot.domain.ports import TicketIndex
+from bot.domain.ports import CachedIndex, TicketIndex
 
 
 @dataclass
 class Catalogue:
-    """Indexing and similarity search over existing tickets (``index`` and ``similar``)."""
+    """Indexing and similarity search over existing tickets (``index``, ``similar``, readiness).
+
+    Writes go through the index to the catalogue in the database; *cache* is the index's local
+    cache of it, when it has one (the composition root checks once).
+    """
 
     index: TicketIndex
+    cache: CachedIndex | None = None
 
     def add(self, tickets: Sequence[Ticket]) -> int:
         """Upserts *tickets* (a repeated key replaces); returns how many were new or changed."""
@@ -24,4 +29,14 @@ class Catalogue:
         return self.index.search_many(texts, top_k=top_k)
 
     def count(self) -> int:
+        """How many tickets are indexed."""
         return self.index.count()
+
+    def warm_up(self) -> None:
+        """Starts loading the local cache in the background (no-op without one)."""
+        if self.cache is not None:
+            self.cache.warm_up(background=True)
+
+    def ready(self) -> bool:
+        """The database answers and the cache caught up once (always True without a cache)."""
+        return True if self.cache is None else self.cache.ready()

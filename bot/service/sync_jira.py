@@ -1,4 +1,10 @@
-"""Jira into the index: page through the project's issues and upsert them, incrementally."""
+"""Jira into the catalogue: page through the project's issues and upsert them, incrementally.
+
+The cursor is in Jira's own terms: the newest ``updated`` time Jira reported (Jira's clock, not
+ours), kept as an instant. The tracker adapter writes it into JQL in the zone Jira reads JQL
+dates in (the account's own), or widens the window when it cannot tell. A re-read ticket that
+did not change costs nothing beyond the page: the index compares it with the catalogue.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.domain.models import Ticket
 from bot.domain.ports import KeyValue, TicketIndex, Tracker
 
 logger = logging.getLogger(__name__)
 
-CURSOR_KEY = "sync-jira:{project}:updated"
-# Jira's JQL compares minutes in the *user's* time zone, and clocks drift: re-reading a margin
-# is cheap (upserts are idempotent and unchanged texts are not re-embedded).
+# A new key: the cursor of the on-disk index era ("sync-jira:{project}:updated", our clock) must
+# not make the first sync into an empty catalogue incremental.
+CURSOR_KEY = "sync-jira:{project}:jira-updated"
+# Jira's search index can show an issue a little after a newer one: re-read a margin (cheap).
 OVERLAP = timedelta(minutes=10)
 
 
@@ -25,8 +33,15 @@ class SyncResult:
     since: datetime | None
 
 
+def _newest(tickets: list[Ticket], current: datetime | None) -> datetime | None:
+    times = [t.updated.astimezone(UTC) for t in tickets if t.updated is not None]
+    if current is not None:
+        times.append(current)
+    return max(times, default=None)
+
+
 class JiraSync:
-    """Keeps the ticket index in step with the tracker."""
+    """Keeps the ticket catalogue (through the index) in step with the tracker."""
 
     def __init__(
         self,
@@ -55,19 +70,24 @@ class JiraSync:
         page_size: int = 100,
         progress: Callable[[int], None] | None = None,
     ) -> SyncResult:
-        """Upserts the project's issues updated since the last sync (all of them if *full*).
+        """Upserts the project's issues updated since the last sync (all of them if *full*, or
+        when the index is empty).
 
         *narrow* is the operator's own filter for this run (``sync-jira --jql``), else the
-        configured one.
-
-        The cursor only moves forward after every page is indexed, so an interrupted sync
-        repeats work instead of losing it.
+        configured one. The cursor only moves forward after every page is indexed, so an
+        interrupted sync repeats work instead of losing it.
         """
         started = self.clock()
         raw = None if full else self.store.get_value(self._cursor_key)
-        since = datetime.fromisoformat(raw) - OVERLAP if raw else None
+        cursor = datetime.fromisoformat(raw) if raw else None
+        since = cursor - OVERLAP if cursor else None
+        if since is not None and self.index.count() == 0:
+            logger.info("the index of %s is empty: reading every issue", self.project)
+            since = None
         token: str | None = None
         seen = upserted = pages = 0
+        newest: datetime | None = None
+        undated = False
         while True:
             tickets, token = self.tracker.updated_since(
                 self.project,
@@ -80,11 +100,16 @@ class JiraSync:
             if tickets:
                 upserted += self.index.upsert(tickets)
                 seen += len(tickets)
+                newest = _newest(tickets, newest)
+                undated = undated or any(t.updated is None for t in tickets)
                 if progress:
                     progress(len(tickets))
             if not token or not tickets:
                 break
-        self.store.set_value(self._cursor_key, started.isoformat())
+        if newest is None and undated:
+            newest = started  # a tracker that does not date its issues: our clock, as before
+        if newest is not None and (cursor is None or newest > cursor):
+            self.store.set_value(self._cursor_key, newest.isoformat())
         logger.info("synced %d issues from %s in %d pages", seen, self.project, pages)
         return SyncResult(seen=seen, upserted=upserted, pages=pages, since=since)
 

@@ -1,8 +1,14 @@
-"""The local ticket index: persistence, idempotence, fused ranking, and the duplicate rule."""
+"""The local ticket index: a cache of the catalogue, idempotence, fused ranking, the duplicate rule.
+
+Most tests run on the in-memory catalogue (``MemoryStore``); the ones about the database itself
+(other handles, PostgreSQL) take ``store_url``. Several indexes on one catalogue stand for
+several processes on one database.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,24 +16,62 @@ import pytest
 
 from bot.adapters.index_local import IndexModelMismatch, LocalIndex
 from bot.adapters.lexical import InvertedIndex, headline, tokenize
+from bot.adapters.store_sql import SqlStore
 from bot.domain.duplicates import is_likely_duplicate
 from bot.domain.models import Match, Ticket
-from bot.domain.ports import TicketIndex
+from bot.domain.ports import CachedIndex, CatalogueRow, TicketIndex, TicketStore
 from tests.fakes.embedder import HashEmbedder
+from tests.fakes.memory_store import MemoryStore
 from tests.fakes.tickets import TICKETS
 
 
-def make(tmp_path: Path, emb: HashEmbedder | None = None, **kw: object) -> LocalIndex:
-    return LocalIndex(tmp_path / "index" / "APP", emb or HashEmbedder(), **kw)  # type: ignore[arg-type]
+class CountingStore(MemoryStore):
+    """The in-memory catalogue, counting the rows each catch-up read and failing on demand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[int, int]] = []  # (after seq, rows returned)
+        self.fail_puts = 0
+        self.down = False
+
+    def tickets_since(
+        self, project: str, seq: int, *, model: str | None = None, limit: int = 1000
+    ) -> list[CatalogueRow]:
+        if self.down:
+            raise ConnectionError("database down")
+        rows = super().tickets_since(project, seq, model=model, limit=limit)
+        self.reads.append((seq, len(rows)))
+        return rows
+
+    def catalogue_head(self, project: str) -> int:
+        if self.down:
+            raise ConnectionError("database down")
+        return super().catalogue_head(project)
+
+    def put_tickets(self, project: str, tickets: Sequence[Ticket]) -> int:
+        if self.fail_puts:
+            self.fail_puts -= 1
+            raise ConnectionError("lost the connection")
+        return super().put_tickets(project, tickets)
 
 
-def test_implements_the_port(tmp_path: Path) -> None:
-    assert isinstance(make(tmp_path), TicketIndex)
+@pytest.fixture
+def cat() -> CountingStore:
+    return CountingStore()
 
 
-def test_upsert_is_idempotent_and_skips_unchanged_text(tmp_path: Path) -> None:
+def make(cat: TicketStore, emb: HashEmbedder | None = None, **kw: object) -> LocalIndex:
+    return LocalIndex(emb or HashEmbedder(), cat, "APP", **kw)  # type: ignore[arg-type]
+
+
+def test_implements_the_port(cat: CountingStore) -> None:
+    ix = make(cat)
+    assert isinstance(ix, TicketIndex) and isinstance(ix, CachedIndex)
+
+
+def test_upsert_is_idempotent_and_skips_unchanged_text(cat: CountingStore) -> None:
     emb = HashEmbedder()
-    ix = make(tmp_path, emb)
+    ix = make(cat, emb)
     assert ix.upsert(TICKETS) == 4
     texts, version = emb.texts, ix.version()
     assert texts == 8  # a body and a title vector per ticket
@@ -36,11 +80,13 @@ def test_upsert_is_idempotent_and_skips_unchanged_text(tmp_path: Path) -> None:
     assert emb.texts == texts
     assert ix.version() == version
     assert ix.count() == 4
+    assert cat.count_tickets("APP") == 4
+    assert len(cat.get_embeddings(emb.model_id, [t.content_hash() for t in TICKETS])) == 4
 
 
-def test_changed_ticket_replaces_the_old_one(tmp_path: Path) -> None:
+def test_changed_ticket_replaces_the_old_one(cat: CountingStore) -> None:
     emb = HashEmbedder()
-    ix = make(tmp_path, emb)
+    ix = make(cat, emb)
     ix.upsert(TICKETS)
     v1 = ix.version()
     changed = TICKETS[2].model_copy(
@@ -55,20 +101,32 @@ def test_changed_ticket_replaces_the_old_one(tmp_path: Path) -> None:
     assert all(m.key != "APP-3" for m in ix.search("export report csv spreadsheet", 4)[:1])
 
 
-def test_metadata_only_change_is_stored_without_embedding(tmp_path: Path) -> None:
+def test_metadata_only_change_is_stored_without_embedding(cat: CountingStore) -> None:
     emb = HashEmbedder()
-    ix = make(tmp_path, emb)
+    ix = make(cat, emb)
     ix.upsert(TICKETS)
     v1, before = ix.version(), emb.texts
-    assert ix.upsert([TICKETS[0].model_copy(update={"status": "Done"})]) == 1
+    assert ix.upsert([TICKETS[0].model_copy(update={"status": "Done", "labels": ("web",)})]) == 1
     assert emb.texts == before
     assert ix.version() != v1
     top = ix.search("Safari login crash", 1)[0]
     assert (top.key, top.status) == ("APP-1", "Done")
+    assert ix.get("APP-1") is not None and ix.get("APP-1").labels == ("web",)  # type: ignore[union-attr]
 
 
-def test_delete(tmp_path: Path) -> None:
-    ix = make(tmp_path)
+def test_a_text_is_embedded_once_across_instances(cat: CountingStore) -> None:
+    """Another process (or a re-sync) writing a text already stored reuses its vectors."""
+    a, b = HashEmbedder(), HashEmbedder()
+    make(cat, a).upsert(TICKETS)
+    other = make(cat, b)
+    renamed = [t.model_copy(update={"key": t.key.replace("APP", "WEB")}) for t in TICKETS]
+    assert other.upsert(renamed) == 4  # new keys, same texts
+    assert b.texts == 0
+    assert other.count() == 8
+
+
+def test_delete(cat: CountingStore) -> None:
+    ix = make(cat)
     ix.upsert(TICKETS)
     v1 = ix.version()
     ix.delete(["APP-1", "NOPE-9"])
@@ -82,90 +140,98 @@ def test_delete(tmp_path: Path) -> None:
     assert ix.search("admin page search slow", 1)[0].key == "APP-4"
 
 
-def test_persists_across_reopen_without_re_embedding(tmp_path: Path) -> None:
-    ix = make(tmp_path)
+def test_a_new_instance_loads_from_the_catalogue_without_embedding_or_files(
+    cat: CountingStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ix = make(cat)
     ix.upsert(TICKETS)
     expected = ix.search("dark theme dashboard", 4)
     emb = HashEmbedder()
-    again = make(tmp_path, emb)
-    assert emb.texts == 0
+    again = make(cat, emb)
     assert again.count() == 4
+    assert emb.texts == 0
     assert again.version() == ix.version()
     assert again.search("dark theme dashboard", 4) == expected
     assert again.upsert(TICKETS) == 0
-    files = sorted(p.name for p in (tmp_path / "index" / "APP").iterdir())
-    assert files[0] == "CURRENT" and len(files) == 2  # one live generation, no temp leftovers
+    assert list(tmp_path.iterdir()) == []  # nothing on disk: the database is the only state
 
 
-def test_reader_sees_writes_of_another_instance(tmp_path: Path) -> None:
-    reader = make(tmp_path)
+def test_reader_sees_writes_of_another_instance(cat: CountingStore) -> None:
+    reader = make(cat)
     reader.upsert(TICKETS[:2])
-    writer = make(tmp_path)
+    writer = make(cat)
     writer.upsert(TICKETS[2:])
     assert reader.count() == 4
     assert reader.search("export csv", 1)[0].key == "APP-3"
 
 
-def _state(tmp_path: Path) -> tuple[str, list[str]]:
-    """CURRENT's text and the live generation's files."""
-    root = tmp_path / "index" / "APP"
-    current = (root / "CURRENT").read_text()
-    return current, sorted(p.name for p in (root / current.split()[0]).iterdir())
-
-
 NEW = Ticket(key="APP-5", title="Two-factor login by SMS", description="Send a one-time code.")
 
 
-def test_small_upsert_writes_a_delta_segment_seen_by_another_instance(tmp_path: Path) -> None:
-    a = make(tmp_path)
+def test_other_instances_catch_up_by_sequence_number(cat: CountingStore) -> None:
+    a = make(cat)
     a.upsert(TICKETS)
-    base, _ = _state(tmp_path)
-    b = make(tmp_path)
+    b = make(cat)
+    assert b.count() == 4
+    cat.reads.clear()
     assert a.upsert([NEW]) == 1
-    current, files = _state(tmp_path)
-    assert current == f"{base} 1" and "d000001.npz" in files  # the base files were not rewritten
-    assert b.count() == 5 and b.version() == a.version()
     assert b.search("one-time code by SMS", 1)[0].key == "APP-5"
-    # The other direction, replayed incrementally: a changed text and a metadata-only change.
+    assert b.version() == a.version()
+    # b read only the one row written since its last number, not the catalogue again.
+    assert [n for seq, n in cat.reads if seq > 0 and n] == [1, 1]
+    # The other direction: a changed text and a metadata-only change.
     b.upsert([TICKETS[2].model_copy(update={"title": "Import vCard contacts", "description": "."})])
     b.upsert([TICKETS[0].model_copy(update={"status": "Done"})])
-    assert _state(tmp_path)[0] == f"{base} 3"
     assert a.version() == b.version()
     assert a.search("import vcard contacts", 1)[0].key == "APP-3"
     assert a.get("APP-1") is not None and a.get("APP-1").status == "Done"  # type: ignore[union-attr]
-    fresh = make(tmp_path)
-    assert fresh.search("vcard", 5) == a.search("vcard", 5)
+    fresh = make(cat)  # rows in catalogue order: only ties (score 0 here) may come out swapped
+    assert sorted(fresh.search("vcard", 5), key=lambda m: m.key) == sorted(
+        a.search("vcard", 5), key=lambda m: m.key
+    )
+    assert fresh.search("vcard", 1) == a.search("vcard", 1)
     assert fresh.version() == a.version()
 
 
-def test_half_written_delta_is_ignored(tmp_path: Path) -> None:
-    ix = make(tmp_path)
+def test_searches_ask_the_database_at_most_every_refresh_interval(cat: CountingStore) -> None:
+    now = [0.0]
+    reader = make(cat, refresh_every=5.0, clock=lambda: now[0])
+    writer = make(cat)
+    writer.upsert(TICKETS)
+    assert len(reader.search("export csv", 4)) == 4  # the first use loads
+    writer.upsert([NEW])
+    cat.reads.clear()
+    assert "APP-5" not in {m.key for m in reader.search("one-time code by SMS", 5)}
+    assert cat.reads == []  # within the interval: no query
+    now[0] = 5.0
+    assert reader.search("one-time code by SMS", 1)[0].key == "APP-5"
+    assert len(cat.reads) == 1
+    assert reader.count() == 5  # count, upsert and labelled always catch up
+
+
+def test_a_failed_catalogue_write_leaves_nothing_half_done(cat: CountingStore) -> None:
+    emb = HashEmbedder()
+    ix = make(cat, emb)
     ix.upsert(TICKETS)
-    ix.upsert([NEW])
-    root = tmp_path / "index" / "APP"
-    current, _ = _state(tmp_path)
-    gen = current.split()[0]
-    # A crash after writing the next segment (or part of it) but before switching CURRENT.
-    (root / gen / "d000002.npz").write_bytes(b"PK\x03\x04 truncated")
-    (root / ".tmp-d-crashed.npz").write_bytes(b"half")
-    again = make(tmp_path)
-    assert again.count() == 5
-    assert again.version() == ix.version()
-    assert ix.count() == 5
-    # The next write takes the unnamed segment's place.
-    again.upsert([NEW.model_copy(update={"key": "APP-6"})])
-    assert _state(tmp_path)[0] == f"{gen} 2"
-    assert make(tmp_path).count() == 6 and ix.count() == 6
+    cat.fail_puts = 1
+    with pytest.raises(ConnectionError):
+        ix.upsert([NEW])
+    assert ix.count() == 4 and make(cat).count() == 4
+    texts = emb.texts
+    assert ix.upsert([NEW]) == 1
+    assert emb.texts == texts  # the vectors stored before the failure are reused
+    assert ix.search("one-time code by SMS", 1)[0].key == "APP-5"
 
 
-def test_deletes_in_delta_segments(tmp_path: Path) -> None:
-    a = make(tmp_path)
+def test_deletes_reach_other_instances_as_tombstones(cat: CountingStore) -> None:
+    a = make(cat)
     a.upsert(TICKETS)
-    b = make(tmp_path)
+    b = make(cat)
+    assert b.count() == 4
     a.upsert([NEW])
     a.delete(["APP-5", "APP-2", "NOPE-1"])
-    assert _state(tmp_path)[0].endswith(" 2")
-    for ix in (a, b, make(tmp_path)):
+    for ix in (a, b, make(cat)):
         assert ix.count() == 3
         keys = {m.key for m in ix.search("dark theme dashboard one-time code", 10)}
         assert keys == {"APP-1", "APP-3", "APP-4"}
@@ -174,29 +240,53 @@ def test_deletes_in_delta_segments(tmp_path: Path) -> None:
     assert b.count() == 4 and b.get("APP-5") == NEW
 
 
-def test_deltas_merge_into_a_new_generation(tmp_path: Path) -> None:
-    a = make(tmp_path)
-    a.upsert(TICKETS)
-    a.delta_min_rows = 2
-    a.delta_share = 0.0
-    b = make(tmp_path)
-    base, _ = _state(tmp_path)
-    extra = [NEW.model_copy(update={"key": f"APP-{i}", "title": f"ticket {i}"}) for i in (5, 6, 7)]
-    a.upsert(extra[:1])
-    a.upsert(extra[1:2])
-    assert _state(tmp_path)[0] == f"{base} 2"
-    a.upsert(extra[2:])  # a third row exceeds the limit: merged
-    current, files = _state(tmp_path)
-    assert " " not in current and current != base
-    assert not any(f.startswith("d") for f in files)
-    root = tmp_path / "index" / "APP"
-    assert sorted(p.name for p in root.iterdir()) == ["CURRENT", current]
-    for ix in (b, make(tmp_path)):
-        assert ix.count() == 7 and ix.version() == a.version()
-        assert ix.search("ticket 6", 1)[0].key == "APP-6"
-    a.delta_max_files = 0  # every write merges
-    a.delete(["APP-6"])
-    assert " " not in _state(tmp_path)[0] and b.count() == 6
+def test_readiness_warms_up_in_the_background_and_needs_the_database(cat: CountingStore) -> None:
+    make(cat).upsert(TICKETS)
+    ix = make(cat)
+    assert ix.ready() is False  # never waits: starts loading instead
+    assert ix._warming is not None
+    ix._warming.join(timeout=30)
+    assert ix.ready() is True
+    cat.down = True
+    assert ix.ready() is False
+    cat.down = False
+    cold = make(cat)
+    cold.warm_up(background=False)
+    assert cold.ready() is True and cold.count() == 4
+
+
+def test_searches_answer_from_the_cache_while_the_database_is_away(cat: CountingStore) -> None:
+    cold = make(cat)
+    warm = make(cat)
+    warm.upsert(TICKETS)
+    cat.down = True
+    assert warm.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+    with pytest.raises(ConnectionError):
+        cold.search("anything")  # never loaded: nothing to answer from
+    cat.down = False
+    assert cold.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+
+
+def test_sql_catalogue_serves_new_handles_and_reembeds_nothing(store_url: str) -> None:
+    first, second = SqlStore(store_url), SqlStore(store_url)
+    try:
+        writer = make(first)
+        writer.upsert(TICKETS)
+        writer.delete(["APP-4"])
+        emb = HashEmbedder()
+        reader = make(second, emb)
+        assert reader.count() == 3 and emb.texts == 0
+        assert reader.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+        writer.upsert([NEW])
+        assert reader.search("one-time code by SMS", 1)[0].key == "APP-5"
+        assert reader.version() == writer.version()
+        labelled = dict(reader.labelled())
+        np.testing.assert_allclose(
+            labelled[TICKETS[0]][: emb.dim], HashEmbedder().embed([TICKETS[0].text()])[0], atol=1e-6
+        )
+    finally:
+        first.close()
+        second.close()
 
 
 def test_dense_term_columns_score_like_postings() -> None:
@@ -241,22 +331,22 @@ def test_few_new_documents_are_scored_without_rebuilding_bm25() -> None:
     assert lex._indptr is not compiled and not lex._pending
 
 
-def test_model_mismatch_raises_or_reembeds(tmp_path: Path) -> None:
-    make(tmp_path).upsert(TICKETS)
+def test_model_mismatch_raises_or_reembeds_once(cat: CountingStore) -> None:
+    make(cat).upsert(TICKETS)
     with pytest.raises(IndexModelMismatch):
-        make(tmp_path, HashEmbedder(model_id="other-model"), on_mismatch="raise")
+        make(cat, HashEmbedder(model_id="other-model"), on_mismatch="raise").count()
     other = HashEmbedder(dim=64, model_id="other-model")
-    ix = make(tmp_path, other)
-    assert other.texts == 8  # re-embedded from the stored tickets
+    ix = make(cat, other)
     assert ix.count() == 4
+    assert other.texts == 8  # re-embedded from the stored tickets, and stored
     assert ix.labelled()[0][1].shape == (128,)
-    reopened_emb = HashEmbedder(dim=64, model_id="other-model")
-    make(tmp_path, reopened_emb)
-    assert reopened_emb.texts == 0
+    second = HashEmbedder(dim=64, model_id="other-model")
+    assert make(cat, second).count() == 4
+    assert second.texts == 0  # the next replica of the new model finds the vectors stored
 
 
-def test_fused_ranking_puts_the_paraphrased_duplicate_first(tmp_path: Path) -> None:
-    ix = make(tmp_path)
+def test_fused_ranking_puts_the_paraphrased_duplicate_first(cat: CountingStore) -> None:
+    ix = make(cat)
     ix.upsert(TICKETS)
     matches = ix.search("Safari crashes when I open the login page", 4)
     assert matches[0].key == "APP-1"
@@ -271,9 +361,9 @@ def test_fused_ranking_puts_the_paraphrased_duplicate_first(tmp_path: Path) -> N
     assert matches[0].score > matches[1].score
 
 
-def test_search_many_matches_single_searches_in_one_embedding_call(tmp_path: Path) -> None:
+def test_search_many_matches_single_searches_in_one_embedding_call(cat: CountingStore) -> None:
     emb = HashEmbedder()
-    ix = make(tmp_path, emb)
+    ix = make(cat, emb)
     ix.upsert(TICKETS)
     queries = ["csv export of reports", "night theme", "admin search is slow\nit takes ages"]
     singles = [ix.search(q, 3) for q in queries]
@@ -283,8 +373,8 @@ def test_search_many_matches_single_searches_in_one_embedding_call(tmp_path: Pat
     assert ix.search_many([], 3) == []
 
 
-def test_empty_index_and_top_k(tmp_path: Path) -> None:
-    ix = make(tmp_path)
+def test_empty_index_and_top_k(cat: CountingStore) -> None:
+    ix = make(cat)
     assert ix.search("anything") == []
     assert ix.count() == 0
     ix.upsert(TICKETS)
@@ -292,9 +382,9 @@ def test_empty_index_and_top_k(tmp_path: Path) -> None:
     assert len(ix.search("page", 50)) == 4
 
 
-def test_labelled_returns_typed_tickets_with_body_and_title_vectors(tmp_path: Path) -> None:
+def test_labelled_returns_typed_tickets_with_body_and_title_vectors(cat: CountingStore) -> None:
     emb = HashEmbedder()
-    ix = make(tmp_path, emb)
+    ix = make(cat, emb)
     ix.upsert(TICKETS)
     labelled = ix.labelled()
     assert [t.key for t, _ in labelled] == ["APP-1", "APP-2", "APP-4"]
@@ -305,8 +395,8 @@ def test_labelled_returns_typed_tickets_with_body_and_title_vectors(tmp_path: Pa
     np.testing.assert_allclose(vec[d:], HashEmbedder().embed([ticket.title])[0], atol=1e-6)
 
 
-def test_concurrent_upserts_and_searches(tmp_path: Path) -> None:
-    ix = make(tmp_path)
+def test_concurrent_upserts_and_searches(cat: CountingStore) -> None:
+    ix = make(cat)
     errors: list[BaseException] = []
 
     def writer(start: int) -> None:
@@ -332,7 +422,7 @@ def test_concurrent_upserts_and_searches(tmp_path: Path) -> None:
         t.join()
     assert errors == []
     assert ix.count() == 40
-    assert make(tmp_path).count() == 40
+    assert make(cat).count() == 40
 
 
 def test_bm25_scores_only_matching_rows_and_leave_one_out() -> None:

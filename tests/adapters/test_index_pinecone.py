@@ -1,4 +1,7 @@
-"""The Pinecone index adapter, running the real ``pinecone`` SDK against a local fake data plane."""
+"""The Pinecone index adapter, running the real ``pinecone`` SDK against a local fake data plane.
+
+Its state lives in the catalogue (``MemoryStore`` here, SQL in the last test): no local file.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ import pytest
 from pinecone.errors import ApiError
 
 from bot.adapters.index_local import IndexModelMismatch
-from bot.adapters.index_pinecone import MAX_METADATA_BYTES, PineconeIndex
+from bot.adapters.index_pinecone import MAX_METADATA_BYTES, PineconeIndex, PineconeState
+from bot.adapters.store_sql import SqlStore
 from bot.domain.models import Ticket
-from bot.domain.ports import TicketIndex
+from bot.domain.ports import CachedIndex, TicketIndex
 from tests.fakes.embedder import HashEmbedder
+from tests.fakes.memory_store import MemoryStore
 from tests.fakes.pinecone_server import MAX_REQUEST_BYTES, FakePinecone
 from tests.fakes.tickets import TICKETS
 
@@ -28,12 +33,17 @@ def fake() -> Iterator[FakePinecone]:
     server.stop()
 
 
+@pytest.fixture
+def cat() -> MemoryStore:
+    return MemoryStore()
+
+
 def make(
-    fake: FakePinecone, tmp_path: Path, emb: HashEmbedder | None = None, **kw: object
+    fake: FakePinecone, cat: PineconeState, emb: HashEmbedder | None = None, **kw: object
 ) -> PineconeIndex:
     return PineconeIndex(
         emb or HashEmbedder(),
-        state_dir=tmp_path / "pinecone",
+        catalogue=cat,
         namespace=NS,
         api_key=fake.api_key,
         host=fake.url,
@@ -46,9 +56,9 @@ def ok_upserts(fake: FakePinecone) -> list[dict[str, object]]:
     return [r.body for r in fake.calls("/vectors/upsert") if r.status == 200]
 
 
-def test_implements_the_port_and_sends_sdk_headers(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path)
-    assert isinstance(ix, TicketIndex)
+def test_implements_the_port_and_sends_sdk_headers(fake: FakePinecone, cat: MemoryStore) -> None:
+    ix = make(fake, cat)
+    assert isinstance(ix, TicketIndex) and isinstance(ix, CachedIndex)
     ix.upsert(TICKETS)
     req = fake.calls("/vectors/upsert")[0]
     headers = {k.lower(): v for k, v in req.headers.items()}
@@ -69,9 +79,9 @@ def test_implements_the_port_and_sends_sdk_headers(fake: FakePinecone, tmp_path:
     assert "type" not in fake.metadata(NS, "APP-3")  # type: ignore[operator]  # no nulls
 
 
-def test_upsert_is_idempotent(fake: FakePinecone, tmp_path: Path) -> None:
+def test_upsert_is_idempotent(fake: FakePinecone, cat: MemoryStore) -> None:
     emb = HashEmbedder()
-    ix = make(fake, tmp_path, emb)
+    ix = make(fake, cat, emb)
     assert ix.upsert(TICKETS) == 4
     version, n_requests, texts = ix.version(), len(fake.requests), emb.texts
     assert ix.upsert(TICKETS) == 0
@@ -82,10 +92,10 @@ def test_upsert_is_idempotent(fake: FakePinecone, tmp_path: Path) -> None:
 
 
 def test_changed_text_is_re_embedded_and_status_change_reuses_the_vector(
-    fake: FakePinecone, tmp_path: Path
+    fake: FakePinecone, cat: MemoryStore
 ) -> None:
     emb = HashEmbedder()
-    ix = make(fake, tmp_path, emb)
+    ix = make(fake, cat, emb)
     ix.upsert(TICKETS)
     v1, texts = ix.version(), emb.texts
     old_vec = fake.namespaces[NS]["APP-1"].values
@@ -105,13 +115,13 @@ def test_changed_text_is_re_embedded_and_status_change_reuses_the_vector(
     assert sorted(v["id"] for v in last) == ["APP-3", "APP-3#t"]  # type: ignore[attr-defined]
     assert ix.search("import vcard contacts", 1)[0].key == "APP-3"
     assert ix.count() == 4
-    stats = json.loads((tmp_path / "pinecone" / f"{NS}.json").read_text())["stats"]
+    stats = ix._stats.to_json()  # BM25 statistics, counted from the catalogue
     assert stats["n_docs"] == 4
     assert "csv" not in stats["df"] and stats["df"]["vcard"] == 1
 
 
-def test_delete_removes_both_records(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path)
+def test_delete_removes_both_records(fake: FakePinecone, cat: MemoryStore) -> None:
+    ix = make(fake, cat)
     ix.upsert(TICKETS)
     v1 = ix.version()
     ix.delete(["APP-1", "NOPE-1"])
@@ -125,9 +135,9 @@ def test_delete_removes_both_records(fake: FakePinecone, tmp_path: Path) -> None
 
 
 def test_fused_ranking_puts_the_paraphrased_duplicate_first(
-    fake: FakePinecone, tmp_path: Path
+    fake: FakePinecone, cat: MemoryStore
 ) -> None:
-    ix = make(fake, tmp_path)
+    ix = make(fake, cat)
     ix.upsert(TICKETS)
     matches = ix.search("Safari crashes when I open the login page", 4)
     assert [m.key for m in matches][:1] == ["APP-1"]
@@ -142,11 +152,11 @@ def test_fused_ranking_puts_the_paraphrased_duplicate_first(
     assert many[1][0].key == "APP-3"
 
 
-def test_scores_agree_with_the_local_index(fake: FakePinecone, tmp_path: Path) -> None:
+def test_scores_agree_with_the_local_index(fake: FakePinecone, cat: MemoryStore) -> None:
     from bot.adapters.index_local import LocalIndex
 
-    ix = make(fake, tmp_path)
-    local = LocalIndex(tmp_path / "local" / NS, HashEmbedder())
+    ix = make(fake, cat)
+    local = LocalIndex(HashEmbedder(), MemoryStore(), NS)
     ix.upsert(TICKETS)
     local.upsert(TICKETS)
     q = "the admin page search is slow"
@@ -156,8 +166,8 @@ def test_scores_agree_with_the_local_index(fake: FakePinecone, tmp_path: Path) -
         assert a.score == pytest.approx(b.score, abs=1e-4)
 
 
-def test_batches_stay_within_pinecone_limits(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path)
+def test_batches_stay_within_pinecone_limits(fake: FakePinecone, cat: MemoryStore) -> None:
+    ix = make(fake, cat)
     tickets = [
         Ticket(key=f"BIG-{i}", title=f"ticket {i}", description=f"words {i % 7} and more")
         for i in range(2500)
@@ -173,9 +183,9 @@ def test_batches_stay_within_pinecone_limits(fake: FakePinecone, tmp_path: Path)
 
 
 def test_large_metadata_is_cut_to_fit_and_requests_split_by_size(
-    fake: FakePinecone, tmp_path: Path
+    fake: FakePinecone, cat: MemoryStore
 ) -> None:
-    ix = make(fake, tmp_path)
+    ix = make(fake, cat)
     huge = "Crash log: " + 'é€ "quoted"\n' * 8000  # ~100 KB of multi-byte and escaped text
     tickets = [
         Ticket(key=f"LOG-{i}", title=f"crash report {i}", description=huge) for i in range(60)
@@ -193,81 +203,173 @@ def test_large_metadata_is_cut_to_fit_and_requests_split_by_size(
     assert huge.startswith(meta["desc"])
 
 
-def test_retries_429_then_succeeds(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path)
+def test_retries_429_then_succeeds(fake: FakePinecone, cat: MemoryStore) -> None:
+    ix = make(fake, cat)
     fake.fail_next(429, times=2)
     assert ix.upsert(TICKETS) == 4
-    statuses = [r.status for r in fake.calls("/vectors/upsert")]
-    assert statuses == [429, 429, 200]
+    # The first request asks whether Pinecone already holds these texts (see the upgrade test).
+    calls = [(r.path, r.status) for r in fake.requests]
+    assert calls == [("/vectors/fetch", 429)] * 2 + [("/vectors/fetch", 200)] + [
+        ("/vectors/upsert", 200)
+    ]
     assert ix.count() == 4
 
 
-def test_gives_up_after_repeated_server_errors(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path, retries=1)
+def test_gives_up_after_repeated_server_errors(fake: FakePinecone, cat: MemoryStore) -> None:
+    emb = HashEmbedder()
+    ix = make(fake, cat, emb, retries=1)
+    ix.upsert(TICKETS[:1])
     fake.fail_next(503, times=1000)
     with pytest.raises(ApiError) as info:
         ix.upsert(TICKETS)
     assert info.value.status_code == 503
-    assert len(fake.calls("/vectors/upsert")) >= 2  # our retry on top of the SDK's own
-    assert ix.count() == 0  # nothing recorded as indexed
+    assert len(fake.calls("/vectors/fetch")) >= 3  # our retry on top of the SDK's own
+    assert ix.count() == 1  # nothing more recorded as indexed
     fake.failures.clear()
-    assert ix.upsert(TICKETS) == 4
+    assert ix.upsert(TICKETS) == 3
+    assert emb.texts == 8  # every text embedded once, whatever failed in between
+    fake.fail_next(503, times=1000)
+    with pytest.raises(ApiError):
+        ix.upsert([TICKETS[0].model_copy(update={"status": "Done"})])  # no fetch: the upsert
+    assert len(fake.calls("/vectors/upsert")) >= 4 and ix.count() == 4
+    fake.failures.clear()
+    assert ix.upsert([TICKETS[0].model_copy(update={"status": "Done"})]) == 1
 
 
-def test_bad_request_is_not_retried(fake: FakePinecone, tmp_path: Path) -> None:
+def test_bad_request_is_not_retried(fake: FakePinecone, cat: MemoryStore) -> None:
     fake.dimension = 8  # the index was created with another dimension
-    ix = make(fake, tmp_path)
+    ix = make(fake, cat)
     with pytest.raises(ApiError) as info:
         ix.upsert(TICKETS)
     assert info.value.status_code == 400
     assert len(fake.calls("/vectors/upsert")) == 1
 
 
-def test_labelled_lists_and_fetches_pages_and_caches(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path)
+def test_labelled_comes_from_the_catalogue_and_is_cached(
+    fake: FakePinecone, cat: MemoryStore
+) -> None:
+    ix = make(fake, cat)
     many = [
         Ticket(key=f"L-{i:03d}", title=f"item {i}", description="d", type="Bug" if i % 2 else None)
         for i in range(150)
     ]
     ix.upsert(many)
+    n = len(fake.requests)
     labelled = ix.labelled()
     assert sorted(t.key for t, _ in labelled) == sorted(t.key for t in many if t.type)
-    assert all(v.shape == (384,) for _, v in labelled)
+    assert all(v.shape == (2 * 384,) for _, v in labelled)
     vec = next(v for t, v in labelled if t.key == "L-001")
-    np.testing.assert_allclose(vec, HashEmbedder().embed(["item 1\nd"])[0], atol=1e-5)
-    assert len(fake.calls("/vectors/list")) >= 3  # 300 ids, 100 per page
-    n = len(fake.requests)
-    assert ix.labelled() == labelled
-    assert len(fake.requests) == n
+    np.testing.assert_allclose(vec[:384], HashEmbedder().embed(["item 1\nd"])[0], atol=1e-6)
+    np.testing.assert_allclose(vec[384:], HashEmbedder().embed(["item 1"])[0], atol=1e-6)
+    assert ix.labelled() is labelled
+    assert len(fake.requests) == n  # no Pinecone request
     ix.upsert([many[0].model_copy(update={"type": "Story"})])
     assert len(ix.labelled()) == len(labelled) + 1
 
 
-def test_sidecar_persists_and_model_mismatch_is_refused(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path)
+def test_state_lives_in_the_database_and_model_mismatch_is_refused(
+    fake: FakePinecone, cat: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ix = make(fake, cat)
     ix.upsert(TICKETS)
-    again = make(fake, tmp_path)
+    again = make(fake, cat)  # another replica: same database, no file anywhere
     assert again.count() == 4
     assert again.version() == ix.version()
     n = len(fake.requests)
     assert again.upsert(TICKETS) == 0
     assert len(fake.requests) == n
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(IndexModelMismatch):
-        make(fake, tmp_path, HashEmbedder(model_id="other-model"))
-    reset = make(fake, tmp_path, HashEmbedder(model_id="other-model"), on_mismatch="reset")
-    assert reset.count() == 0
-    assert fake.ids(NS) == set()
+        make(fake, cat, HashEmbedder(model_id="other-model"))
+    other = HashEmbedder(model_id="other-model")
+    reset = make(fake, cat, other, on_mismatch="reset")
+    # Emptied and filled again from the catalogue, each text embedded once with the new model.
+    assert reset.count() == 4 and other.texts == 8
+    assert fake.ids(NS) == {t.key for t in TICKETS} | {t.key + "#t" for t in TICKETS}
+    np.testing.assert_allclose(
+        fake.namespaces[NS]["APP-1"].values, other.embed([TICKETS[0].text()])[0], atol=1e-5
+    )
+    assert make(fake, cat, HashEmbedder(model_id="other-model")).count() == 4
 
 
-def test_rebuild_sidecar_from_pinecone(fake: FakePinecone, tmp_path: Path) -> None:
-    ix = make(fake, tmp_path)
-    ix.upsert(TICKETS)
-    before = json.loads((tmp_path / "pinecone" / f"{NS}.json").read_text())["stats"]
-    (tmp_path / "pinecone" / f"{NS}.json").unlink()
-    fresh = make(fake, tmp_path)
-    assert fresh.count() == 0
-    assert fresh.rebuild_sidecar() == 4
-    assert fresh.count() == 4
-    after = json.loads((tmp_path / "pinecone" / f"{NS}.json").read_text())["stats"]
-    assert after == before
-    assert fresh.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+def test_a_replica_that_never_synced_searches_pinecone(
+    fake: FakePinecone, cat: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    a = make(fake, cat)
+    a.upsert(TICKETS)
+    query = "Safari crashes when I open the login page"
+    expected = a.search(query, 4)
+    # Replica B on the same database, an empty disk, never synced: the same answer.
+    b = make(fake, cat)
+    assert b.search(query, 4) == expected
+    # Even on a database whose catalogue is empty, Pinecone is searched (BM25 then counts
+    # over the candidates).
+    c = make(fake, MemoryStore())
+    found = c.search(query, 4)
+    assert found[0].key == "APP-1"
+    assert [m.key for m in found] == [m.key for m in expected]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vectors_already_in_pinecone_are_reused_when_the_catalogue_is_new(
+    fake: FakePinecone, cat: MemoryStore
+) -> None:
+    """Upgrading: Pinecone was filled before the catalogue existed. The first sync fills the
+    catalogue with the vectors Pinecone holds for the same texts instead of embedding again."""
+    make(fake, MemoryStore()).upsert(TICKETS)
+    emb = HashEmbedder()
+    ix = make(fake, cat, emb)
+    changed = TICKETS[3].model_copy(update={"description": "now much slower"})
+    assert ix.upsert([*TICKETS[:3], changed]) == 4
+    assert emb.texts == 2  # only the changed text
+    assert cat.count_tickets(NS) == 4
+    assert len(cat.get_embeddings(emb.model_id, [t.content_hash() for t in TICKETS[:3]])) == 3
+    assert ix.search("the admin page search is slow", 1)[0].key == "APP-4"
+
+
+def test_on_a_sql_catalogue(fake: FakePinecone, store_url: str) -> None:
+    first, second = SqlStore(store_url), SqlStore(store_url)
+    try:
+        make(fake, first).upsert(TICKETS)
+        emb = HashEmbedder()
+        b = make(fake, second, emb)
+        assert b.count() == 4 and b.upsert(TICKETS) == 0 and emb.texts == 0
+        assert b.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+        b.delete(["APP-1"])
+        assert make(fake, first).count() == 3
+        assert "APP-1" not in fake.ids(NS)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_bootstrap_wires_pinecone_on_the_database(
+    fake: FakePinecone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas through the composition root: B never synced, has no disk, and searches."""
+    from bot.bootstrap import bootstrap
+    from bot.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    replicas = []
+    for name in ("a", "b"):
+        settings = load_settings(
+            bot_data_dir=tmp_path / name,
+            database_url=db,
+            pinecone_api_key=fake.api_key,
+            pinecone_host=fake.url,
+            _env_file=None,
+        )
+        replicas.append(bootstrap(settings, embedder=HashEmbedder(), llm=None, chat=None))
+    a, b = replicas
+    assert isinstance(a.adapters.index, PineconeIndex)
+    a.catalogue.add(TICKETS)
+    found = b.catalogue.similar(["Safari crashes when I open the login page"], top_k=1)
+    assert found[0][0].key == "APP-1"
+    b.catalogue.warm_up()
+    b.adapters.index._warming.join(timeout=30)  # type: ignore[attr-defined]
+    assert b.catalogue_ready() and b.catalogue.count() == 4
+    assert [p for name in ("a", "b") for p in (tmp_path / name).rglob("*")] == []  # no files

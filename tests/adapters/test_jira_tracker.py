@@ -438,7 +438,9 @@ def test_search_pages_through_everything(cloud: bool) -> None:
         path = "/rest/api/2/search/jql" if cloud else "/rest/api/2/search"
         calls = [r for r in fake.requests if r.path == path]
         assert len(calls) == 3
-        assert calls[0].param("fields") == "summary,description,issuetype,status,updated"
+        assert calls[0].param("fields") == (
+            "summary,description,issuetype,status,updated,labels,components"
+        )
         if cloud:
             assert calls[1].param("nextPageToken")
         else:

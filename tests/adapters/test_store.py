@@ -33,6 +33,7 @@ from bot.adapters.store_sql import (
     slack_events,
 )
 from bot.config import Settings
+from bot.domain.models import Ticket
 from bot.domain.ports import Fence, RetryAt, Store, StoredPost
 from tests.fakes.memory_store import ManualClock, MemoryStore
 
@@ -854,3 +855,152 @@ def test_pg_returns_utc_whatever_the_session_zone(pg_url: str) -> None:
         assert [p.ts for p in s.posts_between(T0, T0 + timedelta(seconds=1))] == ["1.0"]
     finally:
         s.close()
+
+
+# --------------------------------------------------------------------------- ticket catalogue
+
+
+def _ticket(key: str, title: str = "a title", **kw: Any) -> Ticket:
+    return Ticket(key=key, title=title, **kw)
+
+
+def test_catalogue_round_trip_numbers_writes_and_skips_unchanged(store: AnyStore) -> None:
+    full = _ticket(
+        "APP-1",
+        "Login crashes",
+        description="on Safari",
+        type="Bug",
+        status="Open",
+        url="https://jira.example/browse/APP-1",
+        updated=datetime(2025, 3, 3, 9, 0, 0, 123000, tzinfo=timezone(timedelta(hours=-5))),
+        labels=("safari", "login"),
+        components=("Web",),
+    )
+    assert store.catalogue_head("APP") == 0
+    assert store.put_tickets("APP", [full, _ticket("APP-2")]) == 2
+    rows = store.tickets_since("APP", 0)
+    assert [r.key for r in rows] == ["APP-1", "APP-2"]
+    assert rows[0].seq < rows[1].seq == store.catalogue_head("APP")
+    assert rows[0].ticket == full and rows[0].content_hash == full.content_hash()
+    assert rows[0].ticket is not None and rows[0].ticket.labels == ("safari", "login")
+    assert rows[0].ticket.updated is not None and rows[0].ticket.updated.tzinfo is UTC
+    assert rows[0].vectors is None
+    head = store.catalogue_head("APP")
+    # Writing what is stored again is free: no new number, nothing for readers to re-read.
+    assert store.put_tickets("APP", [full, _ticket("APP-2")]) == 0
+    assert store.catalogue_head("APP") == head
+    # A later duplicate in one call wins; a metadata-only change is a write.
+    done = full.model_copy(update={"status": "Done"})
+    assert store.put_tickets("APP", [full.model_copy(update={"status": "X"}), done]) == 1
+    (changed,) = store.tickets_since("APP", head)
+    assert changed.ticket == done and changed.seq > head
+    assert store.get_tickets("APP", ["APP-1", "NOPE-1"])["APP-1"].ticket == done
+    assert store.count_tickets("APP") == 2
+    assert store.tickets_since("APP", 0, limit=1)[0].key == "APP-2"  # in number order
+
+
+def test_catalogue_deletes_leave_tombstones_readers_can_follow(store: AnyStore) -> None:
+    store.put_tickets("APP", [_ticket("APP-1"), _ticket("APP-2")])
+    head = store.catalogue_head("APP")
+    assert store.delete_tickets("APP", ["APP-1", "APP-1", "NOPE-1"]) == 1
+    assert store.delete_tickets("APP", ["APP-1"]) == 0  # already a tombstone
+    (tomb,) = store.tickets_since("APP", head, model="m")
+    assert (tomb.key, tomb.deleted, tomb.vectors) == ("APP-1", True, None)
+    assert tomb.seq == store.catalogue_head("APP") > head
+    assert store.get_tickets("APP", ["APP-1"]) == {}
+    assert store.count_tickets("APP") == 1
+    assert store.put_tickets("APP", [_ticket("APP-1", "back again")]) == 1
+    assert store.get_tickets("APP", ["APP-1"])["APP-1"].ticket == _ticket("APP-1", "back again")
+    assert store.count_tickets("APP") == 2
+
+
+def test_catalogue_projects_are_separate_and_numbers_shared(store: AnyStore) -> None:
+    store.put_tickets("APP", [_ticket("APP-1")])
+    store.put_tickets("WEB", [_ticket("APP-1", "same key, other project")])
+    assert store.catalogue_head("WEB") > store.catalogue_head("APP") > 0
+    assert [r.ticket.title for r in store.tickets_since("WEB", 0) if r.ticket] == [
+        "same key, other project"
+    ]
+    assert store.count_tickets("APP") == store.count_tickets("WEB") == 1
+    assert store.delete_tickets("WEB", ["APP-1"]) == 1 and store.count_tickets("APP") == 1
+
+
+def test_catalogue_embeddings_per_hash_and_model(store: AnyStore) -> None:
+    t = _ticket("APP-1", "Export CSV", description="reports")
+    store.put_embeddings("m1", {t.content_hash(): b"\x01" * 16, "other": b"\x02"})
+    store.put_embeddings("m1", {t.content_hash(): b"\xff" * 16})  # the first one is kept
+    store.put_embeddings("m2", {t.content_hash(): b"\x03" * 16})
+    assert store.get_embeddings("m1", [t.content_hash(), "missing"]) == {
+        t.content_hash(): b"\x01" * 16
+    }
+    store.put_tickets("APP", [t])
+    (row,) = store.tickets_since("APP", 0, model="m2")
+    assert row.vectors == b"\x03" * 16
+    assert store.tickets_since("APP", 0, model="m3")[0].vectors is None
+    assert store.tickets_since("APP", 0)[0].vectors is None
+
+
+def test_catalogue_refuses_naive_updated(store: AnyStore) -> None:
+    with pytest.raises(Exception, match="naive"):
+        store.put_tickets("APP", [_ticket("APP-1", updated=datetime(2025, 1, 1, 9, 0))])
+    assert store.catalogue_head("APP") == 0
+
+
+def test_catalogue_readers_following_concurrent_writers_miss_nothing(backend: Backend) -> None:
+    """Numbers become visible in commit order: a reader that moves its cursor to the highest
+    number it saw never skips a write that commits later with a lower number."""
+    writers = backend.handles(4)
+    reader = writers[0]
+    done = threading.Event()
+    seen: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def follow() -> None:
+        cursor = 0
+        try:
+            while True:
+                finished = done.is_set()
+                rows = reader.tickets_since("APP", cursor, limit=50)
+                for row in rows:
+                    assert row.seq > cursor
+                    cursor = row.seq
+                    seen[row.key] = row.seq
+                if finished and len(rows) < 50:
+                    return
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    try:
+        _race(4, lambda i: all(writers[i].put_tickets("APP", [_ticket(f"W{i}-{j}")]) == 1
+                               for j in range(25)))  # fmt: skip
+    finally:
+        done.set()
+        follower.join()
+        for extra in writers[1:]:
+            if extra is not reader:
+                extra.close()
+    assert errors == []
+    assert len(seen) == 100
+    numbers = [r.seq for r in reader.tickets_since("APP", 0, limit=1000)]
+    assert len(set(numbers)) == 100 and numbers == sorted(numbers)
+
+
+def test_a_database_from_before_the_catalogue_gets_its_tables(
+    sql_store: SqlStore, store_url: str
+) -> None:
+    from bot.adapters.sql_catalogue import catalogue_embeddings, catalogue_seq, catalogue_tickets
+
+    sql_store.set_value("cursor", "kept")
+    with sql_store.engine.begin() as conn:
+        for table in (catalogue_tickets, catalogue_embeddings, catalogue_seq):
+            table.drop(conn)
+    upgraded = SqlStore(store_url)
+    try:
+        assert upgraded.get_value("cursor") == "kept"
+        assert upgraded.get_value("schema_version") == str(SCHEMA_VERSION)
+        assert upgraded.put_tickets("APP", [_ticket("APP-1")]) == 1
+        assert upgraded.catalogue_head("APP") == 1
+    finally:
+        upgraded.close()

@@ -12,13 +12,15 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
   (``globalId`` and ``title`` at most 255 UTF-16 units)
 - ``GET user/search`` (only ``query=`` on Cloud, only ``username=`` on Data Center)
 - ``GET/POST search`` (startAt/maxResults/total; 410 Gone on Cloud) and ``GET/POST search/jql``
-  (nextPageToken; Cloud only); v3 answers descriptions as Atlassian Document Format
+  (nextPageToken; Cloud only); v3 answers descriptions as Atlassian Document Format; issues
+  carry ``labels`` and ``components`` (``[{"name": ...}]``)
 - ``serverInfo`` says ``deploymentType`` Cloud, or Server/DataCenter (``deployment_type=``)
 - every path also under the Cloud API gateway's ``/ex/jira/{cloudId}`` prefix
 - a small JQL subset: ``project``, ``key``, ``issuetype``, ``status`` (``=``, ``!=``, ``in``),
   ``labels`` (``=``, ``!=``),
   ``updated``/``created`` compared with ``"yyyy/MM/dd HH:mm"``, ``"yyyy-MM-dd"`` or ``-2d``/``-15m``
-  (dates read as UTC), joined by AND,
+  (dates read as wall times in the account's time zone, ``time_zone=``, UTC by default, as
+  Jira reads them in the searching user's zone), joined by AND,
   then ``ORDER BY updated|created|key [ASC|DESC]``.
 
 Usage::
@@ -37,10 +39,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+from zoneinfo import ZoneInfo
 
 # Also under the API gateway's /ex/jira/{cloudId} (scoped tokens and OAuth on Cloud).
 _API = re.compile(r"^(?:/ex/jira/[\w-]+)?/rest/api/(2|3|latest)/(.*)$")
@@ -143,7 +146,7 @@ def _unquote(v: str) -> str:
     return v
 
 
-def _jql_date(v: str) -> datetime:
+def _jql_date(v: str, zone: tzinfo = UTC) -> datetime:
     v = _unquote(v)
     rel = re.fullmatch(r"-(\d+)([wdhm])", v)
     if rel:  # relative dates such as -15m, -2d
@@ -151,14 +154,18 @@ def _jql_date(v: str) -> datetime:
         return datetime.now(UTC) - timedelta(**{unit: int(rel.group(1))})
     for fmt in ("%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M", "%Y/%m/%d", "%Y-%m-%d"):
         try:
-            return datetime.strptime(v, fmt).replace(tzinfo=UTC)
+            return datetime.strptime(v, fmt).replace(tzinfo=zone)
         except ValueError:
             continue
     raise JqlError(f"Date value '{v}' for field 'updated' is invalid.")
 
 
-def parse_jql(jql: str) -> tuple[list[tuple[str, str, Any]], list[tuple[str, bool]]]:
-    """(clauses, order): clauses are (field, op, value); order is [(field, descending)]."""
+def parse_jql(
+    jql: str, zone: tzinfo = UTC
+) -> tuple[list[tuple[str, str, Any]], list[tuple[str, bool]]]:
+    """(clauses, order): clauses are (field, op, value); order is [(field, descending)].
+
+    Date literals are wall times in *zone* (the searching account's time zone)."""
     order: list[tuple[str, bool]] = []
     m = re.search(r"\border\s+by\b(.*)$", jql, re.IGNORECASE)
     where = jql[: m.start()] if m else jql
@@ -184,7 +191,7 @@ def parse_jql(jql: str) -> tuple[list[tuple[str, str, Any]], list[tuple[str, boo
             if name in ("updated", "created"):
                 if op not in (">=", "<=", ">", "<", "="):
                     raise JqlError(f"Operator '{op}' is not supported for '{name}'.")
-                clauses.append((name, op, _jql_date(value)))
+                clauses.append((name, op, _jql_date(value, zone)))
             elif name == "labels":
                 if op not in ("=", "!="):
                     raise JqlError(f"Operator '{op}' is not supported for 'labels'.")
@@ -257,8 +264,14 @@ class FakeJira:
         createmeta_issuetypes: bool = True,
         createmeta_page: int = 50,
         deployment_type: str | None = None,
+        time_zone: str = "UTC",
+        says_time_zone: bool = True,
     ) -> None:
         self.project = project
+        # The bot account's time zone: JQL date literals are read in it, as Jira does, and
+        # ``GET myself`` says it (unless *says_time_zone* is False).
+        self.time_zone = time_zone
+        self.says_time_zone = says_time_zone
         self.project_id = "10000"
         self.email = email
         self.token = token
@@ -386,6 +399,7 @@ class FakeJira:
         updated: datetime | None = None,
         labels: list[str] | None = None,
         project: str | None = None,
+        components: list[str] | None = None,
     ) -> str:
         """Seeds an issue directly (for search tests); returns its key."""
         with self._lock:
@@ -396,6 +410,9 @@ class FakeJira:
                     "description": description,
                     "issuetype": {"name": issue_type},
                     "labels": labels or [],
+                    "components": [
+                        {"id": str(10100 + i), "name": c} for i, c in enumerate(components or [])
+                    ],
                 },
                 status,
                 updated,
@@ -421,6 +438,7 @@ class FakeJira:
         stored["issuetype"] = {"id": self._type_id(type_name), "name": type_name}
         stored["status"] = {"name": status}
         stored.setdefault("labels", [])
+        stored.setdefault("components", [])
         stored.setdefault("reporter", None)
         issue = {
             "id": issue_id,
@@ -499,7 +517,10 @@ class FakeJira:
         if parts == ["serverInfo"]:
             return 200, self._server_info(), {}
         if parts == ["myself"]:
-            return 200, self._user_json(FakeUser(self.email, "bot", "bot-account", "Bot")), {}
+            me = self._user_json(FakeUser(self.email, "bot", "bot-account", "Bot"))
+            if self.says_time_zone:
+                me["timeZone"] = self.time_zone
+            return 200, me, {}
         if parts == ["field"]:
             return 200, self._fields(), {}
         if len(parts) == 2 and parts[0] == "project" and method == "GET":
@@ -592,7 +613,7 @@ class FakeJira:
 
     def _fields(self) -> list[dict[str, Any]]:
         std = ["summary", "description", "issuetype", "labels", "status", "updated", "created",
-               "project", "reporter"]  # fmt: skip
+               "project", "reporter", "components"]  # fmt: skip
         out = [{"id": s, "name": s.title(), "custom": False, "clauseNames": [s]} for s in std]
         for fid in self.required_fields:
             num = fid.rsplit("_", 1)[-1]
@@ -761,7 +782,7 @@ class FakeJira:
         self, token_paging: bool, q: dict[str, Any], fields: list[str] | None, version: str
     ) -> tuple[int, Any, dict[str, str]]:
         try:
-            clauses, order = parse_jql(str(q.get("jql", "")))
+            clauses, order = parse_jql(str(q.get("jql", "")), ZoneInfo(self.time_zone))
         except JqlError as exc:
             return 400, {"errorMessages": [str(exc)], "errors": {}}, {}
         hits = [i for i in self._state.issues.values() if _matches(i, clauses)]

@@ -11,7 +11,9 @@ SQLite and PostgreSQL, so what a use-case test learns from the fake holds for th
 - digest claims honour ``force`` (posted or abandoned for ``STALE_DIGEST_CLAIM``) and
   ``stale_after`` (only an old unposted claim), exactly as the conditional UPDATEs do, and
   record the claimant's token (``renew_digest_claim``, fenced ``mark_digest_posted``);
-- datetimes must be aware and come back in UTC; payloads and digest extras round-trip as JSON.
+- datetimes must be aware and come back in UTC; payloads and digest extras round-trip as JSON;
+- the ticket catalogue numbers every write (tombstones too) from one sequence, skips a ticket
+  equal to the stored one, and keeps the first vectors stored per (model, content hash).
 
 Wherever the SQL store reads the wall clock, this one calls *clock* (``ManualClock`` lets a test
 move time). One lock serialises every call, which is the strongest isolation SQL offers.
@@ -27,7 +29,7 @@ import dataclasses
 import json
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -39,7 +41,17 @@ from bot.adapters.store_sql import (
     FILING_STATES,
     STALE_DIGEST_CLAIM,
 )
-from bot.domain.ports import DigestRecord, Fence, Filing, ItemStep, OutboxItem, RetryAt, StoredPost
+from bot.domain.models import Ticket
+from bot.domain.ports import (
+    CatalogueRow,
+    DigestRecord,
+    Fence,
+    Filing,
+    ItemStep,
+    OutboxItem,
+    RetryAt,
+    StoredPost,
+)
 
 Clock = Callable[[], datetime]
 
@@ -138,6 +150,9 @@ class MemoryStore:
         self._digests: dict[tuple[str, str, date], _Digest] = {}
         self._values: dict[str, str] = {}
         self._marker_secret: str | None = None
+        self._seq = 0
+        self._catalogue: dict[str, dict[str, CatalogueRow]] = {}  # project -> key -> row
+        self._embeddings: dict[tuple[str, str], bytes] = {}  # (model, content hash) -> vectors
 
     def close(self) -> None:
         """Nothing to release; here so the fake drops in where a ``SqlStore`` is closed."""
@@ -497,6 +512,83 @@ class MemoryStore:
         """Stores *value* under *key*, replacing any previous value."""
         with self._lock:
             self._values[key] = value
+
+    # ------------------------------------------------------------------ ticket catalogue
+
+    def _write_rows(self, project: str, rows: list[tuple[str, str, Ticket | None]]) -> None:
+        table = self._catalogue.setdefault(project, {})
+        for key, content_hash, ticket in rows:
+            self._seq += 1
+            table[key] = CatalogueRow(self._seq, key, content_hash, ticket)
+
+    def put_tickets(self, project: str, tickets: Sequence[Ticket]) -> int:
+        """Adds or replaces tickets by key; an unchanged ticket is skipped (no number)."""
+        latest = {t.key: t for t in tickets}
+        with self._lock:
+            table = self._catalogue.get(project, {})
+            changed = [
+                t for t in latest.values() if (row := table.get(t.key)) is None or row.ticket != t
+            ]
+            # As the SQL column type does: naive times are refused, the rest come back in UTC.
+            stored = [
+                t if t.updated is None else t.model_copy(update={"updated": _utc(t.updated)})
+                for t in changed
+            ]
+            self._write_rows(project, [(t.key, t.content_hash(), t) for t in stored])
+            return len(changed)
+
+    def delete_tickets(self, project: str, keys: Sequence[str]) -> int:
+        """Turns the live tickets of *keys* into tombstones."""
+        with self._lock:
+            table = self._catalogue.get(project, {})
+            live = [table[k] for k in dict.fromkeys(keys) if k in table and not table[k].deleted]
+            self._write_rows(project, [(r.key, r.content_hash, None) for r in live])
+            return len(live)
+
+    def tickets_since(
+        self, project: str, seq: int, *, model: str | None = None, limit: int = 1000
+    ) -> list[CatalogueRow]:
+        """Rows written after *seq* in sequence order, with *model*'s vectors when asked."""
+        with self._lock:
+            rows = sorted(
+                (r for r in self._catalogue.get(project, {}).values() if r.seq > seq),
+                key=lambda r: r.seq,
+            )[:limit]
+            if model is None:
+                return rows
+            return [
+                r
+                if r.deleted
+                else dataclasses.replace(r, vectors=self._embeddings.get((model, r.content_hash)))
+                for r in rows
+            ]
+
+    def get_tickets(self, project: str, keys: Sequence[str]) -> dict[str, CatalogueRow]:
+        """The live rows of *keys*."""
+        with self._lock:
+            table = self._catalogue.get(project, {})
+            return {k: table[k] for k in keys if k in table and not table[k].deleted}
+
+    def catalogue_head(self, project: str) -> int:
+        """The number of *project*'s last write, 0 when none."""
+        with self._lock:
+            return max((r.seq for r in self._catalogue.get(project, {}).values()), default=0)
+
+    def count_tickets(self, project: str) -> int:
+        """How many live tickets *project* has."""
+        with self._lock:
+            return sum(not r.deleted for r in self._catalogue.get(project, {}).values())
+
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:
+        """Stores vectors by content hash; a hash already stored for *model* is kept."""
+        with self._lock:
+            for h, v in vectors.items():
+                self._embeddings.setdefault((model, h), bytes(v))
+
+    def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors of *model* for those of *hashes* that have them."""
+        with self._lock:
+            return {h: v for h in hashes if (v := self._embeddings.get((model, h))) is not None}
 
 
 def _utc(value: datetime) -> datetime:
