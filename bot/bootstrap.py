@@ -202,6 +202,19 @@ class LogNotifier:
     def idea_posted(self, channel: str, user: str, text: str) -> str:
         raise ConfigError("SLACK_BOT_TOKEN: required to post ideas")
 
+    def update_triage_reply(
+        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+    ) -> None:
+        logger.info("re-triaged %s:%s as %s", post.channel, post.ts, triage.kind)
+
+    def edited_after_filing(
+        self, post: StoredPost, filed: FilingResult, commented: bool | None
+    ) -> None:
+        logger.info("%s:%s edited after filing %s", post.channel, post.ts, filed.key or "")
+
+    def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
+        logger.info("%s:%s deleted", post.channel, post.ts)
+
 
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:

@@ -29,11 +29,14 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    false,
     insert,
+    inspect,
     select,
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import TypeDecorator
 
 SCHEMA_VERSION = 1
@@ -98,7 +101,26 @@ posts = Table(
     Column("reactions", Integer, nullable=False, default=0),
     Column("replies", Integer, nullable=False, default=0),
     Column("is_private", Boolean, nullable=False, default=False),
+    # Added after version 1: existing databases get it from ``_add_missing_columns``; the server
+    # default lets a bot that does not know the column keep inserting.
+    Column("deleted", Boolean, nullable=False, default=False, server_default=false()),
 )
+
+# Who reacted to or replied to a stored post: one row per (person, emoji) or (person, reply), so
+# redelivered events change nothing and each person counts once in the post's derived counts.
+post_people = Table(
+    "post_people",
+    metadata,
+    Column("channel", String(40), primary_key=True),
+    Column("ts", String(40), primary_key=True),
+    Column("kind", String(20), primary_key=True),  # "reaction" | "reply"
+    Column("user", String(40), primary_key=True),
+    Column("detail", String(200), primary_key=True),  # the emoji, or the reply's ts
+)
+
+# Columns added to existing tables since version 1, created where missing (idempotent, and
+# serialised across processes like create_all). Each must be nullable or have a server default.
+_ADDED_COLUMNS = ((posts, "deleted"),)
 
 slack_events = Table(
     "slack_events",
@@ -209,6 +231,7 @@ def create_schema(conn: Connection, backend: str) -> None:
     if backend == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_DDL_LOCK})
     metadata.create_all(conn)
+    _add_missing_columns(conn)
     found = conn.execute(select(kv.c.value).where(kv.c.key == "schema_version")).scalar()
     if found is None:
         conn.execute(insert(kv).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -216,3 +239,13 @@ def create_schema(conn: Connection, backend: str) -> None:
         raise RuntimeError(
             f"database schema version {found} is newer than this bot ({SCHEMA_VERSION})"
         )
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of ``_ADDED_COLUMNS`` a database made earlier lacks."""
+    inspector = inspect(conn)
+    for table, name in _ADDED_COLUMNS:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        if name not in have:
+            ddl = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
