@@ -41,7 +41,7 @@ def build_app(bot: Bot, *, token_verification_enabled: bool = False, workers: in
         listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ideabot"),
     )
     _install_error_handler(app)
-    register_listeners(app, bot.receive_post, bot.file_message)
+    register_listeners(app, bot.receive_post, bot.file_message, bot.edit_post, bot.engagement)
     return app
 
 

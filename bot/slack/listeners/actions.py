@@ -31,6 +31,8 @@ def parse_button(body: dict[str, Any], action: dict[str, Any]) -> FileRequest | 
         requester=user,
         force=action_id in (blocks.ACTION_FILE_ANYWAY, blocks.ACTION_COMMENT),
         comment_on=target.get("k") if action_id == blocks.ACTION_COMMENT else None,
+        # A key too long for the button's value was left out: the offered match is looked up.
+        comment_on_offered=action_id == blocks.ACTION_COMMENT and not target.get("k"),
     )
 
 
