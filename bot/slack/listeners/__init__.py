@@ -22,9 +22,8 @@ def register_listeners(
     edit_post: EditPost | None = None,
     engagement: RecordEngagement | None = None,
 ) -> None:
-    """Registers every listener on the Bolt *app*, the payload guard first and the fallbacks
-    (which acknowledge what no listener takes) last."""
-    guard.register_guard(app)
+    """Registers every listener on the Bolt *app*, and last the fallbacks that acknowledge what
+    no listener takes. (The app installs ``guard.PayloadGuard`` itself, as ``before_authorize``.)"""
     messages.register(app, receive_post, edit_post)
     reactions.register(app, file_message, engagement)
     for module in (actions, shortcuts, commands):

@@ -3,10 +3,11 @@
 Bolt reads parts of every payload while it matches listeners, and again to build the arguments
 of middleware, listeners and even its error handler: an ``interactive_message`` without
 ``actions`` raises ``KeyError`` in ``slack_bolt.request.payload_utils.to_action`` at each of
-those places, so the request ends as a 500 and the error handler cannot log it. ``PayloadGuard``
-is a global middleware (a ``Middleware`` object, whose ``process`` takes no injected arguments,
-so it runs where function middleware would already have raised): it answers such requests 200
-and drops them before any matcher reads them.
+those places, so the request ends as a 500 and the error handler cannot log it; Bolt's own
+authorization middleware raises on an event that is ``null``. ``PayloadGuard`` is a
+``Middleware`` object (its ``process`` takes no injected arguments, so it runs where function
+middleware would already have raised) that the app installs as ``before_authorize``: after the
+signature check, before anything reads the payload. It answers such requests 200 and drops them.
 
 ``register_fallbacks`` acknowledges, after every real listener, what the bot has no listener
 for (an event subscribed in the app's settings but unused, a button of an older version, a
@@ -33,11 +34,15 @@ def _str(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def _first_action_ok(body: dict[str, Any]) -> bool:
+def _has_actions(body: dict[str, Any]) -> bool:
     actions = body.get("actions")
-    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+    return isinstance(actions, list) and bool(actions)
+
+
+def _first_block_action_ok(body: dict[str, Any]) -> bool:
+    if not _has_actions(body) or not isinstance(body["actions"][0], dict):
         return False
-    first = actions[0]
+    first = body["actions"][0]
     return _str(first.get("action_id")) and (
         "block_id" not in first or first["block_id"] is None or _str(first["block_id"])
     )
@@ -56,8 +61,9 @@ def _event_ok(body: dict[str, Any]) -> bool:
 # For each payload type Bolt dispatches: what its matchers read without checking.
 _CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "event_callback": _event_ok,
-    "block_actions": _first_action_ok,
-    "interactive_message": lambda b: _str(b.get("callback_id")) and _first_action_ok(b),
+    "block_actions": _first_block_action_ok,
+    # Legacy attachment actions name their actions ("name"), they have no action_id.
+    "interactive_message": lambda b: _str(b.get("callback_id")) and _has_actions(b),
     "shortcut": lambda b: _str(b.get("callback_id")),
     "message_action": lambda b: _str(b.get("callback_id")),
     "view_submission": _view_ok,
@@ -97,11 +103,6 @@ class PayloadGuard(Middleware):
         kind = req.body.get("type") if isinstance(req.body, dict) else type(req.body).__name__
         logger.warning("ignored a malformed %.40r payload from Slack", kind)
         return BoltResponse(status=200, body="")
-
-
-def register_guard(app: Any) -> None:
-    """Installs ``PayloadGuard`` on *app* (before any listener can match)."""
-    app.use(PayloadGuard())
 
 
 def register_fallbacks(app: Any) -> None:

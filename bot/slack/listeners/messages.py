@@ -22,7 +22,7 @@ def parse_message(
 ) -> Change | None:
     """What a message event says happened, or None when it is nothing the bot acts on."""
     event = as_dict(event)
-    subtype = event.get("subtype")
+    subtype = _subtype(event)
     if subtype == "message_changed":
         return parse_edit(body, event, bot_user_id)
     if subtype == "message_deleted":
@@ -35,7 +35,7 @@ def parse_post(
 ) -> IncomingPost | None:
     """The post in a message event, or None when it is not a person's new message."""
     event = as_dict(event)
-    if event.get("subtype") not in HUMAN_SUBTYPES or _by_bot(event, bot_user_id):
+    if _subtype(event) not in HUMAN_SUBTYPES or _by_bot(event, bot_user_id):
         return None
     user, channel = slack_id(event.get("user")), slack_id(event.get("channel"))
     ts = slack_ts(event.get("ts"))
@@ -48,7 +48,7 @@ def parse_post(
         user=user,
         text=text_of(event.get("text")),
         thread_ts=slack_ts(event.get("thread_ts")),
-        broadcast=event.get("subtype") == "thread_broadcast",
+        broadcast=_subtype(event) == "thread_broadcast",
         is_private=channel_type in PRIVATE_TYPES if isinstance(channel_type, str) else None,
         event_id=event_id_of(body),
     )
@@ -60,20 +60,23 @@ def parse_edit(
     """A person's message with its new text, from ``message_changed``; a message deleted
     above its thread arrives this way too, as a ``tombstone``."""
     message = as_dict(event.get("message"))
-    channel, ts = slack_id(event.get("channel")), slack_ts(message.get("ts"))
+    previous = as_dict(event.get("previous_message"))
+    channel = slack_id(event.get("channel"))
+    # The changed message's ts names it; some payloads carry it only on previous_message.
+    ts = slack_ts(message.get("ts")) or slack_ts(previous.get("ts"))
     if not channel or not ts:
         return None
     thread_ts = slack_ts(message.get("thread_ts"))
-    if message.get("subtype") == "tombstone":
+    if _subtype(message) == "tombstone":
         return PostDeletion(
             channel=channel,
             ts=ts,
-            user=slack_id(as_dict(event.get("previous_message")).get("user")),
+            user=slack_id(previous.get("user")),
             thread_ts=thread_ts,
             event_id=event_id_of(body),
         )
     # The bot's own messages change too (chat.update of a triage reply): never an edit to act on.
-    if message.get("subtype") not in HUMAN_SUBTYPES or _by_bot(message, bot_user_id):
+    if _subtype(message) not in HUMAN_SUBTYPES or _by_bot(message, bot_user_id):
         return None
     user = slack_id(message.get("user"))
     if not user:
@@ -102,6 +105,12 @@ def parse_deletion(body: dict[str, Any], event: dict[str, Any]) -> PostDeletion 
         thread_ts=slack_ts(previous.get("thread_ts")),
         event_id=event_id_of(body),
     )
+
+
+def _subtype(message: dict[str, Any]) -> str | None:
+    """The message's subtype; one that is not a string reads as an unknown subtype."""
+    subtype = message.get("subtype")
+    return subtype if subtype is None or isinstance(subtype, str) else "?"
 
 
 def _by_bot(message: dict[str, Any], bot_user_id: str | None) -> bool:
