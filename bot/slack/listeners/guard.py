@@ -50,7 +50,10 @@ def _first_block_action_ok(body: dict[str, Any]) -> bool:
 
 def _view_ok(body: dict[str, Any]) -> bool:
     view = body.get("view")
-    return isinstance(view, dict) and _str(view.get("callback_id"))
+    if not isinstance(view, dict) or not _str(view.get("callback_id")) or "type" not in view:
+        return False
+    # Bolt takes a submitted view of type "workflow_step" for a legacy step and reads its step.
+    return view["type"] != "workflow_step" or "workflow_step" in body
 
 
 def _event_ok(body: dict[str, Any]) -> bool:
@@ -58,7 +61,9 @@ def _event_ok(body: dict[str, Any]) -> bool:
     return isinstance(event, dict) and _str(event.get("type"))
 
 
-# For each payload type Bolt dispatches: what its matchers read without checking.
+# For each payload type Bolt dispatches: what it reads without checking, in its matchers and in
+# ``build_required_kwargs`` (``to_action``, ``to_view``, ``to_step``, ``to_event``), which runs for
+# every listener, middleware function and error handler.
 _CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "event_callback": _event_ok,
     "block_actions": _first_block_action_ok,
@@ -72,6 +77,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "dialog_cancellation": lambda b: _str(b.get("callback_id")),
     "block_suggestion": lambda b: _str(b.get("action_id")),
     "dialog_suggestion": lambda b: _str(b.get("callback_id")),
+    "workflow_step_edit": lambda b: _str(b.get("callback_id")) and "workflow_step" in b,
 }
 
 
@@ -81,6 +87,11 @@ def well_formed(body: Any) -> bool:
         return False
     if "command" in body and not _str(body["command"]):
         return False
+    # Bolt's self-event filter and its "unhandled request" warning read these as objects
+    # whatever the payload type.
+    for key in ("event", "view"):
+        if key in body and not isinstance(body[key], dict):
+            return False
     kind = body.get("type")
     if kind is not None and not _str(kind):
         return False
