@@ -119,7 +119,7 @@ def _valid(bl: list[dict[str, Any]]) -> None:
 _any_text = st.text(max_size=3000)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     key=st.text(min_size=1, max_size=3000),
     title=_any_text,
@@ -136,7 +136,7 @@ def test_builders_never_raise_and_stay_within_slacks_limits(
     for text, bl in (
         blocks.build_duplicate_offer(m, channel, ts),
         blocks.build_triage_reply(
-            _triage(title=title or "t", similar=(m,)), channel, ts, "ticket", votes=votes
+            _triage(title=f"t {title}", similar=(m,)), channel, ts, "ticket", votes=votes
         ),
         blocks.build_notice(message),
         blocks.build_denied(message),
