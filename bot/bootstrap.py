@@ -40,6 +40,8 @@ from bot.domain.ports import (
 )
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
+from bot.service.edit_post import EditPost
+from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage, FilingAccess
 from bot.service.filing import Filer
 from bot.service.receive_post import ReceivePost
@@ -274,6 +276,19 @@ class LogNotifier:
     def idea_posted(self, channel: str, user: str, text: str) -> str:
         raise ConfigError("SLACK_BOT_TOKEN: required to post ideas")
 
+    def update_triage_reply(
+        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+    ) -> None:
+        logger.info("re-triaged %s:%s as %s", post.channel, post.ts, triage.kind)
+
+    def edited_after_filing(
+        self, post: StoredPost, filed: FilingResult, commented: bool | None
+    ) -> None:
+        logger.info("%s:%s edited after filing %s", post.channel, post.ts, filed.key or "")
+
+    def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
+        logger.info("%s:%s deleted", post.channel, post.ts)
+
 
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:
@@ -360,6 +375,8 @@ class Bot:
     sync: JiraSync | None
     receive_post: ReceivePost | None  # None without Slack
     file_message: FileMessage | None  # None without Slack
+    edit_post: EditPost | None = None  # None without Slack
+    engagement: RecordEngagement | None = None  # None without Slack
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -458,8 +475,21 @@ def bootstrap(
         if tracker is not None and settings.jira_project
         else None
     )
-    receive_post = file_message = None
+    receive_post = file_message = edit_post = engagement = None
     if chat is not None:
+        engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
+        edit_post = EditPost(
+            store=store,
+            triager=triager,
+            notifier=notifier,
+            filer=filer,
+            channels=channels,
+            tracker=tracker,
+            engagement=engagement,
+            comment_on_edit=settings.comment_on_edit,
+            triage_threads=settings.triage_threads,
+            clock=clock,
+        )
         receive_post = ReceivePost(
             store=store,
             triager=triager,
@@ -467,6 +497,8 @@ def bootstrap(
             chat=chat,
             channels=channels,
             triage_threads=settings.triage_threads,
+            engagement=engagement,
+            clock=clock,
         )
         file_message = FileMessage(
             store=store,
@@ -478,6 +510,7 @@ def bootstrap(
             file_emoji=settings.file_emoji,
             access=FilingAccess(settings.file_allowed_users, settings.file_allowed_groups),
             clock=clock,
+            edits=edit_post,
         )
     return Bot(
         settings=settings,
@@ -490,4 +523,6 @@ def bootstrap(
         sync=sync,
         receive_post=receive_post,
         file_message=file_message,
+        edit_post=edit_post,
+        engagement=engagement,
     )

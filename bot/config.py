@@ -279,6 +279,7 @@ class Settings(BaseSettings):
     slack_api_url: str | None = None
     idea_channels: CsvList = Field(default_factory=list)
     triage_threads: bool = False
+    comment_on_edit: bool = False
     file_emoji: str = "ticket"
     filed_emoji: str = "white_check_mark"
     file_allowed_users: CsvList = Field(default_factory=list)

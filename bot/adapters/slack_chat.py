@@ -137,6 +137,23 @@ class SlackChat:
         except SlackApiError as exc:
             logger.warning("chat.postEphemeral failed: %s", exc.response.get("error"))
 
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Replaces one of the bot's messages in place (``chat.update``); a message that is gone
+        or cannot be edited any more is logged, not raised."""
+        # Without "blocks" chat.update keeps the old ones: an empty list is sent to clear them.
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "ts": ts,
+            "text": text,
+            "blocks": blocks or [],
+        }
+        try:
+            self.client.chat_update(**kwargs)
+        except SlackApiError as exc:
+            logger.warning("chat.update failed: %s", exc.response.get("error"))
+
     def permalink(self, channel: str, ts: str) -> str | None:
         """The message's permalink, or None when Slack will not say."""
         try:

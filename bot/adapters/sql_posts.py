@@ -1,17 +1,20 @@
-"""The ``Posts`` and ``Deliveries`` ports on SQL: the Slack messages and events the bot saw."""
+"""The ``Posts``, ``Engagement`` and ``Deliveries`` ports on SQL: the Slack messages the bot saw,
+who reacted and replied to them, and the events already handled."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from bot.adapters.sql_base import SqlBase, utc_now
-from bot.adapters.sql_schema import posts, slack_events
-from bot.domain.ports import StoredPost
+from bot.adapters.sql_schema import post_people, posts, slack_events
+from bot.domain.ports import EngagementChange, EngagementKind, StoredPost
 
 EVENT_KEEP = timedelta(days=3)
 
@@ -55,15 +58,20 @@ class SqlPosts(SqlBase):
             "is_private": post.is_private,
         }
 
+        values["deleted"] = post.deleted
+
         def merge(ex: Any) -> dict[str, Any]:
             out: dict[str, Any] = {
                 "user": ex.user,
-                "text": ex.text,
+                # A deleted post stays deleted and wordless (a late redelivery must not restore it).
+                "text": case((posts.c.deleted, ""), else_=ex.text),
                 "created": ex.created,
                 "is_private": ex.is_private,
+                "deleted": posts.c.deleted | ex.deleted,
             }
             for name in _POST_KEEP_IF_NONE:
-                out[name] = func.coalesce(getattr(ex, name), posts.c[name])
+                kept = func.coalesce(getattr(ex, name), posts.c[name])
+                out[name] = case((posts.c.deleted, posts.c[name]), else_=kept)
             for name in ("reactions", "replies"):
                 out[name] = case((getattr(ex, name) == 0, posts.c[name]), else_=getattr(ex, name))
             return out
@@ -80,7 +88,11 @@ class SqlPosts(SqlBase):
         return None if row is None else StoredPost(**row._asdict())
 
     def update_post(self, channel: str, ts: str, **fields: Any) -> None:
-        """Sets the given columns (kind, title, summary, triage_json, reply_ts, reactions, ...)."""
+        """Sets the given columns (kind, title, summary, triage_json, reply_ts, reactions, ...).
+
+        A deleted post is left as it is: a triage that finishes after the deletion must not
+        write the words back.
+        """
         bad = set(fields) - _POST_FIELDS
         if bad:
             raise ValueError(f"unknown post fields: {sorted(bad)}")
@@ -88,19 +100,134 @@ class SqlPosts(SqlBase):
             return
         with self._write() as conn:
             conn.execute(
-                update(posts).where(posts.c.channel == channel, posts.c.ts == ts).values(**fields)
+                update(posts)
+                .where(posts.c.channel == channel, posts.c.ts == ts, posts.c.deleted.is_(False))
+                .values(**fields)
             )
 
     def posts_between(
         self, start: datetime, end: datetime, channels: Iterable[str] | None = None
     ) -> list[StoredPost]:
-        """Posts with start <= created < end, oldest first, optionally only in *channels*."""
-        stmt = select(posts).where(posts.c.created >= start, posts.c.created < end)
+        """Posts with start <= created < end, oldest first, optionally only in *channels*;
+        deleted posts are left out."""
+        stmt = select(posts).where(
+            posts.c.created >= start, posts.c.created < end, posts.c.deleted.is_(False)
+        )
         if channels is not None:
             stmt = stmt.where(posts.c.channel.in_(list(channels)))
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(posts.c.created, posts.c.ts)).all()
         return [StoredPost(**r._asdict()) for r in rows]
+
+    def delete_post(
+        self, channel: str, ts: str, created: datetime, user: str = ""
+    ) -> StoredPost | None:
+        """Marks the post deleted, purging text, triage and engagement; returns it as it was.
+
+        A post never stored gets a deleted row (*created*, *user*), so a message event that
+        arrives after its deletion (a retry) is not triaged.
+        """
+        where = (posts.c.channel == channel, posts.c.ts == ts)
+        with self._write() as conn:
+            row = conn.execute(select(posts).where(*where).with_for_update()).first()
+            if row is None:
+                conn.execute(
+                    self._insert_ignore(
+                        posts,
+                        {
+                            "channel": channel,
+                            "ts": ts,
+                            "user": user,
+                            "text": "",
+                            "created": created,
+                            "deleted": True,
+                        },
+                    )
+                )
+                return None
+            conn.execute(
+                update(posts)
+                .where(*where)
+                .values(
+                    text="",
+                    kind=None,
+                    title=None,
+                    summary=None,
+                    triage_json=None,
+                    reactions=0,
+                    replies=0,
+                    deleted=True,
+                )
+            )
+            conn.execute(
+                delete(post_people).where(post_people.c.channel == channel, post_people.c.ts == ts)
+            )
+        return StoredPost(**row._asdict())
+
+    # ------------------------------------------------------------------ engagement
+
+    def add_engagement(
+        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+    ) -> EngagementChange | None:
+        """Records one reaction or reply by *user*; the post's counts are derived again."""
+        return self._engage(channel, ts, kind, user, detail, add=True)
+
+    def remove_engagement(
+        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+    ) -> EngagementChange | None:
+        """Forgets one reaction or reply by *user*; the post's counts are derived again."""
+        return self._engage(channel, ts, kind, user, detail, add=False)
+
+    def _engage(
+        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str, *, add: bool
+    ) -> EngagementChange | None:
+        key = {"channel": channel, "ts": ts, "kind": kind, "user": user, "detail": detail}
+        with self._write() as conn:
+            # The post's row lock (PostgreSQL; SQLite's write transactions are serial anyway)
+            # orders concurrent changes, so each count below sees every earlier change.
+            row = conn.execute(
+                select(posts).where(posts.c.channel == channel, posts.c.ts == ts).with_for_update()
+            ).first()
+            if row is None or row.deleted:
+                return None
+            before = StoredPost(**row._asdict())
+            if add:
+                conn.execute(self._insert_ignore(post_people, key))
+            else:
+                conn.execute(
+                    delete(post_people).where(*(post_people.c[k] == v for k, v in key.items()))
+                )
+            reactions, replies = _people_counts(conn, channel, ts)
+            conn.execute(
+                update(posts)
+                .where(posts.c.channel == channel, posts.c.ts == ts)
+                .values(reactions=reactions, replies=replies)
+            )
+        return EngagementChange(
+            before=before,
+            after=dataclasses.replace(before, reactions=reactions, replies=replies),
+        )
+
+    def _insert_ignore(self, table: Any, values: dict[str, Any]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING on either backend."""
+        if self.backend == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).values(**values).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+
+
+def _people_counts(conn: Connection, channel: str, ts: str) -> tuple[int, int]:
+    """(people who reacted, people who replied) on one post: each person once."""
+    rows = conn.execute(
+        select(post_people.c.kind, func.count(func.distinct(post_people.c.user)))
+        .where(post_people.c.channel == channel, post_people.c.ts == ts)
+        .group_by(post_people.c.kind)
+    ).all()
+    counts = {k: int(n) for k, n in rows}
+    return counts.get("reaction", 0), counts.get("reply", 0)
 
 
 class SqlDeliveries(SqlBase):

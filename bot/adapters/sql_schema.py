@@ -32,12 +32,15 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    false,
     insert,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.types import TypeDecorator
 
 from bot.adapters.files import private_dir, private_file, tighten_all
@@ -45,7 +48,8 @@ from bot.adapters.files import private_dir, private_file, tighten_all
 logger = logging.getLogger(__name__)
 
 # 2: outbox.lease_token (fenced leases), digests.claim_token (fenced digest claims).
-SCHEMA_VERSION = 2
+# 3: posts.deleted (deleted posts keep their row, purged of text).
+SCHEMA_VERSION = 3
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_DDL_LOCK = 0x1DEAB07  # pg_advisory_xact_lock key: serialises create_all across processes
 # Execution option the SQLite begin hook turns into BEGIN IMMEDIATE (see ``sqlite_engine``).
@@ -109,7 +113,23 @@ posts = Table(
     Column("reactions", Integer, nullable=False, default=0),
     Column("replies", Integer, nullable=False, default=0),
     Column("is_private", Boolean, nullable=False, default=False),
+    # Added after version 1: existing databases get it from ``_add_missing_columns``; the server
+    # default lets a bot that does not know the column keep inserting.
+    Column("deleted", Boolean, nullable=False, default=False, server_default=false()),
 )
+
+# Who reacted to or replied to a stored post: one row per (person, emoji) or (person, reply), so
+# redelivered events change nothing and each person counts once in the post's derived counts.
+post_people = Table(
+    "post_people",
+    metadata,
+    Column("channel", String(40), primary_key=True),
+    Column("ts", String(40), primary_key=True),
+    Column("kind", String(20), primary_key=True),  # "reaction" | "reply"
+    Column("user", String(40), primary_key=True),
+    Column("detail", String(200), primary_key=True),  # the emoji, or the reply's ts
+)
+
 
 slack_events = Table(
     "slack_events",
@@ -264,6 +284,11 @@ def sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
     return engine
 
 
+# Columns added to existing tables since version 1, created where missing (idempotent, and
+# serialised across processes like create_all). Each must be nullable or have a server default.
+_ADDED_COLUMNS = ((outbox, "lease_token"), (digests, "claim_token"), (posts, "deleted"))
+
+
 def create_schema(conn: Connection, backend: str) -> None:
     """Creates missing tables and records the schema version, inside the caller's transaction.
 
@@ -272,6 +297,7 @@ def create_schema(conn: Connection, backend: str) -> None:
     if backend == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_DDL_LOCK})
     metadata.create_all(conn)
+    _add_missing_columns(conn)
     found = conn.execute(select(kv.c.value).where(kv.c.key == "schema_version")).scalar()
     if found is None:
         conn.execute(insert(kv).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -280,22 +306,16 @@ def create_schema(conn: Connection, backend: str) -> None:
             f"database schema version {found} is newer than this bot ({SCHEMA_VERSION})"
         )
     elif int(found) < SCHEMA_VERSION:
-        _upgrade(conn, int(found))
+        conn.execute(
+            update(kv).where(kv.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+        )
 
 
-# Columns added to tables that ``create_all`` leaves alone once they exist, by schema version.
-_ADDED_COLUMNS: dict[int, list[tuple[str, str]]] = {
-    2: [
-        ("outbox", "lease_token INTEGER NOT NULL DEFAULT 0"),
-        ("digests", "claim_token VARCHAR(64)"),
-    ],
-}
-
-
-def _upgrade(conn: Connection, found: int) -> None:
-    """Brings a database written by an older bot up to SCHEMA_VERSION (in the caller's
-    transaction, under the DDL lock): adds the columns each later version brought."""
-    for version in range(found + 1, SCHEMA_VERSION + 1):
-        for table, column in _ADDED_COLUMNS.get(version, []):
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
-    conn.execute(update(kv).where(kv.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+def _add_missing_columns(conn: Connection) -> None:
+    """ALTER TABLE ... ADD COLUMN for each of ``_ADDED_COLUMNS`` a database made earlier lacks."""
+    inspector = inspect(conn)
+    for table, name in _ADDED_COLUMNS:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        if name not in have:
+            ddl = CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))

@@ -4,7 +4,7 @@
 
 - ``sql_schema``: tables, the UTC datetime type, SQLite/PostgreSQL engines, schema creation
 - ``sql_base``: connection plumbing (transactions, upsert, opportunistic pruning)
-- ``sql_posts``: ``Posts`` and ``Deliveries``
+- ``sql_posts``: ``Posts``, ``Engagement`` and ``Deliveries``
 - ``sql_filings``: ``Filings`` and ``Outbox``
 - ``sql_digests``: ``DigestLedger``
 - ``sql_catalogue``: ``TicketStore`` (the ticket catalogue the indexes are caches of)
@@ -38,6 +38,7 @@ from bot.adapters.sql_schema import (
     metadata,
     normalise_url,
     outbox,
+    post_people,
     posts,
     slack_events,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "metadata",
     "normalise_url",
     "outbox",
+    "post_people",
     "posts",
     "slack_events",
 ]

@@ -213,9 +213,30 @@ class StoredPost:
     summary: str | None = None
     triage_json: str | None = None
     reply_ts: str | None = None
-    reactions: int = 0
-    replies: int = 0
+    reactions: int = 0  # people who reacted (each once), derived from the engagement records
+    replies: int = 0  # people who replied in its thread (each once), likewise
     is_private: bool = False
+    deleted: bool = False  # deleted in the chat: text and triage purged, row kept
+
+
+# What a person did on a post: reacted (detail: the emoji) or replied (detail: the reply's ts).
+EngagementKind = Literal["reaction", "reply"]
+
+
+@dataclass(frozen=True)
+class EngagementChange:
+    """A post before and after one engagement record was added or removed."""
+
+    before: StoredPost
+    after: StoredPost
+
+    @property
+    def changed(self) -> bool:
+        """True when the derived counts moved (a second emoji by the same person does not)."""
+        return (self.before.reactions, self.before.replies) != (
+            self.after.reactions,
+            self.after.replies,
+        )
 
 
 @dataclass(frozen=True)
@@ -281,14 +302,47 @@ class DigestRecord:
 
 
 class Posts(Protocol):
-    """The posts the bot saw, with what triage made of them."""
+    """The posts the bot saw, with what triage made of them.
+
+    A deleted post keeps its row (so a late or repeated event finds it gone) but not its words:
+    ``delete_post`` purges text and triage, and the post stays deleted whatever is saved later.
+    """
 
     def save_post(self, post: StoredPost) -> None: ...
     def get_post(self, channel: str, ts: str) -> StoredPost | None: ...
-    def update_post(self, channel: str, ts: str, **fields: Any) -> None: ...
+    def update_post(self, channel: str, ts: str, **fields: Any) -> None:
+        """Sets the given fields; a deleted post is left as it is."""
+        ...
+
     def posts_between(
         self, start: datetime, end: datetime, channels: Iterable[str] | None = None
-    ) -> list[StoredPost]: ...
+    ) -> list[StoredPost]:
+        """Posts created in [start, end), oldest first; deleted posts are left out."""
+        ...
+
+    def delete_post(
+        self, channel: str, ts: str, created: datetime, user: str = ""
+    ) -> StoredPost | None:
+        """Marks the post deleted and purges its text, triage and engagement; returns it as it
+        was (None when it was never stored: a deleted row is written, *created*/*user* fill it)."""
+        ...
+
+
+class Engagement(Protocol):
+    """Who reacted to and replied to each stored post; the post's counts are derived from it."""
+
+    def add_engagement(
+        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+    ) -> EngagementChange | None:
+        """Records that *user* reacted (*detail*: emoji) or replied (*detail*: reply ts) on the
+        stored post, once however often it is told; None when the post is not stored or deleted."""
+        ...
+
+    def remove_engagement(
+        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+    ) -> EngagementChange | None:
+        """Forgets one record (a reaction removed, a reply deleted); None as for adding."""
+        ...
 
 
 class Deliveries(Protocol):
@@ -464,7 +518,9 @@ class TicketStore(Protocol):
         ...
 
 
-class Store(Posts, Deliveries, Filings, Outbox, DigestLedger, KeyValue, TicketStore, Protocol):
+class Store(
+    Posts, Engagement, Deliveries, Filings, Outbox, DigestLedger, KeyValue, TicketStore, Protocol
+):
     """Everything durable; the SQL adapter implements it all, each use case needs a part."""
 
 
@@ -493,6 +549,13 @@ class Chat(Protocol):
     ) -> None: ...
 
     def react(self, channel: str, ts: str, name: str) -> None: ...
+
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Replaces the text and blocks of one of the bot's own messages in place. A message
+        that is gone is logged, not raised: the thread it belonged to may have been deleted."""
+        ...
 
     def permalink(self, channel: str, ts: str) -> str | None: ...
 
@@ -546,6 +609,25 @@ class Notifier(Protocol):
 
     def idea_posted(self, channel: str, user: str, text: str) -> str:
         """Posts an idea sent with the slash command on *user*'s behalf; returns its ts."""
+        ...
+
+    def update_triage_reply(
+        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+    ) -> None:
+        """Renders the triage reply (``post.reply_ts``) again in place: the triage of the current
+        text, the votes (``post.reactions``), and the ticket once *filed* (status "already")."""
+        ...
+
+    def edited_after_filing(
+        self, post: StoredPost, filed: FilingResult, commented: bool | None
+    ) -> None:
+        """Says in the post's thread that it changed after it was filed (*filed* "already") or
+        while it was being filed ("in_progress"); *commented*: the new text was added to the
+        ticket (True), could not be (False), or was not tried (None)."""
+        ...
+
+    def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
+        """Replaces a deleted post's triage reply with a short note (its summary must go too)."""
         ...
 
 

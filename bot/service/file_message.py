@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
 from bot.domain.models import Frozen, MessageRef, Post, Triage
@@ -20,6 +20,15 @@ from bot.domain.ports import Chat, ChatError, Deliveries, Notifier, Posts, Store
 from bot.service.channels import IdeaChannels
 from bot.service.filing import Filer
 from bot.service.triage import Triager
+
+if TYPE_CHECKING:  # edit_post reaches this module through engagement's Reaction
+    from bot.service.edit_post import EditPost
+
+DELETED = "That post was deleted, so there is nothing to file."
+NO_OFFER = (
+    "I no longer see a likely duplicate for this post, so I did not add it anywhere. "
+    "File it, or ask again."
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,8 @@ class FileRequest(Frozen):
     thread_ts: str | None = None
     force: bool = False  # "File anyway": the person saw the duplicate offer
     comment_on: str | None = None  # "Comment on KEY instead"
+    # "Comment instead" whose button could not carry the key: the offered match is looked up
+    comment_on_offered: bool = False
     event_id: str | None = None  # Slack's event id, for redeliveries
 
 
@@ -74,6 +85,7 @@ class FileMessage:
     file_emoji: str = "ticket"
     access: FilingAccess = field(default_factory=FilingAccess)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    edits: EditPost | None = None  # applies an edit the shortcut's payload shows first
 
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
@@ -115,7 +127,14 @@ class FileMessage:
             self.notifier.to_requester(ref, req.requester, req.thread_ts, job_or_result)
             return job_or_result
         job, triage = job_or_result
-        match = None if (req.force or req.comment_on) else is_duplicate_verdict(triage)
+        if req.comment_on_offered and not req.comment_on:
+            offered = is_duplicate_verdict(triage)
+            if offered is None:
+                result = FilingResult("unavailable", message=NO_OFFER)
+                self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
+                return result
+            job = job.model_copy(update={"comment_on": offered.key})
+        match = None if (req.force or job.comment_on) else is_duplicate_verdict(triage)
         if match is not None and self.filer.existing(ref.channel, ref.ts) is None:
             self.notifier.duplicate_offer(job, match)
             return FilingResult("duplicate", key=match.key, url=match.url, match=match)
@@ -153,6 +172,12 @@ class FileMessage:
         )
         return self(FileRequest(ref=MessageRef(channel=channel, ts=ts), requester=user, text=text))
 
+    @staticmethod
+    def _edited(stored: StoredPost, req: FileRequest) -> bool:
+        # Only the author's own message can be an edit of the post: the message /idea posted
+        # for someone is the bot's (it quotes the idea), and its words are the stored ones.
+        return bool(req.text) and req.text != stored.text and req.author == stored.user
+
     def may_file(self, user: str) -> bool:
         return may_file(user, self.access.users, self.access.groups, self.chat.usergroup_members)
 
@@ -161,10 +186,21 @@ class FileMessage:
     def _job(self, req: FileRequest) -> tuple[FilingJob, Triage] | FilingResult:
         ref = req.ref
         stored = self.store.get_post(ref.channel, ref.ts)
+        if stored is not None and stored.deleted:
+            return FilingResult("unavailable", message=DELETED)
         text, author, thread_ts = req.text, req.author, req.thread_ts
         triage = Triage.from_stored(stored.triage_json) if stored else None
         permalink = stored.permalink if stored else None
-        if stored is not None:
+        if stored is not None and self._edited(stored, req):
+            # The shortcut's payload is the message as it is now: an edit the store has not
+            # seen yet (its event may come later, or never). File what the post says now.
+            assert req.text is not None
+            triage = None
+            if self.edits is not None and self.filer.existing(ref.channel, ref.ts) is None:
+                triage = self.edits.retriage(stored, req.text)
+            author = stored.user
+            thread_ts = thread_ts or stored.thread_ts
+        elif stored is not None:
             text = stored.text or text
             author = author or stored.user
             thread_ts = thread_ts or stored.thread_ts

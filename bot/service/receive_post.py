@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from bot.domain.models import Frozen, Post, Triage
 from bot.domain.ports import Chat, Deliveries, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
+from bot.service.engagement import RecordEngagement
 from bot.service.triage import Triager
 
 logger = logging.getLogger(__name__)
@@ -23,8 +25,14 @@ class IncomingPost(Frozen):
     user: str
     text: str
     thread_ts: str | None = None
+    broadcast: bool = False  # a thread reply also sent to the channel: a post like any other
     is_private: bool | None = None  # None: the event did not say; ask the chat
     event_id: str | None = None
+
+    @property
+    def is_reply(self) -> bool:
+        """True for a message in a thread that is not the thread's first message."""
+        return bool(self.thread_ts) and self.thread_ts != self.ts
 
 
 @dataclass(frozen=True)
@@ -51,26 +59,34 @@ class ReceivePost:
     chat: Chat
     channels: IdeaChannels
     triage_threads: bool = False
+    engagement: RecordEngagement | None = None  # counts replies on the post they answer
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def wants(self, post: IncomingPost) -> bool:
-        """True for a post in an idea channel (thread replies only with TRIAGE_THREADS)."""
+        """True for a post in an idea channel: a top-level message or a reply also sent to the
+        channel; other thread replies only with TRIAGE_THREADS."""
         if post.channel not in self.channels or not post.text.strip():
             return False
-        is_reply = bool(post.thread_ts) and post.thread_ts != post.ts
-        return self.triage_threads or not is_reply
+        return self.triage_threads or post.broadcast or not post.is_reply
 
     def __call__(self, post: IncomingPost) -> PostOutcome:
+        if post.is_reply and post.thread_ts and self.engagement is not None:
+            self.engagement.reply(post.channel, post.thread_ts, post.ts, post.user)
         if not self.wants(post):
             return PostOutcome("ignored")
         if post.event_id and not self.store.first_delivery(post.event_id):
             logger.info("ignoring redelivered event %s", post.event_id)
+            return PostOutcome("ignored")
+        known = self.store.get_post(post.channel, post.ts)
+        if known is not None and known.deleted:
+            # The deletion overtook the message (a retried delivery): nothing to triage.
             return PostOutcome("ignored")
         stored = StoredPost(
             channel=post.channel,
             ts=post.ts,
             user=post.user,
             text=post.text,
-            created=datetime.fromtimestamp(float(post.ts), UTC),
+            created=created_at(post.ts, self.clock),
             thread_ts=post.thread_ts,
             is_private=(
                 post.is_private
@@ -98,7 +114,22 @@ class ReceivePost:
         if triage.kind == "other":
             self.store.update_post(post.channel, post.ts, **fields)
             return PostOutcome("quiet", triage)
-        reply_ts = self.notifier.triage_reply(stored, triage)
+        now = self.store.get_post(post.channel, post.ts)
+        if now is None or now.deleted:  # deleted while triage ran: no reply under a tombstone
+            return PostOutcome("ignored", triage)
+        reply_ts = self.notifier.triage_reply(now, triage)
         self.store.update_post(post.channel, post.ts, reply_ts=reply_ts, **fields)
         logger.info("triaged %s:%s as %s", post.channel, post.ts, triage.kind)
         return PostOutcome("replied", triage, reply_ts)
+
+
+def created_at(ts: str, clock: Callable[[], datetime]) -> datetime:
+    """When a message was posted, read from its Slack ts ("1700000000.000100"); the clock's
+    time when the ts does not read as a time (Slack's are always epoch seconds)."""
+    try:
+        seconds = float(ts)
+        if seconds != seconds or not 0 <= seconds < 1e11:  # NaN, negative, past year 5138
+            raise ValueError(ts)
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        return clock()

@@ -15,6 +15,7 @@ from slack_bolt import App
 from bot.bootstrap import Bot
 from bot.config import ConfigError
 from bot.slack.listeners import register_listeners
+from bot.slack.listeners.guard import PayloadGuard
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +40,11 @@ def build_app(bot: Bot, *, token_verification_enabled: bool = False, workers: in
         process_before_response=False,
         request_verification_enabled=bool(secret),
         listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ideabot"),
+        # After the signature check, before anything reads the payload: odd shapes answer 200.
+        before_authorize=PayloadGuard(),
     )
     _install_error_handler(app)
-    register_listeners(app, bot.receive_post, bot.file_message)
+    register_listeners(app, bot.receive_post, bot.file_message, bot.edit_post, bot.engagement)
     return app
 
 

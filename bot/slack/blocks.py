@@ -2,7 +2,9 @@
 
 Every builder returns ``(text, blocks)``: *text* is the notification/fallback text. User-provided
 text is always escaped (``bot.slack.mrkdwn``) and cut to Slack's limits: 50 blocks per
-message, 3,000 characters per section text, 150 per button label, 2,000 per button value.
+message, 3,000 characters per section text, 75 per button label, 2,000 per button value.
+Builders never raise and never emit a blank text (Slack refuses both with ``invalid_blocks``):
+nothing to say is ``("", [])``.
 """
 
 from __future__ import annotations
@@ -43,16 +45,36 @@ def _context(text: str) -> Block:
     }
 
 
-def _button(label: str, action_id: str, value: dict[str, str], style: str | None = None) -> Block:
-    raw = json.dumps(value, separators=(",", ":"))
-    if len(raw) > VALUE_MAX:
-        raise ValueError("button value too long")
+def _button(
+    label: str,
+    action_id: str,
+    value: dict[str, str],
+    style: str | None = None,
+    optional: tuple[str, ...] = (),
+) -> Block:
+    """A button whose value names its message; *optional* keys are left out (in order) when the
+    value would pass Slack's limit, and the click looks them up instead. A value that cannot
+    fit at all is left out: the click is then ignored, which beats a message Slack refuses."""
+    value = dict(value)
+    raw: str | None = json.dumps(value, separators=(",", ":"))
+    for key in optional:
+        if raw is None or len(raw) <= VALUE_MAX:
+            break
+        value.pop(key, None)
+        raw = json.dumps(value, separators=(",", ":"))
+    if raw is not None and len(raw) > VALUE_MAX:
+        raw = None
     b: Block = {
         "type": "button",
-        "text": {"type": "plain_text", "text": truncate(label, BUTTON_LABEL_MAX), "emoji": True},
+        "text": {
+            "type": "plain_text",
+            "text": truncate(label.strip() or action_id, BUTTON_LABEL_MAX),
+            "emoji": True,
+        },
         "action_id": action_id,
-        "value": raw,
     }
+    if raw is not None:
+        b["value"] = raw
     if style:
         b["style"] = style
     return b
@@ -85,9 +107,19 @@ def _pack(head: str, lines: list[str], limit: int = SECTION_MAX) -> str:
 
 
 def build_triage_reply(
-    triage: Triage, channel: str, ts: str, file_emoji: str, can_file: bool = True
+    triage: Triage,
+    channel: str,
+    ts: str,
+    file_emoji: str,
+    can_file: bool = True,
+    votes: int = 0,
+    filed: FilingResult | None = None,
 ) -> tuple[str, list[Block]]:
-    """The thread reply to an idea post: kind, title, summary, similar tickets, how to file."""
+    """The thread reply to an idea post: kind, title, summary, similar tickets, how to file.
+
+    *votes* (people who reacted to the post) show as "👍 n" when there are any; once *filed*
+    (a result with the key), the reply names the ticket instead of offering to file.
+    """
     kind = _KIND_LABEL.get(triage.kind, triage.kind)
     title = escape_mrkdwn(truncate(triage.title, 300))
     summary = escape_mrkdwn(truncate(triage.summary, 1500))
@@ -97,7 +129,11 @@ def build_triage_reply(
     if triage.similar:
         head = "*Possible duplicate:*" if triage.likely_duplicate else "*Similar tickets:*"
         blocks.append(_section(_pack(head, [match_line(m) for m in triage.similar[:10]])))
-    if can_file:
+    if votes > 0:
+        blocks.append(_context(f"👍 {votes}"))
+    if filed is not None and filed.key:
+        blocks.append(_context(f"Filed as {_key_link(filed)}"))
+    elif can_file:
         blocks.append(_context(f"React with :{file_emoji}: or use the button to file it in Jira."))
         blocks.append(
             {
@@ -128,6 +164,7 @@ def build_duplicate_offer(match: Match, channel: str, ts: str) -> tuple[str, lis
                     ACTION_COMMENT,
                     {"c": channel, "ts": ts, "k": match.key},
                     "primary",
+                    optional=("k",),
                 ),
                 _button("File anyway", ACTION_FILE_ANYWAY, {"c": channel, "ts": ts}),
             ],
@@ -138,8 +175,7 @@ def build_duplicate_offer(match: Match, channel: str, ts: str) -> tuple[str, lis
 
 def build_filing_result(result: FilingResult) -> tuple[str, list[Block]]:
     """The thread message for a filing outcome; ("", []) when nothing should be said."""
-    key = escape_mrkdwn(result.key or "")
-    key_link = link(result.url, result.key) if result.url and result.key else key
+    key_link = _key_link(result)
     if result.status == "filed":
         text = f"Filed as {key_link} :white_check_mark:"
     elif result.status == "commented":
@@ -155,7 +191,7 @@ def build_filing_result(result: FilingResult) -> tuple[str, list[Block]]:
     elif result.status == "in_progress":
         text = "This post is being filed already."
     elif result.status in ("denied", "unavailable"):
-        text = escape_mrkdwn(result.message or "This post cannot be filed.")
+        text = escape_mrkdwn((result.message or "").strip() or "This post cannot be filed.")
     else:
         return "", []
     return _fallback(text), [_section(text)]
@@ -186,20 +222,55 @@ def rejection_message(result: FilingResult) -> str:
             "An admin needs to adjust the Jira project or the bot's settings "
             "(JIRA_ISSUE_TYPES); nothing was filed."
         )
-    if result.message:
-        return f"Jira refused the ticket: {result.message}. Nothing was filed."
+    if result.message and result.message.strip():
+        return f"Jira refused the ticket: {result.message.strip()}. Nothing was filed."
     return "Jira refused the ticket. Nothing was filed."
 
 
 def build_denied(allowed_hint: str | None = None) -> tuple[str, list[Block]]:
     """The ephemeral explanation for someone who may not file."""
     text = "Only some people can file Jira tickets from Slack here"
-    text += f" ({escape_mrkdwn(allowed_hint)})." if allowed_hint else "."
+    hint = (allowed_hint or "").strip()
+    text += f" ({escape_mrkdwn(truncate(hint, 500))})." if hint else "."
     text += " Ask one of them to react, or ask an admin to add you."
     return _fallback(text), [_section(text)]
 
 
 def build_notice(text: str) -> tuple[str, list[Block]]:
-    """A one-section message of plain *text* (escaped)."""
-    safe = escape_mrkdwn(text)
+    """A one-section message of plain *text* (escaped); ("", []) when *text* is blank."""
+    if not text.strip():
+        return "", []
+    safe = escape_mrkdwn(text.strip())
     return _fallback(safe), [_section(safe)]
+
+
+def build_edited_after_filing(
+    filed: FilingResult, commented: bool | None
+) -> tuple[str, list[Block]]:
+    """The thread note for a post edited after filing ("already") or while being filed."""
+    if filed.status != "already" or not filed.key:
+        text = "This post was edited while it was being filed; the ticket gets the earlier text."
+        return _fallback(text), [_section(text)]
+    key_link = _key_link(filed)
+    text = f"This post was edited after it was filed as {key_link}; the ticket keeps the text it"
+    text += " was filed with."
+    if commented is True:
+        text += f" I added the new text to {key_link} as a comment."
+    elif commented is False:
+        text += f" I could not add the new text to {key_link} (Jira did not answer)."
+    return _fallback(text), [_section(text)]
+
+
+def build_post_deleted(filed: FilingResult | None) -> tuple[str, list[Block]]:
+    """What replaces a deleted post's triage reply: its summary goes, and so does the button."""
+    if filed is not None and filed.status == "already" and filed.key:
+        text = f"The post was deleted; {_key_link(filed)} keeps the text it was filed with."
+    else:
+        text = "The post was deleted, so there is nothing to file."
+    return _fallback(text), [_context(text)]
+
+
+def _key_link(result: FilingResult) -> str:
+    """The result's key as mrkdwn, linked when the result has a URL."""
+    key = truncate(result.key or "", 200)
+    return link(result.url, key) if result.url and key else escape_mrkdwn(key)

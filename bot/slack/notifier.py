@@ -22,8 +22,32 @@ class SlackNotifier:
         self.filed_emoji = filed_emoji
 
     def triage_reply(self, post: StoredPost, triage: Triage) -> str:
-        text, blks = blocks.build_triage_reply(triage, post.channel, post.ts, self.file_emoji)
+        text, blks = blocks.build_triage_reply(
+            triage, post.channel, post.ts, self.file_emoji, votes=post.reactions
+        )
         return self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+
+    def update_triage_reply(
+        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+    ) -> None:
+        if not post.reply_ts:
+            return
+        text, blks = blocks.build_triage_reply(
+            triage, post.channel, post.ts, self.file_emoji, votes=post.reactions, filed=filed
+        )
+        self.chat.update(post.channel, post.reply_ts, text, blks)
+
+    def edited_after_filing(
+        self, post: StoredPost, filed: FilingResult, commented: bool | None
+    ) -> None:
+        text, blks = blocks.build_edited_after_filing(filed, commented)
+        self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+
+    def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
+        if not post.reply_ts:
+            return
+        text, blks = blocks.build_post_deleted(filed)
+        self.chat.update(post.channel, post.reply_ts, text, blks)
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
         if result.status == "failed":

@@ -157,6 +157,47 @@ def test_newer_schema_is_refused(sql_store: SqlStore, store_url: str) -> None:
         SqlStore(store_url)
 
 
+def test_a_database_from_before_deleted_posts_gains_the_column(store_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from bot.adapters.store_sql import normalise_url
+
+    engine = create_engine(normalise_url(store_url))
+    if store_url.startswith("sqlite"):
+        Path(make_url(store_url).database or "").parent.mkdir(parents=True, exist_ok=True)
+    with engine.begin() as conn:  # the version-1 posts table, with one post in it
+        conn.execute(
+            text(
+                'CREATE TABLE posts (channel VARCHAR(40) NOT NULL, ts VARCHAR(40) NOT NULL, "user"'
+                " VARCHAR(40) NOT NULL, text TEXT NOT NULL, created TIMESTAMP NOT NULL,"
+                " thread_ts VARCHAR(40), permalink TEXT, kind VARCHAR(20), title TEXT,"
+                " summary TEXT, triage_json TEXT, reply_ts VARCHAR(40), reactions INTEGER NOT NULL,"
+                " replies INTEGER NOT NULL, is_private BOOLEAN NOT NULL, PRIMARY KEY (channel, ts))"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO posts VALUES ('C1', '1.0', 'U1', 'old idea', '2025-03-03 09:00:00',"
+                " NULL, NULL, 'idea', NULL, NULL, NULL, NULL, 0, 0, false)"
+            )
+        )
+    engine.dispose()
+    for _ in range(2):  # opening it twice adds the column once
+        s = SqlStore(store_url)
+        try:
+            got = s.get_post("C1", "1.0")
+            assert got is not None and got.text == "old idea" and got.deleted is False
+        finally:
+            s.close()
+    s = SqlStore(store_url)
+    try:
+        s.delete_post("C1", "1.0", T0)
+        got = s.get_post("C1", "1.0")
+        assert got is not None and got.deleted and got.text == ""
+    finally:
+        s.close()
+
+
 def test_values_upsert(store: AnyStore) -> None:
     port: Store = store  # mypy checks SqlStore and MemoryStore against the Store Protocol here
     assert port.get_value("k") is None
@@ -272,6 +313,86 @@ def test_posts_between_is_half_open_ordered_and_filtered(store: AnyStore) -> Non
     tokyo = timezone(timedelta(hours=9))
     got = store.posts_between(T0.astimezone(tokyo), (T0 + timedelta(hours=1)).astimezone(tokyo))
     assert [p.ts for p in got] == ["1"]
+
+
+def test_delete_post_purges_words_and_keeps_the_row(store: AnyStore) -> None:
+    store.save_post(
+        _post(kind="idea", title="Dark mode", summary="s", triage_json="{}", reply_ts="2.0")
+    )
+    store.add_engagement("C1", "1.0", "reaction", "U2", "thumbsup")
+    was = store.delete_post("C1", "1.0", T0)
+    assert was is not None and was.text == "an idea" and was.reply_ts == "2.0"
+    got = store.get_post("C1", "1.0")
+    assert got is not None and got.deleted and got.text == ""
+    assert (got.kind, got.title, got.summary, got.triage_json) == (None, None, None, None)
+    assert got.reply_ts == "2.0" and got.reactions == 0
+    assert store.posts_between(T0, T0 + timedelta(days=1)) == []
+    # neither a redelivered message nor a late triage brings the words back
+    store.save_post(_post(text="an idea", kind="idea", title="Dark mode"))
+    store.update_post("C1", "1.0", title="Dark mode", kind="idea")
+    got = store.get_post("C1", "1.0")
+    assert got is not None and got.deleted and got.text == "" and got.title is None
+    assert store.add_engagement("C1", "1.0", "reaction", "U3", "tada") is None
+
+
+def test_deleting_an_unknown_post_leaves_a_deleted_row(store: AnyStore) -> None:
+    assert store.delete_post("C1", "7.0", T0, user="U1") is None
+    store.save_post(_post("7.0", text="arrived late"))
+    got = store.get_post("C1", "7.0")
+    assert got is not None and got.deleted and got.text == "" and got.user == "U1"
+
+
+def test_engagement_counts_each_person_once(store: AnyStore) -> None:
+    assert store.add_engagement("C1", "1.0", "reaction", "U2", "thumbsup") is None  # not stored
+    store.save_post(_post())
+    change = store.add_engagement("C1", "1.0", "reaction", "U2", "thumbsup")
+    assert change is not None and change.changed
+    assert (change.before.reactions, change.after.reactions) == (0, 1)
+    again = store.add_engagement("C1", "1.0", "reaction", "U2", "thumbsup")  # redelivered
+    assert again is not None and not again.changed
+    second = store.add_engagement("C1", "1.0", "reaction", "U2", "tada")  # same person
+    assert second is not None and not second.changed and second.after.reactions == 1
+    store.add_engagement("C1", "1.0", "reaction", "U3", "thumbsup")
+    store.add_engagement("C1", "1.0", "reply", "U2", "5.0")
+    store.add_engagement("C1", "1.0", "reply", "U2", "6.0")
+    got = store.get_post("C1", "1.0")
+    assert got is not None and (got.reactions, got.replies) == (2, 1)
+    store.remove_engagement("C1", "1.0", "reaction", "U2", "thumbsup")  # U2 still has tada
+    store.remove_engagement("C1", "1.0", "reply", "U2", "5.0")  # and another reply
+    got = store.get_post("C1", "1.0")
+    assert got is not None and (got.reactions, got.replies) == (2, 1)
+    store.remove_engagement("C1", "1.0", "reaction", "U2", "tada")
+    gone = store.remove_engagement("C1", "1.0", "reply", "U2", "6.0")
+    assert (
+        gone is not None
+        and gone.changed
+        and (gone.after.reactions, gone.after.replies)
+        == (
+            1,
+            0,
+        )
+    )
+    # a re-save of the post (a redelivered message) does not reset the derived counts
+    store.save_post(_post())
+    got = store.get_post("C1", "1.0")
+    assert got is not None and got.reactions == 1
+
+
+def test_concurrent_reactions_are_all_counted(backend: Backend) -> None:
+    backend.store.save_post(_post())
+    handles = backend.handles(2)
+    try:
+        _race(
+            RACERS,
+            lambda i: (
+                handles[i % 2].add_engagement("C1", "1.0", "reaction", f"U{i}", "+1") is not None
+            ),
+        )
+        got = backend.store.get_post("C1", "1.0")
+        assert got is not None and got.reactions == RACERS
+    finally:
+        for h in handles[1:]:
+            h.close()
 
 
 # --------------------------------------------------------------------------- slack events

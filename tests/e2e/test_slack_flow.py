@@ -493,3 +493,250 @@ def test_healthz(rig: Rig) -> None:
 def test_bad_issue_type_mapping_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="JIRA_ISSUE_TYPES: idea=Feature"):
         Rig(tmp_path, jira_issue_types="idea=Feature")
+
+
+# ---------------------------------------------------------------- Slack as it really is
+
+
+def _command(rig: Rig, text: str, **extra: str) -> tuple[int, bytes]:
+    fields = {
+        "token": "legacy",
+        "team_id": "T1",
+        "team_domain": "example",
+        "channel_id": "CIDEAS01",
+        "channel_name": "ideas",
+        "user_id": "UALICE",
+        "user_name": "alice",
+        "command": "/idea",
+        "text": text,
+        "api_app_id": "A1",
+        "response_url": rig.slack.response_url(),
+        "trigger_id": "1.2.3",
+    }
+    fields.update(extra)
+    return rig.send_command(fields)
+
+
+@pytest.mark.parametrize("text", ["help", "HELP", " --help ", "", "?"])
+def test_idea_help_answers_with_usage_and_files_nothing(rig: Rig, text: str) -> None:
+    from bot.slack.listeners.commands import USAGE
+
+    status, body = _command(rig, text)
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["text"] == USAGE and answer["response_type"] == "ephemeral"
+    rig.wait_idle()
+    assert rig.jira.issues == {} and rig.slack.calls_to("chat.postMessage") == []
+
+
+def test_a_thread_reply_also_sent_to_the_channel_is_triaged_by_default(rig: Rig) -> None:
+    parent = rig.message("What should we build next?")
+    ev = rig.message(
+        "Add dark mode to the dashboard",
+        subtype="thread_broadcast",
+        thread_ts=parent["ts"],
+        root={"ts": parent["ts"], "text": parent["text"], "user": "UALICE"},
+    )
+    assert rig.send_event(ev)[0] == 200
+    rig.wait_idle()
+    (reply,) = rig.slack.thread_replies("CIDEAS01", parent["ts"])
+    assert "Add dark mode" in _all_text(reply)
+    rig.send_event(rig.reaction("CIDEAS01", ev["ts"]))
+    _wait_issues(rig, 1)
+
+
+def _changed(rig: Rig, ev: dict[str, Any], text: str) -> dict[str, Any]:
+    """The message_changed event Slack sends when *ev*'s author edits it to *text*."""
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": ev["channel"],
+        "channel_type": "channel",
+        "ts": "1700009000.000200",
+        "event_ts": "1700009000.000200",
+        "message": {
+            "type": "message",
+            "user": ev["user"],
+            "text": text,
+            "ts": ev["ts"],
+            "edited": {"user": ev["user"], "ts": "1700009000.000000"},
+        },
+        "previous_message": {
+            "type": "message",
+            "user": ev["user"],
+            "text": ev["text"],
+            "ts": ev["ts"],
+        },
+    }
+
+
+def _deleted(ev: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "subtype": "message_deleted",
+        "hidden": True,
+        "channel": ev["channel"],
+        "channel_type": "channel",
+        "ts": "1700009100.000200",
+        "event_ts": "1700009100.000200",
+        "deleted_ts": ev["ts"],
+        "previous_message": {
+            "type": "message",
+            "user": ev["user"],
+            "text": ev["text"],
+            "ts": ev["ts"],
+        },
+    }
+
+
+def test_an_edit_before_filing_updates_the_reply_and_files_the_new_text(rig: Rig) -> None:
+    ev = rig.message("Add dark mode")
+    rig.send_event(ev)
+    rig.wait_idle()
+    reply_ts = rig.slack.thread_replies("CIDEAS01", ev["ts"])[0]["ts"] = rig.store.get_post(
+        "CIDEAS01", ev["ts"]
+    ).reply_ts  # type: ignore[union-attr]
+    assert rig.send_event(_changed(rig, ev, "Add dark mode and a light theme"))[0] == 200
+    rig.wait_idle()
+    (update,) = rig.slack.calls_to("chat.update")
+    assert update["ts"] == reply_ts and "Add dark mode and a light theme" in _all_text(update)
+    assert len(rig.slack.thread_replies("CIDEAS01", ev["ts"])) == 1  # edited in place
+    rig.send_event(rig.reaction("CIDEAS01", ev["ts"]))
+    _wait_issues(rig, 1)
+    issue = next(iter(rig.jira.issues.values()))
+    assert issue["fields"]["summary"] == "Add dark mode and a light theme"
+
+
+def test_the_shortcut_on_an_edited_message_files_what_it_says_now(rig: Rig) -> None:
+    ev = rig.message("Add dark mode")
+    rig.send_event(ev)
+    rig.wait_idle()
+    # The edit's event has not reached the bot; the shortcut's payload carries the new text.
+    rig.send_shortcut("CIDEAS01", ev["ts"], "Add dark mode and a light theme", "UALICE")
+    _wait_issues(rig, 1)
+    issue = next(iter(rig.jira.issues.values()))
+    assert "Add dark mode and a light theme" in issue["fields"]["description"]
+
+
+def test_an_edit_after_filing_is_told_and_commented_when_enabled(tmp_path: Path) -> None:
+    r = Rig(tmp_path, comment_on_edit=True)
+    try:
+        ev = r.message("Add dark mode")
+        r.send_event(ev)
+        r.send_event(r.reaction("CIDEAS01", ev["ts"]))
+        _wait_issues(r, 1)
+        key = next(iter(r.jira.issues))
+        r.send_event(_changed(r, ev, "Add dark mode, with a schedule"))
+        r.wait_idle()
+        note = r.slack.thread_replies("CIDEAS01", ev["ts"])[-1]
+        assert "edited after it was filed" in _all_text(note) and key in _all_text(note)
+        assert "with a schedule" in json.dumps(r.jira.comments(key))
+        assert r.jira.issues[key]["fields"]["summary"] == "Add dark mode"  # the ticket keeps it
+    finally:
+        r.close()
+
+
+def test_a_deleted_post_loses_its_reply_cannot_be_filed_and_is_purged(rig: Rig) -> None:
+    ev = rig.message("Add dark mode, secretly")
+    rig.send_event(ev)
+    rig.wait_idle()
+    reply_ts = rig.store.get_post("CIDEAS01", ev["ts"]).reply_ts  # type: ignore[union-attr]
+    assert rig.send_event(_deleted(ev))[0] == 200
+    rig.wait_idle()
+    (update,) = rig.slack.calls_to("chat.update")
+    assert update["ts"] == reply_ts and "deleted" in _all_text(update)
+    assert "secretly" not in _all_text(update) and update["blocks"]  # summary and button gone
+    stored = rig.store.get_post("CIDEAS01", ev["ts"])
+    assert stored is not None and stored.deleted and "secretly" not in repr(stored)
+    # the old button still works in Slack: it is refused, to that person only
+    rig.send_interactive(rig.button(blocks.ACTION_FILE, {"c": "CIDEAS01", "ts": ev["ts"]}))
+    rig.wait_idle()
+    assert rig.jira.issues == {}
+    (eph,) = rig.slack.calls_to("chat.postEphemeral")
+    assert eph["user"] == "UBOB" and "deleted" in _all_text(eph)
+
+
+def test_votes_are_counted_once_per_person_shown_and_reach_the_digest(rig: Rig) -> None:
+    quiet = rig.message("Add an export to CSV")
+    ev = rig.message("Add dark mode")
+    for e in (quiet, ev):
+        rig.send_event(e)
+    rig.wait_idle()
+    for user, name in (("UBOB", "+1"), ("UBOB", "tada"), ("UCAROL", "+1"), ("UDAN", "heart")):
+        rig.send_event(rig.reaction("CIDEAS01", ev["ts"], user=user, name=name))
+        rig.wait_idle()
+    rig.send_event(
+        {
+            **rig.reaction("CIDEAS01", ev["ts"], user="UDAN", name="heart"),
+            "type": "reaction_removed",
+        }
+    )
+    reply = rig.message("Yes please", user="UERIN", thread_ts=ev["ts"])
+    rig.send_event(reply)
+    rig.wait_idle()
+    stored = rig.store.get_post("CIDEAS01", ev["ts"])
+    assert stored is not None and (stored.reactions, stored.replies) == (2, 1)
+    shown = [
+        e["text"]
+        for u in rig.slack.calls_to("chat.update")
+        for b in u["blocks"]
+        if b["type"] == "context"
+        for e in b["elements"]
+        if e["text"].startswith("👍")
+    ]
+    assert shown == ["👍 1", "👍 2", "👍 3", "👍 2"]  # Bob's second emoji changed nothing
+    day = stored.created.date()
+    digest = rig.bot.digests.build_takeaways(day, "CIDEAS01")
+    assert [(i.ts, i.reactions, i.replies) for i in digest.top] == [(ev["ts"], 2, 1)]
+
+
+def test_an_old_style_message_button_without_actions_is_acknowledged(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("ERROR"):
+        status, _ = rig.send_interactive(
+            {
+                "type": "interactive_message",
+                "callback_id": "legacy",
+                "team": {"id": "T1"},
+                "channel": {"id": "CIDEAS01"},
+                "user": {"id": "UBOB"},
+                "action_ts": "1700000000.000001",
+                "message_ts": "1700000000.000001",
+                "response_url": rig.slack.response_url(),
+            }
+        )
+        rig.wait_idle()
+    assert status == 200
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ts": None},
+        {"ts": "soon"},
+        {"ts": "nan"},
+        {"ts": 1700000000.0001},
+        {"channel": None},
+        {"user": {"id": "UALICE"}},
+        {"thread_ts": "nan"},
+    ],
+    ids=["no-ts", "word-ts", "nan-ts", "number-ts", "no-channel", "object-user", "nan-thread"],
+)
+def test_a_message_event_with_a_field_missing_or_odd_is_ignored_quietly(
+    rig: Rig, caplog: pytest.LogCaptureFixture, change: dict[str, Any]
+) -> None:
+    ev = rig.message("Add dark mode")
+    for key, value in change.items():
+        if value is None:
+            del ev[key]
+        else:
+            ev[key] = value
+    with caplog.at_level("ERROR"):
+        assert rig.send_event(ev)[0] == 200
+        rig.wait_idle()
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    if "thread_ts" not in change:  # a thread_ts that is no ts is dropped: a top-level post
+        assert rig.slack.calls_to("chat.postMessage") == []

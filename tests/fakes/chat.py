@@ -13,13 +13,15 @@ from bot.domain.models import ChatMessage, Person
 
 @dataclass
 class RecordingChat:
-    """Records posts, ephemerals and reactions; ``fail_next`` posts raise; ``private`` lists
-    the private channels; ``people`` and ``groups`` answer identity and user-group questions."""
+    """Records posts, ephemerals, updates and reactions; ``fail_next`` posts raise; ``private``
+    lists the private channels; ``people`` and ``groups`` answer identity and user-group questions.
+    ``update`` changes the recorded post in place (and is recorded in ``updates``)."""
 
     private: set[str] = field(default_factory=set)
     posts: list[dict[str, Any]] = field(default_factory=list)
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
     reactions: list[tuple[str, str, str]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
     messages: dict[tuple[str, str], ChatMessage] = field(default_factory=dict)
     people: dict[str, Person] = field(default_factory=dict)
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -65,6 +67,15 @@ class RecordingChat:
             self.ephemerals.append(
                 {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts}
             )
+
+    def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        with self._lock:
+            self.updates.append({"channel": channel, "ts": ts, "text": text, "blocks": blocks})
+            for p in self.posts:
+                if p["channel"] == channel and p["ts"] == ts:
+                    p["text"], p["blocks"] = text, blocks
 
     def react(self, channel: str, ts: str, name: str) -> None:
         with self._lock:

@@ -45,6 +45,8 @@ from bot.domain.models import Ticket
 from bot.domain.ports import (
     CatalogueRow,
     DigestRecord,
+    EngagementChange,
+    EngagementKind,
     Fence,
     Filing,
     ItemStep,
@@ -66,7 +68,9 @@ _POST_KEEP_IF_NONE = (
     "triage_json",
     "reply_ts",
 )
-_POST_NOT_NULL = frozenset({"user", "text", "created", "reactions", "replies", "is_private"})
+_POST_NOT_NULL = frozenset(
+    {"user", "text", "created", "reactions", "replies", "is_private", "deleted"}
+)
 _FILING_FIELDS = frozenset({"state", "owner", "issue_key", "issue_url", "error", "attempts"})
 _FILING_NOT_NULL = frozenset({"state", "owner", "attempts"})
 
@@ -143,6 +147,8 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._posts: dict[tuple[str, str], StoredPost] = {}
+        # (channel, ts) -> {(kind, user, detail)}: who reacted and replied, as the SQL table
+        self._people: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
         self._events: dict[str, datetime] = {}
         self._filings: dict[tuple[str, str], Filing] = {}
         self._items: dict[int, _Item] = {}
@@ -179,6 +185,9 @@ class MemoryStore:
                 keep.update(
                     {n: getattr(old, n) for n in ("reactions", "replies") if getattr(post, n) == 0}
                 )
+                if old.deleted:  # deleted stays deleted and wordless, as in the SQL upsert
+                    keep.update({name: getattr(old, name) for name in _POST_KEEP_IF_NONE})
+                    keep.update(text="", deleted=True)
                 post = dataclasses.replace(post, **keep)
             self._posts[(post.channel, post.ts)] = post
 
@@ -197,7 +206,7 @@ class MemoryStore:
             fields["created"] = _utc(fields["created"])
         with self._lock:
             old = self._posts.get((channel, ts))
-            if old is not None and fields:
+            if old is not None and not old.deleted and fields:
                 self._posts[(channel, ts)] = dataclasses.replace(old, **fields)
 
     def posts_between(
@@ -210,9 +219,72 @@ class MemoryStore:
             found = [
                 p
                 for p in self._posts.values()
-                if start <= p.created < end and (wanted is None or p.channel in wanted)
+                if start <= p.created < end
+                and (wanted is None or p.channel in wanted)
+                and not p.deleted
             ]
         return sorted(found, key=lambda p: (p.created, p.ts))
+
+    def delete_post(
+        self, channel: str, ts: str, created: datetime, user: str = ""
+    ) -> StoredPost | None:
+        """Marks the post deleted, purging text, triage and engagement; returns it as it was
+        (None when never stored: a deleted row is written)."""
+        created = _utc(created)
+        with self._lock:
+            old = self._posts.get((channel, ts))
+            self._people.pop((channel, ts), None)
+            if old is None:
+                self._posts[(channel, ts)] = StoredPost(
+                    channel=channel, ts=ts, user=user, text="", created=created, deleted=True
+                )
+                return None
+            self._posts[(channel, ts)] = dataclasses.replace(
+                old,
+                text="",
+                kind=None,
+                title=None,
+                summary=None,
+                triage_json=None,
+                reactions=0,
+                replies=0,
+                deleted=True,
+            )
+            return old
+
+    # ------------------------------------------------------------------ engagement
+
+    def add_engagement(
+        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+    ) -> EngagementChange | None:
+        """Records one reaction or reply by *user*; the post's counts are derived again."""
+        return self._engage(channel, ts, (kind, user, detail), add=True)
+
+    def remove_engagement(
+        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+    ) -> EngagementChange | None:
+        """Forgets one reaction or reply by *user*; the post's counts are derived again."""
+        return self._engage(channel, ts, (kind, user, detail), add=False)
+
+    def _engage(
+        self, channel: str, ts: str, record: tuple[str, str, str], *, add: bool
+    ) -> EngagementChange | None:
+        with self._lock:
+            before = self._posts.get((channel, ts))
+            if before is None or before.deleted:
+                return None
+            people = self._people.setdefault((channel, ts), set())
+            if add:
+                people.add(record)
+            else:
+                people.discard(record)
+            after = dataclasses.replace(
+                before,
+                reactions=len({u for k, u, _ in people if k == "reaction"}),
+                replies=len({u for k, u, _ in people if k == "reply"}),
+            )
+            self._posts[(channel, ts)] = after
+            return EngagementChange(before=before, after=after)
 
     # ------------------------------------------------------------------ slack events
 

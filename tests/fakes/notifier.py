@@ -43,6 +43,38 @@ class RecordingNotifier:
         self.said.append(("idea_posted", {"channel": channel, "user": user, "text": text}))
         return self._next_ts()
 
+    def update_triage_reply(
+        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+    ) -> None:
+        self.said.append(
+            (
+                "update_triage_reply",
+                {
+                    "ref": (post.channel, post.ts),
+                    "reply_ts": post.reply_ts,
+                    "kind": triage.kind,
+                    "title": triage.title,
+                    "votes": post.reactions,
+                    "filed": filed,
+                },
+            )
+        )
+
+    def edited_after_filing(
+        self, post: StoredPost, filed: FilingResult, commented: bool | None
+    ) -> None:
+        self.said.append(
+            (
+                "edited_after_filing",
+                {"ref": (post.channel, post.ts), "filed": filed, "commented": commented},
+            )
+        )
+
+    def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
+        self.said.append(
+            ("post_deleted", {"ref": (post.channel, post.ts), "reply_ts": post.reply_ts})
+        )
+
     def kinds(self) -> list[str]:
         """What was said, in order (the first element of each entry)."""
         return [k for k, _ in self.said]

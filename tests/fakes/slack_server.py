@@ -25,6 +25,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 Params = dict[str, Any]
+# What calls to a response_url (see ``FakeSlack.response_url``) are recorded as.
+RESPONSE_URL = "response_url"
 # Methods called with the app-level token (xapp-...), not the bot token.
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
@@ -193,6 +195,10 @@ class FakeSlack:
             if p.get("channel") == channel and p.get("thread_ts") == thread_ts
         ]
 
+    def response_url(self, name: str = "1") -> str:
+        """A response_url served here: what is POSTed to it is recorded as ``RESPONSE_URL``."""
+        return self.base_url.replace("/api/", f"/respond/{name}")
+
     def reset_calls(self) -> None:
         with self._lock:
             self.calls.clear()
@@ -259,6 +265,9 @@ class FakeSlack:
                     params[key] = json.loads(params[key])
         auth = req.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
+        if url.path.startswith("/respond/"):
+            # A response_url (slash commands, shortcuts): no token, recorded as "response_url".
+            method, token = RESPONSE_URL, self.token
 
         status = 200
         headers: dict[str, str] = {}
@@ -298,6 +307,7 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            RESPONSE_URL: lambda p: {"ok": True},
             "chat.postEphemeral": self._ephemeral,
             "chat.getPermalink": self._permalink,
             "conversations.info": self._conv_info,

@@ -9,6 +9,7 @@ import pytest
 from bot.domain.models import Analysis, ChatMessage, Match, MessageRef, Person, Post, Triage
 from bot.domain.ports import StoredPost
 from bot.service.channels import IdeaChannels
+from bot.service.edit_post import EditPost
 from bot.service.file_message import FileMessage, FileRequest, FilingAccess, Reaction
 from bot.service.filing import Filer
 from bot.service.triage import Triager
@@ -65,14 +66,19 @@ def make(
         notifier=notes,
         clock=lambda: datetime.now(UTC),
     )
+    triager = Triager(FixedAnalyzer(), OneMatchIndex(match))  # type: ignore[arg-type]
+    channels = IdeaChannels(["CIDEAS01"])
     use_case = FileMessage(
         store=store,
         chat=chat,
         notifier=notes,
         filer=filer,
-        triager=Triager(FixedAnalyzer(), OneMatchIndex(match)),  # type: ignore[arg-type]
-        channels=IdeaChannels(["CIDEAS01"]),
+        triager=triager,
+        channels=channels,
         access=access or FilingAccess(),
+        edits=EditPost(
+            store=store, triager=triager, notifier=notes, filer=filer, channels=channels
+        ),
     )
     return use_case, chat, notes, tracker
 
@@ -207,3 +213,75 @@ def test_without_jira_nothing_is_posted_or_filed(store: MemoryStore) -> None:
     assert use_case.submit_idea("CIDEAS01", "UALICE", "Add SSO").status == "unavailable"
     assert notes.said == []
     assert use_case(FileRequest(ref=REF, requester="UBOB")).status == "unavailable"
+
+
+def _store_post(store: MemoryStore, text: str = "Add dark mode", **kw: object) -> None:
+    triage = Triage(kind="idea", confidence=0.8, title=text, summary=text, analyzer="t")
+    fields: dict[str, object] = {
+        "channel": REF.channel,
+        "ts": REF.ts,
+        "user": "UALICE",
+        "text": text,
+        "created": datetime.now(UTC),
+        "triage_json": triage.model_dump_json(),
+        "reply_ts": "1800000000.000009",
+    }
+    fields.update(kw)
+    store.save_post(StoredPost(**fields))  # type: ignore[arg-type]
+
+
+def test_a_deleted_post_cannot_be_filed_and_the_requester_hears_why(store: MemoryStore) -> None:
+    use_case, _, notes, tracker = make(store)
+    _store_post(store)
+    store.delete_post(REF.channel, REF.ts, datetime.now(UTC))
+    for req in (
+        FileRequest(ref=REF, requester="UBOB"),  # the button
+        FileRequest(ref=REF, requester="UBOB", force=True),  # "File anyway"
+    ):
+        result = use_case(req)
+        assert result.status == "unavailable" and "deleted" in (result.message or "")
+    reaction = Reaction(ref=REF, user="UCAROL", emoji="ticket", item_user="UALICE")
+    assert use_case.on_reaction(reaction).status == "unavailable"
+    told = [d for k, d in notes.said if k == "to_requester"]
+    assert [d["requester"] for d in told] == ["UBOB", "UBOB", "UCAROL"]
+    assert tracker.created == [] and store.get_filing(REF.channel, REF.ts) is None
+
+
+def test_the_shortcut_files_the_edited_text_its_payload_carries(store: MemoryStore) -> None:
+    use_case, _, notes, tracker = make(store)
+    _store_post(store, "Add dark mode")
+    edited = "Add dark mode and a light one"
+    req = FileRequest(ref=REF, requester="UBOB", text=edited, author="UALICE")
+    assert use_case(req).status == "filed"
+    (issue,) = tracker.created
+    assert issue.body.original == edited and issue.summary == edited[:40]
+    got = store.get_post(REF.channel, REF.ts)
+    assert got is not None and got.text == edited  # stored as the current text
+    assert notes.kinds()[0] == "update_triage_reply"  # and the triage reply shows it
+
+
+def test_the_shortcut_on_an_idea_posted_for_someone_files_their_words(store: MemoryStore) -> None:
+    use_case, _, _, tracker = make(store)
+    _store_post(store, "Add SSO")  # /idea: the bot posted "<@UALICE> shared an idea: >Add SSO"
+    quoted = "<@UALICE> shared an idea:\n>Add SSO"
+    assert use_case(FileRequest(ref=REF, requester="UBOB", text=quoted, author="UBOT")).status
+    assert tracker.created[0].body.original == "Add SSO"
+
+
+def test_comment_instead_finds_the_offered_key_when_the_button_could_not_carry_it(
+    store: MemoryStore,
+) -> None:
+    match = Match(key="PROJ-9", title="Dark", score=0.95, signals={"body": 0.9, "title": 0.9})
+    use_case, _, _, tracker = make(store, match=match)
+    assert use_case(FileRequest(ref=REF, requester="UBOB")).status == "duplicate"
+    req = FileRequest(ref=REF, requester="UBOB", force=True, comment_on_offered=True)
+    assert use_case(req).status == "commented"
+    assert [c.key for c in tracker.comments] == ["PROJ-9"] and tracker.created == []
+
+
+def test_comment_instead_without_an_offer_to_find_files_nothing(store: MemoryStore) -> None:
+    use_case, _, notes, tracker = make(store)  # no likely duplicate any more
+    req = FileRequest(ref=REF, requester="UBOB", force=True, comment_on_offered=True)
+    result = use_case(req)
+    assert result.status == "unavailable" and tracker.created == [] and tracker.comments == []
+    assert [d["result"].status for k, d in notes.said if k == "to_requester"] == ["unavailable"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from bot.domain.models import Analysis, Match, Post
 from bot.service.channels import IdeaChannels
+from bot.service.engagement import RecordEngagement
 from bot.service.receive_post import IncomingPost, ReceivePost
 from bot.service.triage import Triager
 from tests.fakes.chat import RecordingChat
@@ -42,6 +45,7 @@ def make(
         chat=chat,
         channels=channels or IdeaChannels(["CIDEAS01", "GPRIV001"]),
         triage_threads=threads,
+        engagement=RecordEngagement(store=store, notifier=notes),
     )
     return use_case, chat, notes
 
@@ -113,3 +117,33 @@ def test_channel_names_count_once_resolved(store: MemoryStore) -> None:
     assert use_case(post(channel="CNAMED01")).status == "ignored"  # not resolved yet
     channels.resolve(chat)
     assert use_case(post(channel="CNAMED01")).status == "replied"
+
+
+def test_a_reply_also_sent_to_the_channel_is_a_post(store: MemoryStore) -> None:
+    use_case, _, notes = make(store)  # TRIAGE_THREADS off, the default
+    out = use_case(post(thread_ts="1600000000.000001", broadcast=True))
+    assert out.status == "replied" and notes.kinds() == ["triage_reply"]
+    stored = store.get_post("CIDEAS01", "1700000000.000100")
+    assert stored is not None and stored.thread_ts == "1600000000.000001"
+
+
+def test_a_reply_counts_once_per_person_on_the_post_it_answers(store: MemoryStore) -> None:
+    use_case, _, _ = make(store)
+    use_case(post(ts="1600000000.000001"))
+    for ts, user in (("1.1", "UBOB"), ("1.2", "UBOB"), ("1.3", "UCAROL"), ("1.4", "UALICE")):
+        reply = post(ts=f"170000000{ts}", user=user, thread_ts="1600000000.000001")
+        assert use_case(reply).status == "ignored"  # replies are not triaged by default
+    parent = store.get_post("CIDEAS01", "1600000000.000001")
+    assert parent is not None and parent.replies == 2  # Bob once, Carol; not the author
+
+
+def test_a_deleted_post_is_not_triaged_when_its_message_arrives_late(store: MemoryStore) -> None:
+    use_case, _, notes = make(store)
+    store.delete_post("CIDEAS01", "1700000000.000100", datetime.now(UTC))
+    assert use_case(post()).status == "ignored" and notes.said == []
+
+
+@pytest.mark.parametrize("ts", ["nan", "inf", "-1e300", "1e300", "12:30", ""])
+def test_an_odd_ts_does_not_break_the_use_case(store: MemoryStore, ts: str) -> None:
+    use_case, _, _ = make(store)
+    assert use_case(post(ts=ts)).status in ("replied", "ignored")

@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.service.edit_post import EditPost
+from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
-from bot.slack.listeners import actions, commands, messages, reactions, shortcuts
+from bot.slack.listeners import actions, commands, guard, messages, reactions, shortcuts
 
 
-def register_listeners(app: Any, receive_post: ReceivePost, file_message: FileMessage) -> None:
-    """Registers every listener on the Bolt *app*."""
-    messages.register(app, receive_post)
-    for module in (reactions, actions, shortcuts, commands):
+def register_listeners(
+    app: Any,
+    receive_post: ReceivePost,
+    file_message: FileMessage,
+    edit_post: EditPost | None = None,
+    engagement: RecordEngagement | None = None,
+) -> None:
+    """Registers every listener on the Bolt *app*, and last the fallbacks that acknowledge what
+    no listener takes. (The app installs ``guard.PayloadGuard`` itself, as ``before_authorize``.)"""
+    messages.register(app, receive_post, edit_post)
+    reactions.register(app, file_message, engagement)
+    for module in (actions, shortcuts, commands):
         module.register(app, file_message)
+    guard.register_fallbacks(app)

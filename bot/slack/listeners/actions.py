@@ -9,19 +9,22 @@ from typing import Any
 from bot.domain.models import MessageRef
 from bot.service.file_message import FileMessage, FileRequest
 from bot.slack import blocks
+from bot.slack.listeners.payload import as_dict, nested_id, slack_id, slack_ts
 
 logger = logging.getLogger(__name__)
 
 
 def parse_button(body: dict[str, Any], action: dict[str, Any]) -> FileRequest | None:
     """The filing request a button carries (its value names the message), or None."""
+    action = as_dict(action)
+    raw = action.get("value")
     try:
-        value = json.loads(str(action.get("value") or "{}"))
-    except ValueError:
+        value = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
         value = None
     target = {k: str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-    channel, ts = target.get("c"), target.get("ts")
-    user = str((body.get("user") or {}).get("id", ""))
+    channel, ts = slack_id(target.get("c")), slack_ts(target.get("ts"))
+    user = nested_id(as_dict(body), "user")
     action_id = action.get("action_id")
     if not channel or not ts or not user:
         logger.warning("button %s without a target", action_id)
@@ -34,6 +37,8 @@ def parse_button(body: dict[str, Any], action: dict[str, Any]) -> FileRequest | 
         comment_on=target.get("k")
         if action_id in (blocks.ACTION_COMMENT, blocks.ACTION_RETRY)
         else None,
+        # A key too long for the button's value was left out: the offered match is looked up.
+        comment_on_offered=action_id == blocks.ACTION_COMMENT and not target.get("k"),
     )
 
 

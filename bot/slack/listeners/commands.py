@@ -6,8 +6,10 @@ from typing import Any
 
 from bot.service.file_message import FileMessage
 from bot.slack import blocks
+from bot.slack.listeners.payload import as_dict, slack_id
 
 USAGE = "Usage: /idea <your idea>: I post it here and file it as a Jira ticket."
+HELP_WORDS = frozenset({"", "help", "-h", "--help", "?"})
 
 
 def register(app: Any, file_message: FileMessage) -> None:
@@ -15,14 +17,17 @@ def register(app: Any, file_message: FileMessage) -> None:
 
     @app.command(blocks.COMMAND)
     def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
-        ack()
-        text = str(command.get("text") or "").strip()
-        if not text or text.lower() in ("help", "-h", "--help", "?"):
-            respond(text=USAGE, response_type="ephemeral")
+        command = as_dict(command)
+        raw = command.get("text")
+        text = raw.strip() if isinstance(raw, str) else ""
+        channel, user = slack_id(command.get("channel_id")), slack_id(command.get("user_id"))
+        if text.lower() in HELP_WORDS or not channel or not user:
+            # The usage goes back in the acknowledgement itself: shown at once, to this person
+            # only, and it needs no response_url.
+            ack(text=USAGE, response_type="ephemeral")
             return
-        result = file_message.submit_idea(
-            str(command.get("channel_id", "")), str(command.get("user_id", "")), text
-        )
+        ack()
+        result = file_message.submit_idea(channel, user, text)
         # Only refusals before anything was posted come back here; the rest was told in Slack.
         if result.status in ("denied", "unavailable"):
             reply, reply_blocks = (

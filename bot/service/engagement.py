@@ -1,0 +1,72 @@
+"""Engagement: who reacted to and replied to an idea post, each person counted once.
+
+The store keeps one record per (person, emoji) and (person, reply) and derives the post's
+counts from them, so redelivered events, a second emoji and a second reply change nothing. The
+post's author and the bot are not counted: a vote is someone else's. When the number of people
+who reacted changes, the triage reply is rendered again to show the votes ("👍 3"). Replies are
+counted for the digest ("most reactions and replies") without touching the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.domain.models import Triage
+from bot.domain.ports import Engagement, EngagementChange, Notifier, Posts, StoredPost
+from bot.service.file_message import Reaction
+from bot.service.filing import Filer
+
+logger = logging.getLogger(__name__)
+
+
+class EngagementStore(Posts, Engagement, Protocol):
+    """The part of the store this use case needs."""
+
+
+@dataclass
+class RecordEngagement:
+    """The use case behind reactions added and removed, and replies posted and deleted."""
+
+    store: EngagementStore
+    notifier: Notifier
+    filer: Filer | None = None  # to name the ticket when the reply is rendered again
+
+    def reaction(self, reaction: Reaction, added: bool = True) -> EngagementChange | None:
+        """Records (or forgets) one person's emoji on a stored post; None when it does not count
+        (the bot's own, the author's own, a message that is not a stored post)."""
+        ref = reaction.ref
+        if not reaction.user or reaction.by_bot or not reaction.emoji:
+            return None
+        post = self.store.get_post(ref.channel, ref.ts)
+        if post is None or post.deleted or reaction.user == post.user:
+            return None
+        record = self.store.add_engagement if added else self.store.remove_engagement
+        change = record(ref.channel, ref.ts, "reaction", reaction.user, reaction.emoji)
+        if change is not None and change.before.reactions != change.after.reactions:
+            self._show_votes(change.after)
+        return change
+
+    def reply(
+        self, channel: str, thread_ts: str, reply_ts: str, user: str, added: bool = True
+    ) -> EngagementChange | None:
+        """Records (or forgets, when the reply is deleted) one reply in a stored post's thread."""
+        if not user or not thread_ts or thread_ts == reply_ts:
+            return None
+        post = self.store.get_post(channel, thread_ts)
+        if post is None or post.deleted or user == post.user:
+            return None
+        record = self.store.add_engagement if added else self.store.remove_engagement
+        return record(channel, thread_ts, "reply", user, reply_ts)
+
+    def _show_votes(self, changed: StoredPost) -> None:
+        # Read again: of two reactions racing, the later render should carry the later count.
+        post = self.store.get_post(changed.channel, changed.ts) or changed
+        triage = Triage.from_stored(post.triage_json)
+        if not post.reply_ts or triage is None or post.deleted:
+            return
+        filed = self.filer.existing(post.channel, post.ts) if self.filer else None
+        self.notifier.update_triage_reply(
+            post, triage, filed if filed is not None and filed.status == "already" else None
+        )
