@@ -181,6 +181,8 @@ def test_a_database_from_before_deleted_posts_gains_the_column(store_url: str) -
                 " NULL, NULL, 'idea', NULL, NULL, NULL, NULL, 0, 0, false)"
             )
         )
+        conn.execute(text("CREATE TABLE kv (key VARCHAR(200) PRIMARY KEY, value TEXT NOT NULL)"))
+        conn.execute(text("INSERT INTO kv VALUES ('schema_version', '1')"))
     engine.dispose()
     for _ in range(2):  # opening it twice adds the column once
         s = SqlStore(store_url)
