@@ -299,6 +299,23 @@ class Bot:
         if problems:
             raise ConfigError(problems[0])
 
+    def ready(self) -> list[str]:
+        """What keeps this process from doing its work; empty when ready.
+
+        The database must answer (every event is recorded there before it is acknowledged) and
+        the ticket index must answer ``count()``. No secret or message text in the answers.
+        """
+        problems: list[str] = []
+        try:
+            self.adapters.store.ping()
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        try:
+            self.catalogue.count()
+        except Exception as exc:
+            problems.append(f"index: {type(exc).__name__}")
+        return problems
+
     def issue_type_problems(self) -> list[str]:
         """What is wrong with JIRA_ISSUE_TYPES for the project (asks Jira; empty: fine)."""
         tracker = self.adapters.tracker

@@ -1,6 +1,6 @@
 """Connection plumbing shared by the SQL store's parts: engine, transactions, upsert, pruning.
 
-Every exactly-once decision is an INSERT on a unique key (filings, digests, Slack event ids,
+Every exactly-once decision is an INSERT on a unique key (filings, digests, inbox event ids,
 pending outbox items): the database, not the process, decides who does the work, so several
 threads and several bot processes can race safely.
 """
@@ -50,11 +50,16 @@ class SqlBase:
         if self.backend == "sqlite":
             self.engine = sqlite_engine(url, parsed.database, echo)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True, echo=echo)
+            # A total deadline on reaching the server: an unreachable host must fail a request
+            # (readiness says so, Slack is answered 503 and retries), not hang it for minutes.
+            connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+            self.engine = create_engine(
+                url, pool_pre_ping=True, echo=echo, connect_args=connect_args
+            )
         # Same pool and events, plus an option the SQLite begin hook turns into BEGIN IMMEDIATE.
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._counter_lock = threading.Lock()
-        self._event_calls = 0
+        self._inbox_calls = 0
         self._finish_calls = 0
         with self._write() as conn:
             create_schema(conn, self.backend)

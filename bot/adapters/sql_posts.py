@@ -1,19 +1,16 @@
-"""The ``Posts`` and ``Deliveries`` ports on SQL: the Slack messages and events the bot saw."""
+"""The ``Posts`` port on SQL: the Slack messages the bot saw."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, func, select, update
 
-from bot.adapters.sql_base import SqlBase, utc_now
-from bot.adapters.sql_schema import posts, slack_events
+from bot.adapters.sql_base import SqlBase
+from bot.adapters.sql_schema import posts
 from bot.domain.ports import StoredPost
-
-EVENT_KEEP = timedelta(days=3)
 
 _POST_FIELDS = frozenset(c.name for c in posts.c) - {"channel", "ts"}
 # Enrichment added after the message was first seen: a re-save without it must not erase it.
@@ -101,20 +98,3 @@ class SqlPosts(SqlBase):
         with self._read() as conn:
             rows = conn.execute(stmt.order_by(posts.c.created, posts.c.ts)).all()
         return [StoredPost(**r._asdict()) for r in rows]
-
-
-class SqlDeliveries(SqlBase):
-    """The ``Deliveries`` port: a unique insert per Slack event id."""
-
-    def first_delivery(self, event_id: str) -> bool:
-        """True the first time *event_id* is seen, False on every redelivery."""
-        now = utc_now()
-        if self._bump("_event_calls"):
-            with self._write() as conn:
-                conn.execute(delete(slack_events).where(slack_events.c.seen < now - EVENT_KEEP))
-        try:
-            with self._write() as conn:
-                conn.execute(insert(slack_events).values(event_id=event_id, seen=now))
-        except IntegrityError:
-            return False
-        return True

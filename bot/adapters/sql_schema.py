@@ -100,12 +100,8 @@ posts = Table(
     Column("is_private", Boolean, nullable=False, default=False),
 )
 
-slack_events = Table(
-    "slack_events",
-    metadata,
-    Column("event_id", String(100), primary_key=True),
-    Column("seen", UTCDateTime, nullable=False, index=True),
-)
+# The ``inbox`` table is defined with its port, in ``sql_inbox`` (it replaced ``slack_events``,
+# which older databases still hold, unused).
 
 filings = Table(
     "filings",

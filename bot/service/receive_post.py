@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from bot.domain.models import Frozen, Post, Triage
-from bot.domain.ports import Chat, Deliveries, Notifier, Posts, StoredPost
+from bot.domain.ports import Chat, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.triage import Triager
 
@@ -30,14 +30,15 @@ class IncomingPost(Frozen):
 @dataclass(frozen=True)
 class PostOutcome:
     """What receiving a post did: ``replied`` (with the reply's ts), ``quiet`` (kind other) or
-    ``ignored`` (not an idea post, empty, or a redelivery)."""
+    ``ignored`` (not an idea post, or empty). Redeliveries never get here: the inbox records each
+    event id once (``bot.domain.ports.Inbox``)."""
 
     status: Literal["replied", "quiet", "ignored"]
     triage: Triage | None = None
     reply_ts: str | None = None
 
 
-class ReceiveStore(Posts, Deliveries, Protocol):
+class ReceiveStore(Posts, Protocol):
     """The part of the store this use case needs."""
 
 
@@ -61,9 +62,6 @@ class ReceivePost:
 
     def __call__(self, post: IncomingPost) -> PostOutcome:
         if not self.wants(post):
-            return PostOutcome("ignored")
-        if post.event_id and not self.store.first_delivery(post.event_id):
-            logger.info("ignoring redelivered event %s", post.event_id)
             return PostOutcome("ignored")
         stored = StoredPost(
             channel=post.channel,
