@@ -167,6 +167,7 @@ class Rig:
         jira: FakeJira | None = None,
         db_url: str | None = None,
         start_server: bool = True,
+        start_workers: bool = True,
         **settings: Any,
     ) -> None:
         self.tmp_path = tmp_path
@@ -202,8 +203,11 @@ class Rig:
         self.runtime = main.runtime
         self.bot, self.app, self.worker, self.inbox = main.bot, main.app, main.worker, main.inbox
         # The inbox's pools run (deliveries are processed as in production); its poller and the
-        # outbox worker do not: tests drive those passes with the hand-moved clock.
-        self.runtime.start(poll=False, outbox=False)
+        # outbox worker do not: tests drive those passes with the hand-moved clock. Without
+        # *start_workers* deliveries are recorded and claimed but never processed: a replica that
+        # is killed right after answering Slack.
+        if start_workers:
+            self.runtime.start(poll=False, outbox=False)
         if start_server:
             self.server = HttpServer(
                 self.app, host="127.0.0.1", port=0, threads=8, readiness=self.runtime.readiness
@@ -242,6 +246,19 @@ class Rig:
     def url(self) -> str:
         assert self.server is not None
         return self.server.url + "/slack/events"
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET *path* on the served app (``/healthz``, ``/readyz``); returns (status, text)."""
+        import http.client
+
+        assert self.server is not None
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
 
     def send(self, body: str, headers: dict[str, str]) -> tuple[int, bytes]:
         return post(self.url, body, headers)
