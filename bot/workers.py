@@ -9,14 +9,13 @@ it released its claims when it stopped), is claimed by the poller on a later pas
 replica. Leases are short and renewed while the work runs, so a crashed replica's events are
 taken over within about a lease.
 
-Draining (SIGTERM): :meth:`InboxWorkers.begin_drain` stops taking work and releases the claims
-of what has not started, so another replica takes it at once; :meth:`InboxWorkers.stop` waits
-for what is running until a deadline, then releases whatever is left.
+Draining (SIGTERM): :meth:`InboxWorkers.begin_drain` stops taking work and offers what is queued
+here but not started to the other replicas (its leases expire at once); :meth:`InboxWorkers.stop`
+keeps working (on what nobody else took) until a deadline, then releases whatever is left.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -107,8 +106,11 @@ class InboxWorkers:
         self._lock = threading.Condition()
         self._held: dict[str, InboxEvent] = {}  # claimed here: queued or running
         self._unsettled: dict[str, Callable[[], bool]] = {}  # outcomes the store did not take yet
+        self._handed_back: set[str] = set()  # queued when draining began; leases expired
         self._accepting = True
-        self._stop = threading.Event()
+        self._workers_stop = threading.Event()  # workers leave once their queue is empty
+        self._cut = threading.Event()  # the drain deadline passed: start nothing more
+        self._poller_stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._renewed_at = time.monotonic()
         self._store_down = False
@@ -218,51 +220,55 @@ class InboxWorkers:
         self._accepting = False
 
     def begin_drain(self) -> int:
-        """Stops taking work; releases the claims of queued events that have not started, so
-        another replica takes them at once. Returns how many were handed back."""
+        """Stops taking work and hands back the events queued here that have not started: their
+        leases expire now, so another replica's next pass may take them. What nobody takes is
+        still done here (a worker renews the lease first, which fails if another replica took
+        it), so a lone replica finishes its queue within the grace. Returns how many."""
+        self.pause()
         with self._lock:
-            self._accepting = False
-            queued: list[str] = []
-            for pool in self.pools.values():
-                while True:
-                    try:
-                        item = pool.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is not None:
-                        queued.append(item.event_id)
-                        self._held.pop(item.event_id, None)
-            self._lock.notify_all()
+            queued = [
+                e.event_id
+                for p in self.pools.values()
+                for e in list(p.queue.queue)
+                if e is not None
+            ]
+            self._handed_back.update(queued)
         if queued:
-            self._release(queued)
-            logger.info("inbox: draining; handed back %d queued events", len(queued))
+            try:
+                self.store.renew_events(queued, self.owner, self.clock())
+                logger.info(
+                    "inbox: draining; %d queued events offered to other replicas", len(queued)
+                )
+            except Exception as exc:  # they stay ours until done here or their leases run out
+                logger.warning("inbox: could not hand back queued events: %s", type(exc).__name__)
         return len(queued)
 
     def stop(self, deadline: float | None = None) -> bool:
-        """Drains, waits for running work until *deadline* (``time.monotonic()``; default 10 s),
-        then releases every claim still held. True when nothing was cut short."""
+        """Drains: running and queued work gets until *deadline* (``time.monotonic()``; default
+        10 s from now); then every claim still held here is released. True when nothing was cut
+        short."""
         deadline = time.monotonic() + 10 if deadline is None else deadline
         self.begin_drain()
-        self._stop.set()
+        self._workers_stop.set()
         for pool in self.pools.values():
-            for _ in pool.threads:
-                # Only sentinels can be in it now: enough of them to wake every thread.
-                with contextlib.suppress(queue.Full):
-                    pool.queue.put_nowait(None)
-        threads = [t for p in self.pools.values() for t in p.threads]
+            for t in pool.threads:
+                t.join(max(0.0, deadline - time.monotonic()))
+        self._cut.set()
+        self._poller_stop.set()
         if self._poller is not None:
-            threads.append(self._poller)
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+            self._poller.join(max(0.0, deadline - time.monotonic()))
         self._settle_pending()
         with self._lock:
             cut_short = [e for p in self.pools.values() for e in p.running]
             unsettled = list(self._unsettled)
-        if cut_short:
+            left = [e.event_id for p in self.pools.values() for e in list(p.queue.queue) if e]
+        if cut_short or left:
             logger.warning(
-                "inbox: %d events still running at the deadline (%s); handing them back",
+                "inbox: %d events still running at the deadline (%s) and %d not started; "
+                "handing them back",
                 len(cut_short),
                 ", ".join(cut_short[:10]),
+                len(left),
             )
         if unsettled:
             logger.warning("inbox: could not record the outcome of %s", ", ".join(unsettled[:10]))
@@ -273,7 +279,7 @@ class InboxWorkers:
         for pool in self.pools.values():
             pool.threads = [t for t in pool.threads if t.is_alive()]
         self._poller = None
-        return not cut_short and not unsettled
+        return not cut_short and not unsettled and not left
 
     # ------------------------------------------------------------------ for tests and tools
 
@@ -308,13 +314,11 @@ class InboxWorkers:
     def poll_once(self) -> int:
         """One poller pass: records outcomes the store missed, renews leases, and claims due
         events for the room each pool has; returns how many it queued."""
-        if not self._accepting:
-            return 0
         self._settle_pending()
         now = self.clock()
         if time.monotonic() - self._renewed_at >= self.lease.total_seconds() / 3:
             with self._lock:
-                held = list(self._held)
+                held = [e for e in self._held if e not in self._handed_back]
             if held:
                 self.store.renew_events(held, self.owner, now + self.lease)
             self._renewed_at = time.monotonic()
@@ -333,7 +337,8 @@ class InboxWorkers:
     # ------------------------------------------------------------------ plumbing
 
     def _poll_loop(self) -> None:
-        while not self._stop.wait(self.poll_interval):
+        # Runs until the very end of a drain: running work keeps its leases renewed.
+        while not self._poller_stop.wait(self.poll_interval):
             try:
                 self.poll_once()
                 if self._store_down:
@@ -345,14 +350,35 @@ class InboxWorkers:
                 self._store_down = True
 
     def _work(self, pool: _Pool) -> None:
-        while True:
-            event = pool.queue.get()
-            if event is None:
-                return
-            self._run(event)
+        while not self._cut.is_set():
+            try:
+                event = pool.queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._workers_stop.is_set():
+                    return
+                continue
+            if event is not None:
+                self._run(event)
+
+    def _take_back(self, event: InboxEvent) -> bool:
+        """For an event handed back while draining: True if it is still ours to do."""
+        if self._cut.is_set():
+            return False
+        try:
+            ours = self.store.renew_events([event.event_id], self.owner, self.clock() + self.lease)
+        except Exception:
+            ours = 0
+        with self._lock:
+            self._handed_back.discard(event.event_id)
+        return ours == 1
 
     def _run(self, event: InboxEvent) -> None:
         pool = self.pools[event.pool]
+        if event.event_id in self._handed_back and not self._take_back(event):
+            with self._lock:  # another replica took it (or the drain is over)
+                self._held.pop(event.event_id, None)
+                self._lock.notify_all()
+            return
         with self._lock:
             pool.running[event.event_id] = event
         started = time.monotonic()

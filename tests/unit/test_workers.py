@@ -210,8 +210,8 @@ def test_leases_are_renewed_while_the_work_runs(
     workers.wait_idle()
 
 
-def test_draining_hands_back_queued_events_and_keeps_recording(
-    workers: InboxWorkers, store: FlakyStore, handler: Recorder
+def test_draining_offers_queued_events_to_other_replicas_and_keeps_recording(
+    workers: InboxWorkers, store: FlakyStore, handler: Recorder, clock: ManualClock
 ) -> None:
     handler.gate = threading.Event()
     workers.start(poll=False)
@@ -220,16 +220,34 @@ def test_draining_hands_back_queued_events_and_keeps_recording(
     workers.record("Ev2", "triage", env("Ev2"))  # queued behind Ev1
     workers.pause()
     workers.record("Ev3", "triage", env("Ev3"))  # arrives while draining: recorded, not taken
+    left = store.get_event("Ev3")
+    assert left is not None and left.state == "pending" and left.owner is None
     assert workers.begin_drain() == 1
-    for event_id in ("Ev2", "Ev3"):
-        got = store.get_event(event_id)
-        assert got is not None and got.state == "pending" and got.owner is None
+    taken = store.claim_events("triage", "other", clock(), clock() + INBOX_LEASE)
+    assert sorted(e.event_id for e in taken) == ["Ev2", "Ev3"]  # at once, not a lease later
     handler.gate.set()
     assert workers.stop(time.monotonic() + 5) is True  # Ev1 finished within the deadline
-    assert handler.seen == ["Ev1"]
+    assert handler.seen == ["Ev1"]  # Ev2 was left to the replica that took it
     done = store.get_event("Ev1")
     assert done is not None and done.state == "done"
+    ev2 = store.get_event("Ev2")
+    assert ev2 is not None and ev2.owner == "other"
     assert workers.poll_once() == 0  # a stopped replica takes nothing
+
+
+def test_a_lone_draining_replica_finishes_its_queue_within_the_deadline(
+    workers: InboxWorkers, store: FlakyStore, handler: Recorder
+) -> None:
+    handler.gate = threading.Event()
+    workers.start(poll=False)
+    workers.record("Ev1", "triage", env("Ev1"))
+    assert handler.entered.wait(5)
+    workers.record("Ev2", "triage", env("Ev2"))
+    assert workers.begin_drain() == 1  # offered, but nobody takes it
+    handler.gate.set()
+    assert workers.stop(time.monotonic() + 5) is True
+    assert handler.seen == ["Ev1", "Ev2"]
+    assert store.pending_events() == []
 
 
 def test_work_still_running_at_the_deadline_is_handed_back(
