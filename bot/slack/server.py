@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import signal
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -417,8 +418,7 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
         runtime.request_stop()
         if handler is not None:
             # At once: Slack then sends new events over the other replicas' connections.
-            with contextlib.suppress(Exception):
-                handler.close()
+            close_socket_mode(handler)
         if sync_job is not None:
             sync_job.shutdown(wait=False)
         digests.shutdown(wait=False)
@@ -431,6 +431,26 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
             "stopped%s", "" if clean else " (grace ran out; unfinished work was handed back)"
         )
         _exit_if_stuck(deadline)
+
+
+def close_socket_mode(handler: Any) -> None:
+    """Closes a Socket Mode handler's connection the WebSocket way (a close frame, code 1000,
+    then the socket), and stops its client so that it does not reconnect."""
+    try:
+        # slack_sdk's builtin client only closes the TCP socket; its frame builder is internal,
+        # hence the guard: without it the connection still closes, just less politely.
+        from slack_sdk.socket_mode.builtin.frame_header import FrameHeader
+        from slack_sdk.socket_mode.builtin.internals import _build_data_frame_for_sending
+
+        session = handler.client.current_session
+        if session is not None and session.sock is not None:
+            frame = _build_data_frame_for_sending(struct.pack("!H", 1000), FrameHeader.OPCODE_CLOSE)
+            with session.sock_send_lock:
+                session.sock.sendall(frame)
+    except Exception as exc:
+        logger.debug("Socket Mode close frame not sent: %s", exc)
+    with contextlib.suppress(Exception):
+        handler.close()
 
 
 def _install_signal_handlers(runtime: Runtime, stop: threading.Event) -> None:

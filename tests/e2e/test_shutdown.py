@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from bot.adapters.store_sql import SqlStore
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.slack_signing import event_body, post, signed_request
+from tests.fakes.socket_mode_server import FakeSocketMode
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "shutdown-test-secret"
@@ -31,9 +33,18 @@ GRACE = 10
 
 
 class BotProcess:
-    """``python -m bot serve --http --port 0`` with its standard error read in a thread."""
+    """``python -m bot serve`` (``--http --port 0`` by default) with its standard error read
+    in a thread; ``port`` is the HTTP port it logged (the health port in Socket Mode)."""
 
-    def __init__(self, tmp_path: Path, slack: FakeSlack, jira: FakeJira, **env: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        slack: FakeSlack,
+        jira: FakeJira,
+        args: tuple[str, ...] = ("--http", "--port", "0", "--host", "127.0.0.1"),
+        port_line: str = r"HTTP mode on port (\d+)",
+        **env: str,
+    ) -> None:
         full_env = {
             "PATH": os.environ["PATH"],
             "PYTHONPATH": str(ROOT),
@@ -53,7 +64,7 @@ class BotProcess:
         }
         full_env.update(env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--http", "--port", "0", "--host", "127.0.0.1"],
+            [sys.executable, "-m", "bot", "serve", *args],
             cwd=tmp_path,
             env=full_env,
             stdout=subprocess.DEVNULL,
@@ -63,7 +74,7 @@ class BotProcess:
         self.lines: list[str] = []
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
-        self.port = int(self.wait_for(r"HTTP mode on port (\d+)", 120).group(1))
+        self.port = int(self.wait_for(port_line, 120).group(1))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -230,3 +241,40 @@ def test_work_beyond_the_grace_is_handed_back_and_the_exit_is_still_on_time(
         assert left.event_id == "EvSLOW" and left.owner is None  # any replica takes it at once
     finally:
         store.close()
+
+
+def test_sigterm_in_socket_mode_closes_the_connection_and_exits_0(
+    tmp_path: Path, fakes: tuple[FakeSlack, FakeJira]
+) -> None:
+    slack, jira = fakes
+    sm = FakeSocketMode().start()
+    slack.socket_mode_url = sm.url
+    with socket.socket() as s:  # a free port for the health server
+        s.bind(("127.0.0.1", 0))
+        health_port = s.getsockname()[1]
+    bot = BotProcess(
+        tmp_path,
+        slack,
+        jira,
+        args=("--host", "127.0.0.1"),
+        port_line=r"Socket Mode, health on port (\d+)",
+        SLACK_APP_TOKEN="xapp-test-token",
+        HEALTH_PORT=str(health_port),
+    )
+    try:
+        sm.wait_connected(timeout=30)
+        _until(lambda: bot.get("/readyz")[0] == 200, 60, "readiness")
+        post_ev = _message(slack, "1700000003.000100", "Add dark mode to the dashboard")
+        payload = json.loads(event_body(post_ev, event_id="EvSM1"))
+        env = sm.send_envelope("events_api", payload)
+        assert sm.wait_for_ack(env, timeout=10) == {"envelope_id": env}
+        bot.proc.send_signal(signal.SIGTERM)
+        _until(lambda: bot.get("/readyz")[0] == 503, 1.0, "/readyz to turn 503")
+        assert bot.proc.wait(GRACE + 5) == 0, "\n".join(bot.lines[-30:])
+    finally:
+        bot.stop()
+        sm.stop()
+    assert sm.closes_received == 1  # a WebSocket close frame, not a dropped socket
+    assert sm.errors == []
+    assert len(slack.thread_replies("CIDEAS01", "1700000003.000100")) == 1
+    assert "Traceback" not in "\n".join(bot.lines)
