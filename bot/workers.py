@@ -74,6 +74,7 @@ class _Pool:
         self.queue: queue.Queue[InboxEvent | None] = queue.Queue(spec.queue_size)
         self.threads: list[threading.Thread] = []
         self.running: dict[str, InboxEvent] = {}
+        self.overflow = 0  # events left in the inbox since the queue was last found full
 
 
 class InboxWorkers:
@@ -147,12 +148,7 @@ class InboxWorkers:
             if not self._accepting:
                 logger.info("inbox: draining; %s stays in the inbox for another replica", event_id)
             else:
-                logger.warning(
-                    "inbox: %s queue full (%d waiting): %s stays in the inbox for a later pass",
-                    pool,
-                    target.queue.qsize(),
-                    event_id,
-                )
+                self._overflowed(target, event_id)
             return True
         event = InboxEvent(
             event_id=event_id,
@@ -169,6 +165,19 @@ class InboxWorkers:
             self._release([event_id])
         return True
 
+    def _overflowed(self, pool: _Pool, event_id: str) -> None:
+        # One warning when a pool's queue fills up (and one line when it drains, in poll_once),
+        # not one per event of a burst.
+        pool.overflow += 1
+        if pool.overflow == 1:
+            logger.warning(
+                "inbox: %s queue full (%d waiting): %s and what follows stay in the inbox for a "
+                "later pass",
+                pool.spec.name,
+                pool.queue.qsize(),
+                event_id,
+            )
+
     def _offer(self, event: InboxEvent) -> bool:
         pool = self.pools[event.pool]
         with self._lock:
@@ -177,12 +186,7 @@ class InboxWorkers:
             try:
                 pool.queue.put_nowait(event)
             except queue.Full:
-                logger.warning(
-                    "inbox: %s queue full (%d waiting): %s stays in the inbox for a later pass",
-                    event.pool,
-                    pool.queue.qsize(),
-                    event.event_id,
-                )
+                self._overflowed(pool, event.event_id)
                 return False
             self._held[event.event_id] = event
             return True
@@ -327,11 +331,21 @@ class InboxWorkers:
             room = pool.spec.queue_size - pool.queue.qsize()
             if room <= 0 or not self._accepting:
                 continue
+            taken = 0
             for event in self.store.claim_events(name, self.owner, now, now + self.lease, room):
                 if self._offer(event):
-                    queued += 1
+                    taken += 1
                 else:
                     self._release([event.event_id])
+            if pool.overflow and room > taken and not pool.queue.full():
+                # Fewer due events than room: nothing of the overflow is left waiting.
+                logger.info(
+                    "inbox: %s queue has room again (%d events had to wait in the inbox)",
+                    name,
+                    pool.overflow,
+                )
+                pool.overflow = 0
+            queued += taken
         return queued
 
     # ------------------------------------------------------------------ plumbing

@@ -35,6 +35,37 @@ def clip_error(error: str | None) -> str | None:
     return None if error is None else error[:ERROR_MAX]
 
 
+class WriteGate:
+    """One writer at a time; waiting *urgent* writers go before the others."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._urgent = 0
+
+    def acquire(self, urgent: bool = False, timeout: float | None = None) -> bool:
+        """Takes the gate; False if it was not free within *timeout* seconds."""
+        with self._cond:
+            if urgent:
+                self._urgent += 1
+            try:
+                free = self._cond.wait_for(
+                    lambda: not self._busy and (urgent or self._urgent == 0), timeout
+                )
+                if free:
+                    self._busy = True
+                return free
+            finally:
+                if urgent:
+                    self._urgent -= 1
+
+    def release(self) -> None:
+        """Frees the gate for the next writer."""
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+
 class SqlBase:
     """Engine and transactions; the port mixins (``SqlPosts``, ``SqlFilings``, ...) build on it."""
 
@@ -59,6 +90,11 @@ class SqlBase:
         # Same pool and events, plus an option the SQLite begin hook turns into BEGIN IMMEDIATE.
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._counter_lock = threading.Lock()
+        # SQLite takes one writer at a time, and its busy handler waits by sleeping with back-off
+        # (up to 100 ms a try), which made a short write behind another one take 250 ms. This
+        # process's writers queue on a gate instead (woken the moment it is free, urgent writers
+        # first); the busy timeout is left to arbitrate between processes.
+        self._write_gate = WriteGate() if self.backend == "sqlite" else None
         self._inbox_calls = 0
         self._finish_calls = 0
         with self._write() as conn:
@@ -71,8 +107,23 @@ class SqlBase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._writer.begin() as conn:
+        with self._one_writer(), self._writer.begin() as conn:
             yield conn
+
+    @contextmanager
+    def _one_writer(self, timeout: float | None = None, *, urgent: bool = False) -> Iterator[None]:
+        """Holds this process's SQLite write gate (no-op on PostgreSQL); *urgent* writers (an
+        acknowledgement waiting on it) go before the others. Raises TimeoutError if the gate is
+        not free within *timeout* seconds (None: wait)."""
+        if self._write_gate is None:
+            yield
+            return
+        if not self._write_gate.acquire(urgent, timeout):
+            raise TimeoutError(f"the database was busy for {timeout:g}s")
+        try:
+            yield
+        finally:
+            self._write_gate.release()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -52,6 +52,7 @@ inbox = Table(
 )
 Index("ix_inbox_due", inbox.c.state, inbox.c.pool, inbox.c.next_at)
 Index("ix_inbox_done", inbox.c.done_at)
+_INSERT = insert(inbox)  # built once: the acknowledgement path runs it for every delivery
 
 
 class SqlInbox(SqlBase):
@@ -83,7 +84,7 @@ class SqlInbox(SqlBase):
         }
         try:
             with self._write_within(RECORD_DEADLINE) as conn:
-                conn.execute(insert(inbox).values(**row))
+                conn.execute(_INSERT, row)
         except IntegrityError:
             return False
         return True
@@ -217,7 +218,10 @@ class SqlInbox(SqlBase):
     def _write_within(self, deadline: timedelta) -> Iterator[Connection]:
         """A write transaction that gives up after *deadline* waiting for locks or the server."""
         ms = max(1, int(deadline.total_seconds() * 1000))
-        with self._writer.connect() as conn:
+        with (
+            self._one_writer(deadline.total_seconds(), urgent=True),
+            self._writer.connect() as conn,
+        ):
             if self.backend == "sqlite":
                 # The busy timeout is per connection: shorten it for this write only. Set on the
                 # driver connection directly, outside any transaction (SQLAlchemy would begin one).

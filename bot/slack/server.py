@@ -255,7 +255,7 @@ class HttpServer:
             cleanup_interval=cleanup_interval,
             connection_limit=max_connections or connection_limit(),
             asyncore_use_poll=True,
-            # A short select/poll timeout so that the idle-connection sweep runs on time.
+            # The poll timeout bounds how late the idle-connection sweep runs.
             asyncore_loop_timeout=1,
         )
         self._thread: threading.Thread | None = None
