@@ -433,20 +433,26 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
         _exit_if_stuck(deadline)
 
 
-def close_socket_mode(handler: Any) -> None:
-    """Closes a Socket Mode handler's connection the WebSocket way (a close frame, code 1000,
-    then the socket), and stops its client so that it does not reconnect."""
+def close_socket_mode(handler: Any, timeout: float = 2.0) -> None:
+    """Closes a Socket Mode handler's connection the WebSocket way: a close frame (1000), Slack's
+    close frame back (up to *timeout* s), then the socket; the client does not reconnect."""
     try:
-        # slack_sdk's builtin client only closes the TCP socket; its frame builder is internal,
+        # slack_sdk's builtin client only drops the TCP socket; its frame builder is internal,
         # hence the guard: without it the connection still closes, just less politely.
         from slack_sdk.socket_mode.builtin.frame_header import FrameHeader
         from slack_sdk.socket_mode.builtin.internals import _build_data_frame_for_sending
 
-        session = handler.client.current_session
+        client = handler.client
+        client.auto_reconnect_enabled = False
+        session = client.current_session
         if session is not None and session.sock is not None:
             frame = _build_data_frame_for_sending(struct.pack("!H", 1000), FrameHeader.OPCODE_CLOSE)
             with session.sock_send_lock:
                 session.sock.sendall(frame)
+            # The client's reader closes the socket when the server's close frame comes back.
+            end = time.monotonic() + timeout
+            while session.is_active() and time.monotonic() < end:
+                time.sleep(0.02)
     except Exception as exc:
         logger.debug("Socket Mode close frame not sent: %s", exc)
     with contextlib.suppress(Exception):
