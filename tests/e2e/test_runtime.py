@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import sqlite3
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot.domain.ports import InboxEvent
 from bot.slack.server import HttpServer
 from bot.workers import INBOX_LEASE
 from tests.fakes.slack_signing import event_body, post, signed_request
@@ -63,6 +65,13 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
         yield Db(proxied.render_as_string(hide_password=False), "postgres", proxy)
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
+    yield r
+    r.close()
 
 
 # ---------------------------------------------------------------- database away
@@ -179,6 +188,34 @@ def test_a_slow_jira_does_not_delay_a_triage_reply(tmp_path: Path) -> None:
         assert len(rig.jira.issues) == 1
     finally:
         rig.close()
+
+
+def test_url_verification_is_answered_by_bolt_and_not_recorded(rig: Rig) -> None:
+    body = json.dumps({"token": "legacy", "challenge": "chal-123", "type": "url_verification"})
+    status, answer = rig.send(body, signed_request(SECRET, body))
+    assert status == 200 and b"chal-123" in answer
+    assert rig.store.pending_events() == []
+
+
+def test_a_delivery_no_listener_handles_is_settled_not_retried(rig: Rig) -> None:
+    button = rig.button("open_in_jira", {"c": "CIDEAS01", "ts": "1.2"})  # a link button
+    assert rig.send_interactive(button)[0] == 200
+    rig.wait_idle()
+    (event,) = [e for e in _all_events(rig) if e.event_id.startswith("block_actions:")]
+    assert event.state == "done" and event.attempts == 0
+    assert rig.slack.calls_to("chat.postMessage") == []
+
+
+def _all_events(rig: Rig) -> list[InboxEvent]:
+    from sqlalchemy import select
+
+    from bot.adapters.store_sql import SqlStore, inbox
+
+    store = rig.store
+    assert isinstance(store, SqlStore)
+    with store.engine.connect() as conn:
+        ids = [r.event_id for r in conn.execute(select(inbox.c.event_id))]
+    return [e for e in (store.get_event(i) for i in ids) if e is not None]
 
 
 # ---------------------------------------------------------------- health
