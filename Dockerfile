@@ -49,7 +49,8 @@ USER 10001:10001
 
 EXPOSE 3000
 
-# /healthz answers 200 once the HTTP server listens (503 while starting or draining).
+# /healthz is liveness: 200 while the process serves (/readyz, for load balancers, adds the database,
+# the index and draining).
 # Python's stdlib, as the slim image has no curl. Only meaningful for `serve --http --port 3000`.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:3000/healthz', timeout=4).status == 200 else 1)"]

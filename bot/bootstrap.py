@@ -397,6 +397,26 @@ class Bot:
         with the catalogue at least once. Cheap; never waits for the load."""
         return self.catalogue.ready()
 
+    def ready(self) -> list[str]:
+        """What keeps this process from doing its work; empty when ready.
+
+        The database must answer (every event is recorded there before it is acknowledged) and
+        the ticket cache must have caught up with the catalogue at least once (cheap; the first
+        call starts that load in the background). No secret or message text in the answers.
+        """
+        problems: list[str] = []
+        try:
+            self.adapters.store.ping()
+        except Exception as exc:
+            problems.append(f"database: {type(exc).__name__}")
+        try:
+            self.catalogue.count()
+            if not self.catalogue_ready():
+                problems.append("index: loading")
+        except Exception as exc:
+            problems.append(f"index: {type(exc).__name__}")
+        return problems
+
     def issue_type_problems(self) -> list[str]:
         """What is wrong with JIRA_ISSUE_TYPES for the project (asks Jira; empty: fine)."""
         tracker = self.adapters.tracker

@@ -299,6 +299,9 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "INFO"
     prompts_dir: Path | None = None
+    # serving: how long SIGTERM waits for running work, and Socket Mode's health port
+    shutdown_grace_seconds: float = Field(20.0, ge=0, le=3600)
+    health_port: int | None = Field(None, ge=1, le=65535)
 
     # observability (bot/observability, bot/domain/metrics.py)
     log_format: Literal["text", "json"] = "text"

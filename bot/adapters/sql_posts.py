@@ -1,22 +1,19 @@
-"""The ``Posts``, ``Engagement`` and ``Deliveries`` ports on SQL: the Slack messages the bot saw,
-who reacted and replied to them, and the events already handled."""
+"""The ``Posts`` and ``Engagement`` ports on SQL: the Slack messages the bot saw, and who reacted
+and replied to them. (Which events were handled is the inbox's, ``sql_inbox``.)"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from bot.adapters.sql_base import SqlBase, utc_now
-from bot.adapters.sql_schema import post_people, posts, slack_events
+from bot.adapters.sql_base import SqlBase
+from bot.adapters.sql_schema import post_people, posts
 from bot.domain.ports import EngagementChange, EngagementKind, StoredPost
-
-EVENT_KEEP = timedelta(days=3)
 
 _POST_FIELDS = frozenset(c.name for c in posts.c) - {"channel", "ts"}
 # Enrichment added after the message was first seen: a re-save without it must not erase it.
@@ -228,20 +225,3 @@ def _people_counts(conn: Connection, channel: str, ts: str) -> tuple[int, int]:
     ).all()
     counts = {k: int(n) for k, n in rows}
     return counts.get("reaction", 0), counts.get("reply", 0)
-
-
-class SqlDeliveries(SqlBase):
-    """The ``Deliveries`` port: a unique insert per Slack event id."""
-
-    def first_delivery(self, event_id: str) -> bool:
-        """True the first time *event_id* is seen, False on every redelivery."""
-        now = utc_now()
-        if self._bump("_event_calls"):
-            with self._write() as conn:
-                conn.execute(delete(slack_events).where(slack_events.c.seen < now - EVENT_KEEP))
-        try:
-            with self._write() as conn:
-                conn.execute(insert(slack_events).values(event_id=event_id, seen=now))
-        except IntegrityError:
-            return False
-        return True

@@ -130,13 +130,8 @@ post_people = Table(
     Column("detail", String(200), primary_key=True),  # the emoji, or the reply's ts
 )
 
-
-slack_events = Table(
-    "slack_events",
-    metadata,
-    Column("event_id", String(100), primary_key=True),
-    Column("seen", UTCDateTime, nullable=False, index=True),
-)
+# The ``inbox`` table is defined with its port, in ``sql_inbox`` (it replaced ``slack_events``,
+# which older databases still hold, unused).
 
 filings = Table(
     "filings",

@@ -4,13 +4,14 @@
 
 - ``sql_schema``: tables, the UTC datetime type, SQLite/PostgreSQL engines, schema creation
 - ``sql_base``: connection plumbing (transactions, upsert, opportunistic pruning)
-- ``sql_posts``: ``Posts``, ``Engagement`` and ``Deliveries``
+- ``sql_posts``: ``Posts`` and ``Engagement``
+- ``sql_inbox``: ``Inbox`` (Slack events recorded before they are acknowledged)
 - ``sql_filings``: ``Filings`` and ``Outbox``
 - ``sql_digests``: ``DigestLedger``
 - ``sql_catalogue``: ``TicketStore`` (the ticket catalogue the indexes are caches of)
 - here: ``KeyValue`` and the composition
 
-Every exactly-once decision is an INSERT on a unique key (filings, digests, Slack event ids,
+Every exactly-once decision is an INSERT on a unique key (filings, digests, inbox event ids,
 pending outbox items): the database, not the process, decides who does the work, so several
 threads and several bot processes can race safely. The names below are re-exported so that
 ``bot.adapters.store_sql`` stays the one import path for the store and its tables.
@@ -27,7 +28,8 @@ from bot.adapters.sql_base import ERROR_MAX, SqlBase
 from bot.adapters.sql_catalogue import SqlCatalogue
 from bot.adapters.sql_digests import STALE_DIGEST_CLAIM, SqlDigests
 from bot.adapters.sql_filings import DONE_OUTBOX_KEEP, FILING_STATES, SqlFilings, SqlOutbox
-from bot.adapters.sql_posts import EVENT_KEEP, SqlDeliveries, SqlPosts
+from bot.adapters.sql_inbox import EVENT_KEEP, RECORD_DEADLINE, SqlInbox, inbox
+from bot.adapters.sql_posts import SqlPosts
 from bot.adapters.sql_schema import (
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT_MS,
@@ -40,7 +42,6 @@ from bot.adapters.sql_schema import (
     outbox,
     post_people,
     posts,
-    slack_events,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "ERROR_MAX",
     "EVENT_KEEP",
     "FILING_STATES",
+    "RECORD_DEADLINE",
     "SCHEMA_VERSION",
     "SQLITE_BUSY_TIMEOUT_MS",
     "STALE_DIGEST_CLAIM",
@@ -58,17 +60,17 @@ __all__ = [
     "UTCDateTime",
     "digests",
     "filings",
+    "inbox",
     "kv",
     "metadata",
     "normalise_url",
     "outbox",
     "post_people",
     "posts",
-    "slack_events",
 ]
 
 
-class SqlStore(SqlPosts, SqlDeliveries, SqlFilings, SqlOutbox, SqlDigests, SqlCatalogue, SqlBase):
+class SqlStore(SqlPosts, SqlInbox, SqlFilings, SqlOutbox, SqlDigests, SqlCatalogue, SqlBase):
     """The ``Store`` port on SQLAlchemy (SQLite file or PostgreSQL). Thread-safe.
 
     ``SqlStore(url)``: ``sqlite:///path/to/file`` (parent directory is created) or

@@ -345,11 +345,96 @@ class Engagement(Protocol):
         ...
 
 
-class Deliveries(Protocol):
-    """Slack event de-duplication by event id."""
+INBOX_VERSION = 1  # the envelope's metadata.version
 
-    def first_delivery(self, event_id: str) -> bool:
-        """True the first time *event_id* is seen, False for every redelivery."""
+
+@dataclass(frozen=True)
+class InboxEvent:
+    """One delivery from the chat, kept until a worker has processed it.
+
+    *envelope* is ``{"metadata": {"version", "event_id", "trace_id", "type", "published_by",
+    "published_at"}, "data": {...the chat's payload...}}``. *state* is "pending" until a worker
+    finishes it ("done") or gives up on it ("failed"); a pending event is taken by one worker at a
+    time (*owner* until *lease_until*).
+    """
+
+    event_id: str
+    pool: str
+    envelope: dict[str, Any]
+    state: str
+    attempts: int
+    received: datetime
+    next_at: datetime
+    owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def trace_id(self) -> str:
+        """The id that ties this event's log lines together."""
+        return str(self.envelope.get("metadata", {}).get("trace_id", ""))
+
+
+class Inbox(Protocol):
+    """Events recorded before they are acknowledged, processed by workers on any replica.
+
+    Recording is a unique insert on the event id, so a redelivered event is recorded once. A worker
+    claims pending events with a lease it renews while it works; a lease that ran out (the worker
+    died) lets another worker take the event. Finishing is fenced: only the lease holder can.
+    """
+
+    def record_event(
+        self,
+        event_id: str,
+        pool: str,
+        envelope: dict[str, Any],
+        now: datetime,
+        *,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Records a new event (claimed by *owner* until *lease_until* when given); False when
+        *event_id* was recorded before. Raises when the store cannot record it."""
+        ...
+
+    def claim_events(
+        self, pool: str, owner: str, now: datetime, until: datetime, limit: int = 10
+    ) -> list[InboxEvent]:
+        """Takes up to *limit* pending events of *pool* that are due at *now* and not leased (or
+        whose lease ran out), oldest first, for *owner* until *until*."""
+        ...
+
+    def renew_events(self, event_ids: Sequence[str], owner: str, until: datetime) -> int:
+        """Extends *owner*'s leases on *event_ids* to *until*; returns how many it still held."""
+        ...
+
+    def finish_event(self, event_id: str, owner: str, now: datetime) -> bool:
+        """Marks the event done; False (and nothing changes) unless *owner* holds it."""
+        ...
+
+    def retry_event(self, event_id: str, owner: str, at: datetime, error: str) -> bool:
+        """Counts a failed attempt and makes the event due again at *at*, unleased; False unless
+        *owner* holds it."""
+        ...
+
+    def fail_event(self, event_id: str, owner: str, now: datetime, error: str) -> bool:
+        """Gives up on the event (kept with its error for inspection); False unless *owner*
+        holds it."""
+        ...
+
+    def release_events(self, owner: str, event_ids: Sequence[str] | None = None) -> int:
+        """Drops *owner*'s leases (on *event_ids*, default all) without counting an attempt, so
+        another worker takes them at once; returns how many."""
+        ...
+
+    def get_event(self, event_id: str) -> InboxEvent | None: ...
+
+    def pending_events(self, pool: str | None = None) -> list[InboxEvent]:
+        """Every pending event (of *pool*), oldest first."""
+        ...
+
+    def ping(self) -> None:
+        """Returns when the store answers a trivial query; raises otherwise."""
         ...
 
 
@@ -519,7 +604,7 @@ class TicketStore(Protocol):
 
 
 class Store(
-    Posts, Engagement, Deliveries, Filings, Outbox, DigestLedger, KeyValue, TicketStore, Protocol
+    Posts, Engagement, Inbox, Filings, Outbox, DigestLedger, KeyValue, TicketStore, Protocol
 ):
     """Everything durable; the SQL adapter implements it all, each use case needs a part."""
 

@@ -18,7 +18,6 @@ from typing import Literal, Protocol
 
 from bot.domain.models import Frozen, IssueText, NewComment, Post, Triage, slack_unescape
 from bot.domain.ports import (
-    Deliveries,
     Engagement,
     Notifier,
     Posts,
@@ -65,7 +64,7 @@ class EditOutcome:
     triage: Triage | None = None
 
 
-class EditStore(Posts, Engagement, Deliveries, Protocol):
+class EditStore(Posts, Engagement, Protocol):
     """The part of the store this use case needs besides the filer's."""
 
 
@@ -86,8 +85,6 @@ class EditPost:
 
     def edited(self, edit: PostEdit) -> EditOutcome:
         """Applies an edit to a stored post: triage again before filing, a note after."""
-        if edit.event_id and not self.store.first_delivery(edit.event_id):
-            return EditOutcome("ignored")
         stored = self.store.get_post(edit.channel, edit.ts)
         # Slack also sends "message_changed" when only the thread or an unfurl changed.
         if stored is None or stored.deleted or edit.text == stored.text:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
 from bot.domain.models import Frozen, MessageRef, Post, Triage
-from bot.domain.ports import Chat, ChatError, Deliveries, Notifier, Posts, StoredPost
+from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.filing import Filer
 from bot.service.triage import Triager
@@ -45,7 +45,7 @@ class FileRequest(Frozen):
     comment_on: str | None = None  # "Comment on KEY instead"
     # "Comment instead" whose button could not carry the key: the offered match is looked up
     comment_on_offered: bool = False
-    event_id: str | None = None  # Slack's event id, for redeliveries
+    event_id: str | None = None  # Slack's event id (redeliveries are dropped by the inbox)
 
 
 class Reaction(Frozen):
@@ -68,7 +68,7 @@ class FilingAccess:
     groups: Sequence[str] = ()
 
 
-class FileStore(Posts, Deliveries, Protocol):
+class FileStore(Posts, Protocol):
     """The part of the store this use case needs besides the filer's."""
 
 
@@ -110,9 +110,6 @@ class FileMessage:
 
     def __call__(self, req: FileRequest) -> FilingResult:
         """Access check, the post, the duplicate question, then one exactly-once filing."""
-        if req.event_id and not self.store.first_delivery(req.event_id):
-            logger.info("ignoring redelivered event %s", req.event_id)
-            return FilingResult("ignored")
         ref = req.ref
         if not self.may_file(req.requester):
             result = FilingResult("denied")

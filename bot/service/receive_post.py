@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from bot.domain.models import Frozen, Post, Triage
-from bot.domain.ports import Chat, Deliveries, Notifier, Posts, StoredPost
+from bot.domain.ports import Chat, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.engagement import RecordEngagement
 from bot.service.triage import Triager
@@ -38,14 +38,15 @@ class IncomingPost(Frozen):
 @dataclass(frozen=True)
 class PostOutcome:
     """What receiving a post did: ``replied`` (with the reply's ts), ``quiet`` (kind other) or
-    ``ignored`` (not an idea post, empty, or a redelivery)."""
+    ``ignored`` (not an idea post, or empty). Redeliveries never get here: the inbox records each
+    event id once (``bot.domain.ports.Inbox``)."""
 
     status: Literal["replied", "quiet", "ignored"]
     triage: Triage | None = None
     reply_ts: str | None = None
 
 
-class ReceiveStore(Posts, Deliveries, Protocol):
+class ReceiveStore(Posts, Protocol):
     """The part of the store this use case needs."""
 
 
@@ -73,9 +74,6 @@ class ReceivePost:
         if post.is_reply and post.thread_ts and self.engagement is not None:
             self.engagement.reply(post.channel, post.thread_ts, post.ts, post.user)
         if not self.wants(post):
-            return PostOutcome("ignored")
-        if post.event_id and not self.store.first_delivery(post.event_id):
-            logger.info("ignoring redelivered event %s", post.event_id)
             return PostOutcome("ignored")
         known = self.store.get_post(post.channel, post.ts)
         if known is not None and known.deleted:

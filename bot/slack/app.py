@@ -1,30 +1,32 @@
-"""Builds the Bolt app around the wired use cases (``bot.bootstrap.Bot``).
+"""Builds the Bolt app around the wired use cases (``bot.bootstrap.Bot``) and the inbox workers.
 
-HTTP mode runs with ``process_before_response=False``: Bolt acknowledges events at once and runs
-listeners on its thread pool, so triage and Jira never delay the 3-second ack.
+Every delivery goes through the inbox (``bot.slack.inbox``): the last global middleware records
+it and answers Slack at once; the inbox workers replay it through this same app, whose listeners
+then run in the worker's thread (``process_before_response=True``: nothing is handed to Bolt's
+own thread pool, and the worker learns whether the listener failed).
 """
 
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
 
 from bot.bootstrap import Bot
 from bot.config import ConfigError
+from bot.slack.inbox import ERROR_KEY, InboxMiddleware, replayer
 from bot.slack.listeners import register_listeners
 from bot.slack.listeners.guard import PayloadGuard
+from bot.workers import InboxWorkers
 
 logger = logging.getLogger(__name__)
 
 
-def build_app(bot: Bot, *, token_verification_enabled: bool = False, workers: int = 4) -> App:
-    """The Bolt app for *bot*'s use cases (listeners registered, nothing started).
+def build_app(bot: Bot, inbox: InboxWorkers, *, token_verification_enabled: bool = False) -> App:
+    """The Bolt app for *bot*'s use cases, recording deliveries in *inbox* (whose handler it
+    binds to replay them here). Nothing is started.
 
-    *workers* listener threads: on 2 cores, 4 kept the ack p99 under 100 ms for a burst of 500
-    events at concurrency 20 (8 threads starved the request threads; bench/bench_ack.py).
     Raises ConfigError without a Slack token, or without a signing secret in HTTP mode.
     """
     s = bot.settings
@@ -37,20 +39,21 @@ def build_app(bot: Bot, *, token_verification_enabled: bool = False, workers: in
         client=bot.adapters.slack_client,
         signing_secret=secret or "socket-mode-has-no-signing-secret",
         token_verification_enabled=token_verification_enabled,
-        process_before_response=False,
+        process_before_response=True,
         request_verification_enabled=bool(secret),
-        listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ideabot"),
         # After the signature check, before anything reads the payload: odd shapes answer 200.
         before_authorize=PayloadGuard(),
     )
     _install_error_handler(app)
+    app.use(InboxMiddleware(inbox))
     register_listeners(app, bot.receive_post, bot.file_message, bot.edit_post, bot.engagement)
+    inbox.bind(replayer(app))
     return app
 
 
 def _install_error_handler(app: App) -> None:
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> None:
+    def on_error(error: Exception, body: dict[str, Any], context: Any) -> None:
         # The body carries user text: log only what identifies the request.
         kind = body.get("type") if isinstance(body, dict) else None
         event = (body.get("event") or {}).get("type") if isinstance(body, dict) else None
@@ -62,3 +65,6 @@ def _install_error_handler(app: App) -> None:
             str(error)[:300],
             exc_info=(type(error), error, error.__traceback__),
         )
+        if context is not None:
+            # The inbox worker replaying this event reads it to record why it failed.
+            context[ERROR_KEY] = f"{type(error).__name__}: {str(error)[:300]}"

@@ -25,12 +25,13 @@ from bot.adapters.store_sql import (
     DONE_OUTBOX_KEEP,
     ERROR_MAX,
     EVENT_KEEP,
+    RECORD_DEADLINE,
     SCHEMA_VERSION,
     SQLITE_BUSY_TIMEOUT_MS,
     STALE_DIGEST_CLAIM,
     SqlStore,
     digests,
-    slack_events,
+    inbox,
 )
 from bot.config import Settings
 from bot.domain.models import Ticket
@@ -400,42 +401,196 @@ def test_concurrent_reactions_are_all_counted(backend: Backend) -> None:
 # --------------------------------------------------------------------------- slack events
 
 
-def test_first_delivery_once(store: AnyStore) -> None:
-    assert store.first_delivery("Ev1") is True
-    assert store.first_delivery("Ev1") is False
-    assert store.first_delivery("Ev2") is True
-    assert store.first_delivery("Ev1") is False
+# --------------------------------------------------------------------------- inbox
+
+LEASE = timedelta(seconds=30)
 
 
-def test_sql_first_delivery_prunes_old(sql_store: SqlStore, store_url: str) -> None:
-    store = sql_store
-    assert store.first_delivery("Ev1") is True
-    assert store.first_delivery("Ev2") is True
-    with store.engine.begin() as conn:
-        conn.execute(
-            update(slack_events)
-            .where(slack_events.c.event_id == "Ev1")
-            .values(seen=datetime.now(UTC) - timedelta(days=30))
+def _env(event_id: str = "Ev1", **data: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"version": 1, "event_id": event_id, "trace_id": "t" + event_id},
+        "data": {"type": "event_callback", "event_id": event_id, **data},
+    }
+
+
+def test_an_event_is_recorded_once(store: AnyStore) -> None:
+    plus2 = timezone(timedelta(hours=2))
+    assert store.record_event("Ev1", "triage", _env("Ev1", text="é"), T0.astimezone(plus2))
+    assert store.record_event("Ev1", "triage", _env("Ev1", text="again"), T0) is False
+    assert store.record_event("Ev2", "filing", _env("Ev2"), T0) is True
+    got = store.get_event("Ev1")
+    assert got is not None and got.state == "pending" and got.attempts == 0
+    assert got.envelope == _env("Ev1", text="é") and got.trace_id == "tEv1"
+    assert got.received == T0 and got.received.tzinfo is not None and got.next_at == T0
+    assert got.owner is None and got.lease_until is None
+    assert store.get_event("nope") is None
+    assert [e.event_id for e in store.pending_events()] == ["Ev1", "Ev2"]
+    assert [e.event_id for e in store.pending_events("filing")] == ["Ev2"]
+
+
+def test_claims_take_due_unleased_events_of_one_pool_oldest_first(store: AnyStore) -> None:
+    for i in range(3):
+        store.record_event(f"Ev{i}", "triage", _env(f"Ev{i}"), T0 + timedelta(seconds=i))
+    store.record_event("EvF", "filing", _env("EvF"), T0)
+    # recorded and claimed in one insert, as the receiving replica does
+    store.record_event("EvMine", "triage", _env("EvMine"), T0, owner="a", lease_until=T0 + LEASE)
+    now = T0 + timedelta(seconds=5)
+    first = store.claim_events("triage", "a", now, now + LEASE, limit=2)
+    assert [e.event_id for e in first] == ["Ev0", "Ev1"]
+    assert all(e.owner == "a" and e.lease_until == now + LEASE for e in first)
+    assert [e.event_id for e in store.claim_events("triage", "b", now, now + LEASE)] == ["Ev2"]
+    assert store.claim_events("triage", "b", now, now + LEASE) == []
+    assert store.claim_events("triage", "b", now, now + LEASE, limit=0) == []
+    assert [e.event_id for e in store.claim_events("filing", "b", now, now + LEASE)] == ["EvF"]
+    held = store.get_event("EvMine")
+    assert held is not None and held.owner == "a" and held.lease_until == T0 + LEASE
+
+
+def test_an_expired_lease_is_taken_over_and_fences_the_old_owner(store: AnyStore) -> None:
+    store.record_event("Ev1", "triage", _env(), T0, owner="dead", lease_until=T0 + LEASE)
+    assert store.claim_events("triage", "b", T0 + LEASE - timedelta(seconds=1), T0 + LEASE) == []
+    later = T0 + LEASE
+    (taken,) = store.claim_events("triage", "b", later, later + LEASE)
+    assert taken.event_id == "Ev1" and taken.owner == "b"
+    assert store.renew_events(["Ev1"], "dead", later + 2 * LEASE) == 0
+    assert store.finish_event("Ev1", "dead", later) is False
+    assert store.retry_event("Ev1", "dead", later, "x") is False
+    assert store.fail_event("Ev1", "dead", later, "x") is False
+    assert store.release_events("dead") == 0
+    assert store.finish_event("Ev1", "b", later) is True
+    done = store.get_event("Ev1")
+    assert done is not None and done.state == "done" and done.owner is None
+    assert store.pending_events() == []
+    assert store.claim_events("triage", "c", later + 10 * LEASE, later + 11 * LEASE) == []
+    assert store.record_event("Ev1", "triage", _env(), later) is False  # still de-duplicated
+
+
+def test_renewal_keeps_an_event_from_being_taken(store: AnyStore) -> None:
+    store.record_event("Ev1", "triage", _env(), T0, owner="a", lease_until=T0 + LEASE)
+    assert store.renew_events(["Ev1", "EvUnknown"], "a", T0 + 3 * LEASE) == 1
+    assert store.renew_events([], "a", T0 + 3 * LEASE) == 0
+    assert store.claim_events("triage", "b", T0 + 2 * LEASE, T0 + 4 * LEASE) == []
+    got = store.get_event("Ev1")
+    assert got is not None and got.lease_until == T0 + 3 * LEASE
+
+
+def test_a_failed_attempt_is_retried_later_then_given_up(store: AnyStore) -> None:
+    store.record_event("Ev1", "filing", _env(), T0, owner="a", lease_until=T0 + LEASE)
+    assert store.retry_event("Ev1", "a", T0 + timedelta(seconds=10), "E" * (ERROR_MAX + 50))
+    got = store.get_event("Ev1")
+    assert got is not None and got.attempts == 1 and got.owner is None
+    assert got.last_error is not None and len(got.last_error) == ERROR_MAX
+    assert store.claim_events("filing", "b", T0 + timedelta(seconds=9), T0 + LEASE) == []
+    (again,) = store.claim_events("filing", "b", T0 + timedelta(seconds=10), T0 + LEASE)
+    assert again.attempts == 1
+    assert store.fail_event("Ev1", "b", T0 + timedelta(seconds=11), "still broken") is True
+    failed = store.get_event("Ev1")
+    assert failed is not None and failed.state == "failed" and failed.attempts == 2
+    assert failed.last_error == "still broken"
+    assert store.pending_events() == []
+
+
+def test_released_events_are_claimable_at_once(store: AnyStore) -> None:
+    for i in range(3):
+        store.record_event(
+            f"Ev{i}", "triage", _env(f"Ev{i}"), T0, owner="a", lease_until=T0 + LEASE
         )
-    fresh = SqlStore(store_url)  # pruning runs on an instance's first call
+    assert store.release_events("a", ["Ev0"]) == 1
+    assert store.release_events("a", []) == 0
+    assert [e.event_id for e in store.claim_events("triage", "b", T0, T0 + LEASE)] == ["Ev0"]
+    assert store.release_events("a") == 2
+    assert store.release_events("a") == 0
+    got = store.get_event("Ev1")
+    assert got is not None and got.owner is None and got.attempts == 0
+    assert len(store.claim_events("triage", "b", T0, T0 + LEASE)) == 2
+
+
+def test_settled_events_are_forgotten_after_the_retention_period(backend: Backend) -> None:
+    store = backend.store
+    old = T0 - EVENT_KEEP - timedelta(seconds=1)
+    for event_id, at in (("EvOld", old), ("EvNew", T0)):
+        store.record_event(
+            event_id, "triage", _env(event_id), at, owner="a", lease_until=at + LEASE
+        )
+        assert store.finish_event(event_id, "a", at)
+    fresh = backend.handles(2)[1]  # SQL prunes on a handle's first claim, now and then after
     try:
-        assert fresh.first_delivery("Ev3") is True
-        assert fresh.first_delivery("Ev2") is False
-        assert fresh.first_delivery("Ev1") is True  # forgotten after the retention period
+        fresh.claim_events("triage", "a", T0, T0 + LEASE)
+        assert fresh.get_event("EvOld") is None
+        assert fresh.record_event("EvOld", "triage", _env("EvOld"), T0) is True
+        assert fresh.record_event("EvNew", "triage", _env("EvNew"), T0) is False
     finally:
-        fresh.close()
+        if fresh is not store:
+            fresh.close()
 
 
-def test_memory_first_delivery_forgets_after_the_retention_period() -> None:
-    clock = ManualClock(T0)
-    store = MemoryStore(clock)
-    assert store.first_delivery("Ev1") is True
-    clock.advance(EVENT_KEEP)
-    assert store.first_delivery("Ev2") is True
-    assert store.first_delivery("Ev1") is False  # exactly EVENT_KEEP old: still remembered
-    clock.advance(timedelta(seconds=1))
-    assert store.first_delivery("Ev1") is True
-    assert store.first_delivery("Ev2") is False
+def test_threads_race_to_record_and_claim(backend: Backend) -> None:
+    stores = backend.handles(2)
+    try:
+        won = _race(RACERS, lambda i: stores[i % 2].record_event("Ev1", "t", _env(), T0))
+        assert won.count(True) == 1
+        for i in range(20):
+            stores[0].record_event(f"EvR{i:02d}", "t", _env(), T0)
+        taken: list[list[str]] = [[] for _ in range(RACERS)]
+
+        def claim(i: int) -> bool:
+            got = stores[i % 2].claim_events("t", f"w{i}", T0, T0 + LEASE, limit=5)
+            taken[i] = [e.event_id for e in got]
+            return bool(got)
+
+        _race(RACERS, claim)
+        everything = sorted(e for t in taken for e in t)
+        assert len(everything) == len(set(everything))  # never one event to two workers
+        assert len(everything) + len(stores[0].pending_events("t")) >= 21
+    finally:
+        for extra in stores[1:]:
+            if extra is not stores[0]:
+                extra.close()
+
+
+def test_ping_answers(store: AnyStore) -> None:
+    store.ping()
+
+
+def test_sql_record_gives_up_quickly_when_the_database_is_locked(
+    sql_store: SqlStore, store_url: str
+) -> None:
+    """A database that cannot take the event within RECORD_DEADLINE raises (the endpoint then
+    answers 503 and Slack retries) instead of holding the acknowledgement for 30 s."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    locker = SqlStore(store_url)
+    try:
+        with locker.engine.connect() as conn:
+            if sql_store.backend == "sqlite":
+                conn.exec_driver_sql("COMMIT")  # leave the autobegun deferred transaction
+                conn.exec_driver_sql("BEGIN EXCLUSIVE")
+            else:  # an uncommitted insert of the same id holds the key
+                conn.execute(
+                    inbox.insert().values(
+                        event_id="Ev1",
+                        pool="triage",
+                        state="pending",
+                        envelope="{}",
+                        attempts=0,
+                        received=T0,
+                        next_at=T0,
+                    )
+                )
+            started = time.monotonic()
+            with pytest.raises(OperationalError):
+                sql_store.record_event("Ev1", "triage", _env(), T0)
+            took = time.monotonic() - started
+            conn.rollback()
+        assert took < RECORD_DEADLINE.total_seconds() + 1.5
+        assert sql_store.record_event("Ev1", "triage", _env(), T0) is True
+        if sql_store.backend == "sqlite":  # the store's own busy timeout is back afterwards
+            with sql_store.engine.connect() as c:
+                assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == SQLITE_BUSY_TIMEOUT_MS
+    finally:
+        locker.close()
 
 
 # --------------------------------------------------------------------------- filings
@@ -881,7 +1036,7 @@ def test_mark_posted_without_claim_records_it(store: AnyStore) -> None:
 def test_threads_race_for_claims(store: AnyStore) -> None:
     assert _race(RACERS, lambda i: store.claim_filing("C1", "1.0", f"w{i}")).count(True) == 1
     assert _race(RACERS, lambda i: store.claim_digest("d", "C1", DAY)).count(True) == 1
-    assert _race(RACERS, lambda i: store.first_delivery("Ev1")).count(True) == 1
+    assert _race(RACERS, lambda i: store.record_event("Ev1", "t", {}, T0)).count(True) == 1
     assert (
         _race(RACERS, lambda i: store.enqueue("t", "k", {"i": i}, T0) is not None).count(True) == 1
     )
@@ -925,7 +1080,7 @@ def _process_racer(url: str, barrier: Any, out: Any, who: int) -> None:
             won = (
                 s.claim_digest("meetings", "C1", DAY),
                 s.claim_filing("C1", "1.0", f"p{who}"),
-                s.first_delivery("Ev1"),
+                s.record_event("Ev1", "triage", {}, T0),
             )
         finally:
             s.close()

@@ -141,12 +141,6 @@ def test_replaying_the_corpus_answers_as_slack_expects(
     assert filed_file is not None and filed_file.state == "filed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/slack/server.py: Bolt's WSGI adapter builds BoltRequest (parsing the payload "
-    "into its context) before the signature check, and raises on a body that is JSON but no "
-    "object: an unsigned request gets a 500. The HTTP server should answer 400 there.",
-)
 @pytest.mark.parametrize(
     ("body", "content_type"),
     [

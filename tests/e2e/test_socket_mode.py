@@ -5,7 +5,9 @@ files on FakeJira. Waits are on conditions with timeouts, never fixed sleeps."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+from bot.slack.server import HealthServer, close_socket_mode
 from tests.fakes.slack_signing import event_body
 from tests.fakes.socket_mode_server import FakeSocketMode, accept_key
 from tests.fakes.wiring import Rig
@@ -110,4 +113,58 @@ def test_slash_command_envelope_is_acked_and_files(srig: SocketRig) -> None:
     assert [i["fields"]["summary"] for i in rig.jira.issues.values()] == ["Add SSO login"]
     (shared,) = [p for p in rig.slack.calls_to("chat.postMessage") if not p.get("thread_ts")]
     assert shared["channel"] == "CIDEAS01" and "Add SSO login" in str(shared["text"])
+    assert sm.errors == []
+
+
+def test_an_event_the_database_cannot_record_is_not_acked(srig: SocketRig) -> None:
+    """Not recorded means not acknowledged: Slack sends the envelope again, and that one is
+    answered (once)."""
+    rig, sm = srig.rig, srig.sm
+    ev = rig.message("Add dark mode to the dashboard")
+    path = rig.db_url.removeprefix("sqlite:///")
+    lock = sqlite3.connect(path, isolation_level=None)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+        env = srig.event(ev, "EvSMDOWN")
+        with pytest.raises(TimeoutError):
+            sm.wait_for_ack(env, timeout=3)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert sm.acks(env) == []
+    assert rig.store.get_event("EvSMDOWN") is None
+    again = srig.event(ev, "EvSMDOWN", retry_attempt=1)
+    assert sm.wait_for_ack(again) == {"envelope_id": again}
+    rig.wait_idle()
+    assert len(rig.slack.thread_replies("CIDEAS01", ev["ts"])) == 1
+
+
+def test_health_port_serves_liveness_and_readiness(srig: SocketRig) -> None:
+    rig = srig.rig
+    health = HealthServer(rig.runtime.readiness, "127.0.0.1", 0).start()
+    try:
+
+        def get(path: str) -> tuple[int, str]:
+            c = http.client.HTTPConnection("127.0.0.1", health.port, timeout=5)
+            try:
+                c.request("GET", path)
+                r = c.getresponse()
+                return r.status, r.read().decode()
+            finally:
+                c.close()
+
+        assert get("/healthz") == (200, "ok\n")
+        assert get("/readyz") == (200, "ready\n")
+        assert get("/nope")[0] == 404
+        rig.runtime.request_stop()
+        assert get("/readyz") == (503, "draining\n")
+        assert get("/healthz") == (200, "ok\n")
+    finally:
+        health.stop()
+
+
+def test_closing_sends_a_close_frame(srig: SocketRig) -> None:
+    sm = srig.sm
+    close_socket_mode(srig.handler)
+    sm._wait(lambda: sm.closes_received >= 1, 5)  # a WebSocket close, not just a dropped socket
     assert sm.errors == []

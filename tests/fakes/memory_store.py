@@ -3,7 +3,8 @@
 The store contract tests (``tests/adapters/test_store.py``) run against this fake as well as
 SQLite and PostgreSQL, so what a use-case test learns from the fake holds for the real store:
 
-- claims (filings, digests, Slack event ids) are unique: of racing callers exactly one wins;
+- claims (filings, digests, inbox event ids) are unique: of racing callers exactly one wins;
+- an inbox event is leased by one worker at a time; settling it is fenced on the owner;
 - an outbox (topic, key) is unique among *pending* items; a finished key may be enqueued again;
 - a lease is taken by one caller until it expires and returns a token greater than any before;
   fenced writes (``update_filing_fenced``, ``finish``/``retry_later`` with a token) change
@@ -18,8 +19,9 @@ SQLite and PostgreSQL, so what a use-case test learns from the fake holds for th
 Wherever the SQL store reads the wall clock, this one calls *clock* (``ManualClock`` lets a test
 move time). One lock serialises every call, which is the strongest isolation SQL offers.
 
-Known, deliberate differences: old Slack event ids and finished outbox items are pruned on every
-call instead of opportunistically (neither may be relied upon beyond the retention period), and
+Known, deliberate differences: settled inbox events are pruned on every claim and finished outbox
+items on every finish, instead of opportunistically (neither may be relied upon beyond the
+retention period), and
 there is no ``schema_version`` value (there is no schema).
 """
 
@@ -49,6 +51,7 @@ from bot.domain.ports import (
     EngagementKind,
     Fence,
     Filing,
+    InboxEvent,
     ItemStep,
     OutboxItem,
     RetryAt,
@@ -149,7 +152,8 @@ class MemoryStore:
         self._posts: dict[tuple[str, str], StoredPost] = {}
         # (channel, ts) -> {(kind, user, detail)}: who reacted and replied, as the SQL table
         self._people: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
-        self._events: dict[str, datetime] = {}
+        self._inbox: dict[str, InboxEvent] = {}
+        self._inbox_done: dict[str, datetime] = {}  # when each settled event was settled
         self._filings: dict[tuple[str, str], Filing] = {}
         self._items: dict[int, _Item] = {}
         self._last_id = 0
@@ -287,16 +291,142 @@ class MemoryStore:
             return EngagementChange(before=before, after=after)
 
     # ------------------------------------------------------------------ slack events
+    # ------------------------------------------------------------------ inbox
 
-    def first_delivery(self, event_id: str) -> bool:
-        """True the first time *event_id* is seen, False on every redelivery."""
+    def record_event(
+        self,
+        event_id: str,
+        pool: str,
+        envelope: dict[str, Any],
+        now: datetime,
+        *,
+        owner: str | None = None,
+        lease_until: datetime | None = None,
+    ) -> bool:
+        """Records a new pending event (claimed by *owner* until *lease_until* when given);
+        False when *event_id* was recorded before."""
+        now = _utc(now)
+        held = owner is not None and lease_until is not None
         with self._lock:
-            now = self._now()
-            for old in [e for e, seen in self._events.items() if seen < now - EVENT_KEEP]:
-                del self._events[old]
-            if event_id in self._events:
+            if event_id in self._inbox:
                 return False
-            self._events[event_id] = now
+            self._inbox[event_id] = InboxEvent(
+                event_id=event_id,
+                pool=pool,
+                envelope=json.loads(json.dumps(envelope)),  # stored as JSON, like the column
+                state="pending",
+                attempts=0,
+                received=now,
+                next_at=now,
+                owner=owner if held else None,
+                lease_until=_utc(lease_until) if held and lease_until else None,
+            )
+            return True
+
+    def claim_events(
+        self, pool: str, owner: str, now: datetime, until: datetime, limit: int = 10
+    ) -> list[InboxEvent]:
+        """Takes up to *limit* due, unleased (or lease expired) pending events of *pool*."""
+        now, until = _utc(now), _utc(until)
+        with self._lock:
+            for old in [i for i, at in self._inbox_done.items() if at < now - EVENT_KEEP]:
+                del self._inbox[old]
+                del self._inbox_done[old]
+            found = [
+                e
+                for e in self._inbox.values()
+                if e.state == "pending"
+                and e.pool == pool
+                and e.next_at <= now
+                and (e.lease_until is None or e.lease_until <= now)
+            ]
+            found.sort(key=lambda e: (e.next_at, e.received, e.event_id))
+            taken = []
+            for e in found[: max(0, limit)]:
+                e = dataclasses.replace(e, owner=owner, lease_until=until)
+                self._inbox[e.event_id] = e
+                taken.append(e)
+            return taken
+
+    def renew_events(self, event_ids: Sequence[str], owner: str, until: datetime) -> int:
+        """Extends *owner*'s leases on *event_ids* to *until*; returns how many it still held."""
+        until = _utc(until)
+        n = 0
+        with self._lock:
+            for event_id in event_ids:
+                e = self._inbox.get(event_id)
+                if e is not None and e.owner == owner and e.state == "pending":
+                    self._inbox[event_id] = dataclasses.replace(e, lease_until=until)
+                    n += 1
+        return n
+
+    def finish_event(self, event_id: str, owner: str, now: datetime) -> bool:
+        """Marks the event done; False unless *owner* holds it."""
+        return self._settle(event_id, owner, _utc(now), state="done", last_error=None)
+
+    def retry_event(self, event_id: str, owner: str, at: datetime, error: str) -> bool:
+        """Counts a failed attempt; the event is due again at *at*, unleased."""
+        at = _utc(at)
+        with self._lock:
+            e = self._inbox.get(event_id)
+            if e is None or e.owner != owner or e.state != "pending":
+                return False
+            self._inbox[event_id] = dataclasses.replace(
+                e,
+                attempts=e.attempts + 1,
+                next_at=at,
+                owner=None,
+                lease_until=None,
+                last_error=_clip(error),
+            )
+            return True
+
+    def fail_event(self, event_id: str, owner: str, now: datetime, error: str) -> bool:
+        """Gives up on the event; it is kept (state "failed") with its error."""
+        with self._lock:
+            e = self._inbox.get(event_id)
+            attempts = e.attempts + 1 if e is not None else 0
+        return self._settle(
+            event_id, owner, _utc(now), state="failed", last_error=_clip(error), attempts=attempts
+        )
+
+    def release_events(self, owner: str, event_ids: Sequence[str] | None = None) -> int:
+        """Drops *owner*'s leases (on *event_ids*, default all) without counting an attempt."""
+        n = 0
+        with self._lock:
+            ids = list(self._inbox) if event_ids is None else list(event_ids)
+            for event_id in ids:
+                e = self._inbox.get(event_id)
+                if e is not None and e.owner == owner and e.state == "pending":
+                    self._inbox[event_id] = dataclasses.replace(e, owner=None, lease_until=None)
+                    n += 1
+        return n
+
+    def get_event(self, event_id: str) -> InboxEvent | None:
+        """One event by id (done and failed ones too, while they are kept)."""
+        with self._lock:
+            return self._inbox.get(event_id)
+
+    def pending_events(self, pool: str | None = None) -> list[InboxEvent]:
+        """Every pending event (of *pool*), oldest first."""
+        with self._lock:
+            found = [
+                e
+                for e in self._inbox.values()
+                if e.state == "pending" and (pool is None or e.pool == pool)
+            ]
+        return sorted(found, key=lambda e: (e.received, e.event_id))
+
+    def ping(self) -> None:
+        """Always answers (there is no server); here so the fake drops in for readiness."""
+
+    def _settle(self, event_id: str, owner: str, now: datetime, **fields: Any) -> bool:
+        with self._lock:
+            e = self._inbox.get(event_id)
+            if e is None or e.owner != owner or e.state != "pending":
+                return False
+            self._inbox[event_id] = dataclasses.replace(e, owner=None, lease_until=None, **fields)
+            self._inbox_done[event_id] = now
             return True
 
     # ------------------------------------------------------------------ filings

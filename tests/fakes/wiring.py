@@ -1,8 +1,10 @@
 """Wiring the real Slack app for tests: FakeSlack + FakeJira + SQLite store, through bootstrap().
 
 ``Rig`` starts the fakes, builds the use cases with ``bot.bootstrap.bootstrap`` (adapters aimed
-at the local servers, fakes for the analyzer and the index), builds the Bolt app and serves it on
-waitress at 127.0.0.1:<ephemeral>. ``rig.send_event(...)`` posts signed requests over a socket.
+at the local servers, fakes for the analyzer and the index), builds the runtime (the Bolt app and
+the inbox workers, ``bot.slack.server.Runtime``) and serves it on waitress at
+127.0.0.1:<ephemeral>. ``rig.send_event(...)`` posts signed requests over a socket; every
+delivery goes through the inbox, and ``rig.wait_idle()`` waits for its workers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,9 +27,8 @@ from bot.bootstrap import Bot, bootstrap
 from bot.config import Settings
 from bot.domain.models import Analysis, Match, Post, Ticket
 from bot.domain.ports import Store
-from bot.slack.app import build_app
-from bot.slack.server import HttpServer
-from bot.workers import OutboxWorker
+from bot.slack.server import HttpServer, Runtime
+from bot.workers import InboxWorkers, OutboxWorker
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.slack_signing import event_body, interactive_body, post, signed_request
@@ -130,15 +132,27 @@ class Clock:
 
 @dataclass
 class Replica:
-    """One bot process as the tests see it: its use cases, its Bolt app, its outbox worker."""
+    """One bot process as the tests see it: its use cases and its runtime (the Bolt app, the
+    inbox workers, the outbox worker). Nothing of it is started."""
 
     bot: Bot
-    app: App
-    worker: OutboxWorker
+    runtime: Runtime
 
     @property
     def store(self) -> Store:
         return self.bot.adapters.store
+
+    @property
+    def app(self) -> App:
+        return self.runtime.app
+
+    @property
+    def inbox(self) -> InboxWorkers:
+        return self.runtime.inbox
+
+    @property
+    def worker(self) -> OutboxWorker:
+        return self.runtime.outbox
 
 
 class Rig:
@@ -153,6 +167,7 @@ class Rig:
         jira: FakeJira | None = None,
         db_url: str | None = None,
         start_server: bool = True,
+        start_workers: bool = True,
         **settings: Any,
     ) -> None:
         self.tmp_path = tmp_path
@@ -185,9 +200,18 @@ class Rig:
             self.slack.stop()
             self.jira.stop()
             raise
-        self.bot, self.app, self.worker = main.bot, main.app, main.worker
+        self.runtime = main.runtime
+        self.bot, self.app, self.worker, self.inbox = main.bot, main.app, main.worker, main.inbox
+        # The inbox's pools run (deliveries are processed as in production); its poller and the
+        # outbox worker do not: tests drive those passes with the hand-moved clock. Without
+        # *start_workers* deliveries are recorded and claimed but never processed: a replica that
+        # is killed right after answering Slack.
+        if start_workers:
+            self.runtime.start(poll=False, outbox=False)
         if start_server:
-            self.server = HttpServer(self.app, host="127.0.0.1", port=0, threads=8).start()
+            self.server = HttpServer(
+                self.app, host="127.0.0.1", port=0, threads=8, readiness=self.runtime.readiness
+            ).start()
 
     @property
     def store(self) -> Store:
@@ -212,9 +236,9 @@ class Rig:
         return bot
 
     def replica(self) -> Replica:
-        """Another bot process on the same database and fakes (not served over HTTP)."""
+        """Another bot process on the same database and fakes (not started, not served)."""
         bot = self.make_bot()
-        return Replica(bot, build_app(bot), OutboxWorker(bot.filer))
+        return Replica(bot, Runtime(bot, clock=self.clock))
 
     # ------------------------------------------------------------------ requests
 
@@ -222,6 +246,19 @@ class Rig:
     def url(self) -> str:
         assert self.server is not None
         return self.server.url + "/slack/events"
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET *path* on the served app (``/healthz``, ``/readyz``); returns (status, text)."""
+        import http.client
+
+        assert self.server is not None
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
 
     def send(self, body: str, headers: dict[str, str]) -> tuple[int, bytes]:
         return post(self.url, body, headers)
@@ -252,7 +289,7 @@ class Rig:
             {
                 "type": "message_action",
                 "callback_id": blocks.SHORTCUT_FILE,
-                "trigger_id": "1.2",
+                "trigger_id": f"{next(self._ids)}.2",  # Slack's is new for every use
                 "user": {"id": requester},
                 "team": {"id": "T1"},
                 "channel": {"id": channel},
@@ -325,7 +362,7 @@ class Rig:
             "api_app_id": "A1",
             "team": {"id": "T1"},
             "channel": {"id": channel},
-            "trigger_id": "1.2.3",
+            "trigger_id": f"{next(self._ids)}.2.3",  # new for every click, as Slack's
             "container": {"type": "message"},
             "message": {"ts": "1700000000.000001", "text": "bot reply"},
             "actions": [
@@ -340,24 +377,13 @@ class Rig:
         }
 
     def wait_idle(self) -> None:
-        """Waits until the Bolt listener pool has finished all queued work."""
-        _idle(self.app.listener_runner.listener_executor)
+        """Waits until the inbox workers have processed every event this replica took (each
+        delivery is recorded and queued before the endpoint answers, so that is all of them)."""
+        self.inbox.wait_idle()
 
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
-        self.worker.stop()
-        self.app.listener_runner.listener_executor.shutdown(wait=True)
+        self.runtime.shutdown(time.monotonic() + 10)
         self.slack.stop()
         self.jira.stop()
-
-
-def _idle(ex: Any, timeout: float = 30.0) -> None:
-    # ThreadPoolExecutor has no public "busy" count. Tasks start in FIFO order, so once one
-    # barrier task per worker runs at the same time, everything queued before them has finished.
-    n = ex._max_workers
-    barrier = threading.Barrier(n + 1)
-    futures = [ex.submit(barrier.wait, timeout) for _ in range(n)]
-    barrier.wait(timeout)
-    for f in futures:
-        f.result(timeout)

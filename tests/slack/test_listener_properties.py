@@ -109,7 +109,7 @@ def _mutate(value: Any, path: tuple[Any, ...], new: Any, delete: bool) -> Any:
 def payloads(draw: st.DrawFn) -> tuple[str, Any]:
     """(kind, body): a corpus request with up to four parts changed, or an arbitrary JSON
     object. (A body that is JSON but no object fails in Bolt's request parsing, before any
-    listener or the signature check: see test_slack_corpus.py, marked xfail.)"""
+    listener or the signature check: see test_slack_corpus.py.)"""
     if draw(st.integers(0, 9)) == 0:
         kind = draw(st.sampled_from(["raw", "interactive", "command"]))
         return kind, draw(st.dictionaries(st.text(max_size=8) | _slackish, _json, max_size=5))
@@ -147,7 +147,7 @@ def test_no_payload_makes_a_listener_raise_or_the_answer_a_5xx(request: tuple[st
         # Bolt parses the payload into its context when the HTTP adapter builds the request,
         # before the signature check and any middleware: an envelope whose "authorizations"
         # or "channel" has another type fails there. That is the HTTP server's to answer
-        # (see the xfail in tests/e2e/test_slack_corpus.py), not a listener's.
+        # (answered 400, see tests/e2e/test_slack_corpus.py), not a listener's.
         reject()
     rig = ListenerRig()
     rig.event(SEEDS_POST, "EvSeed")  # a stored post, so mutated events reach deep into use cases

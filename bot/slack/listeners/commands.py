@@ -12,6 +12,11 @@ USAGE = "Usage: /idea <your idea>: I post it here and file it as a Jira ticket."
 HELP_WORDS = frozenset({"", "help", "-h", "--help", "?"})
 
 
+def is_help(raw: object) -> bool:
+    """True when the command's text asks for the usage (or is empty)."""
+    return (raw.strip() if isinstance(raw, str) else "").lower() in HELP_WORDS
+
+
 def register(app: Any, file_message: FileMessage) -> None:
     """Registers the slash command on *app*."""
 
@@ -21,7 +26,7 @@ def register(app: Any, file_message: FileMessage) -> None:
         raw = command.get("text")
         text = raw.strip() if isinstance(raw, str) else ""
         channel, user = slack_id(command.get("channel_id")), slack_id(command.get("user_id"))
-        if text.lower() in HELP_WORDS or not channel or not user:
+        if is_help(text) or not channel or not user:
             # The usage goes back in the acknowledgement itself: shown at once, to this person
             # only, and it needs no response_url.
             ack(text=USAGE, response_type="ephemeral")

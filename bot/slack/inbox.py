@@ -1,0 +1,147 @@
+"""Slack deliveries through the inbox: recorded before the acknowledgement, replayed by workers.
+
+``InboxMiddleware`` is the Bolt app's last global middleware, so it runs after the signature
+check, authorization and Bolt's own filters (the bot's own messages, URL verification), and
+before any listener. For a fresh delivery (HTTP or Socket Mode) it records the body in the inbox
+and answers at once: 200 when recorded (or already recorded: a redelivery), 503 when the store
+could not take it, so that Slack delivers it again rather than losing it. It never lets the
+listeners run in the request thread.
+
+The workers replay each recorded event through the same app (:func:`replayer`), marked so that
+the middleware lets it through to the listeners. The replay is a Socket-Mode-style request: the
+signature was checked when the event arrived and its timestamp is stale by now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
+
+from bot.domain.ports import INBOX_VERSION, InboxEvent
+from bot.workers import FILING, TRIAGE, InboxWorkers
+
+logger = logging.getLogger(__name__)
+
+REPLAY_KEY = "ideabot_inbox_event"  # in a replayed request's context: the inbox event id
+ERROR_KEY = "ideabot_listener_error"  # set by the app's error handler on a replayed request
+MAX_ID = 120
+
+
+class ListenerFailed(Exception):
+    """A listener raised while processing a replayed event (the app's error handler logged it)."""
+
+
+def event_type(body: dict[str, Any]) -> str:
+    """What kind of delivery *body* is: ``event:message``, ``block_actions``, ``slash_command``…"""
+    if body.get("type") == "event_callback":
+        return f"event:{(body.get('event') or {}).get('type', 'unknown')}"
+    if "command" in body and "type" not in body:
+        return "slash_command"
+    return str(body.get("type") or "unknown")
+
+
+def event_id_of(body: dict[str, Any]) -> str:
+    """A stable id for one delivery: Slack's ``event_id`` for Events API callbacks; for
+    interactive payloads and commands their ``trigger_id`` (one per click or command), else a
+    hash of the body. Redeliveries of the same delivery get the same id."""
+    if body.get("type") == "event_callback" and body.get("event_id"):
+        key = str(body["event_id"])
+    elif body.get("trigger_id"):
+        key = f"{event_type(body)}:{body['trigger_id']}"
+    else:
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        key = f"{event_type(body)}:{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"
+    if len(key) > MAX_ID:
+        key = "h:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def pool_of(body: dict[str, Any]) -> str:
+    """Message events are triaged; everything else (reactions, buttons, the shortcut, the
+    command) is filing work, which waits on Jira."""
+    if body.get("type") == "event_callback" and (body.get("event") or {}).get("type") == "message":
+        return TRIAGE.name
+    return FILING.name
+
+
+def envelope(body: dict[str, Any], event_id: str, published_by: str, now: str) -> dict[str, Any]:
+    """The inbox envelope around one Slack *body*."""
+    return {
+        "metadata": {
+            "version": INBOX_VERSION,
+            "event_id": event_id,
+            "trace_id": uuid.uuid4().hex,
+            "type": event_type(body),
+            "published_by": published_by,
+            "published_at": now,
+        },
+        "data": body,
+    }
+
+
+class InboxMiddleware(Middleware):
+    """Records fresh deliveries in the inbox and answers them; lets replays through."""
+
+    def __init__(self, workers: InboxWorkers) -> None:
+        self.workers = workers
+
+    def process(
+        self,
+        *,
+        req: BoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], BoltResponse],
+    ) -> BoltResponse | None:
+        """Bolt's middleware hook (see the module docstring)."""
+        if req.context.get(REPLAY_KEY) or answers_at_once(req.body):
+            return next()
+        body = req.body
+        event_id = event_id_of(body)
+        try:
+            now = self.workers.clock().isoformat()
+            self.workers.record(
+                event_id, pool_of(body), envelope(body, event_id, self.workers.owner, now)
+            )
+        except Exception as exc:
+            # Not recorded means not acknowledged: Slack delivers it again later.
+            logger.warning(
+                "inbox: could not record %s (%s): %s; answering 503 so Slack retries",
+                event_id,
+                event_type(body),
+                type(exc).__name__,
+            )
+            return BoltResponse(status=503, body="")
+        return BoltResponse(status=200, body="")
+
+
+def answers_at_once(body: Any) -> bool:
+    """True for a request with nothing durable to do, answered in its acknowledgement by the
+    listener itself: ``/idea help`` (and an empty ``/idea``) only shows the usage."""
+    from bot.slack.listeners.commands import is_help
+
+    return isinstance(body, dict) and "command" in body and is_help(body.get("text"))
+
+
+def replayer(app: App) -> Callable[[InboxEvent], None]:
+    """The inbox workers' handler: runs *app*'s listeners on one recorded event."""
+
+    def replay(event: InboxEvent) -> None:
+        body = event.envelope.get("data")
+        if not isinstance(body, dict):
+            raise ValueError(f"inbox event {event.event_id} has no data")
+        req = BoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: event.event_id})
+        resp = app.dispatch(req)
+        if resp.status >= 500:
+            raise ListenerFailed(str(req.context.get(ERROR_KEY) or f"status {resp.status}"))
+        if resp.status == 404:
+            # No listener for it (e.g. a link button): nothing to do, nothing to retry.
+            logger.debug("inbox: no listener for %s (%s)", event.event_id, event_type(body))
+
+    return replay
