@@ -11,27 +11,19 @@ on it, for ever.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import re
-import socket
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import requests
-from jira import JIRA, JIRAError
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from jira import JIRA
 
 from bot.adapters.jira_format import (
     JIRA_TEXT_LIMIT,
@@ -42,6 +34,7 @@ from bot.adapters.jira_format import (
     updated_query,
     utf16_len,
 )
+from bot.adapters.jira_http import DeadlineAdapter, mapped_errors
 from bot.domain.filing import MARKER_PREFIX
 from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
@@ -181,24 +174,6 @@ def _walk_adf(node: Any, out: list[str]) -> None:
         out.append("\n")
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def parse_jira_datetime(value: str | None) -> datetime | None:
     """Jira's ``2024-01-05T10:00:00.000+0000`` (or ISO with a colon / Z) as an aware datetime."""
     if not value:
@@ -232,226 +207,6 @@ def jql_wall_time(since: datetime, zone: ZoneInfo | None) -> datetime:
             break
         wall -= timedelta(minutes=30)
     return wall
-
-
-def _error_body(resp: requests.Response | None) -> tuple[list[str], dict[str, str]]:
-    """Jira's ``{"errorMessages": [...], "errors": {field: message}}``, tolerant of HTML bodies."""
-    if resp is None:
-        return [], {}
-    try:
-        data = resp.json()
-    except ValueError:
-        return [], {}
-    if not isinstance(data, dict):
-        return [], {}
-    messages = data.get("errorMessages") or []
-    if isinstance(messages, str):
-        messages = [messages]
-    for key in ("message", "errorMessage"):
-        if isinstance(data.get(key), str):
-            messages.append(data[key])
-    errors = data.get("errors") or {}
-    fields = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
-    return [str(m) for m in messages], fields
-
-
-def _translate(exc: Exception, action: str) -> Exception:
-    """Maps a library/transport exception to the domain's errors. Never quotes headers or auth."""
-    if isinstance(exc, JIRAError):
-        status = exc.status_code
-        resp = exc.response if isinstance(exc.response, requests.Response) else None
-        messages, fields = _error_body(resp)
-        detail = "; ".join(messages + [f"{k}: {v}" for k, v in fields.items()])
-        if status is None:
-            return TrackerRetryable(f"Jira {action} failed without an HTTP status", ambiguous=True)
-        if status == 429:
-            retry_after = parse_retry_after(
-                resp.headers.get("Retry-After") if resp is not None else None
-            )
-            return TrackerRetryable(f"Jira rate-limited {action} (HTTP 429)", retry_after)
-        if status >= 500:
-            retry_after = parse_retry_after(
-                resp.headers.get("Retry-After") if resp is not None else None
-            )
-            return TrackerRetryable(
-                f"Jira {action} failed: HTTP {status}", retry_after, ambiguous=status == 504
-            )
-        if status == 401:
-            return TrackerRejected(
-                f"Jira refused the credentials (HTTP 401) during {action}: check JIRA_EMAIL and "
-                "JIRA_API_TOKEN (with JIRA_EMAIL unset the token is sent as a Data Center PAT)"
-            )
-        if status == 403 and resp is not None and "x-authentication-denied-reason" in resp.headers:
-            reason = resp.headers["x-authentication-denied-reason"]
-            return TrackerRejected(f"Jira denied authentication during {action}: {reason}")
-        return TrackerRejected(
-            f"Jira rejected {action} (HTTP {status})" + (f": {detail}" if detail else ""), fields
-        )
-    if isinstance(exc, requests.Timeout):
-        # A read timeout may come after Jira created the issue; a connect timeout cannot.
-        sent = not isinstance(exc, requests.ConnectTimeout)
-        return TrackerRetryable(f"Jira {action} timed out", ambiguous=sent)
-    if isinstance(exc, requests.ConnectionError):
-        return TrackerRetryable(f"could not connect to Jira for {action}", ambiguous=True)
-    if isinstance(exc, ValueError):  # a 2xx body that is not JSON: a proxy or login page
-        return TrackerRejected(
-            f"Jira answered {action} with something that is not JSON; check JIRA_URL"
-        )
-    if isinstance(exc, requests.RequestException):
-        return TrackerRetryable(f"Jira {action} failed: {type(exc).__name__}")
-    return exc
-
-
-@contextmanager
-def _mapped(action: str) -> Iterator[None]:
-    try:
-        yield
-    except (JIRAError, requests.RequestException, ValueError) as exc:
-        raise _translate(exc, action) from None
-
-
-class DeadlineExceeded(requests.exceptions.ReadTimeout):
-    """A request outlived its total deadline; its connection was shut down."""
-
-
-_current = threading.local()  # the watchdog of the request this thread is sending, if any
-
-
-class _Watchdog:
-    """Shuts down the sockets of one request when its deadline passes (from a timer thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._armed = True
-        self.fired = False
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if not self._armed and self.fired:
-                _shutdown(sock)
-
-    def fire(self) -> None:
-        with self._lock:
-            if not self._armed:
-                return
-            self._armed = False
-            self.fired = True
-            for sock in self._sockets:
-                _shutdown(sock)
-
-    def disarm(self) -> bool:
-        """Stops the watchdog; False if it had fired already."""
-        with self._lock:
-            self._armed = False
-            return not self.fired
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # shutdown() wakes a read blocked in another thread; close() would not. The plain socket
-    # method, as SSLSocket.shutdown() also drops its TLS state under that read.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-def _watch(sock: socket.socket | None) -> None:
-    watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
-    if watchdog is not None and sock is not None:
-        watchdog.watch(sock)
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    """A connection whose socket the sending thread's watchdog can shut down."""
-
-    def connect(self) -> None:
-        super().connect()
-        _watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self.sock)  # a pooled connection, already open
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """The TLS version of ``_WatchedHTTPConnection``."""
-
-    def connect(self) -> None:
-        super().connect()
-        _watch(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self.sock)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class DeadlineAdapter(HTTPAdapter):
-    """A ``requests`` transport that ends every request after *deadline* seconds in total.
-
-    A timer shuts the request's socket down at the deadline, which ends a read blocked on a
-    server that trickles headers or body; the body is read inside ``send`` so the deadline
-    covers it. Raises ``DeadlineExceeded`` (a ``ReadTimeout``: the request may have taken
-    effect). Connecting is bounded by the session's own (socket) timeout.
-    """
-
-    def __init__(self, deadline: float, **kwargs: Any) -> None:
-        if deadline <= 0:
-            raise ValueError(f"a request deadline must be positive, got {deadline!r}")
-        self.deadline = deadline
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """The pool manager, with connections the watchdog can reach."""
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        """The proxy's pool manager, with connections the watchdog can reach."""
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if hasattr(manager, "pool_classes_by_scheme"):
-            manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-        return manager
-
-    def send(  # type: ignore[override]
-        self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
-    ) -> requests.Response:
-        """Sends *request* and reads its body, all within the deadline."""
-        watchdog = _Watchdog()
-        outer = getattr(_current, "watchdog", None)
-        _current.watchdog = watchdog
-        timer = threading.Timer(self.deadline, watchdog.fire)
-        timer.daemon = True
-        timer.start()
-        try:
-            response = super().send(request, stream=True, **kwargs)
-            if not stream:
-                _ = response.content  # read (and release the connection) under the deadline
-        except (requests.RequestException, OSError) as exc:
-            if watchdog.fired:
-                raise DeadlineExceeded(
-                    f"no complete answer within {self.deadline:g} s", request=request
-                ) from None
-            raise exc
-        finally:
-            timer.cancel()
-            _current.watchdog = outer
-        # A socket shut down by the watchdog can look like the end of a body.
-        if not watchdog.disarm():
-            raise DeadlineExceeded(
-                f"no complete answer within {self.deadline:g} s", request=request
-            )
-        return response
 
 
 class JiraTracker:
@@ -582,7 +337,7 @@ class JiraTracker:
             return self._client
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
-        with _mapped(action):
+        with mapped_errors(action):
             return fn()
 
     # ------------------------------------------------------------------ port

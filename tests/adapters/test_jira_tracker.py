@@ -10,11 +10,11 @@ from email.utils import format_datetime
 
 import pytest
 
+from bot.adapters.jira_http import parse_retry_after
 from bot.adapters.jira_tracker import (
     JiraTracker,
     flatten_adf,
     is_cloud_url,
-    parse_retry_after,
     single_line_summary,
 )
 from bot.domain.models import IssueText, NewComment, NewIssue

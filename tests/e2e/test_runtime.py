@@ -265,7 +265,9 @@ def test_readiness_gives_up_on_a_hung_check(tmp_path: Path) -> None:
         started = time.monotonic()
         assert rig.get("/readyz") == (503, "no answer within 0.2s\n")
         assert rig.get("/readyz")[0] == 503  # waits on the same check, starts no other
-        assert time.monotonic() - started < 2
+        # Far below the hung check's 10 s: the probe gave up instead of waiting (the slack is
+        # for a busy CI machine, not the point of the test).
+        assert time.monotonic() - started < 6
         assert rig.get("/healthz") == (200, "ok\n")
     finally:
         release.set()
@@ -299,12 +301,14 @@ def test_idle_connections_do_not_stop_the_endpoint(tmp_path: Path) -> None:
     assert rig.server is not None
     idle = _idle_sockets(rig.server.port, 150)  # waitress's default limit was 100
     try:
+        # Blocked, these would wait for the client's 10 s timeout; answered, they take
+        # milliseconds. The bounds leave a busy CI machine room without hiding a block.
         status, took = _timed_get(rig.server.port, "/healthz")
-        assert status == 200 and took < 1.0
+        assert status == 200 and took < 5.0
         ev = rig.message("Add dark mode")
         started = time.monotonic()
         assert rig.send_event(ev)[0] == 200
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0
         rig.wait_idle()
         assert len(rig.slack.thread_replies("CIDEAS01", ev["ts"])) == 1
     finally:
