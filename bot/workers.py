@@ -75,6 +75,7 @@ class _Pool:
         self.threads: list[threading.Thread] = []
         self.running: dict[str, InboxEvent] = {}
         self.overflow = 0  # events left in the inbox since the queue was last found full
+        self.reserved = 0  # slots held for events being recorded right now
 
 
 class InboxWorkers:
@@ -136,12 +137,22 @@ class InboxWorkers:
         pool = self.pool_for(pool)
         now = self.clock()
         target = self.pools[pool]
-        take = self._accepting and not target.queue.full()
+        # A slot is reserved before the insert, so that an event claimed here always fits in the
+        # queue: handing it back instead would be a second write on the acknowledgement's path.
+        take = self._reserve(target)
         until = now + self.lease if take else None
         owner = self.owner if take else None
-        if not self.store.record_event(
-            event_id, pool, envelope, now, owner=owner, lease_until=until
-        ):
+        try:
+            new = self.store.record_event(
+                event_id, pool, envelope, now, owner=owner, lease_until=until
+            )
+        except BaseException:
+            if take:
+                self._unreserve(target)
+            raise
+        if not new:
+            if take:
+                self._unreserve(target)
             logger.info("inbox: %s was delivered again; already recorded", event_id)
             return False
         if not take:
@@ -161,9 +172,22 @@ class InboxWorkers:
             owner=self.owner,
             lease_until=until,
         )
-        if not self._offer(event):
-            self._release([event_id])
+        with self._lock:
+            target.reserved -= 1
+            target.queue.put_nowait(event)  # the reserved slot: never full
+            self._held[event_id] = event
         return True
+
+    def _reserve(self, pool: _Pool) -> bool:
+        with self._lock:
+            if not self._accepting or pool.queue.qsize() + pool.reserved >= pool.spec.queue_size:
+                return False
+            pool.reserved += 1
+            return True
+
+    def _unreserve(self, pool: _Pool) -> None:
+        with self._lock:
+            pool.reserved -= 1
 
     def _overflowed(self, pool: _Pool, event_id: str) -> None:
         # One warning when a pool's queue fills up (and one line when it drains, in poll_once),
@@ -328,7 +352,7 @@ class InboxWorkers:
             self._renewed_at = time.monotonic()
         queued = 0
         for name, pool in self.pools.items():
-            room = pool.spec.queue_size - pool.queue.qsize()
+            room = pool.spec.queue_size - pool.queue.qsize() - pool.reserved
             if room <= 0 or not self._accepting:
                 continue
             taken = 0

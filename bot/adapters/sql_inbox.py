@@ -18,13 +18,26 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text, delete, insert, or_, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from bot.adapters.sql_base import SqlBase, clip_error
-from bot.adapters.sql_schema import SQLITE_BUSY_TIMEOUT_MS, UTCDateTime, metadata
+from bot.adapters.sql_schema import WRITE_OPTION, UTCDateTime, metadata, sqlite_engine
 from bot.domain.ports import InboxEvent
 
 # Done and failed events are kept this long: a redelivery within it is still recognised (Slack
@@ -218,25 +231,41 @@ class SqlInbox(SqlBase):
     def _write_within(self, deadline: timedelta) -> Iterator[Connection]:
         """A write transaction that gives up after *deadline* waiting for locks or the server."""
         ms = max(1, int(deadline.total_seconds() * 1000))
-        with (
-            self._one_writer(deadline.total_seconds(), urgent=True),
-            self._writer.connect() as conn,
-        ):
+        with self._one_writer(deadline.total_seconds(), urgent=True):
             if self.backend == "sqlite":
-                # The busy timeout is per connection: shorten it for this write only. Set on the
-                # driver connection directly, outside any transaction (SQLAlchemy would begin one).
-                raw = conn.connection.dbapi_connection
-                assert raw is not None
-                raw.execute(f"PRAGMA busy_timeout = {ms}")
-                try:
-                    with conn.begin():
-                        yield conn
-                finally:
-                    raw.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                # SQLite's busy timeout is per connection: these writes use connections of their
+                # own whose timeout is the deadline (no per-write PRAGMA on the ack's path).
+                with self._deadline_engine(ms).begin() as conn:
+                    yield conn
             else:
-                with conn.begin():
+                with self._writer.begin() as conn:
                     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
                     yield conn
+
+    def _deadline_engine(self, ms: int) -> Engine:
+        with self._counter_lock:
+            engine: Engine | None = getattr(self, "_sqlite_deadline_engine", None)
+            if engine is None:
+                url = self.engine.url
+                engine = sqlite_engine(
+                    url.render_as_string(hide_password=False), url.database, False
+                )
+
+                @event.listens_for(engine, "connect")
+                def _short_busy_timeout(dbapi_conn: Any, _record: Any) -> None:
+                    # After sqlite_engine's own hook, which set the store's long timeout.
+                    dbapi_conn.execute(f"PRAGMA busy_timeout = {ms}")
+
+                engine = engine.execution_options(**{WRITE_OPTION: True})
+                self._sqlite_deadline_engine = engine
+            return engine
+
+    def close(self) -> None:
+        """Closes pooled connections (the deadline-bound ones too)."""
+        engine: Engine | None = getattr(self, "_sqlite_deadline_engine", None)
+        if engine is not None:
+            engine.dispose()
+        super().close()
 
 
 def _held(event_id: str, owner: str) -> tuple[Any, ...]:
