@@ -79,6 +79,9 @@ class ReceivePost:
         if known is not None and known.deleted:
             # The deletion overtook the message (a retried delivery): nothing to triage.
             return PostOutcome("ignored")
+        if known is not None and known.reply_ts:
+            # Answered already: the inbox replays an event whose worker died after replying.
+            return PostOutcome("ignored")
         stored = StoredPost(
             channel=post.channel,
             ts=post.ts,

@@ -146,3 +146,12 @@ def test_a_deleted_post_is_not_triaged_when_its_message_arrives_late(store: Memo
 def test_an_odd_ts_does_not_break_the_use_case(store: MemoryStore, ts: str) -> None:
     use_case, _, _ = make(store)
     assert use_case(post(ts=ts)).status in ("replied", "ignored")
+
+
+def test_a_replayed_post_that_was_answered_is_not_answered_again(store: MemoryStore) -> None:
+    # The inbox delivers at least once: a worker that died after replying leaves the event
+    # to be replayed by another replica.
+    use_case, _, notes = make(store)
+    assert use_case(post(event_id="Ev1")).status == "replied"
+    assert use_case(post(event_id="Ev1-replayed")).status == "ignored"
+    assert notes.kinds() == ["triage_reply"]
