@@ -8,10 +8,8 @@ body).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.client
-import socket
 import threading
 import time
 import urllib.error
@@ -19,6 +17,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
+
+from bot.adapters.watchdog import Watchdog
 
 _CHUNK = 64 * 1024
 
@@ -55,7 +55,7 @@ def fetch_bytes(
     req = urllib.request.Request(url, headers=headers or {})
     timed_out = FetchError(f"timed out after {timeout:g} s")
     deadline = clock() + timeout
-    watchdog = _Watchdog()
+    watchdog = Watchdog()
     opener = urllib.request.build_opener(_WatchedHTTP(watchdog), _WatchedHTTPS(watchdog))
     timer = threading.Timer(timeout, watchdog.fire)
     timer.daemon = True
@@ -95,46 +95,8 @@ def fetch_bytes(
     return b"".join(chunks)
 
 
-class _Watchdog:
-    """Shuts down the sockets of one fetch when its deadline passes (from a timer thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._armed = True
-        self.fired = False
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if not self._armed:
-                self._shutdown(sock)
-
-    def fire(self) -> None:
-        with self._lock:
-            if not self._armed:
-                return
-            self._armed = False
-            self.fired = True
-            for sock in self._sockets:
-                self._shutdown(sock)
-
-    def disarm(self) -> bool:
-        """Stops the watchdog; False if it had fired already."""
-        with self._lock:
-            self._armed = False
-            return not self.fired
-
-    @staticmethod
-    def _shutdown(sock: socket.socket) -> None:
-        # shutdown() wakes a read blocked in another thread; close() would not. The plain
-        # socket method, as SSLSocket.shutdown() also drops its TLS state under that read.
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
 class _WatchedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
+    def __init__(self, host: str, *, watchdog: Watchdog, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._watchdog = watchdog
 
@@ -144,7 +106,7 @@ class _WatchedHTTPConnection(http.client.HTTPConnection):
 
 
 class _WatchedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, *, watchdog: _Watchdog, **kwargs: Any) -> None:
+    def __init__(self, host: str, *, watchdog: Watchdog, **kwargs: Any) -> None:
         super().__init__(host, **kwargs)
         self._watchdog = watchdog
 
@@ -154,7 +116,7 @@ class _WatchedHTTPSConnection(http.client.HTTPSConnection):
 
 
 class _WatchedHTTP(urllib.request.HTTPHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
+    def __init__(self, watchdog: Watchdog) -> None:
         super().__init__()
         self._watchdog = watchdog
 
@@ -163,7 +125,7 @@ class _WatchedHTTP(urllib.request.HTTPHandler):
 
 
 class _WatchedHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, watchdog: _Watchdog) -> None:
+    def __init__(self, watchdog: Watchdog) -> None:
         super().__init__()
         self._watchdog = watchdog
 

@@ -10,7 +10,6 @@ bytes would hold a filing for minutes; the adapter shuts the connection at the d
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -26,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from bot.adapters.watchdog import Watchdog
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 
 logger = logging.getLogger(__name__)
@@ -132,46 +132,8 @@ class DeadlineExceeded(requests.exceptions.ReadTimeout):
 _current = threading.local()  # the watchdog of the request this thread is sending, if any
 
 
-class _Watchdog:
-    """Shuts down the sockets of one request when its deadline passes (from a timer thread)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._armed = True
-        self.fired = False
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if not self._armed and self.fired:
-                _shutdown(sock)
-
-    def fire(self) -> None:
-        with self._lock:
-            if not self._armed:
-                return
-            self._armed = False
-            self.fired = True
-            for sock in self._sockets:
-                _shutdown(sock)
-
-    def disarm(self) -> bool:
-        """Stops the watchdog; False if it had fired already."""
-        with self._lock:
-            self._armed = False
-            return not self.fired
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # shutdown() wakes a read blocked in another thread; close() would not. The plain socket
-    # method, as SSLSocket.shutdown() also drops its TLS state under that read.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
 def _watch(sock: socket.socket | None) -> None:
-    watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
+    watchdog: Watchdog | None = getattr(_current, "watchdog", None)
     if watchdog is not None and sock is not None:
         watchdog.watch(sock)
 
@@ -242,7 +204,7 @@ class DeadlineAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any
     ) -> requests.Response:
         """Sends *request* and reads its body, all within the deadline."""
-        watchdog = _Watchdog()
+        watchdog = Watchdog()
         outer = getattr(_current, "watchdog", None)
         _current.watchdog = watchdog
         timer = threading.Timer(self.deadline, watchdog.fire)
