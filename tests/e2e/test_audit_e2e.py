@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain.filing import TOPIC, FilingJob
+from bot.domain.filing import TOPIC
 from bot.service.filing import LEASE
 from tests.fakes.wiring import SECRET, Rig
 
@@ -261,14 +261,7 @@ def test_private_shortcut_duplicate_offer_stays_in_the_private_channel(tmp_path:
 
 def test_outbox_worker_survives_a_store_outage(rig: Rig) -> None:
     ev = rig.message("Add dark mode")
-    job = FilingJob(
-        channel="CIDEAS01",
-        ts=ev["ts"],
-        reply_ts=ev["ts"],
-        text=ev["text"],
-        requester="UBOB",
-        author="UALICE",
-    )
+    job = rig.filing_job(ev)
     store = rig.store
     assert store.enqueue(TOPIC, job.key, job.model_dump(mode="json"), rig.clock())
     store.claim_filing("CIDEAS01", ev["ts"], "dead-process")
@@ -313,14 +306,7 @@ def test_a_second_worker_after_lease_expiry_neither_files_nor_reports_again(rig:
     """Worker A's create landed in Jira but A is still busy (indexing) when its lease runs out;
     worker B must not file again or tell the thread a second time."""
     ev = rig.message("Add dark mode")
-    job = FilingJob(
-        channel="CIDEAS01",
-        ts=ev["ts"],
-        reply_ts=ev["ts"],
-        text=ev["text"],
-        requester="UBOB",
-        author="UALICE",
-    )
+    job = rig.filing_job(ev)
     filer = rig.bot.filer
     second = rig.replica()
     hold, entered = threading.Event(), threading.Event()
@@ -354,14 +340,7 @@ def test_worker_taking_the_item_between_enqueue_and_claim_does_not_lose_it(rig: 
     """The outbox worker leases the fresh item before the listener claims; Jira then fails. The
     listener must not finish (drop) the item the worker just queued for retry."""
     ev = rig.message("Add dark mode")
-    job = FilingJob(
-        channel="CIDEAS01",
-        ts=ev["ts"],
-        reply_ts=ev["ts"],
-        text=ev["text"],
-        requester="UBOB",
-        author="UALICE",
-    )
+    job = rig.filing_job(ev)
     store = rig.store
     real_enqueue = store.enqueue
     rig.jira.fail_next("/rest/api/2/issue", 503, times=1, method="POST")

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError
-from bot.domain.filing import TOPIC, FilingJob, marker_label
+from bot.domain.filing import TOPIC, marker_label
 from bot.domain.models import Ticket
 from bot.slack import blocks
 from tests.fakes.jira_server import FakeJira
@@ -385,14 +385,7 @@ def test_jira_400_names_the_field_and_is_not_retried(
 
 def _claimed_by_a_dead_process(r: Rig, ev: dict[str, Any]) -> Any:
     """Leaves what a process that died after claiming *ev* leaves: the claim and its outbox row."""
-    job = FilingJob(
-        channel="CIDEAS01",
-        ts=ev["ts"],
-        reply_ts=ev["ts"],
-        text=ev["text"],
-        requester="UBOB",
-        author="UALICE",
-    )
+    job = r.filing_job(ev)
     store = r.store
     assert store.enqueue(TOPIC, job.key, job.model_dump(mode="json"), r.clock())
     assert store.claim_filing("CIDEAS01", ev["ts"], "dead-process")

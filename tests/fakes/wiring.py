@@ -25,6 +25,7 @@ from slack_bolt import App
 from bot.adapters.store_sql import SqlStore
 from bot.bootstrap import Bot, bootstrap
 from bot.config import Settings
+from bot.domain.filing import FilingJob
 from bot.domain.models import Analysis, Match, Post, Ticket
 from bot.domain.ports import Store
 from bot.slack.server import HttpServer, Runtime
@@ -335,6 +336,17 @@ class Rig:
         }
         ev.update(extra)
         return ev
+
+    def filing_job(self, ev: dict[str, Any], requester: str = "UBOB") -> FilingJob:
+        """The outbox work item a reaction by *requester* on message event *ev* would queue."""
+        return FilingJob(
+            channel=str(ev["channel"]),
+            ts=str(ev["ts"]),
+            reply_ts=str(ev["ts"]),
+            text=str(ev["text"]),
+            requester=requester,
+            author=str(ev.get("user") or ""),
+        )
 
     def reaction(
         self,
