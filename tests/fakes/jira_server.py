@@ -385,10 +385,13 @@ class FakeJira:
                 _Failure(path_substring, status, times, dict(headers or {}), body, method)
             )
 
-    def delay_next(self, path_substring: str, seconds: float, times: int = 1) -> None:
-        """Holds the next matching requests for *seconds* (or until stop) before answering."""
+    def delay_next(
+        self, path_substring: str, seconds: float, times: int = 1, method: str | None = None
+    ) -> None:
+        """Holds the next matching requests (with *method*, if given) for *seconds* (or until
+        stop) before answering."""
         with self._lock:
-            self._failures.append(_Failure(path_substring, 0, times, {}, None, None, seconds))
+            self._failures.append(_Failure(path_substring, 0, times, {}, None, method, seconds))
 
     def add_issue(
         self,
