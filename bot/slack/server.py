@@ -442,7 +442,7 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
         logger.info(
             "stopped%s", "" if clean else " (grace ran out; unfinished work was handed back)"
         )
-        _exit_if_stuck(deadline)
+        _exit_if_stuck(deadline, clean)
 
 
 def close_socket_mode(handler: Any, timeout: float = 2.0) -> None:
@@ -487,10 +487,14 @@ def _install_signal_handlers(runtime: Runtime, stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
-def _exit_if_stuck(deadline: float) -> None:
+def _exit_if_stuck(deadline: float, clean: bool = True) -> None:
     """Exits now if non-daemon threads (a digest or Jira sync still running in the scheduler's
     pool) would keep the interpreter from exiting past *deadline*: their work is claimed in the
-    store, so another replica or the next start picks it up."""
+    store, so another replica or the next start picks it up.
+
+    Also when the grace ran out (*clean* is False): worker threads may still be inside native
+    code (an onnxruntime inference), and finalising the interpreter under them can abort the
+    process (SIGABRT) instead of exiting 0. Their events were handed back already."""
     main = threading.current_thread()
     for t in threading.enumerate():
         if t is not main and not t.daemon and t.is_alive():
@@ -498,7 +502,8 @@ def _exit_if_stuck(deadline: float) -> None:
     stuck = [
         t.name for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()
     ]
-    if stuck and threading.current_thread() is threading.main_thread():
-        logger.warning("exiting with work still running in %s", ", ".join(stuck))
+    if (stuck or not clean) and threading.current_thread() is threading.main_thread():
+        if stuck:
+            logger.warning("exiting with work still running in %s", ", ".join(stuck))
         logging.shutdown()
         os._exit(0)

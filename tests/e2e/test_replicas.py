@@ -197,6 +197,10 @@ def test_three_replicas_survive_a_burst_a_kill_and_a_drain(
             DATABASE_URL=pg_url,
             # Every post is on its own topic; a filed post is never offered as a duplicate.
             DUPLICATE_THRESHOLD="1.0",
+            # b is stopped with work in flight: the platform default, so that on a busy machine
+            # b finishes what it started. (Work still running when the grace runs out is handed
+            # back and may be answered twice: see the note on issue 8.)
+            SHUTDOWN_GRACE_SECONDS="20",
         )
 
     with ThreadPoolExecutor(3) as pool:
@@ -253,7 +257,7 @@ def test_three_replicas_survive_a_burst_a_kill_and_a_drain(
         b.proc.send_signal(signal.SIGTERM)
         _until(lambda: b.get("/readyz")[0] == 503, 5, "b to drain")
         phase(range(16, POSTS), range(8, REACTED), (a,))
-        assert b.proc.wait(30) == 0, "\n".join(b.lines[-30:])
+        assert b.proc.wait(45) == 0, "\n".join(b.lines[-30:])
         assert c.proc.wait(10) == -signal.SIGKILL
 
         _, sync_err = sync.communicate(timeout=60)
