@@ -354,10 +354,10 @@ class JiraTracker:
                     status = api_status(exc)
                     raise
         finally:
+            took = time.perf_counter() - started
             self.metrics.inc(API_CALLS, service="jira", method=method, status=status)
-            self.metrics.observe(
-                API_CALL_SECONDS, time.perf_counter() - started, service="jira", method=method
-            )
+            self.metrics.observe(API_CALL_SECONDS, took, service="jira", method=method)
+            logger.debug("jira: %s: %s in %.0f ms", action, status, took * 1000)
 
     # ------------------------------------------------------------------ port
 

@@ -68,10 +68,10 @@ def metered(client: WebClient, metrics: Metrics) -> WebClient:
             status = slack_status(exc)
             raise
         finally:
+            took = time.perf_counter() - started
             metrics.inc(API_CALLS, service="slack", method=api_method, status=status)
-            metrics.observe(
-                API_CALL_SECONDS, time.perf_counter() - started, service="slack", method=api_method
-            )
+            metrics.observe(API_CALL_SECONDS, took, service="slack", method=api_method)
+            logger.debug("slack: %s: %s in %.0f ms", api_method, status, took * 1000)
 
     client.api_call = api_call  # type: ignore[method-assign]
     client._ideabot_metered = True  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from typing import Any
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
+from bot.domain.envelope import derived_id, new_id
 from bot.domain.metrics import ACK_SECONDS, EVENTS_RECEIVED, Metrics, NullMetrics
 from bot.domain.ports import INBOX_VERSION, InboxEvent
 from bot.observability.context import log_context
@@ -74,13 +75,19 @@ def pool_of(body: dict[str, Any]) -> str:
     return FILING.name
 
 
-def envelope(body: dict[str, Any], event_id: str, published_by: str, now: str) -> dict[str, Any]:
-    """The inbox envelope around one Slack *body*."""
+def envelope(
+    body: dict[str, Any],
+    event_id: str,
+    published_by: str,
+    now: str,
+    trace_id: str | None = None,
+) -> dict[str, Any]:
+    """The inbox envelope around one Slack *body* (a fresh trace id unless *trace_id*)."""
     return {
         "metadata": {
             "version": INBOX_VERSION,
             "event_id": event_id,
-            "trace_id": uuid.uuid4().hex,
+            "trace_id": trace_id or uuid.uuid4().hex,
             "type": event_type(body),
             "published_by": published_by,
             "published_at": now,
@@ -113,9 +120,9 @@ class InboxMiddleware(Middleware):
         outcome = "error"
         try:
             now = self.workers.clock().isoformat()
-            wrapped = envelope(body, event_id, self.workers.owner, now)
             channel, ts = where(body)
-            trace = wrapped["metadata"]["trace_id"]
+            trace = message_trace(channel, ts)
+            wrapped = envelope(body, event_id, self.workers.owner, now, trace)
             with log_context(event_id=event_id, trace_id=trace, channel=channel, ts=ts):
                 new = self.workers.record(event_id, pool_of(body), wrapped)
                 logger.debug("inbox: recorded %s (%s)", event_id, kind)
@@ -134,6 +141,15 @@ class InboxMiddleware(Middleware):
             self.metrics.inc(EVENTS_RECEIVED, type=kind, outcome=outcome)
             self.metrics.observe(ACK_SECONDS, time.perf_counter() - started, type=kind)
         return BoltResponse(status=200, body="")
+
+
+def message_trace(channel: str | None, ts: str | None) -> str:
+    """The trace id of a delivery: derived from the message it is about, so that a post, the
+    reaction that files it and the filing's Jira call and reply all log under one id (found from
+    the Jira issue's footer); a fresh one for deliveries about no message."""
+    if channel and ts:
+        return derived_id("trace", channel, ts)
+    return new_id()
 
 
 def where(body: dict[str, Any]) -> tuple[str | None, str | None]:
