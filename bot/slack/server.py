@@ -418,7 +418,7 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
     digests = DigestScheduler(s, bot.digests)
     digests.start()
     sync_job = start_sync_job(bot.sync, s.jira_sync_minutes)
-    exporter = start_metrics(bot, host, socket_mode)
+    exporter = start_metrics(bot, host)
     server: HttpServer | None = None
     health: HealthServer | None = None
     handler: Any = None
@@ -471,15 +471,16 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
         _exit_if_stuck(deadline)
 
 
-def start_metrics(bot: Bot, host: str, socket_mode: bool) -> Any:
+def start_metrics(bot: Bot, host: str) -> Any:
     """Starts what METRICS_FORMAT needs besides the HTTP server's ``/metrics``: the EMF flush
-    timer, or (Socket Mode, where there is no HTTP server) a Prometheus server on METRICS_PORT.
-    Returns what :func:`stop_metrics` stops, or None."""
+    timer, or a Prometheus server on METRICS_PORT when set (Socket Mode has no HTTP server; in
+    HTTP mode it keeps the scrape off the port Slack reaches). Returns what :func:`stop_metrics`
+    stops, or None."""
     metrics: Any = bot.adapters.metrics
     s = bot.settings
     if s.metrics_format == "emf" and callable(getattr(metrics, "start", None)):
         return metrics.start()
-    if s.metrics_format == "prometheus" and s.metrics_port and socket_mode:
+    if s.metrics_format == "prometheus" and s.metrics_port:
         from bot.adapters.metrics_prometheus import MetricsServer
 
         return MetricsServer(metrics, s.metrics_port, host).start()
