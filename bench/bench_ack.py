@@ -8,12 +8,14 @@ connections from a separate client process (``--same-process``: threads of the s
 competing with it for the GIL, as the figures before the inbox were taken).
 
     .venv/bin/python -m bench.bench_ack [--events 500] [--concurrency 20] [--database-url URL]
+        [--metrics-format prometheus|emf|none]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import io
 import multiprocessing as mp
 import statistics
 import tempfile
@@ -25,6 +27,7 @@ from typing import Any
 from bot.bootstrap import bootstrap
 from bot.config import Settings
 from bot.domain.models import Post
+from bot.observability.setup import make_metrics
 from bot.slack.server import HttpServer, Runtime
 from bot.workers import FILING, TRIAGE, PoolSpec
 from tests.fakes.slack_server import FakeSlack
@@ -122,6 +125,12 @@ def main() -> None:
     ap.add_argument(
         "--same-process", action="store_true", help="run the client threads in the server's process"
     )
+    ap.add_argument(
+        "--metrics-format",
+        default="prometheus",
+        choices=("prometheus", "emf", "none"),
+        help="METRICS_FORMAT (emf flushes to a discarded stream): the metrics' cost on the ack",
+    )
     args = ap.parse_args()
 
     slack = TimedSlack()
@@ -134,13 +143,23 @@ def main() -> None:
         "slack_api_url": slack.base_url,
         "idea_channels": "CBENCH01",
         "database_url": args.database_url,
+        "metrics_format": args.metrics_format,
     }
     settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
-    bot = bootstrap(settings, tracker=None, calendar=None, llm=None)
+    overrides: dict[str, Any] = {}
+    if args.metrics_format == "emf":
+        overrides["metrics"] = make_metrics(settings, stream=io.StringIO()).start()  # type: ignore[attr-defined]
+    bot = bootstrap(settings, tracker=None, calendar=None, llm=None, **overrides)
     pools = (PoolSpec(TRIAGE.name, args.triage_threads, TRIAGE.queue_size), FILING)
     # As `serve` does: the token is checked once at start-up, not on the first deliveries.
     runtime = Runtime(bot, pools=pools, token_verification_enabled=True).start(outbox=False)
-    server = HttpServer(runtime.app, host="127.0.0.1", port=0, readiness=runtime.readiness).start()
+    server = HttpServer(
+        runtime.app,
+        host="127.0.0.1",
+        port=0,
+        readiness=runtime.readiness,
+        metrics=bot.adapters.metrics,
+    ).start()
     # Server-side ack time (the WSGI call for POST /slack/events): what the client measures,
     # less the client's own scheduling on this shared machine.
     server_acks: list[float] = []

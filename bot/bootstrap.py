@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
 from bot.domain.filing import (
@@ -25,6 +25,7 @@ from bot.domain.filing import (
     check_issue_types,
 )
 from bot.domain.flags import AllOn, Flags
+from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import (
     Analyzer,
@@ -48,6 +49,9 @@ from bot.service.receive_post import ReceivePost
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
 from bot.service.triage import TriagePolicy, Triager
+
+if TYPE_CHECKING:
+    from bot.domain.tracing import Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +147,7 @@ def build_index(settings: Settings, embedder: Embedder, store: Store) -> TicketI
     return LocalIndex(embedder, store, _namespace(settings))
 
 
-def build_tracker(settings: Settings) -> Tracker | None:
+def build_tracker(settings: Settings, metrics: Metrics | None = None) -> Tracker | None:
     if not settings.jira_configured:
         return None
     from bot.adapters.jira_tracker import JiraTracker
@@ -159,6 +163,7 @@ def build_tracker(settings: Settings) -> Tracker | None:
         # filing attempt makes at most JIRA_REQUESTS_PER_ATTEMPT of them: well inside the outbox
         # lease (bot.service.filing.LEASE), so a slow Jira never lets two workers file.
         timeout=15.0,
+        metrics=metrics,
     )
 
 
@@ -247,12 +252,12 @@ def build_slack_client(settings: Settings) -> Any:
     return client
 
 
-def build_chat(slack_client: Any) -> Chat | None:
+def build_chat(slack_client: Any, metrics: Metrics | None = None) -> Chat | None:
     if slack_client is None:
         return None
     from bot.adapters.slack_chat import SlackChat
 
-    return SlackChat(slack_client)
+    return SlackChat(slack_client, metrics)
 
 
 class LogNotifier:
@@ -320,6 +325,7 @@ def build_digests(
     llm: Any,
     channels: IdeaChannels,
     clock: Callable[[], datetime],
+    metrics: Metrics | None = None,
 ) -> DigestService:
     from bot.slack import digest_blocks
 
@@ -342,6 +348,7 @@ def build_digests(
         idea_channels=channels,
         write=build_text_writer(settings, llm) if (llm is not None or settings.llm_model) else None,
         clock=clock,
+        metrics=metrics or NullMetrics(),
     )
 
 
@@ -359,6 +366,9 @@ class Adapters:
     slack_client: Any  # a slack_sdk.WebClient (typed loosely: no SDK import here) or None
     llm: Any  # a LangChain chat model or None (offline)
     flags: Flags = field(default_factory=AllOn)
+    # Built once from METRICS_FORMAT / OTEL_* (bot.observability.setup); serve starts them.
+    metrics: Metrics = field(default_factory=NullMetrics)
+    tracer: Tracer | None = None
 
 
 @dataclass
@@ -434,9 +444,13 @@ def bootstrap(
 ) -> Bot:
     """Wires the use cases for *settings*; any keyword replaces the adapter of that name
     (``store``, ``embedder``, ``index``, ``analyzer``, ``tracker``, ``calendar``, ``llm``,
-    ``slack_client``, ``chat``, ``flags``). *clock* and *rng* make retries and digests
-    deterministic."""
+    ``slack_client``, ``chat``, ``flags``, ``metrics``, ``tracer``). *clock* and *rng* make
+    retries and digests deterministic."""
+    from bot.observability.setup import make_metrics, make_tracer
+
     check_prompts(settings)
+    metrics: Metrics = overrides.get("metrics") or make_metrics(settings)
+    tracer: Tracer = overrides.get("tracer") or make_tracer(settings)
     # First: a bad flag file is a one-line start-up error before any connection is made.
     flags: Flags = overrides.get("flags") or build_flags(settings)
     prepare_data_dir(settings)
@@ -446,12 +460,14 @@ def bootstrap(
     index: TicketIndex = overrides.get("index") or build_index(settings, embedder, store)
     llm = overrides["llm"] if "llm" in overrides else build_llm(settings)
     analyzer: Analyzer = overrides.get("analyzer") or build_analyzer(settings, embedder, index, llm)
-    tracker = overrides["tracker"] if "tracker" in overrides else build_tracker(settings)
+    tracker = overrides["tracker"] if "tracker" in overrides else build_tracker(settings, metrics)
     calendar = overrides["calendar"] if "calendar" in overrides else build_calendar(settings)
     slack_client = (
         overrides["slack_client"] if "slack_client" in overrides else build_slack_client(settings)
     )
-    chat: Chat | None = overrides["chat"] if "chat" in overrides else build_chat(slack_client)
+    chat: Chat | None = (
+        overrides["chat"] if "chat" in overrides else build_chat(slack_client, metrics)
+    )
     adapters = Adapters(
         store=store,
         embedder=embedder,
@@ -463,8 +479,11 @@ def bootstrap(
         slack_client=slack_client,
         llm=llm,
         flags=flags,
+        metrics=metrics,
+        tracer=tracer,
     )
     channels = IdeaChannels(settings.idea_channels)
+    index_kind = "pinecone" if settings.pinecone_configured else "local"
     triager = Triager(
         analyzer,
         index,
@@ -473,6 +492,8 @@ def bootstrap(
             duplicate_threshold=settings.duplicate_threshold,
             max_chars=settings.max_post_chars,
         ),
+        metrics=metrics,
+        index_kind=index_kind,
     )
     notifier = build_notifier(settings, chat)
     filer = Filer(
@@ -489,9 +510,18 @@ def bootstrap(
             max_age=timedelta(hours=settings.filing_max_age_hours),
         ),
         labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
+        metrics=metrics,
     )
     sync = (
-        JiraSync(tracker, index, store, settings.jira_project, narrow=settings.jira_sync_jql)
+        JiraSync(
+            tracker,
+            index,
+            store,
+            settings.jira_project,
+            narrow=settings.jira_sync_jql,
+            metrics=metrics,
+            index_kind=index_kind,
+        )
         if tracker is not None and settings.jira_project
         else None
     )
@@ -539,7 +569,7 @@ def bootstrap(
         triager=triager,
         catalogue=Catalogue(index, index if isinstance(index, CachedIndex) else None),
         filer=filer,
-        digests=build_digests(settings, store, chat, calendar, llm, channels, clock),
+        digests=build_digests(settings, store, chat, calendar, llm, channels, clock, metrics),
         sync=sync,
         receive_post=receive_post,
         file_message=file_message,

@@ -70,6 +70,22 @@ def _error_body(resp: requests.Response | None) -> tuple[list[str], dict[str, st
     return [str(m) for m in messages], fields
 
 
+def api_status(exc: BaseException) -> str:
+    """The ``status`` label of a failed Jira request (``bot.domain.metrics``)."""
+    if isinstance(exc, JIRAError):
+        code = exc.status_code
+        if code == 429:
+            return "rate_limited"
+        if code is not None and code >= 500:
+            return "server_error"
+        return "client_error" if code is not None else "error"
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection_error"
+    return "error"
+
+
 def _translate(exc: Exception, action: str) -> Exception:
     """Maps a library/transport exception to the domain's errors. Never quotes headers or auth."""
     if isinstance(exc, JIRAError):

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -34,8 +35,9 @@ from bot.adapters.jira_format import (
     updated_query,
     utf16_len,
 )
-from bot.adapters.jira_http import DeadlineAdapter, mapped_errors
+from bot.adapters.jira_http import DeadlineAdapter, api_status, mapped_errors
 from bot.domain.filing import MARKER_PREFIX
+from bot.domain.metrics import API_CALL_SECONDS, API_CALLS, Metrics, NullMetrics
 from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
 
@@ -228,9 +230,11 @@ class JiraTracker:
         cloud: bool | None = None,
         deployment: Deployment = "auto",
         deadline: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """*timeout* bounds each socket operation; *deadline* (default: *timeout*) each request
-        from start to the last byte of its answer."""
+        from start to the last byte of its answer. *metrics* counts and times each call."""
+        self.metrics: Metrics = metrics or NullMetrics()
         if deployment not in get_args(Deployment):
             raise ValueError(f"Jira deployment must be auto, cloud or datacenter: {deployment!r}")
         self.url = url.rstrip("/")
@@ -337,8 +341,23 @@ class JiraTracker:
             return self._client
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
-        with mapped_errors(action):
-            return fn()
+        # The method label is the action ("creating the issue" -> creating_the_issue): a fixed
+        # set of strings in this module, never an issue key.
+        method = action.replace(" ", "_")
+        status = "ok"
+        started = time.perf_counter()
+        try:
+            with mapped_errors(action):
+                try:
+                    return fn()
+                except BaseException as exc:
+                    status = api_status(exc)
+                    raise
+        finally:
+            took = time.perf_counter() - started
+            self.metrics.inc(API_CALLS, service="jira", method=method, status=status)
+            self.metrics.observe(API_CALL_SECONDS, took, service="jira", method=method)
+            logger.debug("jira: %s: %s in %.0f ms", action, status, took * 1000)
 
     # ------------------------------------------------------------------ port
 

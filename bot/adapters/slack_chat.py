@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.domain.metrics import API_CALL_SECONDS, API_CALLS, Metrics, NullMetrics
 from bot.domain.models import ChatMessage, Person
 
 logger = logging.getLogger(__name__)
@@ -33,11 +35,56 @@ def with_rate_limit_retries(client: WebClient, retries: int = 3) -> WebClient:
     return client
 
 
+def slack_status(exc: BaseException) -> str:
+    """The ``status`` label of a failed Slack call (``bot.domain.metrics``)."""
+    if isinstance(exc, SlackApiError):
+        code = getattr(exc.response, "status_code", 200)
+        if code == 429:
+            return "rate_limited"
+        return "server_error" if code >= 500 else "client_error"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timeout"
+    if isinstance(exc, OSError):  # URLError, ConnectionError
+        return "connection_error"
+    return "error"
+
+
+def metered(client: WebClient, metrics: Metrics) -> WebClient:
+    """Counts and times every Web API call *client* makes, by method and status.
+
+    Every ``WebClient`` method goes through ``api_call``; the SDK has no hook for it, so the
+    instance's own ``api_call`` is wrapped (once: a second call leaves it as it is).
+    """
+    if getattr(client, "_ideabot_metered", False):
+        return client
+    inner = client.api_call
+
+    def api_call(api_method: str, *args: Any, **kwargs: Any) -> Any:
+        status = "ok"
+        started = time.perf_counter()
+        try:
+            return inner(api_method, *args, **kwargs)
+        except BaseException as exc:
+            status = slack_status(exc)
+            raise
+        finally:
+            took = time.perf_counter() - started
+            metrics.inc(API_CALLS, service="slack", method=api_method, status=status)
+            metrics.observe(API_CALL_SECONDS, took, service="slack", method=api_method)
+            logger.debug("slack: %s: %s in %.0f ms", api_method, status, took * 1000)
+
+    client.api_call = api_call  # type: ignore[method-assign]
+    client._ideabot_metered = True  # type: ignore[attr-defined]
+    return client
+
+
 class SlackChat:
     """Slack Web API calls the bot makes outside Bolt's request handling (and some inside)."""
 
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, metrics: Metrics | None = None) -> None:
         self.client = with_rate_limit_retries(client)
+        if metrics is not None and not isinstance(metrics, NullMetrics):
+            metered(self.client, metrics)
         self._lock = threading.Lock()
         self._private: dict[str, tuple[float, bool]] = {}
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}

@@ -67,6 +67,7 @@ class FilingJob(Frozen):
     permalink: str | None = None
     is_private: bool = False
     comment_on: str | None = None
+    trace_id: str | None = None  # the flow it belongs to (logs, the Jira footer)
 
     @property
     def ref(self) -> MessageRef:

@@ -228,6 +228,7 @@ class IssueText(Frozen):
     original: str = ""  # the post as the person wrote it (Slack entities already decoded)
     permalink: str | None = None
     author: str | None = None
+    trace_id: str | None = None  # the flow that filed it, for finding its logs
 
 
 class NewIssue(Frozen):

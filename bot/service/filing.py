@@ -46,6 +46,7 @@ from bot.domain.filing import (
     RetryLimits,
     marker_label,
 )
+from bot.domain.metrics import FILINGS, OUTBOX_DEPTH, OUTBOX_OLDEST_AGE, Metrics, NullMetrics
 from bot.domain.models import (
     CreatedIssue,
     IssueText,
@@ -68,6 +69,7 @@ from bot.domain.ports import (
     TrackerRejected,
     TrackerRetryable,
 )
+from bot.observability.context import current_context, log_context
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class Filer:
     lease: timedelta = LEASE
     limits: RetryLimits = field(default_factory=RetryLimits)
     labels: LabelPolicy = field(default_factory=LabelPolicy)
+    metrics: Metrics = field(default_factory=NullMetrics)
     _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -124,14 +127,20 @@ class Filer:
         A filing that was rejected or given up on ("failed") is tried again from scratch.
         """
         if self.tracker is None:
-            return FilingResult("unavailable", message="Jira is not configured for this bot.")
+            return self._counted(
+                FilingResult("unavailable", message="Jira is not configured for this bot.")
+            )
         done = self.existing(job.channel, job.ts)
         if done is not None:
-            return done
+            return self._counted(done)
+        if job.trace_id is None:
+            # The flow's trace id (set by the inbox worker replaying the event) travels with the
+            # work item, so a later attempt by the outbox worker logs and files under it too.
+            job = job.model_copy(update={"trace_id": current_context().get("trace_id")})
         now = self.clock()
         item_id = self.store.enqueue(TOPIC, job.key, job.model_dump(mode="json"), now)
         if item_id is None:
-            return FilingResult("in_progress")
+            return self._counted(FilingResult("in_progress"))
         if not self.store.claim_filing(job.channel, job.ts, self.owner):
             existing = self.store.get_filing(job.channel, job.ts)
             if existing is not None and existing.state == "failed":
@@ -147,15 +156,31 @@ class Filer:
         now = self.clock()  # the lease starts when the item is taken
         token = self.store.lease(item_id, now + self.lease, now=now)
         if token is None:
-            return FilingResult("in_progress")
+            return self._counted(FilingResult("in_progress"))
         item = self.store.get_item(item_id)
-        return self.process(item, token) if item is not None else FilingResult("in_progress")
+        if item is None:
+            return self._counted(FilingResult("in_progress"))
+        return self.process(item, token)
+
+    def _counted(self, result: FilingResult) -> FilingResult:
+        self.metrics.inc(FILINGS, outcome=result.status)
+        return result
 
     # ------------------------------------------------------------------ processing
 
     def process(self, item: OutboxItem, token: int) -> FilingResult:
         """One attempt at the work of *item*, leased with *token*; records and notifies the
-        outcome unless the lease was lost meanwhile."""
+        outcome unless the lease was lost meanwhile. Logs under the item and its trace id."""
+        trace = item.payload.get("trace_id") if isinstance(item.payload, dict) else None
+        fields: dict[str, str | int | None] = {"outbox_item": item.id}
+        if trace and "trace_id" not in current_context():
+            fields["trace_id"] = str(trace)
+        with log_context(**fields):
+            result = self._process(item, token)
+        self.metrics.inc(FILINGS, outcome=result.status)
+        return result
+
+    def _process(self, item: OutboxItem, token: int) -> FilingResult:
         fence = Fence(item.id, token)
         try:
             job = FilingJob.model_validate(item.payload)
@@ -250,6 +275,7 @@ class Filer:
             original=slack_unescape(job.text),
             permalink=job.permalink,
             author=job.author_name or job.author,
+            trace_id=job.trace_id,
         )
         marker = self.marker(job.channel, job.ts)
         if job.comment_on:
@@ -284,6 +310,8 @@ class Filer:
         _check(still_ours)
         new = self.tracker.create_issue(issue)
         created.append((new, issue))
+        with log_context(jira_key=new.key):
+            logger.info("filing %s: filed as %s", job.key, new.key)
         return FilingResult("filed", key=new.key, url=new.url)
 
     def _find_marker(self, marker: str) -> CreatedIssue | None:
@@ -409,7 +437,18 @@ class Filer:
                 # The other items of the pass need not wait for that.
                 logger.exception("outbox item %d (%s) could not be processed", item.id, item.key)
             done += 1
+        self._outbox_gauges()
         return done
+
+    def _outbox_gauges(self) -> None:
+        try:
+            waiting = [i for i in self.store.pending() if i.topic == TOPIC]
+        except Exception:  # a gauge must never stop the worker
+            logger.debug("could not read the outbox for its gauges", exc_info=True)
+            return
+        self.metrics.set_gauge(OUTBOX_DEPTH, float(len(waiting)), topic=TOPIC)
+        oldest = min((i.created for i in waiting if i.created is not None), default=None)
+        self.metrics.set_since(OUTBOX_OLDEST_AGE, oldest, topic=TOPIC)
 
 
 class _LeaseLost(Exception):

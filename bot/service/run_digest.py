@@ -40,6 +40,7 @@ from bot.domain.digests import (
     plain_meeting_overview,
     takeaway_prompt_variables,
 )
+from bot.domain.metrics import DIGEST_RUNS, Metrics, NullMetrics
 from bot.domain.ports import Calendar, CalendarDay, Chat, DigestLedger, Filings, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 
@@ -109,6 +110,7 @@ class DigestService:
     write: TextWriter | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stale_claim: timedelta = STALE_CLAIM
+    metrics: Metrics = field(default_factory=NullMetrics)
 
     # ------------------------------------------------------------------ building
 
@@ -180,6 +182,23 @@ class DigestService:
         ``dry_run`` builds and renders only: nothing is claimed or posted. ``force`` posts again
         even when the key says it was already posted.
         """
+        try:
+            result = self._run(kind, channel, day, dry_run, force, now)
+        except Exception:
+            self.metrics.inc(DIGEST_RUNS, digest=str(kind), outcome="failed")
+            raise
+        self.metrics.inc(DIGEST_RUNS, digest=str(kind), outcome=result.status)
+        return result
+
+    def _run(
+        self,
+        kind: DigestKind,
+        channel: str,
+        day: date | None,
+        dry_run: bool,
+        force: bool,
+        now: datetime | None,
+    ) -> DigestResult:
         if kind not in DIGEST_KINDS:
             raise ValueError(f"unknown digest {kind!r}")
         day = day or self.today(now)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.domain.metrics import INDEX_SIZE, SYNC_LAG, SYNC_RUNS, Metrics, NullMetrics
 from bot.domain.models import Ticket
 from bot.domain.ports import KeyValue, TicketIndex, Tracker
 
@@ -51,7 +52,11 @@ class JiraSync:
         project: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         narrow: str | None = None,
+        metrics: Metrics | None = None,
+        index_kind: str = "local",
     ) -> None:
+        self.metrics: Metrics = metrics or NullMetrics()
+        self.index_kind = index_kind  # the ``index`` label of the index size gauge
         self.tracker = tracker
         self.index = index
         self.store = store
@@ -69,6 +74,27 @@ class JiraSync:
         full: bool = False,
         page_size: int = 100,
         progress: Callable[[int], None] | None = None,
+    ) -> SyncResult:
+        """One sync (see :meth:`_sync`), counted by outcome; a success resets the sync lag."""
+        try:
+            result = self._sync(narrow, full, page_size, progress)
+        except Exception:
+            self.metrics.inc(SYNC_RUNS, outcome="failed")
+            raise
+        self.metrics.inc(SYNC_RUNS, outcome="ok")
+        self.metrics.set_since(SYNC_LAG, self.clock())
+        try:
+            self.metrics.set_gauge(INDEX_SIZE, float(self.index.count()), index=self.index_kind)
+        except Exception:  # a gauge must never fail a sync that worked
+            logger.debug("could not count the index", exc_info=True)
+        return result
+
+    def _sync(
+        self,
+        narrow: str | None,
+        full: bool,
+        page_size: int,
+        progress: Callable[[int], None] | None,
     ) -> SyncResult:
         """Upserts the project's issues updated since the last sync (all of them if *full*, or
         when the index is empty).

@@ -7,6 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain.duplicates import is_likely_duplicate
+from bot.domain.metrics import (
+    DUPLICATE_VERDICTS,
+    SEARCH_SECONDS,
+    TRIAGE_SECONDS,
+    Metrics,
+    NullMetrics,
+    timed,
+)
 from bot.domain.models import Analysis, Match, Post, Triage
 from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
 
@@ -44,11 +52,18 @@ class Triager:
     """
 
     def __init__(
-        self, analyzer: Analyzer, index: TicketIndex | None, policy: TriagePolicy | None = None
+        self,
+        analyzer: Analyzer,
+        index: TicketIndex | None,
+        policy: TriagePolicy | None = None,
+        metrics: Metrics | None = None,
+        index_kind: str = "local",
     ) -> None:
         self.analyzer = analyzer
         self.index = index
         self.policy = policy or TriagePolicy()
+        self.metrics: Metrics = metrics or NullMetrics()
+        self.index_kind = index_kind  # the ``index`` label: local or pinecone
         self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
         self._batch = analyzer if isinstance(analyzer, BatchAnalyzer) else None
         self._shaper = analyzer if isinstance(analyzer, QueryShaper) else None
@@ -72,14 +87,23 @@ class Triager:
             if picked:
                 shown = (picked[0], *(m for m in shown if m.key != judged_duplicate))
                 likely = True
+        verdict = "likely_duplicate" if likely else ("similar" if shown else "none")
+        self.metrics.inc(DUPLICATE_VERDICTS, verdict=verdict)
         return Triage(**analysis.model_dump(), similar=shown, likely_duplicate=likely)
 
     def triage(self, post: Post) -> Triage:
-        """Analyses one post and looks up similar tickets."""
+        """Analyses one post and looks up similar tickets (timed, by analyzer)."""
+        with timed(self.metrics, TRIAGE_SECONDS, analyzer="offline") as labels:
+            result = self._triage(post)
+            labels["analyzer"] = result.analyzer
+        return result
+
+    def _triage(self, post: Post) -> Triage:
         post = _clip(post, self.policy.max_chars)
         matches: list[Match] = []
         if self.index is not None and post.text.strip():
-            matches = self.index.search(self._search_text(post.text), top_k=self.policy.top_k)
+            with timed(self.metrics, SEARCH_SECONDS, index=self.index_kind):
+                matches = self.index.search(self._search_text(post.text), top_k=self.policy.top_k)
         shown = self._shown(matches)
         if self._judge is not None:
             analysis, judged = self._judge.analyze_with_candidates(post, shown)

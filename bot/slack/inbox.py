@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,10 @@ from typing import Any
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
+from bot.domain.envelope import derived_id, new_id
+from bot.domain.metrics import ACK_SECONDS, EVENTS_RECEIVED, Metrics, NullMetrics
 from bot.domain.ports import INBOX_VERSION, InboxEvent
+from bot.observability.context import log_context
 from bot.workers import FILING, TRIAGE, InboxWorkers
 
 logger = logging.getLogger(__name__)
@@ -71,13 +75,19 @@ def pool_of(body: dict[str, Any]) -> str:
     return FILING.name
 
 
-def envelope(body: dict[str, Any], event_id: str, published_by: str, now: str) -> dict[str, Any]:
-    """The inbox envelope around one Slack *body*."""
+def envelope(
+    body: dict[str, Any],
+    event_id: str,
+    published_by: str,
+    now: str,
+    trace_id: str | None = None,
+) -> dict[str, Any]:
+    """The inbox envelope around one Slack *body* (a fresh trace id unless *trace_id*)."""
     return {
         "metadata": {
             "version": INBOX_VERSION,
             "event_id": event_id,
-            "trace_id": uuid.uuid4().hex,
+            "trace_id": trace_id or uuid.uuid4().hex,
             "type": event_type(body),
             "published_by": published_by,
             "published_at": now,
@@ -89,8 +99,9 @@ def envelope(body: dict[str, Any], event_id: str, published_by: str, now: str) -
 class InboxMiddleware(Middleware):
     """Records fresh deliveries in the inbox and answers them; lets replays through."""
 
-    def __init__(self, workers: InboxWorkers) -> None:
+    def __init__(self, workers: InboxWorkers, metrics: Metrics | None = None) -> None:
         self.workers = workers
+        self.metrics: Metrics = metrics or NullMetrics()
 
     def process(
         self,
@@ -102,23 +113,66 @@ class InboxMiddleware(Middleware):
         """Bolt's middleware hook (see the module docstring)."""
         if req.context.get(REPLAY_KEY) or answers_at_once(req.body):
             return next()
+        started = time.perf_counter()
         body = req.body
         event_id = event_id_of(body)
+        kind = event_type(body)
+        outcome = "error"
         try:
             now = self.workers.clock().isoformat()
-            self.workers.record(
-                event_id, pool_of(body), envelope(body, event_id, self.workers.owner, now)
-            )
+            channel, ts = where(body)
+            trace = message_trace(channel, ts)
+            wrapped = envelope(body, event_id, self.workers.owner, now, trace)
+            with log_context(event_id=event_id, trace_id=trace, channel=channel, ts=ts):
+                new = self.workers.record(event_id, pool_of(body), wrapped)
+                logger.debug("inbox: recorded %s (%s)", event_id, kind)
+            outcome = "accepted" if new else "duplicate"
         except Exception as exc:
             # Not recorded means not acknowledged: Slack delivers it again later.
+            outcome = "rejected"
             logger.warning(
                 "inbox: could not record %s (%s): %s; answering 503 so Slack retries",
                 event_id,
-                event_type(body),
+                kind,
                 type(exc).__name__,
             )
             return BoltResponse(status=503, body="")
+        finally:
+            self.metrics.inc(EVENTS_RECEIVED, type=kind, outcome=outcome)
+            self.metrics.observe(ACK_SECONDS, time.perf_counter() - started, type=kind)
         return BoltResponse(status=200, body="")
+
+
+def message_trace(channel: str | None, ts: str | None) -> str:
+    """The trace id of a delivery: derived from the message it is about, so that a post, the
+    reaction that files it and the filing's Jira call and reply all log under one id (found from
+    the Jira issue's footer); a fresh one for deliveries about no message."""
+    if channel and ts:
+        return derived_id("trace", channel, ts)
+    return new_id()
+
+
+def where(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The channel and message ts a delivery is about, for the log context (either may be
+    None): a message's own, a reaction's item, a button's message."""
+    event = body.get("event") if isinstance(body.get("event"), dict) else None
+    if event is not None:
+        item = event.get("item") if isinstance(event.get("item"), dict) else None
+        if item is not None:
+            return _text(item.get("channel")), _text(item.get("ts"))
+        return _text(event.get("channel")), _text(event.get("ts"))
+    channel = body.get("channel")
+    channel_id = channel.get("id") if isinstance(channel, dict) else body.get("channel_id")
+    message = body.get("message")
+    container = body.get("container")
+    ts = (message.get("ts") if isinstance(message, dict) else None) or (
+        container.get("message_ts") if isinstance(container, dict) else None
+    )
+    return _text(channel_id), _text(ts)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def answers_at_once(body: Any) -> bool:
@@ -137,7 +191,10 @@ def replayer(app: App) -> Callable[[InboxEvent], None]:
         if not isinstance(body, dict):
             raise ValueError(f"inbox event {event.event_id} has no data")
         req = BoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: event.event_id})
-        resp = app.dispatch(req)
+        channel, ts = where(body)
+        trace = event.trace_id or None
+        with log_context(event_id=event.event_id, trace_id=trace, channel=channel, ts=ts):
+            resp = app.dispatch(req)
         if resp.status >= 500:
             raise ListenerFailed(str(req.context.get(ERROR_KEY) or f"status {resp.status}"))
         if resp.status == 404:

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 MAX_BODY_BYTES = 2 * 1024 * 1024
 READY_DEADLINE = 2.0  # seconds the readiness check may take before it counts as "not ready"
 
@@ -159,16 +160,29 @@ class HealthServer:
 # --------------------------------------------------------------------------- HTTP mode
 
 
+def metrics_app(metrics: Any) -> Any:
+    """The WSGI app serving *metrics* in the Prometheus format, None when they are not kept in
+    this process (``METRICS_FORMAT=emf`` or ``none``)."""
+    make = getattr(metrics, "wsgi_app", None)
+    return make() if callable(make) else None
+
+
 class BotWsgi:
-    """WSGI app: Bolt on ``/slack/events``, ``/healthz`` and ``/readyz``, 404 elsewhere."""
+    """WSGI app: Bolt on ``/slack/events``, ``/healthz``, ``/readyz`` and (with Prometheus
+    metrics) ``/metrics``, 404 elsewhere."""
 
     def __init__(
-        self, app: App, readiness: Readiness | None = None, path: str = EVENTS_PATH
+        self,
+        app: App,
+        readiness: Readiness | None = None,
+        path: str = EVENTS_PATH,
+        metrics: Any = None,
     ) -> None:
         self.bolt = SlackRequestHandler(app, path=path)
         self.path = path
         self.listening = threading.Event()
         self._readiness = readiness
+        self._metrics = metrics_app(metrics) if metrics is not None else None
 
     def readiness(self) -> tuple[bool, str]:
         """Ready when listening and the runtime's readiness says so."""
@@ -179,6 +193,9 @@ class BotWsgi:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            if path == METRICS_PATH and self._metrics is not None:
+                result: Iterable[bytes] = self._metrics(environ, start_response)
+                return result
             answer = health_answer(path, self.readiness)
             if answer is not None:
                 status, text = answer
@@ -250,10 +267,11 @@ class HttpServer:
         idle_timeout: float = IDLE_TIMEOUT,
         cleanup_interval: float = CLEANUP_INTERVAL,
         max_connections: int | None = None,
+        metrics: Any = None,
     ) -> None:
         from waitress.server import create_server
 
-        self.wsgi = BotWsgi(app, readiness)
+        self.wsgi = BotWsgi(app, readiness, metrics=metrics)
         self.server: Any = create_server(
             self.wsgi,
             host=host,
@@ -400,6 +418,7 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
     digests = DigestScheduler(s, bot.digests)
     digests.start()
     sync_job = start_sync_job(bot.sync, s.jira_sync_minutes)
+    exporter = start_metrics(bot, host)
     server: HttpServer | None = None
     health: HealthServer | None = None
     handler: Any = None
@@ -417,7 +436,13 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
             )
         else:
             raise_open_files_limit()
-            server = HttpServer(runtime.app, host=host, port=port, readiness=runtime.readiness)
+            server = HttpServer(
+                runtime.app,
+                host=host,
+                port=port,
+                readiness=runtime.readiness,
+                metrics=bot.adapters.metrics,
+            )
             server.start()
             logger.info("ideabot: HTTP mode on port %d (%s)", server.port, EVENTS_PATH)
         while not stop.wait(0.5):
@@ -439,10 +464,38 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
             server.stop()
         if health is not None:
             health.stop()
+        stop_metrics(exporter)
         logger.info(
             "stopped%s", "" if clean else " (grace ran out; unfinished work was handed back)"
         )
         _exit_if_stuck(deadline, clean)
+
+
+def start_metrics(bot: Bot, host: str) -> Any:
+    """Starts what METRICS_FORMAT needs besides the HTTP server's ``/metrics``: the EMF flush
+    timer, or a Prometheus server on METRICS_PORT when set (Socket Mode has no HTTP server; in
+    HTTP mode it keeps the scrape off the port Slack reaches). Returns what :func:`stop_metrics`
+    stops, or None."""
+    metrics: Any = bot.adapters.metrics
+    s = bot.settings
+    if s.metrics_format == "emf" and callable(getattr(metrics, "start", None)):
+        return metrics.start()
+    if s.metrics_format == "prometheus" and s.metrics_port:
+        from bot.adapters.metrics_prometheus import MetricsServer
+
+        return MetricsServer(metrics, s.metrics_port, host).start()
+    return None
+
+
+def stop_metrics(exporter: Any) -> None:
+    """Stops *exporter*; the EMF one flushes what is left first (its ``close``)."""
+    if exporter is None:
+        return
+    try:
+        closer = getattr(exporter, "close", None) or exporter.stop
+        closer()
+    except Exception:  # shutting down: the exit matters more than the last numbers
+        logger.warning("metrics: could not stop cleanly", exc_info=True)
 
 
 def close_socket_mode(handler: Any, timeout: float = 2.0) -> None:

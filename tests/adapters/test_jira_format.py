@@ -204,3 +204,12 @@ def test_any_text_fits_any_limit(
     before, inside, after = _split(out)
     assert _live_markup(before) == [] and _live_markup(after) == []
     assert not re.search(r"\{noformat", inside, re.IGNORECASE)
+
+
+def test_the_footer_carries_the_trace_id_and_nothing_else_from_it() -> None:
+    from bot.adapters.jira_format import render_wiki
+    from bot.domain.models import IssueText
+
+    text = render_wiki(IssueText(summary="s", original="o", trace_id="ab12*[x]"))
+    assert text.endswith("Filed by ideabot (trace ab12x).")
+    assert render_wiki(IssueText(summary="s", original="o")).endswith("Filed by ideabot.")

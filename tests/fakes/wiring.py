@@ -169,9 +169,11 @@ class Rig:
         db_url: str | None = None,
         start_server: bool = True,
         start_workers: bool = True,
+        metrics: Any = None,
         **settings: Any,
     ) -> None:
         self.tmp_path = tmp_path
+        self._metrics = metrics  # a Metrics adapter for the bot (else METRICS_FORMAT decides)
         self.slack = FakeSlack()
         self.slack.start()
         self.jira = jira or FakeJira(project="PROJ")
@@ -211,7 +213,12 @@ class Rig:
             self.runtime.start(poll=False, outbox=False)
         if start_server:
             self.server = HttpServer(
-                self.app, host="127.0.0.1", port=0, threads=8, readiness=self.runtime.readiness
+                self.app,
+                host="127.0.0.1",
+                port=0,
+                threads=8,
+                readiness=self.runtime.readiness,
+                metrics=self.bot.adapters.metrics,
             ).start()
 
     @property
@@ -232,6 +239,7 @@ class Rig:
             **calendar,
             clock=self.clock,
             rng=lambda a, b: b,  # the jitter's upper bound: deterministic
+            **({"metrics": self._metrics} if self._metrics is not None else {}),
         )
         bot.startup()
         return bot

@@ -55,3 +55,18 @@ def test_envelope_carries_the_body_and_who_recorded_it() -> None:
     assert meta["published_at"] == "2025-03-03T09:00:00+00:00"
     assert len(meta["trace_id"]) == 32
     assert envelope(body, "Ev1", "x", "t")["metadata"]["trace_id"] != meta["trace_id"]
+
+
+def test_deliveries_about_one_message_share_its_trace_id() -> None:
+    from bot.slack.inbox import message_trace, where
+
+    post = {"type": "event_callback", "event": {"type": "message", "channel": "C1", "ts": "1.2"}}
+    reaction = {
+        "type": "event_callback",
+        "event": {"type": "reaction_added", "item": {"channel": "C1", "ts": "1.2"}},
+    }
+    assert where(post) == where(reaction) == ("C1", "1.2")
+    assert message_trace("C1", "1.2") == message_trace(*where(reaction))
+    assert len(message_trace("C1", "1.2")) == 32
+    assert message_trace("C1", "1.3") != message_trace("C1", "1.2")
+    assert message_trace(None, None) != message_trace(None, None)  # fresh when about nothing
