@@ -175,17 +175,28 @@ def build_llm(settings: Settings) -> Any:
     return build_chat_model(settings.llm_model, timeout=settings.llm_timeout)
 
 
-def build_analyzer(
-    settings: Settings, embedder: Embedder, index: TicketIndex | None, llm: Any
+def build_offline_analyzer(
+    settings: Settings, embedder: Embedder, index: TicketIndex | None
 ) -> Analyzer:
+    """The analyzer that needs no LLM (the LLM's fallback, and the ``llm-analysis`` flag's off)."""
     from bot.adapters.analyzer_offline import OfflineAnalyzer
 
-    offline = OfflineAnalyzer(
+    return OfflineAnalyzer(
         embedder=embedder,
         index=index,
         type_kinds=settings.type_kinds,
         min_labelled=settings.offline_min_labelled,
     )
+
+
+def build_analyzer(
+    settings: Settings,
+    embedder: Embedder,
+    index: TicketIndex | None,
+    llm: Any,
+    offline: Analyzer | None = None,
+) -> Analyzer:
+    offline = offline or build_offline_analyzer(settings, embedder, index)
     if llm is None:
         return offline
     from bot.adapters.analyzer_llm import LlmAnalyzer
@@ -326,6 +337,7 @@ def build_digests(
     channels: IdeaChannels,
     clock: Callable[[], datetime],
     metrics: Metrics | None = None,
+    flags: Flags | None = None,
 ) -> DigestService:
     from bot.slack import digest_blocks
 
@@ -349,6 +361,7 @@ def build_digests(
         write=build_text_writer(settings, llm) if (llm is not None or settings.llm_model) else None,
         clock=clock,
         metrics=metrics or NullMetrics(),
+        flags=flags or AllOn(),
     )
 
 
@@ -443,9 +456,9 @@ def bootstrap(
     **overrides: Any,
 ) -> Bot:
     """Wires the use cases for *settings*; any keyword replaces the adapter of that name
-    (``store``, ``embedder``, ``index``, ``analyzer``, ``tracker``, ``calendar``, ``llm``,
-    ``slack_client``, ``chat``, ``flags``, ``metrics``, ``tracer``). *clock* and *rng* make
-    retries and digests deterministic."""
+    (``store``, ``embedder``, ``index``, ``analyzer``, ``offline_analyzer``, ``tracker``,
+    ``calendar``, ``llm``, ``slack_client``, ``chat``, ``flags``, ``metrics``, ``tracer``). *clock*
+    and *rng* make retries and digests deterministic."""
     from bot.observability.setup import make_metrics, make_tracer
 
     check_prompts(settings)
@@ -459,7 +472,14 @@ def bootstrap(
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
     index: TicketIndex = overrides.get("index") or build_index(settings, embedder, store)
     llm = overrides["llm"] if "llm" in overrides else build_llm(settings)
-    analyzer: Analyzer = overrides.get("analyzer") or build_analyzer(settings, embedder, index, llm)
+    # With an LLM the Triager also gets the offline analyzer: the ``llm-analysis`` flag picks one
+    # per post. (An injected analyzer comes with its own ``offline_analyzer``, or none.)
+    offline: Analyzer | None = overrides.get("offline_analyzer")
+    analyzer: Analyzer | None = overrides.get("analyzer")
+    if analyzer is None:
+        if llm is not None:
+            offline = offline or build_offline_analyzer(settings, embedder, index)
+        analyzer = build_analyzer(settings, embedder, index, llm, offline)
     tracker = overrides["tracker"] if "tracker" in overrides else build_tracker(settings, metrics)
     calendar = overrides["calendar"] if "calendar" in overrides else build_calendar(settings)
     slack_client = (
@@ -494,6 +514,8 @@ def bootstrap(
         ),
         metrics=metrics,
         index_kind=index_kind,
+        flags=flags,
+        offline=offline if offline is not analyzer else None,
     )
     notifier = build_notifier(settings, chat)
     filer = Filer(
@@ -549,6 +571,7 @@ def bootstrap(
             triage_threads=settings.triage_threads,
             engagement=engagement,
             clock=clock,
+            flags=flags,
         )
         file_message = FileMessage(
             store=store,
@@ -561,6 +584,7 @@ def bootstrap(
             access=FilingAccess(settings.file_allowed_users, settings.file_allowed_groups),
             clock=clock,
             edits=edit_post,
+            flags=flags,
         )
     return Bot(
         settings=settings,
@@ -569,7 +593,9 @@ def bootstrap(
         triager=triager,
         catalogue=Catalogue(index, index if isinstance(index, CachedIndex) else None),
         filer=filer,
-        digests=build_digests(settings, store, chat, calendar, llm, channels, clock, metrics),
+        digests=build_digests(
+            settings, store, chat, calendar, llm, channels, clock, metrics=metrics, flags=flags
+        ),
         sync=sync,
         receive_post=receive_post,
         file_message=file_message,

@@ -28,6 +28,8 @@ from typing import Any, cast
 from bot.bootstrap import Bot
 from bot.config import ConfigError, Settings
 from bot.domain.digests import DigestKind
+from bot.service.edit_post import EditPost
+from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
 from bot.slack.lazy import Deferred, LazyFailures, build_lazy_app
@@ -116,6 +118,8 @@ class LambdaRuntime:
             cast(ReceivePost, Deferred(lambda: self.bot.receive_post)),
             cast(FileMessage, Deferred(lambda: self.bot.file_message)),
             self.failures,
+            edit_post=cast(EditPost, Deferred(lambda: self.bot.edit_post)),
+            engagement=cast(RecordEngagement, Deferred(lambda: self.bot.engagement)),
         )
         self.slack = SlackRequestHandler(self.app)
         if lambda_client is not None:

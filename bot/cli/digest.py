@@ -69,6 +69,9 @@ def run_digest(
             file=err,
         )
         return 0
+    if result.status == "skipped":
+        print(f"{label} not posted: {result.error}", file=err)
+        return 0
     if result.status == "in_progress":
         print(f"{label} is being posted by another process right now", file=err)
         return 1

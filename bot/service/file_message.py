@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
+from bot.domain.flags import AllOn, Flags
 from bot.domain.models import Frozen, MessageRef, Post, Triage
 from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
@@ -24,6 +25,7 @@ from bot.service.triage import Triager
 if TYPE_CHECKING:  # edit_post reaches this module through engagement's Reaction
     from bot.service.edit_post import EditPost
 
+FILING_OFF = "Filing is switched off here, so nothing was filed."
 DELETED = "That post was deleted, so there is nothing to file."
 NO_OFFER = (
     "I no longer see a likely duplicate for this post, so I did not add it anywhere. "
@@ -86,6 +88,7 @@ class FileMessage:
     access: FilingAccess = field(default_factory=FilingAccess)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     edits: EditPost | None = None  # applies an edit the shortcut's payload shows first
+    flags: Flags = field(default_factory=AllOn)
 
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
@@ -115,6 +118,10 @@ class FileMessage:
             result = FilingResult("denied")
             self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
             return result
+        if not self.flags.enabled("filing", ref.channel, req.requester):
+            result = FilingResult("unavailable", message=FILING_OFF)
+            self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
+            return result
         if not self.filer.configured:
             result = FilingResult("unavailable", message="Jira is not configured for this bot.")
             self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
@@ -131,7 +138,11 @@ class FileMessage:
                 self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
                 return result
             job = job.model_copy(update={"comment_on": offered.key})
-        match = None if (req.force or job.comment_on) else is_duplicate_verdict(triage)
+        match = (
+            None
+            if (req.force or job.comment_on or not self._offers_duplicates(ref, req.requester))
+            else is_duplicate_verdict(triage)
+        )
         if match is not None and self.filer.existing(ref.channel, ref.ts) is None:
             self.notifier.duplicate_offer(job, match)
             return FilingResult("duplicate", key=match.key, url=match.url, match=match)
@@ -147,6 +158,8 @@ class FileMessage:
         cannot post here) is returned for the caller to tell; the rest is told in the thread."""
         if not self.may_file(user):
             return FilingResult("denied")
+        if not self.flags.enabled("filing", channel, user):
+            return FilingResult("unavailable", message=FILING_OFF)
         if not self.filer.configured:
             return FilingResult("unavailable", message="Jira is not configured for this bot.")
         try:
@@ -174,6 +187,14 @@ class FileMessage:
         # Only the author's own message can be an edit of the post: the message /idea posted
         # for someone is the bot's (it quotes the idea), and its words are the stored ones.
         return bool(req.text) and req.text != stored.text and req.author == stored.user
+
+    def _offers_duplicates(self, ref: MessageRef, requester: str) -> bool:
+        # The offer is "Comment on KEY instead" / "File anyway": without the duplicate check or
+        # without comment-instead there is nothing to offer, so the post is filed directly. A
+        # stored triage may predate the flag change, hence the check here and not only in triage.
+        return self.flags.enabled("duplicate-check", ref.channel, requester) and self.flags.enabled(
+            "comment-instead", ref.channel, requester
+        )
 
     def may_file(self, user: str) -> bool:
         return may_file(user, self.access.users, self.access.groups, self.chat.usergroup_members)

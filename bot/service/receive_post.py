@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from bot.domain.flags import AllOn, Flags
 from bot.domain.models import Frozen, Post, Triage
 from bot.domain.ports import Chat, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
@@ -62,6 +63,7 @@ class ReceivePost:
     triage_threads: bool = False
     engagement: RecordEngagement | None = None  # counts replies on the post they answer
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    flags: Flags = field(default_factory=AllOn)
 
     def wants(self, post: IncomingPost) -> bool:
         """True for a post in an idea channel: a top-level message or a reply also sent to the
@@ -114,6 +116,11 @@ class ReceivePost:
         }
         if triage.kind == "other":
             self.store.update_post(post.channel, post.ts, **fields)
+            return PostOutcome("quiet", triage)
+        if not self.flags.enabled("triage-replies", post.channel, post.user):
+            # Recorded and triaged (digests, filing and edits still use it), just not answered.
+            self.store.update_post(post.channel, post.ts, **fields)
+            logger.info("triaged %s:%s; no reply (flag triage-replies off)", post.channel, post.ts)
             return PostOutcome("quiet", triage)
         now = self.store.get_post(post.channel, post.ts)
         if now is None or now.deleted:  # deleted while triage ran: no reply under a tombstone

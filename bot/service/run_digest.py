@@ -40,6 +40,7 @@ from bot.domain.digests import (
     plain_meeting_overview,
     takeaway_prompt_variables,
 )
+from bot.domain.flags import AllOn, FlagKey, Flags
 from bot.domain.metrics import DIGEST_RUNS, Metrics, NullMetrics
 from bot.domain.ports import Calendar, CalendarDay, Chat, DigestLedger, Filings, Posts, StoredPost
 from bot.service.channels import IdeaChannels
@@ -50,7 +51,7 @@ DIGEST_EVENT_TYPE = "ideabot_digest"
 # Longer than any healthy build-and-post, short enough to recover well within the grace period.
 STALE_CLAIM = timedelta(minutes=5)
 
-Status = Literal["posted", "already_posted", "in_progress", "dry_run", "failed"]
+Status = Literal["posted", "already_posted", "in_progress", "dry_run", "failed", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,10 @@ class DigestResult:
     @property
     def ok(self) -> bool:
         return self.status in {"posted", "already_posted", "dry_run"}
+
+
+# The feature flag that switches each digest off (``bot.domain.flags``).
+DIGEST_FLAGS: dict[str, FlagKey] = {"meetings": "meeting-digest", "takeaways": "takeaway-digest"}
 
 
 def digest_key(kind: str, channel: str, day: date) -> str:
@@ -111,6 +116,7 @@ class DigestService:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stale_claim: timedelta = STALE_CLAIM
     metrics: Metrics = field(default_factory=NullMetrics)
+    flags: Flags = field(default_factory=AllOn)
 
     # ------------------------------------------------------------------ building
 
@@ -207,6 +213,11 @@ class DigestService:
             return DigestResult("dry_run", kind, channel, day, rendered=rendered)
         if self.chat is None:
             return DigestResult("failed", kind, channel, day, error="Slack is not configured")
+        flag = DIGEST_FLAGS[kind]
+        # Asked on every run, not at start: flipping the flag takes effect from the next slot.
+        if not self.flags.enabled(flag, channel):
+            logger.info("%s digest for %s in %s skipped: flag %s is off", kind, day, channel, flag)
+            return DigestResult("skipped", kind, channel, day, error=f"flag {flag} is off")
 
         if not force:
             record = self.store.get_digest(kind, channel, day)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.domain.duplicates import is_likely_duplicate
+from bot.domain.flags import AllOn, Flags
 from bot.domain.metrics import (
     DUPLICATE_VERDICTS,
     SEARCH_SECONDS,
@@ -58,15 +59,30 @@ class Triager:
         policy: TriagePolicy | None = None,
         metrics: Metrics | None = None,
         index_kind: str = "local",
+        *,
+        flags: Flags | None = None,
+        offline: Analyzer | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.index = index
         self.policy = policy or TriagePolicy()
         self.metrics: Metrics = metrics or NullMetrics()
         self.index_kind = index_kind  # the ``index`` label: local or pinecone
+        self.flags: Flags = flags or AllOn()
+        # The analyzer for posts where the ``llm-analysis`` flag is off (None: *analyzer* is
+        # already offline, so the flag changes nothing).
+        self.offline = offline
         self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
         self._batch = analyzer if isinstance(analyzer, BatchAnalyzer) else None
         self._shaper = analyzer if isinstance(analyzer, QueryShaper) else None
+
+    def _uses_llm(self, post: Post) -> bool:
+        return self.offline is None or self.flags.enabled(
+            "llm-analysis", post.channel or None, post.user or None
+        )
+
+    def _checks_duplicates(self, post: Post) -> bool:
+        return self.flags.enabled("duplicate-check", post.channel or None, post.user or None)
 
     def _search_text(self, text: str) -> str:
         # Searching with the very string the analyzer embeds lets the embedding cache serve both.
@@ -92,7 +108,8 @@ class Triager:
         return Triage(**analysis.model_dump(), similar=shown, likely_duplicate=likely)
 
     def triage(self, post: Post) -> Triage:
-        """Analyses one post and looks up similar tickets (timed, by analyzer)."""
+        """Analyses one post and looks up similar tickets (as the post's flags allow; timed, by
+        analyzer)."""
         with timed(self.metrics, TRIAGE_SECONDS, analyzer="offline") as labels:
             result = self._triage(post)
             labels["analyzer"] = result.analyzer
@@ -101,10 +118,13 @@ class Triager:
     def _triage(self, post: Post) -> Triage:
         post = _clip(post, self.policy.max_chars)
         matches: list[Match] = []
-        if self.index is not None and post.text.strip():
+        if self.index is not None and post.text.strip() and self._checks_duplicates(post):
             with timed(self.metrics, SEARCH_SECONDS, index=self.index_kind):
                 matches = self.index.search(self._search_text(post.text), top_k=self.policy.top_k)
         shown = self._shown(matches)
+        if not self._uses_llm(post):
+            assert self.offline is not None
+            return self._verdict(self.offline.analyze(post), shown)
         if self._judge is not None:
             analysis, judged = self._judge.analyze_with_candidates(post, shown)
             return self._verdict(analysis, shown, judged)
@@ -113,8 +133,11 @@ class Triager:
     def triage_many(self, posts: Sequence[Post]) -> list[Triage]:
         """Like :meth:`triage` for many posts, batching the embedding work where adapters allow."""
         posts = [_clip(p, self.policy.max_chars) for p in posts]
-        if self._judge is not None:
-            # An LLM makes one call per post anyway; keep its duplicate judgement.
+        if self._judge is not None or not all(
+            self._uses_llm(p) and self._checks_duplicates(p) for p in posts
+        ):
+            # An LLM makes one call per post anyway (keep its duplicate judgement); and a post
+            # whose flags switch the LLM or the search off is triaged its own way.
             return [self.triage(p) for p in posts]
         analyses: list[Analysis] = (
             self._batch.analyze_many(posts)

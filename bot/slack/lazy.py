@@ -23,9 +23,12 @@ from typing import Any
 from slack_bolt import App
 
 from bot.config import ConfigError, Settings
+from bot.service.edit_post import EditPost
+from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
 from bot.slack.listeners import register_listeners
+from bot.slack.listeners.guard import PayloadGuard
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +150,13 @@ def build_lazy_app(
     receive_post: ReceivePost,
     file_message: FileMessage,
     failures: LazyFailures | None = None,
+    edit_post: EditPost | None = None,
+    engagement: RecordEngagement | None = None,
 ) -> App:
-    """The Bolt app with every listener lazy (``process_before_response=True``).
+    """The Bolt app with every listener lazy (``process_before_response=True``): the same
+    listeners and payload guard as ``bot.slack.app.build_app``, so Lambda behaves like ``serve``.
 
-    *receive_post* and *file_message* may be :class:`Deferred`: only the lazy parts call them.
+    The use cases may be :class:`Deferred`: only the lazy parts call them.
     Raises ConfigError without a Slack client or a signing secret (a function URL is HTTP).
     """
     if slack_client is None:
@@ -165,6 +171,8 @@ def build_lazy_app(
         # auth.test is made once per container, by the first request's authorization step.
         token_verification_enabled=False,
         process_before_response=True,
+        # After the signature check, before anything reads the payload: odd shapes answer 200.
+        before_authorize=PayloadGuard(),
     )
 
     @app.error
@@ -173,5 +181,11 @@ def build_lazy_app(
         kind = body.get("type") if isinstance(body, dict) else None
         logger.error("ack failed for %s: %s: %s", kind, type(error).__name__, str(error)[:300])
 
-    register_listeners(LazyRegistrar(app, failures or LazyFailures()), receive_post, file_message)
+    register_listeners(
+        LazyRegistrar(app, failures or LazyFailures()),
+        receive_post,
+        file_message,
+        edit_post,
+        engagement,
+    )
     return app

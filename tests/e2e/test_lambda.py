@@ -171,6 +171,53 @@ def test_the_message_shortcut_acks_empty_and_files_lazily(aws: LambdaRig) -> Non
     assert len(rig.jira.issues) == 1
 
 
+def test_an_edit_updates_the_reply_in_place_in_the_lazy_invocation(aws: LambdaRig) -> None:
+    rig = aws.rig
+    ev = rig.message("Add dark mode")
+    aws.invoke(signed_event(ev, SECRET, event_id="Ev1"))
+    aws.drain()
+    stored = rig.store.get_post("CIDEAS01", ev["ts"])
+    assert stored is not None and stored.reply_ts
+    edit = {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": "CIDEAS01",
+        "channel_type": "channel",
+        "ts": "1700009000.000200",
+        "event_ts": "1700009000.000200",
+        "message": {
+            "type": "message",
+            "user": "UALICE",
+            "text": "Add dark mode and a light theme",
+            "ts": ev["ts"],
+            "edited": {"user": "UALICE", "ts": "1700009000.000000"},
+        },
+        "previous_message": {
+            "type": "message",
+            "user": "UALICE",
+            "text": ev["text"],
+            "ts": ev["ts"],
+        },
+    }
+    assert aws.invoke(signed_event(edit, SECRET, event_id="Ev2"))["statusCode"] == 200
+    assert rig.slack.calls_to("chat.update") == []  # nothing done inside the ack
+    assert [r["statusCode"] for r in aws.drain()] == [200]
+    (update,) = rig.slack.calls_to("chat.update")
+    assert update["ts"] == stored.reply_ts and "light theme" in json.dumps(update)
+    assert len(rig.slack.thread_replies("CIDEAS01", ev["ts"])) == 1  # edited, not answered again
+    after = rig.store.get_post("CIDEAS01", ev["ts"])
+    assert after is not None and after.text == "Add dark mode and a light theme"
+
+
+def test_a_malformed_payload_is_answered_200_and_runs_nothing(aws: LambdaRig) -> None:
+    # An interactive_message without actions: Bolt itself would raise (see listeners.guard).
+    payload = {"type": "interactive_message", "user": {"id": "UBOB"}, "team": {"id": "T1"}}
+    resp = aws.invoke(signed_interactive(payload, SECRET))
+    assert resp["statusCode"] == 200
+    assert aws.lambda_client.invocations == []
+
+
 def test_a_failing_lazy_part_fails_its_invocation_so_lambda_retries(aws: LambdaRig) -> None:
     from bot.service.receive_post import ReceivePost
 

@@ -170,10 +170,24 @@ class Rig:
         start_server: bool = True,
         start_workers: bool = True,
         metrics: Any = None,
+        flags: Any = None,
+        analyzer: Any = None,
+        offline_analyzer: Any = None,
         **settings: Any,
     ) -> None:
         self.tmp_path = tmp_path
         self._metrics = metrics  # a Metrics adapter for the bot (else METRICS_FORMAT decides)
+        # Adapters a test may inject: the Flags port, and an analyzer pair (an LLM stand-in and
+        # the offline one the ``llm-analysis`` flag falls back to). None: the Rig's defaults.
+        self._injected: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("flags", flags),
+                ("analyzer", analyzer),
+                ("offline_analyzer", offline_analyzer),
+            )
+            if v is not None
+        }
         self.slack = FakeSlack()
         self.slack.start()
         self.jira = jira or FakeJira(project="PROJ")
@@ -229,13 +243,14 @@ class Rig:
         """Use cases through the production composition root, with test adapters injected."""
         # The calendar comes from MEETINGS_ICS when a test sets it, else there is none.
         calendar: dict[str, Any] = {} if self.settings.meetings_ics else {"calendar": None}
+        adapters: dict[str, Any] = {"analyzer": KeywordAnalyzer(), **self._injected}
         bot = bootstrap(
             self.settings,
             store=SqlStore(self.db_url),
             embedder=object(),
             index=self.index,
-            analyzer=KeywordAnalyzer(),
             llm=None,
+            **adapters,
             **calendar,
             clock=self.clock,
             rng=lambda a, b: b,  # the jitter's upper bound: deterministic
