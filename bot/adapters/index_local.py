@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -164,7 +164,73 @@ class FusedSearch:
         return self.search_vectors(texts, q, h, top_k)
 
 
-class LocalIndex(FusedSearch):
+class CatalogueFollower:
+    """Loading and readiness of an index that follows the ticket catalogue (local or Pinecone).
+
+    The subclass holds ``catalogue``, ``namespace``, ``_lock``, ``_warm_lock``, ``_warming`` and
+    ``_caught_up``, and implements ``_catch_up``; *_log_name* names it in log lines.
+    """
+
+    _log_name = "index"
+    catalogue: Any
+    namespace: str
+    _lock: threading.RLock
+    _warm_lock: threading.Lock
+    _warming: threading.Thread | None
+    _caught_up: bool
+
+    def _catch_up(self, force: bool = True) -> None:
+        raise NotImplementedError
+
+    def warm_up(self, background: bool = True) -> None:
+        """Catches up with the catalogue now, in a daemon thread when *background*."""
+        if not background:
+            with self._lock:
+                self._catch_up()
+            return
+        with self._warm_lock:
+            if self._warming is not None and self._warming.is_alive():
+                return
+            self._warming = threading.Thread(
+                target=self._warm, name=f"{self._log_name}-warm-{self.namespace}", daemon=True
+            )
+            self._warming.start()
+
+    def _warm(self) -> None:
+        try:
+            with self._lock:
+                self._catch_up()
+        except Exception:  # the next search (or readiness check) tries again
+            logger.warning(
+                "%s %s: loading from the catalogue failed",
+                self._log_name,
+                self.namespace,
+                exc_info=True,
+            )
+
+    def ready(self) -> bool:
+        """True when the database answers and the index has caught up at least once.
+
+        Never waits for the load: before the first catch-up it starts one in the background
+        and answers False.
+        """
+        if not self._caught_up:
+            self.warm_up(background=True)
+            return False
+        try:
+            self.catalogue.catalogue_head(self.namespace)
+        except Exception:
+            logger.warning(
+                "%s %s: the catalogue does not answer",
+                self._log_name,
+                self.namespace,
+                exc_info=True,
+            )
+            return False
+        return True
+
+
+class LocalIndex(CatalogueFollower, FusedSearch):
     """``TicketIndex`` cached in memory from the ticket catalogue; safe for threads of one process.
 
     *catalogue* is the store's ``TicketStore``; *namespace* the catalogue project (the Jira
@@ -346,45 +412,6 @@ class LocalIndex(FusedSearch):
         self._buf[rows, :d] = body
         self._buf[rows, d:] = title
         self._mix[rows] = self._mix_body * body + self._mix_title * title
-
-    def warm_up(self, background: bool = True) -> None:
-        """Loads the cache now, in a daemon thread when *background* (start-up calls it)."""
-        if not background:
-            with self._lock:
-                self._catch_up()
-            return
-        with self._warm_lock:
-            if self._warming is not None and self._warming.is_alive():
-                return
-            self._warming = threading.Thread(
-                target=self._warm, name=f"index-warm-{self.namespace}", daemon=True
-            )
-            self._warming.start()
-
-    def _warm(self) -> None:
-        try:
-            with self._lock:
-                self._catch_up()
-        except Exception:  # the next search (or readiness check) tries again
-            logger.warning(
-                "index %s: loading from the catalogue failed", self.namespace, exc_info=True
-            )
-
-    def ready(self) -> bool:
-        """True when the database answers and the cache has caught up at least once.
-
-        Never waits for the load: before the first catch-up it starts one in the background
-        and answers False.
-        """
-        if not self._caught_up:
-            self.warm_up(background=True)
-            return False
-        try:
-            self.catalogue.catalogue_head(self.namespace)
-        except Exception:
-            logger.warning("index %s: the catalogue does not answer", self.namespace, exc_info=True)
-            return False
-        return True
 
     # ------------------------------------------------------------------ writes
 

@@ -43,6 +43,7 @@ import numpy.typing as npt
 
 from bot.adapters.index_local import (
     PAGE,
+    CatalogueFollower,
     FusedSearch,
     IndexModelMismatch,
     decode_vectors,
@@ -150,7 +151,9 @@ def plan_batches(
     return batches
 
 
-class PineconeIndex(FusedSearch):
+class PineconeIndex(CatalogueFollower, FusedSearch):
+    _log_name = "pinecone"
+
     """``TicketIndex`` on a Pinecone vector index, one namespace per Jira project.
 
     *catalogue* is the store (tickets, vectors, the namespace's model). *index* is a ready
@@ -417,41 +420,6 @@ class PineconeIndex(FusedSearch):
             text = stored_text(body_metadata(row.ticket, row.content_hash))
             self._stats.add(text)
             self._texts[row.key] = text
-
-    def warm_up(self, background: bool = True) -> None:
-        """Counts the catalogue now, in a daemon thread when *background*."""
-        if not background:
-            with self._lock:
-                self._catch_up()
-            return
-        with self._warm_lock:
-            if self._warming is not None and self._warming.is_alive():
-                return
-            self._warming = threading.Thread(target=self._warm, daemon=True)
-            self._warming.start()
-
-    def _warm(self) -> None:
-        try:
-            with self._lock:
-                self._catch_up()
-        except Exception:  # the next search (or readiness check) tries again
-            logger.warning(
-                "pinecone %s: reading the catalogue failed", self.namespace, exc_info=True
-            )
-
-    def ready(self) -> bool:
-        """True when the database answers and the statistics caught up once (never waits)."""
-        if not self._caught_up:
-            self.warm_up(background=True)
-            return False
-        try:
-            self.catalogue.catalogue_head(self.namespace)
-        except Exception:
-            logger.warning(
-                "pinecone %s: the catalogue does not answer", self.namespace, exc_info=True
-            )
-            return False
-        return True
 
     # ------------------------------------------------------------------ reads
 
