@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bot.config import ConfigError, Settings
 from bot.domain.filing import (
@@ -46,6 +46,8 @@ from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage, FilingAccess
 from bot.service.filing import Filer
 from bot.service.receive_post import ReceivePost
+from bot.service.required_fields import MetaCache, RequiredFields
+from bot.service.review import ReviewFiling
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
 from bot.service.triage import TriagePolicy, Triager
@@ -400,6 +402,7 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    review: ReviewFiling | None = None  # the review form; None without Slack or Jira
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -548,6 +551,7 @@ def bootstrap(
         else None
     )
     receive_post = file_message = edit_post = engagement = None
+    required = build_required_fields(settings, filer, notifier)
     if chat is not None:
         engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
         edit_post = EditPost(
@@ -585,6 +589,7 @@ def bootstrap(
             clock=clock,
             edits=edit_post,
             flags=flags,
+            required=required,
         )
     return Bot(
         settings=settings,
@@ -601,4 +606,52 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        review=build_review(settings, file_message, required, chat, notifier),
+    )
+
+
+def build_required_fields(
+    settings: Settings, filer: Filer, notifier: Notifier
+) -> RequiredFields | None:
+    """Create metadata, JIRA_FIELD_DEFAULTS and the "needs *Team*" note, when the tracker can
+    say what its create screen needs."""
+    from bot.domain.issue_fields import FieldCatalog
+    from bot.service.required_fields import FieldsNotifier
+
+    tracker = filer.tracker
+    if not isinstance(tracker, FieldCatalog) or not settings.jira_project:
+        return None
+    if not hasattr(notifier, "needs_fields"):  # no Slack: nobody to ask
+        return None
+    cache = MetaCache(tracker)
+    filer.on_field_rejected = cache.forget
+    return RequiredFields(
+        cache=cache,
+        project=settings.jira_project,
+        issue_type_for=filer.issue_type_for,
+        notifier=cast("FieldsNotifier", notifier),
+        defaults=settings.jira_field_defaults,
+    )
+
+
+def allowed_projects(settings: Settings) -> tuple[str, ...]:
+    """The projects the review form lets a person pick (JIRA_PROJECT; routing adds more)."""
+    return (settings.jira_project,) if settings.jira_project else ()
+
+
+def build_review(
+    settings: Settings,
+    file_message: FileMessage | None,
+    required: RequiredFields | None,
+    chat: Chat | None,
+    notifier: Notifier,
+) -> ReviewFiling | None:
+    if file_message is None or required is None or chat is None:
+        return None
+    return ReviewFiling(
+        file_message=file_message,
+        required=required,
+        chat=chat,
+        notifier=notifier,
+        projects=lambda: allowed_projects(settings),
     )

@@ -271,6 +271,11 @@ class Settings(BaseSettings):
     filing_max_age_hours: float = Field(24.0, gt=0, le=24 * 30)
     label_allow: CsvList = Field(default_factory=list)
     label_deny: CsvList = Field(default_factory=list)
+    # Defaults for create-screen fields ("Team=Platform", or JSON per project):
+    # bot/domain/issue_fields.py parse_field_defaults.
+    jira_field_defaults: Annotated[dict[str, dict[str, str]], NoDecode] = Field(
+        default_factory=dict
+    )
 
     # slack
     slack_bot_token: SecretStr | None = None
@@ -385,6 +390,13 @@ class Settings(BaseSettings):
     @classmethod
     def _issue_types(cls, v: Any) -> dict[str, str]:
         return {_kind(k, f"in '{k}={t}'"): t for k, t in _as_map(v).items()}
+
+    @field_validator("jira_field_defaults", mode="before")
+    @classmethod
+    def _field_defaults(cls, v: Any) -> dict[str, dict[str, str]]:
+        from bot.domain.issue_fields import parse_field_defaults
+
+        return parse_field_defaults(v)
 
     @field_validator("jira_type_kinds", mode="before")
     @classmethod

@@ -123,6 +123,10 @@ def render_wiki(body: IssueText, limit: int = JIRA_TEXT_LIMIT) -> str:
     if body.author:
         author = cut_utf16(" ".join(body.author.split()), AUTHOR_LIMIT)
         tail_parts.append(f"Posted by: {_wiki_within(author, limit // 8)}")
+    for note in body.notes[:5]:
+        tail_parts.append(
+            _wiki_within(cut_utf16(" ".join(note.split()), AUTHOR_LIMIT), limit // 16)
+        )
     trace = "".join(c for c in (body.trace_id or "") if c.isalnum())[:64]
     # The trace id finds this filing's log lines (and spans) from the issue.
     tail_parts.append(f"Filed by ideabot (trace {trace})." if trace else "Filed by ideabot.")

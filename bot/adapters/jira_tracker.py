@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jira import JIRA
 
+from bot.adapters.jira_createmeta import fetch_create_meta, jira_value
 from bot.adapters.jira_format import (
     JIRA_TEXT_LIMIT,
     cut_utf16,
@@ -37,6 +38,7 @@ from bot.adapters.jira_format import (
 )
 from bot.adapters.jira_http import DeadlineAdapter, api_status, mapped_errors
 from bot.domain.filing import MARKER_PREFIX
+from bot.domain.issue_fields import CreateMeta
 from bot.domain.metrics import API_CALL_SECONDS, API_CALLS, Metrics, NullMetrics
 from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
@@ -370,10 +372,32 @@ class JiraTracker:
         summary = single_line_summary(issue.summary)
         if not summary:
             raise TrackerRejected("the issue summary is empty", {"summary": "empty"})
+        body = issue.body
+        extra: dict[str, Any] = {}
+        for fid, value in issue.fields.items():
+            jira = jira_value(value, self._reporter)
+            if jira is not None:
+                extra[fid] = jira
+        if issue.assignee_email:
+            assignee = self._reporter(issue.assignee_email)
+            if assignee:
+                extra["assignee"] = assignee
+            else:
+                # Never filed as someone without an account: named in the description instead.
+                who = issue.assignee_name or "someone without a Jira account"
+                body = body.model_copy(
+                    update={
+                        "notes": (
+                            *body.notes,
+                            f"Assignee asked for: {who}, who has no Jira account",
+                        )
+                    }
+                )
         fields: dict[str, Any] = {
+            **extra,
             "project": {"key": issue.project or self.project},
             "summary": summary,
-            "description": render_wiki(issue.body),
+            "description": render_wiki(body),
             "issuetype": {"name": issue.issue_type},
         }
         # Only this issue's own marker may be in the marker namespace: a label that copies
@@ -445,6 +469,16 @@ class JiraTracker:
             "reading the project", lambda: self.client._get_json(f"project/{self.project}")
         )
         return [str(t["name"]) for t in raw.get("issueTypes", []) if not t.get("subtask")]
+
+    def create_meta(self, project: str, issue_type: str) -> CreateMeta:
+        """The create screen of *issue_type* in *project* (``bot.adapters.jira_createmeta``)."""
+
+        def get(path: str, params: dict[str, Any]) -> Any:
+            return self._call(
+                "reading create metadata", partial(self.client._get_json, path, params=params)
+            )
+
+        return fetch_create_meta(get, project or self.project, issue_type)
 
     def find_by_marker(self, project: str, marker: str) -> CreatedIssue | None:
         """The issue of *project* labelled *marker* (one filing's own label), or None."""

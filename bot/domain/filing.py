@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from pydantic import Field
+
+from bot.domain.issue_fields import FieldValue
 from bot.domain.models import (
     LABEL_MAX,
     RESERVED_LABEL_PREFIX,
@@ -43,6 +46,7 @@ Status = Literal[
     "unreadable",  # the message could not be read, so there is nothing to file
     "unavailable",  # no tracker configured
     "ignored",  # not a filing request after all (e.g. a reaction on the bot's own reply)
+    "incomplete",  # a required field has no value: the thread asks for it (fields)
 ]
 
 
@@ -68,6 +72,13 @@ class FilingJob(Frozen):
     is_private: bool = False
     comment_on: str | None = None
     trace_id: str | None = None  # the flow it belongs to (logs, the Jira footer)
+    # Set by the review form or the configured defaults (bot.service.review); None/empty: the
+    # filer's project, the issue type mapped from *kind*, no extra fields, nobody assigned.
+    project: str | None = None
+    issue_type: str | None = None
+    fields: dict[str, FieldValue] = Field(default_factory=dict)
+    assignee_email: str | None = None
+    assignee_name: str | None = None
 
     @property
     def ref(self) -> MessageRef:

@@ -20,6 +20,8 @@ from pydantic import (
     model_serializer,
 )
 
+from bot.domain.issue_fields import FieldValue
+
 Kind = Literal["idea", "bug", "question", "other"]
 KINDS: tuple[Kind, ...] = ("idea", "bug", "question", "other")
 
@@ -229,6 +231,8 @@ class IssueText(Frozen):
     permalink: str | None = None
     author: str | None = None
     trace_id: str | None = None  # the flow that filed it, for finding its logs
+    # One-line notes below the author ("Assignee asked for: …" when they have no account).
+    notes: tuple[str, ...] = ()
 
 
 class NewIssue(Frozen):
@@ -243,6 +247,11 @@ class NewIssue(Frozen):
     reporter_email: str | None = None
     link_url: str | None = None
     link_title: str | None = None
+    # Fields of the create screen (custom fields, priority, components), by field id.
+    fields: dict[str, FieldValue] = Field(default_factory=dict)
+    # Assigned when the e-mail maps to an account; else the description names *assignee_name*.
+    assignee_email: str | None = None
+    assignee_name: str | None = None
 
 
 class NewComment(Frozen):

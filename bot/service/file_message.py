@@ -20,6 +20,7 @@ from bot.domain.models import Frozen, MessageRef, Post, Triage
 from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.filing import Filer
+from bot.service.required_fields import RequiredFields
 from bot.service.triage import Triager
 
 if TYPE_CHECKING:  # edit_post reaches this module through engagement's Reaction
@@ -89,6 +90,8 @@ class FileMessage:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     edits: EditPost | None = None  # applies an edit the shortcut's payload shows first
     flags: Flags = field(default_factory=AllOn)
+    # Fills required fields from their defaults, and asks in the thread for the rest.
+    required: RequiredFields | None = None
 
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
@@ -114,19 +117,7 @@ class FileMessage:
     def __call__(self, req: FileRequest) -> FilingResult:
         """Access check, the post, the duplicate question, then one exactly-once filing."""
         ref = req.ref
-        if not self.may_file(req.requester):
-            result = FilingResult("denied")
-            self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
-            return result
-        if not self.flags.enabled("filing", ref.channel, req.requester):
-            result = FilingResult("unavailable", message=FILING_OFF)
-            self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
-            return result
-        if not self.filer.configured:
-            result = FilingResult("unavailable", message="Jira is not configured for this bot.")
-            self.notifier.to_requester(ref, req.requester, req.thread_ts, result)
-            return result
-        job_or_result = self._job(req)
+        job_or_result = self.job_for(req)
         if isinstance(job_or_result, FilingResult):
             self.notifier.to_requester(ref, req.requester, req.thread_ts, job_or_result)
             return job_or_result
@@ -146,11 +137,31 @@ class FileMessage:
         if match is not None and self.filer.existing(ref.channel, ref.ts) is None:
             self.notifier.duplicate_offer(job, match)
             return FilingResult("duplicate", key=match.key, url=match.url, match=match)
+        if (
+            self.required is not None
+            and not job.comment_on
+            and self.filer.existing(ref.channel, ref.ts) is None
+        ):
+            job, missing = self.required.complete(job)
+            if missing:
+                self.required.ask(job, missing)
+                return FilingResult("incomplete", fields={f.id: f.name for f in missing})
         result = self.filer.submit(job)
         if result.status in ("already", "in_progress", "unavailable"):
             thread = job.reply_ts if job.reply_ts != ref.ts else None
             self.notifier.to_requester(ref, req.requester, thread, result)
         return result
+
+    def job_for(self, req: FileRequest) -> tuple[FilingJob, Triage] | FilingResult:
+        """The filing job of *req* and the post's triage, or why there is none (the person may
+        not file, filing is off, no Jira, the post is gone or unreadable)."""
+        if not self.may_file(req.requester):
+            return FilingResult("denied")
+        if not self.flags.enabled("filing", req.ref.channel, req.requester):
+            return FilingResult("unavailable", message=FILING_OFF)
+        if not self.filer.configured:
+            return FilingResult("unavailable", message="Jira is not configured for this bot.")
+        return self._job(req)
 
     def submit_idea(self, channel: str, user: str, text: str) -> FilingResult:
         """``/idea <text>``: posts the idea in *channel* for *user* (so it has a thread and a

@@ -27,6 +27,7 @@ use their namespace, so a post cannot plant one for another message's retry to a
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 from collections.abc import Callable
@@ -79,6 +80,11 @@ logger = logging.getLogger(__name__)
 # second worker could start while the first is still inside "create" and the marker search
 # would not see its issue yet. Fencing (see the module docstring) covers what is left.
 LEASE = timedelta(minutes=5)
+# False while the review form's submission runs its attempt: a rejection is shown on the form's
+# fields then, not said in the thread (later attempts, by the outbox worker, say it as usual).
+_TELL_REJECTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "tell_rejection", default=True
+)
 
 
 class FilingStore(Filings, Outbox, Protocol):
@@ -103,11 +109,21 @@ class Filer:
     limits: RetryLimits = field(default_factory=RetryLimits)
     labels: LabelPolicy = field(default_factory=LabelPolicy)
     metrics: Metrics = field(default_factory=NullMetrics)
+    # Told the project whose create screen Jira refused a field of (its cached metadata is old).
+    on_field_rejected: Callable[[str], None] | None = None
     _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
     def configured(self) -> bool:
         return self.tracker is not None
+
+    def issue_type_for(self, kind: str) -> str:
+        """The issue type a post of *kind* is filed as (JIRA_ISSUE_TYPES)."""
+        return self.issue_types.get(kind) or self.issue_types.get("idea", "Task")
+
+    def project_of(self, job: FilingJob) -> str:
+        """The project *job* is filed into: its own when the form chose one, else JIRA_PROJECT."""
+        return job.project or self.project
 
     def marker(self, channel: str, ts: str) -> str:
         """The marker of the issue or comment filed for one message (see ``marker_label``)."""
@@ -121,11 +137,19 @@ class Filer:
         """What an earlier request for this message came to, if it settled or is under way."""
         return _settled(self.store.get_filing(channel, ts))
 
-    def submit(self, job: FilingJob) -> FilingResult:
+    def submit(self, job: FilingJob, *, tell_rejection: bool = True) -> FilingResult:
         """Files (or comments) *job* once; returns what happened or why nothing did yet.
 
         A filing that was rejected or given up on ("failed") is tried again from scratch.
+        Without *tell_rejection*, the caller tells a rejection of this attempt itself.
         """
+        reset = _TELL_REJECTION.set(tell_rejection)
+        try:
+            return self._submit(job)
+        finally:
+            _TELL_REJECTION.reset(reset)
+
+    def _submit(self, job: FilingJob) -> FilingResult:
         if self.tracker is None:
             return self._counted(
                 FilingResult("unavailable", message="Jira is not configured for this bot.")
@@ -223,6 +247,8 @@ class Filer:
                 exc,
                 sorted(exc.fields),
             )
+            if exc.fields and self.on_field_rejected is not None:
+                self.on_field_rejected(self.project_of(job))
             if not self._record(fence, job, item="finish", state="failed", error=str(exc)):
                 return self._lost(item, "after Jira rejected it")
             result = FilingResult("rejected", message=str(exc), fields=dict(exc.fields))
@@ -277,6 +303,7 @@ class Filer:
             author=job.author_name or job.author,
             trace_id=job.trace_id,
         )
+        project = self.project_of(job)
         marker = self.marker(job.channel, job.ts)
         if job.comment_on:
             key = job.comment_on
@@ -292,20 +319,23 @@ class Filer:
                 )
             return FilingResult("commented", key=key, url=self.tracker.browse_url(key))
         if searched:
-            found = self._find_marker(marker)
+            found = self._find_marker(project, marker)
             if found is not None:
                 logger.info("filing %s: found %s from an earlier attempt", job.key, found.key)
                 return FilingResult("filed", key=found.key, url=found.url)
         issue = NewIssue(
-            project=self.project,
+            project=project,
             summary=job.title or job.text,
             body=body,
-            issue_type=self.issue_types.get(job.kind) or self.issue_types.get("idea", "Task"),
+            issue_type=job.issue_type or self.issue_type_for(job.kind),
             labels=(*self.labels.filter(job.labels), "ideabot"),
             marker=marker,
             reporter_email=job.author_email,
             link_url=job.permalink,
             link_title="Slack thread",
+            fields=job.fields,
+            assignee_email=job.assignee_email,
+            assignee_name=job.assignee_name,
         )
         _check(still_ours)
         new = self.tracker.create_issue(issue)
@@ -314,10 +344,10 @@ class Filer:
             logger.info("filing %s: filed as %s", job.key, new.key)
         return FilingResult("filed", key=new.key, url=new.url)
 
-    def _find_marker(self, marker: str) -> CreatedIssue | None:
+    def _find_marker(self, project: str, marker: str) -> CreatedIssue | None:
         assert self.tracker is not None
         try:
-            return self.tracker.find_by_marker(self.project, marker)
+            return self.tracker.find_by_marker(project, marker)
         except TrackerRejected as exc:
             # Not knowing is no reason to stop filing; the marker still lets people find it.
             logger.warning("could not search Jira for marker %s: %s", marker, exc)
@@ -407,6 +437,8 @@ class Filer:
         return result
 
     def _notify(self, job: FilingJob, result: FilingResult) -> None:
+        if result.status == "rejected" and not _TELL_REJECTION.get():
+            return
         try:
             self.notifier.filing_outcome(job, result)
         except Exception:

@@ -26,6 +26,7 @@ ACTION_FILE = "ideabot_file"
 ACTION_FILE_ANYWAY = "ideabot_file_anyway"
 ACTION_COMMENT = "ideabot_comment"
 ACTION_RETRY = "ideabot_retry_filing"
+ACTION_REVIEW = "ideabot_review"  # opens the review form (bot.slack.review_blocks)
 SHORTCUT_FILE = "ideabot_file_message"
 COMMAND = "/idea"
 
@@ -139,7 +140,10 @@ def build_triage_reply(
             {
                 "type": "actions",
                 "elements": [
-                    _button("File as Jira ticket", ACTION_FILE, {"c": channel, "ts": ts}, "primary")
+                    _button(
+                        "File as Jira ticket", ACTION_FILE, {"c": channel, "ts": ts}, "primary"
+                    ),
+                    _button("Review & file", ACTION_REVIEW, {"c": channel, "ts": ts}),
                 ],
             }
         )

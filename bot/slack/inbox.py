@@ -179,7 +179,10 @@ def answers_at_once(body: Any) -> bool:
     """True for a request with nothing durable to do, answered in its acknowledgement by the
     listener itself: ``/idea help`` (and an empty ``/idea``) only shows the usage."""
     from bot.slack.listeners.commands import is_help
+    from bot.slack.listeners.review import answered_at_once
 
+    if answered_at_once(body):  # the review form: a trigger to use within 3 s, field errors
+        return True
     return isinstance(body, dict) and "command" in body and is_help(body.get("text"))
 
 

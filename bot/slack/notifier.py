@@ -54,11 +54,22 @@ class SlackNotifier:
             text, blks = blocks.build_filing_failed(result, job.channel, job.ts, job.comment_on)
         else:
             text, blks = blocks.build_filing_result(result)
+        if result.status == "rejected" and result.fields and not job.comment_on:
+            # A refused field can be given in the review form (bot.slack.review_blocks).
+            from bot.slack.review_blocks import complete_actions
+
+            blks.append(complete_actions(job.channel, job.ts))
         if not text:
             return
         self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
         if result.status in ("filed", "commented"):
             self.chat.react(job.channel, job.ts, self.filed_emoji)
+
+    def needs_fields(self, job: FilingJob, project: str, names: list[str]) -> None:
+        from bot.slack.review_blocks import build_needs_fields
+
+        text, blks = build_needs_fields(project, names, job.channel, job.ts)
+        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
 
     def duplicate_offer(self, job: FilingJob, match: Match) -> None:
         text, blks = blocks.build_duplicate_offer(match, job.channel, job.ts)

@@ -45,6 +45,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 from zoneinfo import ZoneInfo
 
+from tests.fakes.jira_fields import FakeField, page, standard_fields
+
 # Also under the API gateway's /ex/jira/{cloudId} (scoped tokens and OAuth on Cloud).
 _API = re.compile(r"^(?:/ex/jira/[\w-]+)?/rest/api/(2|3|latest)/(.*)$")
 _DEFAULT_TYPES = ("Bug", "Story", "Task", "Epic")
@@ -266,6 +268,8 @@ class FakeJira:
         deployment_type: str | None = None,
         time_zone: str = "UTC",
         says_time_zone: bool = True,
+        fields: list[FakeField] | None = None,
+        legacy_createmeta: bool = False,
     ) -> None:
         self.project = project
         # The bot account's time zone: JQL date literals are read in it, as Jira does, and
@@ -291,6 +295,12 @@ class FakeJira:
         self.createmeta_issuetypes = createmeta_issuetypes
         self.createmeta_page = createmeta_page  # the server's own cap on a createmeta page
         self.requests: list[RecordedRequest] = []
+        # Create-screen fields besides the standard ones (tests/fakes/jira_fields.py); with
+        # *legacy_createmeta* only the old ``createmeta?expand=`` endpoint answers.
+        self.fields: list[FakeField] = list(fields or [])
+        self.legacy_createmeta = legacy_createmeta
+        # (field id, option id) -> Jira's message: a value the metadata lists but create refuses.
+        self.refused_values: dict[tuple[str, str], str] = {}
         self._state = _State()
         self._failures: list[_Failure] = []
         self._lock = threading.RLock()
@@ -530,6 +540,9 @@ class FakeJira:
             if parts[1].upper() not in (self.project, self.project_id):
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
             return 200, self._project_json(), {}
+        meta = self._createmeta(parts, q)
+        if meta is not None:
+            return meta
         if parts[:2] == ["issue", "createmeta"] and len(parts) == 4 and parts[3] == "issuetypes":
             if not self.createmeta_issuetypes:
                 return 404, {"errorMessages": ["null for uri"]}, {}
@@ -692,8 +705,13 @@ class FakeJira:
         for fid, message in self.required_fields.items():
             if f.get(fid) in (None, "", [], {}):
                 errors[fid] = message
+        errors.update(self._check_fields(f))
         for name in f:
-            if name not in _STANDARD_FIELDS and name not in self.required_fields:
+            if (
+                name not in _STANDARD_FIELDS
+                and name not in self.required_fields
+                and name not in {x.id for x in self.fields}
+            ):
                 errors[name] = (
                     f"Field '{name}' cannot be set. "
                     "It is not on the appropriate screen, or unknown."
@@ -712,6 +730,65 @@ class FakeJira:
             },
             {},
         )
+
+    def screen(self) -> list[FakeField]:
+        """Every field of the create screen: the standard ones, then the test's own."""
+        own = {f.id for f in self.fields}
+        return [f for f in standard_fields() if f.id not in own] + self.fields
+
+    def _createmeta(
+        self, parts: list[str], q: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]] | None:
+        if parts[:2] != ["issue", "createmeta"]:
+            return None
+        gone: tuple[int, Any, dict[str, str]] = (404, {"errorMessages": ["null for uri"]}, {})
+        if len(parts) == 2:  # the older endpoint: everything at once, fields by id
+            if self.cloud and not self.legacy_createmeta:
+                return gone
+            keys = [k.upper() for k in q.get("projectKeys", "").split(",") if k]
+            projects = []
+            if not keys or self.project in keys:
+                types = [
+                    {**t, "fields": {f.id: f.meta() for f in self.screen()}}
+                    for t in self._types_json()
+                ]
+                projects.append({**self._project_json(), "issuetypes": types})
+            return 200, {"expand": "projects", "projects": projects}, {}
+        if self.legacy_createmeta:
+            return gone
+        if len(parts) == 5 and parts[3] == "issuetypes":
+            if parts[2].upper() not in (self.project, self.project_id):
+                return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
+            try:
+                self._type_by_id(parts[4])
+            except (ValueError, IndexError):
+                return 404, {"errorMessages": ["Issue type not found."], "errors": {}}, {}
+            items = [f.meta() for f in self.screen()]
+            return 200, page(items, q, self.createmeta_page, self.cloud, "fields"), {}
+        return None
+
+    def _check_fields(self, f: dict[str, Any]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for spec in self.fields:
+            value = f.get(spec.id)
+            if value in (None, "", [], {}):
+                if spec.required:
+                    errors[spec.id] = f"{spec.name} is required."
+                continue
+            problem = spec.check(value)
+            if problem is None:
+                ids = [v.get("id") for v in (value if isinstance(value, list) else [value])
+                       if isinstance(v, dict)]  # fmt: skip
+                problem = next(
+                    (self.refused_values[(spec.id, str(i))] for i in ids
+                     if (spec.id, str(i)) in self.refused_values), None,
+                )  # fmt: skip
+            if problem:
+                errors[spec.id] = problem
+        assignee = f.get("assignee")
+        if assignee is not None and self._user_for(assignee) is None:
+            errors["assignee"] = "User does not exist or is not assignable."
+        return errors
 
     def _user_for(self, ref: Any) -> FakeUser | None:
         if not isinstance(ref, dict):

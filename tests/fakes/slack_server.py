@@ -85,6 +85,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
         self.messages: dict[tuple[str, str], _Message] = {}
+        self.views: dict[str, dict[str, Any]] = {}  # open modals by view id, as last set
         self._lock = threading.RLock()
         self._rate_limits: dict[str, tuple[int, int]] = {}
         self._errors: dict[str, list[str]] = {}
@@ -319,6 +320,7 @@ class FakeSlack:
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
             "views.open": self._views_open,
+            "views.update": self._views_update,
         }
 
     def _auth_test(self, p: Params) -> dict[str, Any]:
@@ -474,4 +476,27 @@ class FakeSlack:
         return {"ok": True, "users": list(self.usergroups[group])}
 
     def _views_open(self, p: Params) -> dict[str, Any]:
-        return {"ok": True, "view": {"id": f"V{next(self._ts)}"}}
+        if not p.get("trigger_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        return self._store_view(f"V{next(self._ts)}", p.get("view"))
+
+    def _views_update(self, p: Params) -> dict[str, Any]:
+        view_id = str(p.get("view_id") or "")
+        if view_id not in self.views:
+            return {"ok": False, "error": "not_found"}
+        if p.get("hash") and p["hash"] != self.views[view_id].get("hash"):
+            return {"ok": False, "error": "hash_conflict"}
+        return self._store_view(view_id, p.get("view"))
+
+    def _store_view(self, view_id: str, view: Any) -> dict[str, Any]:
+        # Slack's modal limits: a title of 24 characters, 100 blocks, labels of 2,000.
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = view.get("blocks") or []
+        title = (view.get("title") or {}).get("text", "")
+        labels = [(b.get("label") or {}).get("text", "") for b in blocks if isinstance(b, dict)]
+        if len(blocks) > 100 or len(title) > 24 or any(len(x) > 2000 for x in labels):
+            return {"ok": False, "error": "invalid_arguments"}
+        stored = {**view, "id": view_id, "hash": f"h{next(self._ts)}"}
+        self.views[view_id] = stored
+        return {"ok": True, "view": stored}

@@ -12,7 +12,8 @@ from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
-from bot.slack.listeners import actions, commands, guard, messages, reactions, shortcuts
+from bot.service.review import ReviewFiling
+from bot.slack.listeners import actions, commands, guard, messages, reactions, review, shortcuts
 
 
 def register_listeners(
@@ -21,6 +22,7 @@ def register_listeners(
     file_message: FileMessage,
     edit_post: EditPost | None = None,
     engagement: RecordEngagement | None = None,
+    review_filing: ReviewFiling | None = None,
 ) -> None:
     """Registers every listener on the Bolt *app*, and last the fallbacks that acknowledge what
     no listener takes. (The app installs ``guard.PayloadGuard`` itself, as ``before_authorize``.)"""
@@ -28,4 +30,6 @@ def register_listeners(
     reactions.register(app, file_message, engagement)
     for module in (actions, shortcuts, commands):
         module.register(app, file_message)
+    if review_filing is not None:
+        review.register(app, review_filing)
     guard.register_fallbacks(app)
