@@ -39,6 +39,7 @@ from bot.domain.ports import (
     TicketIndex,
     Tracker,
 )
+from bot.domain.projects import ProjectRouting
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
@@ -403,6 +404,8 @@ class Bot:
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
     review: ReviewFiling | None = None  # the review form; None without Slack or Jira
+    # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
+    routing: ProjectRouting = field(default_factory=lambda: ProjectRouting(None))
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -411,6 +414,9 @@ class Bot:
         """
         if self.adapters.chat is not None:
             self.channels.resolve(self.adapters.chat)
+            missing = self.routing.resolve(self.adapters.chat.resolve_channels)
+            if missing:
+                logger.warning("JIRA_PROJECTS: channels not found: %s", ", ".join(missing))
         # Loading the ticket cache from the database takes a moment: start it now, in the
         # background, so the first post does not wait for it (``catalogue_ready`` tells when).
         self.catalogue.warm_up()
@@ -506,6 +512,7 @@ def bootstrap(
         tracer=tracer,
     )
     channels = IdeaChannels(settings.idea_channels)
+    routing = settings.project_routing()
     index_kind = "pinecone" if settings.pinecone_configured else "local"
     triager = Triager(
         analyzer,
@@ -606,7 +613,8 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
-        review=build_review(settings, file_message, required, chat, notifier),
+        routing=routing,
+        review=build_review(routing, file_message, required, chat, notifier),
     )
 
 
@@ -634,13 +642,8 @@ def build_required_fields(
     )
 
 
-def allowed_projects(settings: Settings) -> tuple[str, ...]:
-    """The projects the review form lets a person pick (JIRA_PROJECT; routing adds more)."""
-    return (settings.jira_project,) if settings.jira_project else ()
-
-
 def build_review(
-    settings: Settings,
+    routing: ProjectRouting,
     file_message: FileMessage | None,
     required: RequiredFields | None,
     chat: Chat | None,
@@ -653,5 +656,5 @@ def build_review(
         required=required,
         chat=chat,
         notifier=notifier,
-        projects=lambda: allowed_projects(settings),
+        projects=routing.allowed_projects,  # JIRA_PROJECT first, then JIRA_PROJECTS'
     )
