@@ -142,7 +142,7 @@ def build_review_view(form: ReviewForm, title: str | None = None, desc: str | No
     if form.problem:
         blocks.append(_context(form.problem))
     if form.meta is not None:
-        room = MAX_BLOCKS - len(blocks) - 1
+        room = MAX_BLOCKS - len(blocks)
         for spec in form.meta.asked()[:room]:
             blocks.append(_field_block(spec, form.values.get(spec.id)))
     meta = json.dumps(
@@ -335,15 +335,16 @@ def errors_for(errors: dict[str, str], view: Any) -> dict[str, str]:
         b.get("block_id") for b in (view or {}).get("blocks") or [] if isinstance(b, dict)
     }
     out: dict[str, str] = {}
+    elsewhere: list[str] = []
     for fid, msg in sorted(errors.items()):
         block = block_for(fid)
         if block in shown:
-            out[block] = truncate(msg, 150)
+            out[block] = msg
         else:
-            prev = out.get("title")
-            line = f"{fid}: {msg}"
-            out["title"] = truncate(f"{prev}; {line}" if prev else line, 150)
-    return out
+            elsewhere.append(f"{fid}: {msg}")
+    if elsewhere:
+        out["title"] = "; ".join([*([out["title"]] if "title" in out else []), *elsewhere])
+    return {block: truncate(msg, 150) for block, msg in out.items()}
 
 
 def build_needs_fields(

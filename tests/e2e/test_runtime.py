@@ -172,7 +172,7 @@ def test_events_a_killed_replica_acknowledged_are_processed_by_another(
 def test_a_slow_jira_does_not_delay_a_triage_reply(tmp_path: Path) -> None:
     rig = Rig(tmp_path)
     try:
-        rig.jira.delay_next("/rest/api/2/issue", 4.0)
+        rig.jira.delay_next("/rest/api/2/issue", 4.0, method="POST")
         filed = rig.message("Export to CSV please")
         rig.send_event(rig.reaction("CIDEAS01", filed["ts"]))  # filing waits on Jira
         ev = rig.message("Add dark mode to the dashboard")

@@ -162,7 +162,7 @@ def test_sigterm_finishes_acknowledged_work_and_exits_0(
     bot = BotProcess(tmp_path, slack, jira)
     try:
         _until(lambda: bot.get("/readyz")[0] == 200, 60, "readiness")
-        jira.delay_next("/rest/api/2/issue", 3.0)  # the create takes 3 s
+        jira.delay_next("/rest/api/2/issue", 3.0, method="POST")  # the create takes 3 s
         _message(slack, "1700000001.000100", "Export the report to CSV please")
         reaction = {
             "type": "reaction_added",
@@ -216,7 +216,7 @@ def test_work_beyond_the_grace_is_handed_back_and_the_exit_is_still_on_time(
     bot = BotProcess(tmp_path, slack, jira, SHUTDOWN_GRACE_SECONDS="1")
     try:
         _until(lambda: bot.get("/readyz")[0] == 200, 60, "readiness")
-        jira.delay_next("/rest/api/2/issue", 30.0)  # far longer than the grace
+        jira.delay_next("/rest/api/2/issue", 30.0, method="POST")  # far longer than the grace
         _message(slack, "1700000001.000100", "Export the report to CSV please")
         reaction = {
             "type": "reaction_added",
