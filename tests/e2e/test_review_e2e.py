@@ -220,3 +220,62 @@ def _submit_with(rig: Rig, view: dict[str, Any], extra: dict[str, Any]) -> dict[
     status, body = rig.send_interactive(payload)
     assert status == 200
     return json.loads(body) if body else {}
+
+
+def test_changing_the_issue_type_rebuilds_the_form_keeping_the_typed_title(rig: Rig) -> None:
+    ev = _post(rig)
+    view = _open_form(rig, rb.ACTION_REVIEW, ev)
+    state = {
+        "title": {rb.ACTION_FIELD: {"type": "plain_text_input", "value": "Typed title"}},
+        "issuetype": {
+            rb.ACTION_RETARGET: {"type": "static_select", "selected_option": {"value": "Bug"}}
+        },
+    }
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "UBOB"},
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "trigger_id": "77.7.7",
+        "container": {"type": "view", "view_id": view["id"]},
+        "view": {**view, "state": {"values": state}},
+        "actions": [
+            {
+                "action_id": rb.ACTION_RETARGET,
+                "block_id": "issuetype",
+                "type": "static_select",
+                "selected_option": {"value": "Bug"},
+                "action_ts": "1",
+            }
+        ],
+    }
+    status, _ = rig.send_interactive(payload)
+    assert status == 200
+    rebuilt = rig.slack.views[view["id"]]
+    assert _block(rebuilt, "issuetype")["element"]["initial_option"]["value"] == "Bug"
+    assert _block(rebuilt, "title")["element"]["initial_value"] == "Typed title"
+    assert json.loads(rebuilt["private_metadata"])["t"] == "Bug"
+
+
+def test_a_reaction_racing_the_form_still_files_one_issue(tmp_path: Path) -> None:
+    import threading
+
+    r = _rig(tmp_path, jira_field_defaults="Team=Platform")
+    try:
+        ev = _post(r)
+        view = _open_form(r, rb.ACTION_REVIEW, ev)
+        r.jira.delay_next("/rest/api/2/issue", 0.5, method="POST")  # both inside the create
+        answers: list[dict[str, Any]] = []
+        submit = threading.Thread(
+            target=lambda: answers.append(_submit(r, view, "From the form", "10101"))
+        )
+        submit.start()
+        r.send_event(r.reaction("CIDEAS01", ev["ts"]))
+        submit.join(30)
+        r.wait_idle()
+        assert len(r.jira.issues) == 1
+        creates = [q for q in r.jira.requests_to("/issue", "POST") if q.path.endswith("/issue")]
+        assert len(creates) == 1
+        assert answers and answers[0].get("response_action") == "update"
+    finally:
+        r.close()
