@@ -39,6 +39,7 @@ from bot.domain.ports import (
     TicketIndex,
     Tracker,
 )
+from bot.domain.threads import ThreadLimits
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
@@ -48,6 +49,7 @@ from bot.service.filing import Filer
 from bot.service.receive_post import ReceivePost
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
+from bot.service.thread_comments import ThreadComments
 from bot.service.triage import TriagePolicy, Triager
 
 if TYPE_CHECKING:
@@ -400,6 +402,7 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    thread_comments: ThreadComments | None = None  # None without Slack
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -547,7 +550,7 @@ def bootstrap(
         if tracker is not None and settings.jira_project
         else None
     )
-    receive_post = file_message = edit_post = engagement = None
+    receive_post = file_message = edit_post = engagement = thread_comments = None
     if chat is not None:
         engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
         edit_post = EditPost(
@@ -585,7 +588,17 @@ def bootstrap(
             clock=clock,
             edits=edit_post,
             flags=flags,
+            thread_limits=ThreadLimits(replies=settings.thread_context_replies),
         )
+        thread_comments = ThreadComments(
+            store=store,
+            chat=chat,
+            notifier=notifier,
+            filer=filer,
+            file_message=file_message,
+            flags=flags,
+        )
+        receive_post.thread_comments = thread_comments
     return Bot(
         settings=settings,
         adapters=adapters,
@@ -601,4 +614,5 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        thread_comments=thread_comments,
     )

@@ -32,6 +32,7 @@ from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
+from bot.service.thread_comments import ThreadComments
 from bot.slack.lazy import Deferred, LazyFailures, build_lazy_app
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class LambdaRuntime:
             self.failures,
             edit_post=cast(EditPost, Deferred(lambda: self.bot.edit_post)),
             engagement=cast(RecordEngagement, Deferred(lambda: self.bot.engagement)),
+            thread_comments=cast(ThreadComments, Deferred(lambda: self.bot.thread_comments)),
         )
         self.slack = SlackRequestHandler(self.app)
         if lambda_client is not None:

@@ -650,6 +650,11 @@ class Chat(Protocol):
         self, channel: str, ts: str, thread_ts: str | None = None
     ) -> ChatMessage | None: ...
 
+    def thread_replies(self, channel: str, thread_ts: str, limit: int = 500) -> list[ChatMessage]:
+        """The messages of the thread under *thread_ts* (root included), oldest first, at most
+        *limit*; empty when it cannot be read (the filing goes on without its thread)."""
+        ...
+
     def channel_is_private(self, channel: str) -> bool:
         """True for private channels and DMs, and when it cannot be told (never leak)."""
         ...

@@ -27,6 +27,7 @@ ACTION_FILE_ANYWAY = "ideabot_file_anyway"
 ACTION_COMMENT = "ideabot_comment"
 ACTION_RETRY = "ideabot_retry_filing"
 SHORTCUT_FILE = "ideabot_file_message"
+SHORTCUT_ADD_REPLY = "ideabot_add_to_ticket"  # "Add to Jira ticket" on a reply in a filed thread
 COMMAND = "/idea"
 
 Block = dict[str, Any]

@@ -50,6 +50,12 @@ class SlackNotifier:
         self.chat.update(post.channel, post.reply_ts, text, blks)
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
+        if job.thread_comment and result.status in ("commented", "queued"):
+            # A reply added to its post's issue: the mark on the reply says so, without a
+            # message after every reply (the shortcut's user is told on their own).
+            if result.status == "commented":
+                self.chat.react(job.channel, job.ts, self.filed_emoji)
+            return
         if result.status == "failed":
             text, blks = blocks.build_filing_failed(result, job.channel, job.ts, job.comment_on)
         else:

@@ -92,6 +92,15 @@ class RecordingChat:
     ) -> ChatMessage | None:
         return self.messages.get((channel, ts))
 
+    def thread_replies(self, channel: str, thread_ts: str, limit: int = 500) -> list[ChatMessage]:
+        with self._lock:
+            found = [
+                m
+                for (c, ts), m in self.messages.items()
+                if c == channel and (ts == thread_ts or m.thread_ts == thread_ts)
+            ]
+        return sorted(found, key=lambda m: float(m.ts))[:limit]
+
     def channel_is_private(self, channel: str) -> bool:
         return channel in self.private
 

@@ -441,7 +441,15 @@ class FakeSlack:
                 m for m in msgs if float(m.ts) < float(latest) or (inclusive and m.ts == latest)
             ]
         limit = int(p.get("limit") or 100)
-        return {"ok": True, "messages": [m.as_json() for m in msgs[:limit]], "has_more": False}
+        # Pages as Slack's: the cursor (here an offset) of the next page while there is one.
+        start = int(p.get("cursor") or 0)
+        page, end = msgs[start : start + limit], start + limit
+        return {
+            "ok": True,
+            "messages": [m.as_json() for m in page],
+            "has_more": end < len(msgs),
+            "response_metadata": {"next_cursor": str(end) if end < len(msgs) else ""},
+        }
 
     def _reactions_add(self, p: Params) -> dict[str, Any]:
         key = (str(p.get("channel")), str(p.get("timestamp")))
