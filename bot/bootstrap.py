@@ -40,6 +40,7 @@ from bot.domain.ports import (
     Tracker,
 )
 from bot.domain.threads import ThreadLimits
+from bot.service.app_home import AppHome
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
@@ -308,6 +309,27 @@ class LogNotifier:
         logger.info("%s:%s deleted", post.channel, post.ts)
 
 
+def build_app_home(
+    settings: Settings,
+    store: Store,
+    chat: Chat,
+    channels: IdeaChannels,
+    clock: Callable[[], datetime],
+) -> AppHome:
+    """The Home tab's use case, rendering with the Block Kit builder."""
+    from bot.slack.home_blocks import build_home
+
+    return AppHome(
+        store=store,
+        chat=chat,
+        render=build_home,
+        channels=channels,
+        project=_namespace(settings),
+        file_emoji=settings.file_emoji,
+        clock=clock,
+    )
+
+
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:
         return LogNotifier()
@@ -403,6 +425,7 @@ class Bot:
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
     thread_comments: ThreadComments | None = None  # None without Slack
+    app_home: AppHome | None = None  # None without Slack
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -550,7 +573,7 @@ def bootstrap(
         if tracker is not None and settings.jira_project
         else None
     )
-    receive_post = file_message = edit_post = engagement = thread_comments = None
+    receive_post = file_message = edit_post = engagement = thread_comments = app_home = None
     if chat is not None:
         engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
         edit_post = EditPost(
@@ -599,6 +622,7 @@ def bootstrap(
             flags=flags,
         )
         receive_post.thread_comments = thread_comments
+        app_home = build_app_home(settings, store, chat, channels, clock)
     return Bot(
         settings=settings,
         adapters=adapters,
@@ -615,4 +639,5 @@ def bootstrap(
         edit_post=edit_post,
         engagement=engagement,
         thread_comments=thread_comments,
+        app_home=app_home,
     )

@@ -28,6 +28,7 @@ from typing import Any, cast
 from bot.bootstrap import Bot
 from bot.config import ConfigError, Settings
 from bot.domain.digests import DigestKind
+from bot.service.app_home import AppHome
 from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
@@ -122,6 +123,7 @@ class LambdaRuntime:
             edit_post=cast(EditPost, Deferred(lambda: self.bot.edit_post)),
             engagement=cast(RecordEngagement, Deferred(lambda: self.bot.engagement)),
             thread_comments=cast(ThreadComments, Deferred(lambda: self.bot.thread_comments)),
+            app_home=cast(AppHome, Deferred(lambda: self.bot.app_home)),
         )
         self.slack = SlackRequestHandler(self.app)
         if lambda_client is not None:

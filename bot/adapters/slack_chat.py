@@ -275,6 +275,11 @@ class SlackChat:
             return []
         return out[:limit]
 
+    def publish_home(self, user: str, blocks: list[dict[str, Any]]) -> None:
+        """Shows *blocks* as *user*'s Home tab (``views.publish``; no scope beyond the bot's).
+        Slack's refusal is raised: a Home tab that did not change must not pass for shown."""
+        self.client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+
     def person(self, user: str) -> Person:
         """Name and e-mail of a user (cached ten minutes); empty when Slack will not say."""
         now = time.monotonic()

@@ -53,6 +53,7 @@ def build_app(bot: Bot, inbox: InboxWorkers, *, token_verification_enabled: bool
         bot.edit_post,
         bot.engagement,
         thread_comments=bot.thread_comments,
+        app_home=bot.app_home,
     )
     inbox.bind(replayer(app))
     return app

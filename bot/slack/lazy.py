@@ -23,6 +23,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot.config import ConfigError, Settings
+from bot.service.app_home import AppHome
 from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
@@ -154,6 +155,7 @@ def build_lazy_app(
     edit_post: EditPost | None = None,
     engagement: RecordEngagement | None = None,
     thread_comments: ThreadComments | None = None,
+    app_home: AppHome | None = None,
 ) -> App:
     """The Bolt app with every listener lazy (``process_before_response=True``): the same
     listeners and payload guard as ``bot.slack.app.build_app``, so Lambda behaves like ``serve``.
@@ -190,5 +192,6 @@ def build_lazy_app(
         edit_post,
         engagement,
         thread_comments=thread_comments,
+        app_home=app_home,
     )
     return app

@@ -14,14 +14,20 @@ def _msgs(n: int, text: str = "reply {n}") -> list[ChatMessage]:
     bot = ChatMessage(ts="100.500000", text="Idea: …", user="UBOT", by_bot=True)
     return [root, bot] + [
         ChatMessage(
-            ts=f"{101 + i}.000000", text=text.replace("{n}", str(i)), user="U2", thread_ts="100.000000"
+            ts=f"{101 + i}.000000",
+            text=text.replace("{n}", str(i)),
+            user="U2",
+            thread_ts="100.000000",
         )
         for i in range(n)
     ]
 
 
 def test_mentions_are_neutralised() -> None:
-    text = "hey <!here> and <!channel|channel>, <@U1> said <#C1|ideas> <https://x.io|docs> &lt;!here&gt;"
+    text = (
+        "hey <!here> and <!channel|channel>, <@U1> said <#C1|ideas> <https://x.io|docs> "
+        "&lt;!here&gt;"
+    )
     out = neutralise(text, NAMES.get)
     assert out == "hey here and channel, Ann said #ideas docs <!here>"
     assert neutralise("<@U9|someone> <!subteam^S1|@devs>", NAMES.get) == "someone devs"
