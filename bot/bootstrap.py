@@ -39,6 +39,7 @@ from bot.domain.ports import (
     TicketIndex,
     Tracker,
 )
+from bot.domain.projects import ProjectRouting
 from bot.domain.threads import ThreadLimits
 from bot.service.app_home import AppHome
 from bot.service.catalogue import Catalogue
@@ -426,6 +427,8 @@ class Bot:
     engagement: RecordEngagement | None = None  # None without Slack
     thread_comments: ThreadComments | None = None  # None without Slack
     app_home: AppHome | None = None  # None without Slack
+    # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
+    routing: ProjectRouting = field(default_factory=lambda: ProjectRouting(None))
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -434,6 +437,9 @@ class Bot:
         """
         if self.adapters.chat is not None:
             self.channels.resolve(self.adapters.chat)
+            missing = self.routing.resolve(self.adapters.chat.resolve_channels)
+            if missing:
+                logger.warning("JIRA_PROJECTS: channels not found: %s", ", ".join(missing))
         # Loading the ticket cache from the database takes a moment: start it now, in the
         # background, so the first post does not wait for it (``catalogue_ready`` tells when).
         self.catalogue.warm_up()
@@ -529,6 +535,7 @@ def bootstrap(
         tracer=tracer,
     )
     channels = IdeaChannels(settings.idea_channels)
+    routing = settings.project_routing()
     index_kind = "pinecone" if settings.pinecone_configured else "local"
     triager = Triager(
         analyzer,
@@ -640,4 +647,5 @@ def bootstrap(
         engagement=engagement,
         thread_comments=thread_comments,
         app_home=app_home,
+        routing=routing,
     )
