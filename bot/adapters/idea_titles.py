@@ -63,7 +63,8 @@ _ACTION_AFTER = [
 ]
 # Everything from here on explains or qualifies: it belongs in the summary, not the title.
 _REASON = re.compile(
-    r"(?:, (?:they|it|we|this|that|these|those) (?:are|is|was|were|have|has|had|'re|'s)\b|"
+    r"(?:, (?:they|it|we|this|that|these|those) (?:are|is|was|were|have|has|had|'re|'s|came|"
+    r"comes|keeps|kept|happened)\b|, (?:today|currently|right now|at the moment)\b|,\s*with\b|"
     r" before \w+ing\b| that (?:posts|runs|shows|sends|lets|makes|says)\b|"
     r",? so (?:that\b|\w+(?: \w+)? (?:can|could|will|would|don'?t|doesn'?t|won'?t|stop"
     r"|get)\b)|,? because\b|,? since\b|"

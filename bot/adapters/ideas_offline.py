@@ -36,7 +36,8 @@ _STRONG = [
     re.compile(p, re.I)
     for p in (
         r"\b(?:we|you|they|teams?|everyone|everybody|people|folks|the team|squads?|devs|"
-        r"developers|engineers|i)\s+(?:really |probably |definitely |maybe |perhaps |also |"
+        r"developers|engineers|i|customers|users|admins|clients)\s+"
+        r"(?:really |probably |definitely |maybe |perhaps |also |"
         r"just |still |all )*(?:should|could|might|must|need to|ought to|have to|may want to|"
         r"want to|plan to|agreed to|decided to|'d better)\b",
         r"\b(?:it'?d|(?:it )?(?:would|might|could))(?: really| also| definitely)? be (?:good|"
@@ -44,6 +45,7 @@ _STRONG = [
         r"\b(?:worth (?:trying|exploring|considering|looking into|a try|a look|investigating|"
         r"piloting|testing)|it'?s (?:probably )?worth)\b",
         r"\blet'?s\b",
+        r"\b(?:i|we)'?d (?:love|like) (?:for us |us )?to\b",
         r"(?:^|[.;:,]\s*)(?:how|what) about\b",
         r"\bwhat if we\b",
         r"\bwhy (?:don'?t|not) we\b",
@@ -66,6 +68,7 @@ _WEAK = [
         r"\bwould (?:help|make|save|reduce|improve|speed)\b",
         r"\b(?:recommend(?:ed|s)?|suggest(?:ed|s|ion)?|propos(?:ed|al))\b",
         r"\b(?:we'?re|we are) (?:exploring|considering|thinking about)\b",
+        r"\b(?:asked|asking|ask) for\b",
     )
 ]
 # Reports of what happened: a sentence with only these is news, not a proposal.
@@ -74,13 +77,18 @@ _REPORT = re.compile(
     r"had|did|were|was|discussed|talked)|went well|thanks to|kudos|shout-?out|congrats)\b",
     re.I,
 )
+_POINTS_BACK = re.compile(
+    r"\b(?:try|do|adopt|copy|use|steal|consider|pilot) (?:that|this|it|them|something similar)\b",
+    re.I,
+)
 _QUESTION_ONLY = re.compile(
     r"^(?:does|do|did|is|are|was|were|who|when|where|why|has|have|anyone|any)\b", re.I
 )
 # "Dana to draft the runbook", "Dana will draft ...", "to draft ..." (its mention stripped).
 _ASSIGNED = re.compile(r"^(?:@?[A-Z][\w.-]*(?: [A-Z][\w.-]*)? (?:to|will)|[Tt]o) (\w+)")
 _ACTION_SECTIONS = re.compile(
-    r"action|feedback|next step|to ?do|follow[- ]?up|proposal|idea|suggestion|takeaway|improve|"
+    r"action|feedback|asks?\b|request|next step|to ?do|follow[- ]?up|proposal|idea|suggestion|"
+    r"takeaway|improve|"
     r"try next|experiment|recommend|decision|what we.?ll (?:try|change|do)|do differently|"
     r"change|wish|request|opportunit",
     re.I,
@@ -98,9 +106,20 @@ class _Candidate:
     sentence: str
     score: float
     context: str = ""
+    previous: str = ""  # the sentence before, when this one only points at it ("try that")
+
+
+# Lists whose every item is a proposal, even a bare noun phrase ("Dark mode for reports").
+_LIST_SECTIONS = re.compile(
+    r"\bideas?\b|next steps?|action items?|\basks?\b|requests?|to ?dos?\b|proposals?|"
+    r"suggestions?|what we.?ll (?:try|change|do)|try next|wish ?list",
+    re.I,
+)
 
 
 def _section_weight(heading: str) -> float:
+    if _LIST_SECTIONS.search(heading):
+        return 1.5
     if _ACTION_SECTIONS.search(heading):
         return 1.0
     if _QUIET_SECTIONS.search(heading):
@@ -108,8 +127,11 @@ def _section_weight(heading: str) -> float:
     return 0.0
 
 
+_SOFTENER = re.compile(r"^(?:maybe|perhaps|also|and|then|please|pls|possibly)[,\s]+", re.I)
+
+
 def _imperative(sentence: str) -> bool:
-    first = sentence.split(" ", 1)[0].lower().strip(",:;")
+    first = _SOFTENER.sub("", sentence).split(" ", 1)[0].lower().strip(",:;")
     return first in ACTION_VERBS
 
 
@@ -131,7 +153,9 @@ def score_sentence(sentence: str, bullet: bool, section: float) -> float:
         return 0.0
     score = 0.0
     strong = any(p.search(s) for p in _STRONG) or _assigned(s)
-    if strong or (_imperative(s) and (bullet or section > 0)):
+    # Anything listed under "Ideas", "Next steps", "Asks" proposes, even as a bare noun phrase.
+    listed = bullet and section >= 1.5 and len(s.split()) >= 3
+    if strong or listed or (_imperative(s) and (bullet or section > 0)):
         score = 2.0
     elif _imperative(s) or _gerund(s) or any(p.search(s) for p in _WEAK):
         score = 1.0
@@ -156,6 +180,10 @@ def _lines(text: str) -> list[tuple[str, bool, float]]:
             section = _section_weight(raw)
             continue
         body = raw
+        bare = slack_to_text(raw)
+        if not bullet and 0 < len(bare.split()) <= 4 and not re.search(r"[.!?,]$", bare):
+            section = _section_weight(bare)  # a short line of its own: ":bulb: Ideas"
+            continue
         head = _HEADING.match(_BULLET.sub("", raw))
         if head and len(head.group(1).split()) <= 6:
             weight = _section_weight(head.group(1))
@@ -210,7 +238,8 @@ class OfflineIdeaExtractor:
                     continue
                 following = parts[i + 1] if i + 1 < len(parts) else ""
                 context = following if score_sentence(following, bullet, section) < 1 else ""
-                found.append(_Candidate(position, sentence, score, context))
+                previous = parts[i - 1] if i > 0 and _POINTS_BACK.search(sentence) else ""
+                found.append(_Candidate(position, sentence, score, context, previous))
         return found
 
     def _kinds(self, post: Post, found: Sequence[_Candidate]) -> list[Analysis | None]:
@@ -244,6 +273,9 @@ class OfflineIdeaExtractor:
                 scored.append((c, kind))
         picked: list[tuple[_Candidate, str, str]] = []
         for c, kind in sorted(scored, key=lambda ck: (-ck[0].score, ck[0].position)):
+            if c.previous:
+                # "I'd love for us to try that": the idea is what the sentence before describes.
+                c.sentence, c.context = c.previous, c.sentence
             title = ticket_title(c.sentence)
             if not has_words(title) or len(title.split()) < 2:
                 continue
