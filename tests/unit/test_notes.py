@@ -305,3 +305,69 @@ def test_analysis_is_unaffected_by_ideas_field() -> None:
     a = Analysis(kind="idea", confidence=0.5, title="t", summary="", analyzer="x")
     assert "ideas" not in a.model_dump()
     assert "ideas" not in Triage(**a.model_dump()).to_json("p")
+
+
+def test_digest_names_filed_ideas_and_counts_their_post_handled() -> None:
+    from datetime import UTC, date, datetime
+
+    from bot.domain.digests import build_takeaway_digest
+    from bot.domain.ports import Filing, StoredPost
+
+    ideas = (Idea(title="Add an uptime alert"), Idea(title="Cap meetings on Thursday"))
+    verdict = Triage(
+        kind="idea", confidence=0.9, title="Retro", summary="", analyzer="a", ideas=ideas
+    )
+    at = datetime(2026, 4, 15, 12, tzinfo=UTC)
+    post = StoredPost(
+        channel="C1",
+        ts="1776254400.000100",
+        user="U1",
+        text="retro notes",
+        created=at,
+        kind="idea",
+        title="Retro",
+        triage_json=verdict.model_dump_json(),
+    )
+    filed = Filing(
+        channel="C1",
+        ts=idea_ts(post.ts, 1),
+        state="filed",
+        owner="w",
+        issue_key="IDEA-9",
+        issue_url="https://jira.example/browse/IDEA-9",
+        updated=at,
+    )
+    d = build_takeaway_digest(date(2026, 4, 15), "UTC", "C1", [post], [filed])
+    assert [(f.key, f.title) for f in d.filed] == [("IDEA-9", "Cap meetings on Thursday")]
+    assert d.waiting == () or all(i.ts != post.ts for i in d.waiting)
+
+
+def test_bootstrap_with_an_llm_reads_notes_with_the_ideas_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.bootstrap import bootstrap
+    from bot.config import load_settings
+    from tests.fakes.embedder import HashEmbedder
+
+    monkeypatch.chdir(tmp_path)
+    triage_answer = {"kind": "other", "confidence": 0.8, "title": "Retro notes", "summary": "s"}
+    ideas_answer = {
+        "ideas": [
+            {
+                "title": "Add an uptime alert for staging",
+                "summary": "Alert on staging.",
+                "quote": "q",
+            },
+            {"title": "Block Thursday afternoons", "summary": "No meetings.", "kind": "idea"},
+        ]
+    }
+    llm = ScriptedChatModel(responses=[triage_answer, ideas_answer])
+    settings = load_settings(bot_data_dir=tmp_path / "data", llm_model="openai:gpt-4o-mini")
+    bot = bootstrap(settings, embedder=HashEmbedder(), llm=llm)
+    verdict = bot.triager.triage(Post(id="C1:1", text=_retro(), channel="C1"))
+    assert [i.title for i in verdict.ideas] == [
+        "Add an uptime alert for staging",
+        "Block Thursday afternoons",
+    ]
+    assert verdict.kind == "idea"  # the post proposes things, whatever it read as whole
+    assert "ideas" in llm.prompt_text(1).lower() and "<post>" in llm.prompt_text(1)
