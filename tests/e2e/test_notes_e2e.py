@@ -160,3 +160,46 @@ def test_idea_button_for_a_missing_idea_or_post_files_nothing(rig: Rig) -> None:
     rig.wait_idle()
     assert rig.jira.issues == {}
     assert len(rig.slack.calls_to("chat.postEphemeral")) == 2
+
+
+def _edit(ts: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": "CIDEAS01",
+        "channel_type": "channel",
+        "ts": "1700009000.000200",
+        "event_ts": "1700009000.000200",
+        "message": {
+            "type": "message",
+            "user": "UALICE",
+            "text": text,
+            "ts": ts,
+            "edited": {"user": "UALICE", "ts": "1700009000.000000"},
+        },
+        "previous_message": {"type": "message", "user": "UALICE", "text": RETRO, "ts": ts},
+    }
+
+
+def test_an_edit_after_an_idea_was_filed_keeps_the_ideas_under_their_buttons(rig: Rig) -> None:
+    ev = rig.message(RETRO)
+    rig.send_event(ev)
+    rig.wait_idle()
+    buttons = _idea_buttons(_notes_reply(rig, ev["ts"]))
+    _press(rig, buttons[1])
+    rig.wait_idle()
+    assert len(rig.jira.issues) == 1
+    edited = RETRO.replace("*What we'll try*", "*What we'll try*\n• Add a flaky-test dashboard")
+    rig.send_event(_edit(ev["ts"], edited))
+    rig.wait_idle()
+    assert rig.slack.calls_to("chat.update") == []  # the list and its numbering stay
+    # The idea pressed before still names the same issue; the next one files anew.
+    _press(rig, buttons[1], user="UDAN")
+    _press(rig, buttons[2])
+    rig.wait_idle()
+    summaries = sorted(i["fields"]["summary"] for i in rig.jira.issues.values())
+    assert summaries == [
+        "Block Thursday afternoons as no-meeting time",
+        "Generate release notes from the PR titles instead of writing them by hand",
+    ]
