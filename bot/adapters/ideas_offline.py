@@ -181,7 +181,12 @@ def _lines(text: str) -> list[tuple[str, bool, float]]:
             continue
         body = raw
         bare = slack_to_text(raw)
-        if not bullet and 0 < len(bare.split()) <= 4 and not re.search(r"[.!?,]$", bare):
+        if (
+            not bullet
+            and 0 < len(bare.split()) <= 4
+            and not re.search(r"[.!?,]$", bare)
+            and score_sentence(bare, False, 0.0) < 1.0  # "We should add tags" is no heading
+        ):
             section = _section_weight(bare)  # a short line of its own: ":bulb: Ideas"
             continue
         head = _HEADING.match(_BULLET.sub("", raw))
