@@ -17,6 +17,7 @@ FlagKey = Literal[
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "notes-ideas",
     "thread-comments",
 ]
 
@@ -29,6 +30,7 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "notes-ideas",
     "thread-comments",
 )
 
