@@ -23,6 +23,7 @@ from bot.domain.models import (
     Frozen,
     Match,
     MessageRef,
+    ThreadContext,
     Triage,
     clean_label,
 )
@@ -79,6 +80,8 @@ class FilingJob(Frozen):
     fields: dict[str, FieldValue] = Field(default_factory=dict)
     assignee_email: str | None = None
     assignee_name: str | None = None
+    thread: ThreadContext | None = None  # the replies under the post, for the description
+    thread_comment: bool = False  # a reply added to its filed post's issue ("Add to KEY")
 
     @property
     def ref(self) -> MessageRef:

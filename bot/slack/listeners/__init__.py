@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.service.app_home import AppHome
 from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
 from bot.service.review import ReviewFiling
-from bot.slack.listeners import actions, commands, guard, messages, reactions, review, shortcuts
+from bot.service.thread_comments import ThreadComments
+from bot.slack.listeners import (
+    actions,
+    commands,
+    guard,
+    home,
+    messages,
+    reactions,
+    replies,
+    review,
+    shortcuts,
+)
 
 
 def register_listeners(
@@ -22,6 +34,9 @@ def register_listeners(
     file_message: FileMessage,
     edit_post: EditPost | None = None,
     engagement: RecordEngagement | None = None,
+    *,
+    thread_comments: ThreadComments | None = None,
+    app_home: AppHome | None = None,
     review_filing: ReviewFiling | None = None,
 ) -> None:
     """Registers every listener on the Bolt *app*, and last the fallbacks that acknowledge what
@@ -30,6 +45,10 @@ def register_listeners(
     reactions.register(app, file_message, engagement)
     for module in (actions, shortcuts, commands):
         module.register(app, file_message)
+    if thread_comments is not None:
+        replies.register(app, thread_comments)
+    if app_home is not None:
+        home.register(app, app_home)
     if review_filing is not None:
         review.register(app, review_filing)
     guard.register_fallbacks(app)
