@@ -24,6 +24,9 @@ def _rig(tmp_path: Path, **settings: Any) -> Rig:
     r = Rig(tmp_path, jira=jira, **settings)
     r.slack.add_user("UALICE", email="alice@example.com", name="Alice")
     r.slack.add_user("UBOB", email="bob@elsewhere.example", name="Bob")
+    # A loaded test machine must not turn a prompt Jira into a "slow" one (tested on its own).
+    assert r.bot.review is not None
+    r.bot.review.budget = 60.0
     return r
 
 
@@ -279,3 +282,17 @@ def test_a_reaction_racing_the_form_still_files_one_issue(tmp_path: Path) -> Non
         assert answers and answers[0].get("response_action") == "update"
     finally:
         r.close()
+
+
+def test_a_jira_slower_than_the_budget_leaves_the_filing_to_the_thread(rig: Rig) -> None:
+    assert rig.bot.review is not None
+    rig.bot.review.budget = 0.05
+    ev = _post(rig)
+    view = _open_form(rig, rb.ACTION_REVIEW, ev)
+    rig.jira.delay_next("/rest/api/2/issue", 1.0, method="POST")
+    answer = _submit(rig, view, "Slow but filed", "10100")
+    assert answer["response_action"] == "update"
+    assert "Filing it now" in json.dumps(answer["view"])
+    filed = rig.slack.wait_for("reactions.add", timeout=30)  # the mark follows "Filed as"
+    assert filed and len(rig.jira.issues) == 1
+    assert any("Filed as" in r["text"] for r in rig.slack.thread_replies("CIDEAS01", ev["ts"]))
