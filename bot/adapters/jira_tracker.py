@@ -72,6 +72,11 @@ Deployment = Literal["auto", "cloud", "datacenter"]
 # reporter and the remote link: 5. A comment needs fewer (comment search, comment, link,
 # serverInfo). The outbox lease must outlive this many deadlines (bot.service.filing.LEASE).
 JIRA_REQUESTS_PER_ATTEMPT = 9
+# Of those, the most that run from the lease renewal right before a write (bot.service.filing)
+# to the end of the last request that creates something: serverInfo, the reporter lookup, the
+# create and the create again without the reporter (a comment: 1). What follows (the remote
+# link, idempotent by its globalId, and the browse URL) creates nothing twice.
+JIRA_REQUESTS_PER_WRITE = 4
 # How a comment's marker is written: its own last line, after everything from a person or model.
 COMMENT_MARKER_LINE = "ideabot marker: {marker}"
 COMMENT_SEARCH_PAGE = 100  # the newest comments searched for a marker (one request)
@@ -469,6 +474,16 @@ class JiraTracker:
             "reading the project", lambda: self.client._get_json(f"project/{self.project}")
         )
         return [str(t["name"]) for t in raw.get("issueTypes", []) if not t.get("subtask")]
+
+    def find_people(self, issue: NewIssue) -> None:
+        """Looks up (and keeps) the accounts *issue* names: its reporter, assignee and person
+        fields. The filer calls it before renewing its lease, so ``create_issue`` then makes no
+        look-up inside the write (``JIRA_REQUESTS_PER_WRITE``)."""
+        emails = [issue.reporter_email, issue.assignee_email]
+        emails += [str(v.value) for v in issue.fields.values() if v.kind == "user" and v.value]
+        for email in emails:
+            if email:
+                self._reporter(email)
 
     def create_meta(self, project: str, issue_type: str) -> CreateMeta:
         """The create screen of *issue_type* in *project* (``bot.adapters.jira_createmeta``)."""
