@@ -210,7 +210,8 @@ def test_one_attempt_makes_at_most_the_requests_the_lease_allows_for() -> None:
         assert len(fake.requests) == JIRA_REQUESTS_PER_ATTEMPT, [r.path for r in fake.requests]
         # the lease is renewed right before the write, and what the write can take from there
         # is what the lease is sized against (bot.bootstrap.jira_request_deadline)
-        assert _writes_after_renewal(fake, store) == JIRA_REQUESTS_PER_WRITE
+        # (people are looked up before the renewal now, so fewer than the bound: 2 creates)
+        assert _writes_after_renewal(fake, store) <= JIRA_REQUESTS_PER_WRITE
 
         # and a comment on the issue after a lost answer: comments, comment, link, serverInfo
         before = len(fake.requests)
