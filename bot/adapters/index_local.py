@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from bot.adapters.fusion import DEFAULT_FUSION, Fusion, corpus_ranks
 from bot.adapters.lexical import (
     DEFAULT_WEIGHTS,
     FusionWeights,
@@ -42,6 +43,8 @@ QUERY_BLOCK = 256  # queries scored per matrix product in search_many (bounds me
 # Rows re-scored exactly per query (at least 4 x top_k). The candidate score approximates the
 # dense part with one mixed matrix, so keep this generous: re-scoring 256 rows costs ~0.1 ms.
 CANDIDATES = 256
+# ... plus the best rows of each BM25 field, so rank fusion sees the lexical leaders.
+LEXICAL_CANDIDATES = 128
 
 Array = npt.NDArray[np.float32]
 
@@ -116,8 +119,18 @@ def rank_candidates(
     lexical_abs: Array,
     weights: FusionWeights,
     k: int,
+    lexical_title: Array | None = None,
+    fusion: Fusion | None = None,
+    known_ranks: dict[str, Array] | None = None,
 ) -> list[Match]:
-    """Every signal computed exactly on candidate rows, fused; the best *k* as Matches."""
+    """Every signal computed exactly on candidate rows, fused; the best *k* as Matches.
+
+    With *fusion* the candidates are ordered by its reciprocal-rank fusion of the signals'
+    rankings among them (``bot.adapters.fusion``); the match's ``score`` stays the weighted mean
+    of the raw signals (in [0, 1]: what people are shown and the duplicate rule reads).
+    *known_ranks* gives some signals' ranks over the whole corpus instead (see
+    ``fusion.corpus_ranks``).
+    """
     signals = {
         "body": body @ q,
         "title": title @ q,
@@ -126,10 +139,15 @@ def rank_candidates(
         "lexical": lexical,
         "lexical_abs": lexical_abs,
     }
+    if lexical_title is not None:
+        signals["lexical_title"] = lexical_title
     fused = weights.fuse(signals)
+    order = fused
+    if fusion is not None and all(n in signals for n in fusion.weights()):
+        order = fusion.rank_scores(signals, known_ranks)
     return [
         build_match(tickets[i], float(fused[i]), {n: v[i] for n, v in signals.items()})
-        for i in top_k(fused, k)
+        for i in top_k(order, k)
     ]
 
 
@@ -250,22 +268,25 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         on_mismatch: Literal["reembed", "raise"] = "reembed",
         refresh_every: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> None:
         self.embedder = embedder
         self.catalogue = catalogue
         self.namespace = namespace
         self.weights = weights
+        self.fusion = fusion
         self.on_mismatch = on_mismatch
         self.refresh_every = refresh_every
         self._clock = clock
         self._lock = threading.RLock()
         self._dim = int(embedder.dim)
-        w = weights
-        # The candidate stage reads one (rows x dim) matrix mixing body and title as the fused
-        # score weighs them, queried with the text/headline mix: half the bytes of both.
+        w = fusion
+        # The candidate stage reads one (rows x dim) matrix mixing body and title as the fusion
+        # weighs them, queried with the text/headline mix: half the bytes of both.
         dense_total = w.body + w.title + w.head_body + w.head_title
-        self._mix_body = np.float32((w.body + w.head_body) / w.total)
-        self._mix_title = np.float32((w.title + w.head_title) / w.total)
+        self._dense_weight = dense_total or 1.0
+        self._mix_body = np.float32((w.body + w.head_body) / (dense_total or 1.0))
+        self._mix_title = np.float32((w.title + w.head_title) / (dense_total or 1.0))
         self._mix_q = (w.body + w.title) / dense_total if dense_total else 1.0
         self._seq = 0  # the catalogue number applied last
         self._caught_up = False
@@ -277,6 +298,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._tickets: list[Ticket] = []
         self._hashes: list[str] = []
         self._lex = InvertedIndex()
+        self._lex_title = InvertedIndex()  # BM25 over the title field alone
         self._n = 0
         # Rows [0, _n) are live; spare capacity makes appending one ticket O(1), not a copy.
         # Body and title vectors side by side: the exact re-score gathers a candidate's both.
@@ -375,6 +397,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             self._keys = [self._keys[i] for i in keep]
             self._pos = {k: i for i, k in enumerate(self._keys)}
             self._lex.keep(keep)
+            self._lex_title.keep(keep)
         new: list[int] = []
         for j, (t, h) in enumerate(zip(tickets, hashes, strict=True)):
             i = self._pos.get(t.key)
@@ -384,6 +407,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             if self._hashes[i] != h:
                 self._set_vectors([i], body[j : j + 1], title[j : j + 1])
                 self._lex.replace(i, ticket_text(t))
+                self._lex_title.replace(i, t.title)
             self._tickets[i], self._hashes[i] = t, h
         if new:
             self._append_vectors(body[new], title[new])
@@ -394,6 +418,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 self._tickets.append(t)
                 self._hashes.append(hashes[j])
             self._lex.append([ticket_text(tickets[j]) for j in new])
+            self._lex_title.append([tickets[j].title for j in new])
 
     def _append_vectors(self, body: Array, title: Array) -> None:
         n, m, d = self._n, len(body), self._dim
@@ -483,18 +508,32 @@ class LocalIndex(CatalogueFollower, FusedSearch):
     # ------------------------------------------------------------------ reads
 
     def _candidates(
-        self, approx: Array, lex_abs: Array, k: int
-    ) -> tuple[npt.NDArray[np.int64], float]:
-        # approx holds the mixed dense score; add the lexical one in place (no new n-row arrays).
-        top = float(lex_abs.max()) if len(lex_abs) else 0.0
-        scale = 1.0 / top if top > 0 else 0.0
-        w = self.weights
-        lw = np.float32(w.lexical / w.total * scale)
-        if lw:
-            scratch = self._scratch[: len(approx)]
-            np.multiply(lex_abs, lw, out=scratch)
-            approx += scratch
-        return top_k(approx, k), scale
+        self, approx: Array, lex_abs: Array, lex_title: Array, k: int
+    ) -> tuple[npt.NDArray[np.int64], float, dict[str, npt.NDArray[np.int64]]]:
+        """The rows worth scoring exactly: the top *k* by an approximate fused score (the mixed
+        dense score plus both BM25 fields, each relative to its best row; *approx* is
+        overwritten), and the best rows of each BM25 field, which the rank fusion reads even
+        when their dense score is low. Also returns the scale making ``lexical`` relative and,
+        per BM25 field, its best rows in order (their ranks over the whole corpus)."""
+        n = len(approx)
+        scratch = self._scratch[:n]
+        scale = 0.0
+        leaders: dict[str, npt.NDArray[np.int64]] = {}
+        for name, values in (("lexical", lex_abs), ("lexical_title", lex_title)):
+            top = float(values.max()) if n else 0.0
+            inv = 1.0 / top if top > 0 else 0.0
+            if name == "lexical":
+                scale = inv
+            weight = float(getattr(self.fusion, name))
+            if weight and inv:
+                np.multiply(values, np.float32(weight / self._dense_weight * inv), out=scratch)
+                approx += scratch
+                best = top_k(values, LEXICAL_CANDIDATES)
+                leaders[name] = best[values[best] > 0]
+        cand = top_k(approx, k)
+        if leaders:
+            cand = np.unique(np.concatenate([cand, *leaders.values()]))
+        return cand, scale, leaders
 
     def search_vectors(
         self, texts: Sequence[str], queries: Array, heads: Array, top_k: int = 10
@@ -524,7 +563,13 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 for j in range(len(block)):
                     i = start + j
                     lex_abs, _ = self._lex.scores(texts[i])
-                    cand, scale = self._candidates(dense[j], lex_abs, k)
+                    lex_title, _ = self._lex_title.scores(texts[i])
+                    cand, scale, leaders = self._candidates(dense[j], lex_abs, lex_title, k)
+                    values = {"lexical": lex_abs[cand], "lexical_title": lex_title[cand]}
+                    known = {
+                        name: corpus_ranks(cand, values[name], rows_)
+                        for name, rows_ in leaders.items()
+                    }
                     rows = self._buf[cand]
                     out.append(
                         rank_candidates(
@@ -537,6 +582,9 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                             lex_abs[cand],
                             self.weights,
                             top_k,
+                            lex_title[cand],
+                            self.fusion,
+                            known,
                         )
                     )
         return out

@@ -92,10 +92,16 @@ class Triager:
         return tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
 
     def _verdict(
-        self, analysis: Analysis, shown: tuple[Match, ...], judged_duplicate: str | None = None
+        self,
+        analysis: Analysis,
+        shown: tuple[Match, ...],
+        judged_duplicate: str | None = None,
+        query: str = "",
     ) -> Triage:
         best = shown[0] if shown else None
-        likely = best is not None and is_likely_duplicate(best, self.policy.duplicate_threshold)
+        likely = best is not None and is_likely_duplicate(
+            best, self.policy.duplicate_threshold, query=query
+        )
         if judged_duplicate is not None:
             # The LLM read both texts: its judgement is evidence beyond one similarity score,
             # but only for a ticket we actually showed it.
@@ -124,11 +130,11 @@ class Triager:
         shown = self._shown(matches)
         if not self._uses_llm(post):
             assert self.offline is not None
-            return self._verdict(self.offline.analyze(post), shown)
+            return self._verdict(self.offline.analyze(post), shown, query=post.text)
         if self._judge is not None:
             analysis, judged = self._judge.analyze_with_candidates(post, shown)
-            return self._verdict(analysis, shown, judged)
-        return self._verdict(self.analyzer.analyze(post), shown)
+            return self._verdict(analysis, shown, judged, query=post.text)
+        return self._verdict(self.analyzer.analyze(post), shown, query=post.text)
 
     def triage_many(self, posts: Sequence[Post]) -> list[Triage]:
         """Like :meth:`triage` for many posts, batching the embedding work where adapters allow."""
@@ -149,4 +155,7 @@ class Triager:
             found = self.index.search_many(texts, top_k=self.policy.top_k)
         else:
             found = [[] for _ in posts]
-        return [self._verdict(a, self._shown(m)) for a, m in zip(analyses, found, strict=True)]
+        return [
+            self._verdict(a, self._shown(m), query=p.text)
+            for a, m, p in zip(analyses, found, posts, strict=True)
+        ]
