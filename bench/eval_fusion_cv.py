@@ -302,7 +302,10 @@ def main(argv: list[str] | None = None) -> None:
         m = top1(o_sig, o_fused, j, r)
         items.append((False, False, m, tickets[r].title))
     rules: list[tuple[str, Callable[[Match, str], bool]]] = [
-        ("*previous is_likely_duplicate()", lambda m, q: is_likely_duplicate(m)),
+        (
+            "*previous thresholds (0.70/0.70/0.80)",
+            lambda m, q: is_likely_duplicate(m, 0.70, 0.70, 0.80, query=q),
+        ),
         ("*shipped DuplicateRule()", lambda m, q: DuplicateRule().check(m, q)),
     ]
     for st, bt, tt in itertools.product(
