@@ -25,12 +25,15 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from bot.adapters.dense_candidates import MIN_ROWS as PROJECT_FROM
+from bot.adapters.dense_candidates import ProjectedRows
 from bot.adapters.fusion import DEFAULT_FUSION, Fusion, corpus_ranks
 from bot.adapters.lexical import (
     DEFAULT_WEIGHTS,
     FusionWeights,
     InvertedIndex,
     headline,
+    headline_is_cut,
     top_k,
 )
 from bot.domain.models import Match, Ticket
@@ -83,10 +86,12 @@ def embed_queries(embedder: Embedder, texts: Sequence[str]) -> tuple[Array, Arra
     heads = [headline(t) for t in texts]
     # A headline that is most of its text would embed to nearly the text's own vector: reuse that
     # one instead of paying for a second model pass (it halved triage throughput on short posts).
+    # So is one that is only the first 160 characters of a long unpunctuated paragraph: it says
+    # no more than the text does, and costs a model pass all the same.
     extra = [
         i
         for i, (t, h) in enumerate(zip(texts, heads, strict=True))
-        if h and len(h) < HEADLINE_SHARE * len(t.strip())
+        if h and len(h) < HEADLINE_SHARE * len(t.strip()) and not headline_is_cut(t, h)
     ]
     vecs = np.asarray(embedder.embed(list(texts) + [heads[i] for i in extra]), dtype=np.float32)
     q = vecs[:n]
@@ -106,6 +111,7 @@ def build_match(ticket: Ticket, score: float, signals: dict[str, float]) -> Matc
         type=ticket.type,
         status=ticket.status,
         signals={k: round(float(v), 6) for k, v in signals.items()},
+        labels=(*ticket.labels, *ticket.components),
     )
 
 
@@ -269,6 +275,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         refresh_every: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         fusion: Fusion = DEFAULT_FUSION,
+        project_from: int = PROJECT_FROM,
     ) -> None:
         self.embedder = embedder
         self.catalogue = catalogue
@@ -304,6 +311,9 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         # Body and title vectors side by side: the exact re-score gathers a candidate's both.
         self._buf: Array = np.zeros((0, 2 * self._dim), dtype=np.float32)
         self._mix: Array = np.zeros((0, self._dim), dtype=np.float32)
+        # From 20,000 rows on, the candidate pass reads the mixed rows' PCA projection (1/3 of
+        # the bytes); candidates are re-scored exactly either way.
+        self._proj = ProjectedRows(self._dim, min_rows=project_from)
         # Per-query n-row buffers, reused (searches hold the lock).
         self._scratch: Array = np.zeros(0, dtype=np.float32)
         self._dense_out: Array = np.zeros(0, dtype=np.float32)
@@ -356,6 +366,16 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             [r.key for r in rows if r.ticket is None],
         )
         self._seq = max(self._seq, rows[-1].seq)
+        if self._proj.needs_refit(self._n):
+            started = time.perf_counter()
+            self._proj.refit(self._mix[: self._n])
+            self._proj.resize(len(self._buf))
+            logger.info(
+                "index %s: candidate projection fitted on %d rows in %.2f s",
+                self.namespace,
+                self._n,
+                time.perf_counter() - started,
+            )
 
     def _embed_missing(self, texts: dict[str, Ticket | None]) -> dict[str, bytes]:
         """Embeds stored texts that have no vectors of this model, and stores the vectors."""
@@ -391,6 +411,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             m = len(keep)
             self._buf[:m] = self._buf[keep]
             self._mix[:m] = self._mix[keep]
+            self._proj.keep(keep)
             self._n = m
             self._tickets = [self._tickets[i] for i in keep]
             self._hashes = [self._hashes[i] for i in keep]
@@ -429,6 +450,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             mix = np.empty((cap, d), dtype=np.float32)
             buf[:n], mix[:n] = self._buf[:n], self._mix[:n]
             self._buf, self._mix = buf, mix
+            self._proj.resize(cap)
         self._n = n + m
         self._set_vectors(slice(n, n + m), body, title)
 
@@ -437,6 +459,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._buf[rows, :d] = body
         self._buf[rows, d:] = title
         self._mix[rows] = self._mix_body * body + self._mix_title * title
+        self._proj.set(rows, self._mix[rows])
 
     # ------------------------------------------------------------------ writes
 
@@ -540,8 +563,8 @@ class LocalIndex(CatalogueFollower, FusedSearch):
     ) -> list[list[Match]]:
         """Ranks with precomputed vectors of the texts and their headlines (benchmarks use it).
 
-        Candidates come from one pass over the mixed matrix plus BM25 over the postings; every
-        signal is then computed exactly on the candidates.
+        Candidates come from one pass over the mixed matrix (or its projection, past 20,000
+        rows) plus BM25 over the postings; every signal is then computed exactly on them.
         """
         a = np.float32(self._mix_q)
         mixed = (a * queries + (np.float32(1) - a) * heads).astype(np.float32)
@@ -554,6 +577,10 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 self._scratch = np.empty(len(self._buf), dtype=np.float32)
                 self._dense_out = np.empty(len(self._buf), dtype=np.float32)
             mix = self._mix[:n]
+            proj = self._proj
+            if proj.active:  # the same order of rows, a per-query constant apart
+                mix = proj.rows[:n]
+                mixed = mixed @ proj.basis
             for start in range(0, len(texts), QUERY_BLOCK):
                 block = mixed[start : start + QUERY_BLOCK]
                 if len(block) == 1:

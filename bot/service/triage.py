@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.domain.duplicates import is_likely_duplicate
 from bot.domain.flags import AllOn, Flags
+from bot.domain.labels import merge_labels
 from bot.domain.metrics import (
     DUPLICATE_VERDICTS,
     SEARCH_SECONDS,
@@ -111,7 +112,9 @@ class Triager:
                 likely = True
         verdict = "likely_duplicate" if likely else ("similar" if shown else "none")
         self.metrics.inc(DUPLICATE_VERDICTS, verdict=verdict)
-        return Triage(**analysis.model_dump(), similar=shown, likely_duplicate=likely)
+        fields = analysis.model_dump()
+        fields["labels"] = merge_labels(shown, analysis.labels)
+        return Triage(**fields, similar=shown, likely_duplicate=likely)
 
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets (as the post's flags allow; timed, by

@@ -45,3 +45,27 @@ def test_known_ranks_replace_the_candidates_own() -> None:
     # among the two, row 1 leads lexically; over the corpus both are far down: body decides
     far = {"lexical": np.array([5000, 4000])}
     assert int(np.argmax(f.rank_scores(signals, far))) == 0
+
+
+def test_a_cut_headline_costs_no_second_model_pass() -> None:
+    from bot.adapters.index_local import embed_queries
+    from bot.adapters.lexical import headline, headline_is_cut
+    from tests.fakes.embedder import HashEmbedder
+
+    class Counting(HashEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            self.seen.extend(texts)
+            return super().embed(texts)
+
+    long_line = " ".join(["word"] * 80)
+    sentence = "The CSV export is broken every month. " + " ".join(["more"] * 60)
+    assert headline_is_cut(long_line, headline(long_line))
+    assert not headline_is_cut(sentence, headline(sentence))
+    emb = Counting()
+    q, h = embed_queries(emb, [long_line, sentence])
+    assert emb.seen == [long_line, sentence, "The CSV export is broken every month."]
+    assert (h[0] == q[0]).all() and not (h[1] == q[1]).all()
