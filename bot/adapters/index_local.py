@@ -46,7 +46,7 @@ QUERY_BLOCK = 256  # queries scored per matrix product in search_many (bounds me
 # Rows re-scored exactly per query (at least 4 x top_k). The candidate score approximates the
 # dense part with one mixed matrix, so keep this generous: re-scoring 256 rows costs ~0.1 ms.
 CANDIDATES = 256
-# ... plus the best rows of each BM25 field, so rank fusion sees the lexical leaders.
+# ... plus the best rows of each BM25 field, so rank fusion sees each signal's leaders.
 LEXICAL_CANDIDATES = 128
 
 Array = npt.NDArray[np.float32]
@@ -128,6 +128,7 @@ def rank_candidates(
     lexical_title: Array | None = None,
     fusion: Fusion | None = None,
     known_ranks: dict[str, Array] | None = None,
+    dense_leaders: npt.NDArray[np.bool_] | None = None,
 ) -> list[Match]:
     """Every signal computed exactly on candidate rows, fused; the best *k* as Matches.
 
@@ -135,7 +136,8 @@ def rank_candidates(
     rankings among them (``bot.adapters.fusion``); the match's ``score`` stays the weighted mean
     of the raw signals (in [0, 1]: what people are shown and the duplicate rule reads).
     *known_ranks* gives some signals' ranks over the whole corpus instead (see
-    ``fusion.corpus_ranks``).
+    ``fusion.corpus_ranks``); *dense_leaders* marks the candidates that lead the corpus on the
+    dense score, which then rank before the others on every dense signal.
     """
     signals = {
         "body": body @ q,
@@ -150,7 +152,15 @@ def rank_candidates(
     fused = weights.fuse(signals)
     order = fused
     if fusion is not None and all(n in signals for n in fusion.weights()):
-        order = fusion.rank_scores(signals, known_ranks)
+        known = dict(known_ranks or {})
+        if dense_leaders is not None and dense_leaders.any():
+            pos = np.arange(len(tickets))
+            for name in fusion.weights():
+                if name in ("body", "title", "head_body", "head_title"):
+                    v = signals[name]
+                    lead = pos[dense_leaders]
+                    known[name] = corpus_ranks(pos, v, lead[np.argsort(-v[lead], kind="stable")])
+        order = fusion.rank_scores(signals, known)
     return [
         build_match(tickets[i], float(fused[i]), {n: v[i] for n, v in signals.items()})
         for i in top_k(order, k)
@@ -531,31 +541,23 @@ class LocalIndex(CatalogueFollower, FusedSearch):
     # ------------------------------------------------------------------ reads
 
     def _candidates(
-        self, approx: Array, lex_abs: Array, lex_title: Array, k: int
+        self, dense: Array, lex_abs: Array, lex_title: Array, k: int
     ) -> tuple[npt.NDArray[np.int64], float, dict[str, npt.NDArray[np.int64]]]:
-        """The rows worth scoring exactly: the top *k* by an approximate fused score (the mixed
-        dense score plus both BM25 fields, each relative to its best row; *approx* is
-        overwritten), and the best rows of each BM25 field, which the rank fusion reads even
-        when their dense score is low. Also returns the scale making ``lexical`` relative and,
-        per BM25 field, its best rows in order (their ranks over the whole corpus)."""
-        n = len(approx)
-        scratch = self._scratch[:n]
+        """The rows worth scoring exactly: the best *k* by the mixed dense score and the best
+        rows of each BM25 field (rank fusion reads each signal's leaders, whatever the others
+        say). Also returns the scale making ``lexical`` relative and each group's leaders in
+        order (``dense``, ``lexical``, ``lexical_title``): their ranks over the whole corpus."""
+        n = len(dense)
         scale = 0.0
-        leaders: dict[str, npt.NDArray[np.int64]] = {}
+        leaders: dict[str, npt.NDArray[np.int64]] = {"dense": top_k(dense, k)}
         for name, values in (("lexical", lex_abs), ("lexical_title", lex_title)):
             top = float(values.max()) if n else 0.0
-            inv = 1.0 / top if top > 0 else 0.0
             if name == "lexical":
-                scale = inv
-            weight = float(getattr(self.fusion, name))
-            if weight and inv:
-                np.multiply(values, np.float32(weight / self._dense_weight * inv), out=scratch)
-                approx += scratch
+                scale = 1.0 / top if top > 0 else 0.0
+            if getattr(self.fusion, name) and top > 0:
                 best = top_k(values, LEXICAL_CANDIDATES)
                 leaders[name] = best[values[best] > 0]
-        cand = top_k(approx, k)
-        if leaders:
-            cand = np.unique(np.concatenate([cand, *leaders.values()]))
+        cand = np.unique(np.concatenate(list(leaders.values())))
         return cand, scale, leaders
 
     def search_vectors(
@@ -596,6 +598,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                     known = {
                         name: corpus_ranks(cand, values[name], rows_)
                         for name, rows_ in leaders.items()
+                        if name != "dense"
                     }
                     rows = self._buf[cand]
                     out.append(
@@ -612,6 +615,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                             lex_title[cand],
                             self.fusion,
                             known,
+                            np.isin(cand, leaders["dense"]),
                         )
                     )
         return out

@@ -24,9 +24,8 @@ from bot.domain.models import Match
         ("idea", "Recap: we should move the retro to Thursdays.", "idea"),
         # a reported failure in an announcement is still a bug
         ("bug", "Heads up: login fails with a 500 for everyone since the deploy.", "bug"),
-        # a "question" that asks nothing takes the kind its words show
-        ("question", "We should cache the flag lookups per request.", "idea"),
-        ("question", "The export crashes for every month before March.", "bug"),
+        # outside notes, a "question" without a question mark keeps the model's word
+        ("question", "Data is lost on page refresh; tried redux-persist.", "question"),
         # ordinary posts keep the model's word
         ("question", "How do I rotate the staging API token", "question"),
         ("bug", "The CSV export downloads an empty file.", "bug"),
