@@ -441,7 +441,12 @@ class FakeSlack:
                 m for m in msgs if float(m.ts) < float(latest) or (inclusive and m.ts == latest)
             ]
         limit = int(p.get("limit") or 100)
-        return {"ok": True, "messages": [m.as_json() for m in msgs[:limit]], "has_more": False}
+        with_meta = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        return {
+            "ok": True,
+            "messages": [m.as_json(with_meta) for m in msgs[:limit]],
+            "has_more": False,
+        }
 
     def _reactions_add(self, p: Params) -> dict[str, Any]:
         key = (str(p.get("channel")), str(p.get("timestamp")))
