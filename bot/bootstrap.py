@@ -27,6 +27,7 @@ from bot.domain.filing import (
 from bot.domain.flags import AllOn, Flags
 from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.notes import IdeaExtractor, NotesPolicy
 from bot.domain.ports import (
     Analyzer,
     CachedIndex,
@@ -39,12 +40,14 @@ from bot.domain.ports import (
     TicketIndex,
     Tracker,
 )
+from bot.domain.projects import ProjectRouting
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage, FilingAccess
 from bot.service.filing import Filer
+from bot.service.notes import NotesFinder
 from bot.service.receive_post import ReceivePost
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
@@ -222,6 +225,40 @@ def build_analyzer(
         timeout=settings.llm_timeout,
         model_name=settings.llm_model,
         prompts_dir=settings.prompts_dir,
+    )
+
+
+def build_notes(
+    settings: Settings,
+    index: TicketIndex | None,
+    classifier: Analyzer,
+    llm: Any,
+    flags: Flags,
+    metrics: Metrics,
+) -> NotesFinder:
+    """Finds the ideas of notes posts: with the LLM when one is configured (the offline
+    extractor answers when it fails), else offline with the kind *classifier*'s help."""
+    from bot.adapters.ideas_offline import OfflineIdeaExtractor
+
+    extractor: IdeaExtractor = OfflineIdeaExtractor(classifier)
+    if llm is not None:
+        from bot.adapters.ideas_llm import LlmIdeaExtractor
+
+        extractor = LlmIdeaExtractor(
+            llm,
+            fallback=extractor,
+            timeout=settings.llm_timeout,
+            model_name=settings.llm_model,
+            prompts_dir=settings.prompts_dir,
+            max_chars=settings.max_post_chars,
+        )
+    return NotesFinder(
+        extractor,
+        index,
+        NotesPolicy(min_chars=settings.notes_min_chars, max_ideas=settings.notes_max_ideas),
+        min_score=settings.similar_min_score,
+        flags=flags,
+        metrics=metrics,
     )
 
 
@@ -418,6 +455,8 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
+    routing: ProjectRouting = field(default_factory=lambda: ProjectRouting(None))
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -426,6 +465,9 @@ class Bot:
         """
         if self.adapters.chat is not None:
             self.channels.resolve(self.adapters.chat)
+            missing = self.routing.resolve(self.adapters.chat.resolve_channels)
+            if missing:
+                logger.warning("JIRA_PROJECTS: channels not found: %s", ", ".join(missing))
         # Loading the ticket cache from the database takes a moment: start it now, in the
         # background, so the first post does not wait for it (``catalogue_ready`` tells when).
         self.catalogue.warm_up()
@@ -521,6 +563,7 @@ def bootstrap(
         tracer=tracer,
     )
     channels = IdeaChannels(settings.idea_channels)
+    routing = settings.project_routing()
     index_kind = "pinecone" if settings.pinecone_configured else "local"
     triager = Triager(
         analyzer,
@@ -534,6 +577,7 @@ def bootstrap(
         index_kind=index_kind,
         flags=flags,
         offline=offline if offline is not analyzer else None,
+        notes=build_notes(settings, index, offline or analyzer, llm, flags, metrics),
     )
     notifier = build_notifier(settings, chat)
     filer = Filer(
@@ -620,4 +664,5 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        routing=routing,
     )

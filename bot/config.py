@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.metrics import CATALOGUE, LABELS
 from bot.domain.models import KINDS
+from bot.domain.projects import ProjectRoute, ProjectRouting, parse_routes
 
 DEFAULT_TYPE_KINDS: dict[str, str] = {
     "bug": "bug",
@@ -251,6 +252,10 @@ class Settings(BaseSettings):
     duplicate_threshold: float = Field(0.70, gt=0, le=1)
     similar_min_score: float = Field(0.5, ge=0, le=1)
     max_post_chars: int = Field(8000, ge=200)
+    # Notes with many ideas (bot.service.notes): posts this long are read for several ideas, and
+    # at most this many are listed (Slack's message limits allow the 5).
+    notes_min_chars: int = Field(400, ge=1)
+    notes_max_ideas: int = Field(5, ge=2, le=5)
 
     # index
     pinecone_api_key: SecretStr | None = None
@@ -274,6 +279,10 @@ class Settings(BaseSettings):
     filing_lease_seconds: float = Field(60.0, ge=10, le=3600)
     label_allow: CsvList = Field(default_factory=list)
     label_deny: CsvList = Field(default_factory=list)
+    # Channel -> project routes (bot/domain/projects.py); JIRA_PROJECT files everything else.
+    jira_projects: Annotated[dict[str, ProjectRoute], NoDecode] = Field(default_factory=dict)
+    # Similar tickets from every mapped project, not only the channel's own.
+    similar_across_projects: bool = False
 
     # slack
     slack_bot_token: SecretStr | None = None
@@ -389,6 +398,11 @@ class Settings(BaseSettings):
     def _issue_types(cls, v: Any) -> dict[str, str]:
         return {_kind(k, f"in '{k}={t}'"): t for k, t in _as_map(v).items()}
 
+    @field_validator("jira_projects", mode="before")
+    @classmethod
+    def _projects(cls, v: Any) -> dict[str, ProjectRoute]:
+        return parse_routes(v)
+
     @field_validator("jira_type_kinds", mode="before")
     @classmethod
     def _type_kinds(cls, v: Any) -> dict[str, str]:
@@ -432,7 +446,7 @@ class Settings(BaseSettings):
             raise ValueError("PINECONE_INDEX: required when PINECONE_API_KEY is set")
         # JIRA_EMAIL is optional: without it the token is a Data Center personal access token.
         jira = [self.jira_url, self.jira_api_token, self.jira_project]
-        if any(jira) or self.jira_email:
+        if any(jira) or self.jira_email or self.jira_projects:
             missing = [
                 n
                 for n, v in zip(["JIRA_URL", "JIRA_API_TOKEN", "JIRA_PROJECT"], jira, strict=True)
@@ -477,9 +491,23 @@ class Settings(BaseSettings):
     def jira_configured(self) -> bool:
         return bool(self.jira_url and self.jira_project)
 
+    def project_routing(self) -> ProjectRouting:
+        """A new routing of channels to projects (JIRA_PROJECTS, JIRA_PROJECT the fallback).
+        The composition root builds one and shares it (``Bot.routing``): names resolve once."""
+        return ProjectRouting(
+            self.jira_project,
+            self.jira_projects,
+            across_projects=self.similar_across_projects,
+        )
+
     @property
     def pinecone_configured(self) -> bool:
         return bool(self.pinecone_api_key)
+
+
+def allowed_projects(settings: Settings) -> tuple[str, ...]:
+    """Every project the bot may file into: JIRA_PROJECT first, then JIRA_PROJECTS'."""
+    return settings.project_routing().allowed_projects()
 
 
 def load_settings(**overrides: Any) -> Settings:
