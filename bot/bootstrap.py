@@ -549,7 +549,9 @@ def bootstrap(
     )
     receive_post = file_message = edit_post = engagement = None
     if chat is not None:
-        engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
+        engagement = RecordEngagement(
+            store=store, notifier=notifier, filer=filer, vote_emoji=tuple(settings.vote_emoji)
+        )
         edit_post = EditPost(
             store=store,
             triager=triager,

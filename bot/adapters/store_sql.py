@@ -9,6 +9,7 @@
 - ``sql_filings``: ``Filings`` and ``Outbox``
 - ``sql_digests``: ``DigestLedger``
 - ``sql_catalogue``: ``TicketStore`` (the ticket catalogue the indexes are caches of)
+- ``sql_loop``: ``Votes`` (most voted open posts) and ``IssueWatch`` (Jira changes announced)
 - here: ``KeyValue`` and the composition
 
 Every exactly-once decision is an INSERT on a unique key (filings, digests, inbox event ids,
@@ -29,6 +30,7 @@ from bot.adapters.sql_catalogue import SqlCatalogue
 from bot.adapters.sql_digests import STALE_DIGEST_CLAIM, SqlDigests
 from bot.adapters.sql_filings import DONE_OUTBOX_KEEP, FILING_STATES, SqlFilings, SqlOutbox
 from bot.adapters.sql_inbox import EVENT_KEEP, RECORD_DEADLINE, SqlInbox, inbox
+from bot.adapters.sql_loop import SqlIssueWatch, SqlVotes
 from bot.adapters.sql_posts import SqlPosts
 from bot.adapters.sql_schema import (
     SCHEMA_VERSION,
@@ -36,6 +38,7 @@ from bot.adapters.sql_schema import (
     UTCDateTime,
     digests,
     filings,
+    issue_states,
     kv,
     metadata,
     normalise_url,
@@ -61,6 +64,7 @@ __all__ = [
     "digests",
     "filings",
     "inbox",
+    "issue_states",
     "kv",
     "metadata",
     "normalise_url",
@@ -70,7 +74,17 @@ __all__ = [
 ]
 
 
-class SqlStore(SqlPosts, SqlInbox, SqlFilings, SqlOutbox, SqlDigests, SqlCatalogue, SqlBase):
+class SqlStore(
+    SqlPosts,
+    SqlInbox,
+    SqlFilings,
+    SqlOutbox,
+    SqlDigests,
+    SqlCatalogue,
+    SqlVotes,
+    SqlIssueWatch,
+    SqlBase,
+):
     """The ``Store`` port on SQLAlchemy (SQLite file or PostgreSQL). Thread-safe.
 
     ``SqlStore(url)``: ``sqlite:///path/to/file`` (parent directory is created) or

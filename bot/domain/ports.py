@@ -215,6 +215,7 @@ class StoredPost:
     reply_ts: str | None = None
     reactions: int = 0  # people who reacted (each once), derived from the engagement records
     replies: int = 0  # people who replied in its thread (each once), likewise
+    votes: int = 0  # people who voted for it (bot.domain.votes), each once, likewise
     is_private: bool = False
     deleted: bool = False  # deleted in the chat: text and triage purged, row kept
 
@@ -233,9 +234,10 @@ class EngagementChange:
     @property
     def changed(self) -> bool:
         """True when the derived counts moved (a second emoji by the same person does not)."""
-        return (self.before.reactions, self.before.replies) != (
+        return (self.before.reactions, self.before.replies, self.before.votes) != (
             self.after.reactions,
             self.after.replies,
+            self.after.votes,
         )
 
 
@@ -332,10 +334,18 @@ class Engagement(Protocol):
     """Who reacted to and replied to each stored post; the post's counts are derived from it."""
 
     def add_engagement(
-        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+        self,
+        channel: str,
+        ts: str,
+        kind: EngagementKind,
+        user: str,
+        detail: str,
+        vote: bool = False,
     ) -> EngagementChange | None:
         """Records that *user* reacted (*detail*: emoji) or replied (*detail*: reply ts) on the
-        stored post, once however often it is told; None when the post is not stored or deleted."""
+        stored post, once however often it is told; None when the post is not stored or deleted.
+        *vote*: the record is a vote (``bot.domain.votes``); the post's ``votes`` counts the
+        people with at least one."""
         ...
 
     def remove_engagement(

@@ -23,7 +23,7 @@ class SlackNotifier:
 
     def triage_reply(self, post: StoredPost, triage: Triage) -> str:
         text, blks = blocks.build_triage_reply(
-            triage, post.channel, post.ts, self.file_emoji, votes=post.reactions
+            triage, post.channel, post.ts, self.file_emoji, votes=post.votes
         )
         return self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
 
@@ -33,7 +33,7 @@ class SlackNotifier:
         if not post.reply_ts:
             return
         text, blks = blocks.build_triage_reply(
-            triage, post.channel, post.ts, self.file_emoji, votes=post.reactions, filed=filed
+            triage, post.channel, post.ts, self.file_emoji, votes=post.votes, filed=filed
         )
         self.chat.update(post.channel, post.reply_ts, text, blks)
 

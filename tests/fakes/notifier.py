@@ -54,7 +54,7 @@ class RecordingNotifier:
                     "reply_ts": post.reply_ts,
                     "kind": triage.kind,
                     "title": triage.title,
-                    "votes": post.reactions,
+                    "votes": post.votes,
                     "filed": filed,
                 },
             )
