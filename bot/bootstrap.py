@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.bootstrap_loop import build_announcer, build_issue_reader, sync_hook
 from bot.config import ConfigError, Settings
 from bot.domain.filing import (
     FilingJob,
@@ -25,6 +26,7 @@ from bot.domain.filing import (
     check_issue_types,
 )
 from bot.domain.flags import AllOn, Flags
+from bot.domain.issue_changes import IssueChange, IssueState
 from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import (
@@ -39,6 +41,7 @@ from bot.domain.ports import (
     TicketIndex,
     Tracker,
 )
+from bot.service.announce import AnnounceChanges
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
@@ -293,9 +296,19 @@ class LogNotifier:
         raise ConfigError("SLACK_BOT_TOKEN: required to post ideas")
 
     def update_triage_reply(
-        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+        self,
+        post: StoredPost,
+        triage: Triage,
+        filed: FilingResult | None = None,
+        issue: IssueState | None = None,
     ) -> None:
         logger.info("re-triaged %s:%s as %s", post.channel, post.ts, triage.kind)
+
+    def issue_changed(self, post: StoredPost, change: IssueChange, url: str | None) -> None:
+        logger.info("%s changed: %s", change.after.key, ", ".join(change.fields))
+
+    def react(self, post: StoredPost, emoji: str) -> None:
+        logger.info("would react :%s: to %s:%s", emoji, post.channel, post.ts)
 
     def edited_after_filing(
         self, post: StoredPost, filed: FilingResult, commented: bool | None
@@ -311,7 +324,9 @@ def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
         return LogNotifier()
     from bot.slack.notifier import SlackNotifier
 
-    return SlackNotifier(chat, settings.file_emoji, settings.filed_emoji)
+    return SlackNotifier(
+        chat, settings.file_emoji, settings.filed_emoji, vote_emoji=settings.vote_emoji[0]
+    )
 
 
 def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, str]], str | None]:
@@ -400,6 +415,7 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    announce: AnnounceChanges | None = None  # None without Jira
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -457,7 +473,8 @@ def bootstrap(
 ) -> Bot:
     """Wires the use cases for *settings*; any keyword replaces the adapter of that name
     (``store``, ``embedder``, ``index``, ``analyzer``, ``offline_analyzer``, ``tracker``,
-    ``calendar``, ``llm``, ``slack_client``, ``chat``, ``flags``, ``metrics``, ``tracer``). *clock*
+    ``calendar``, ``llm``, ``slack_client``, ``chat``, ``flags``, ``metrics``, ``tracer``,
+    ``issues``). *clock*
     and *rng* make retries and digests deterministic."""
     from bot.observability.setup import make_metrics, make_tracer
 
@@ -534,6 +551,10 @@ def bootstrap(
         labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
         metrics=metrics,
     )
+    issues = overrides["issues"] if "issues" in overrides else build_issue_reader(tracker)
+    announce = build_announcer(
+        settings, store, issues, notifier, flags=flags, metrics=metrics, clock=clock
+    )
     sync = (
         JiraSync(
             tracker,
@@ -543,6 +564,7 @@ def bootstrap(
             narrow=settings.jira_sync_jql,
             metrics=metrics,
             index_kind=index_kind,
+            on_changed=sync_hook(announce),
         )
         if tracker is not None and settings.jira_project
         else None
@@ -550,7 +572,11 @@ def bootstrap(
     receive_post = file_message = edit_post = engagement = None
     if chat is not None:
         engagement = RecordEngagement(
-            store=store, notifier=notifier, filer=filer, vote_emoji=tuple(settings.vote_emoji)
+            store=store,
+            notifier=notifier,
+            filer=filer,
+            vote_emoji=tuple(settings.vote_emoji),
+            loop=announce,
         )
         edit_post = EditPost(
             store=store,
@@ -603,4 +629,5 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        announce=announce,
     )

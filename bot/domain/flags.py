@@ -17,6 +17,8 @@ FlagKey = Literal[
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "jira-announcements",
+    "votes-in-jira",
 ]
 
 # The keys the bot asks about, in the order ``doctor`` shows them. Each one is a boolean.
@@ -28,6 +30,8 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "jira-announcements",
+    "votes-in-jira",
 )
 
 

@@ -132,3 +132,15 @@ class IssueWatch(Protocol):
     def announced_state(self, key: str) -> IssueState | None:
         """The state last announced for *key*, or None."""
         ...
+
+
+class IssueReader(Protocol):
+    """The tracker as announcing and vote-writing need it (Jira, in ``bot.adapters``)."""
+
+    def issue_state(self, key: str) -> IssueState | None:
+        """The issue's announced fields now; None when it no longer exists (or is hidden)."""
+        ...
+
+    def write_votes(self, key: str, votes: int) -> bool:
+        """Keeps the issue's "votes in Slack" line current; False when it already said so."""
+        ...

@@ -130,6 +130,7 @@ LABELS: dict[str, Label] = {
             "error",
         ),
         Label("digest"),  # the digest kind: meetings, takeaways
+        _closed("source", "sync", "webhook", "vote"),  # what made the bot look at an issue
     )
 }
 
@@ -162,6 +163,13 @@ OUTCOMES: dict[str, Label] = {
         "outcome", "posted", "already_posted", "in_progress", "dry_run", "failed", "skipped"
     ),
     "ideabot_sync_runs_total": _closed("outcome", "ok", "failed"),
+    "ideabot_issue_changes_total": _closed(
+        "outcome", "announced", "unchanged", "baseline", "busy", "skipped", "gone", "failed"
+    ),
+    "ideabot_jira_webhooks_total": _closed(
+        "outcome", "accepted", "ignored", "unauthorised", "bad_request", "failed"
+    ),
+    "ideabot_vote_writes_total": _closed("outcome", "written", "unchanged", "failed"),
 }
 
 EVENTS_RECEIVED = "ideabot_events_received_total"
@@ -183,6 +191,9 @@ API_RETRIES = "ideabot_api_retries_total"
 DIGEST_RUNS = "ideabot_digest_runs_total"
 SYNC_RUNS = "ideabot_sync_runs_total"
 SYNC_LAG = "ideabot_sync_lag_seconds"
+ISSUE_CHANGES = "ideabot_issue_changes_total"
+JIRA_WEBHOOKS = "ideabot_jira_webhooks_total"
+VOTE_WRITES = "ideabot_vote_writes_total"
 
 CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec
@@ -284,6 +295,19 @@ CATALOGUE: dict[str, MetricSpec] = {
             "Seconds since the last successful Jira sync (absent until one succeeds).",
             (),
             "Seconds",
+        ),
+        MetricSpec(
+            ISSUE_CHANGES,
+            "counter",
+            "Filed issues looked at for changes to announce in Slack, by source and outcome.",
+            ("source", "outcome"),
+        ),
+        MetricSpec(JIRA_WEBHOOKS, "counter", "Jira webhook deliveries, by outcome.", ("outcome",)),
+        MetricSpec(
+            VOTE_WRITES,
+            "counter",
+            "Vote counts written to filed issues' descriptions, by outcome.",
+            ("outcome",),
         ),
     )
 }

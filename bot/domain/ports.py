@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from bot.domain.filing import FilingJob, FilingResult
+from bot.domain.issue_changes import IssueChange, IssueState, IssueWatch
 from bot.domain.models import (
     Analysis,
     ChatMessage,
@@ -24,6 +25,7 @@ from bot.domain.models import (
     Ticket,
     Triage,
 )
+from bot.domain.votes import Votes
 
 if TYPE_CHECKING:  # numpy is a plain array library, not an SDK; only the type is needed here
     import numpy as np
@@ -614,7 +616,17 @@ class TicketStore(Protocol):
 
 
 class Store(
-    Posts, Engagement, Inbox, Filings, Outbox, DigestLedger, KeyValue, TicketStore, Protocol
+    Posts,
+    Engagement,
+    Inbox,
+    Filings,
+    Outbox,
+    DigestLedger,
+    KeyValue,
+    TicketStore,
+    Votes,
+    IssueWatch,
+    Protocol,
 ):
     """Everything durable; the SQL adapter implements it all, each use case needs a part."""
 
@@ -707,10 +719,23 @@ class Notifier(Protocol):
         ...
 
     def update_triage_reply(
-        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+        self,
+        post: StoredPost,
+        triage: Triage,
+        filed: FilingResult | None = None,
+        issue: IssueState | None = None,
     ) -> None:
         """Renders the triage reply (``post.reply_ts``) again in place: the triage of the current
-        text, the votes (``post.reactions``), and the ticket once *filed* (status "already")."""
+        text, the votes (``post.votes``), the ticket once *filed* (status "already") and its
+        state in the tracker (*issue*) when known."""
+        ...
+
+    def issue_changed(self, post: StoredPost, change: IssueChange, url: str | None) -> None:
+        """Says in the post's thread that its issue changed (status, assignee, resolution)."""
+        ...
+
+    def react(self, post: StoredPost, emoji: str) -> None:
+        """Adds the bot's reaction *emoji* to the post."""
         ...
 
     def edited_after_filing(

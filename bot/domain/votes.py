@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from bot.domain.ports import StoredPost
+if TYPE_CHECKING:  # ports imports this module (Store includes Votes)
+    from bot.domain.ports import StoredPost
 
 DEFAULT_VOTE_EMOJI = ("+1",)
 # Slack names a toned thumbs-up "+1::skin-tone-3": the same vote.

@@ -17,6 +17,7 @@ from typing import Protocol
 from bot.domain.models import Triage
 from bot.domain.ports import Engagement, EngagementChange, Notifier, Posts, StoredPost
 from bot.domain.votes import DEFAULT_VOTE_EMOJI, is_vote_emoji
+from bot.service.announce import AnnounceChanges
 from bot.service.file_message import Reaction
 from bot.service.filing import Filer
 
@@ -35,6 +36,8 @@ class RecordEngagement:
     notifier: Notifier
     filer: Filer | None = None  # to name the ticket when the reply is rendered again
     vote_emoji: Sequence[str] = DEFAULT_VOTE_EMOJI  # VOTE_EMOJI: the reactions that are votes
+    # Once filed: renders the reply with the issue's state, and writes the votes into the issue.
+    loop: AnnounceChanges | None = None
 
     def reaction(self, reaction: Reaction, added: bool = True) -> EngagementChange | None:
         """Records (or forgets) one person's emoji on a stored post; None when it does not count
@@ -78,6 +81,9 @@ class RecordEngagement:
     def _show_votes(self, changed: StoredPost) -> None:
         # Read again: of two reactions racing, the later render should carry the later count.
         post = self.store.get_post(changed.channel, changed.ts) or changed
+        if self.loop is not None and self.loop.votes_changed(post) != "not_filed":
+            self.loop.refresh_reply(post)
+            return
         triage = Triage.from_stored(post.triage_json)
         if not post.reply_ts or triage is None or post.deleted:
             return
