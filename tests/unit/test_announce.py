@@ -106,7 +106,7 @@ def test_only_the_configured_fields_announce() -> None:
 
 
 def test_a_change_made_while_looking_is_looked_at_again_by_the_holder() -> None:
-    uc, notes, issues, store = _use_case()
+    uc, notes, issues, _store = _use_case()
     issues.states[KEY] = IssueState(KEY, "In Progress", "indeterminate")
     answers: list[str] = []
 
@@ -161,7 +161,7 @@ def test_the_flag_and_a_deleted_post_silence_it_but_the_state_is_recorded() -> N
 
 def test_votes_are_written_when_they_change_and_not_otherwise() -> None:
     metrics = RecordingMetrics()
-    uc, notes, issues, store = _use_case(metrics=metrics)
+    uc, _notes, issues, store = _use_case(metrics=metrics)
     post = store.get_post(C, TS)
     assert post is not None
     assert uc.votes_changed(post) == "unchanged" and issues.votes == []  # no votes yet
