@@ -559,8 +559,15 @@ def bootstrap(
         metrics=metrics,
     )
     issues = overrides["issues"] if "issues" in overrides else build_issue_reader(tracker)
+    # Without Slack there is nowhere to tell a change: recording it as told would lose it.
     announce = build_announcer(
-        settings, store, issues, notifier, flags=flags, metrics=metrics, clock=clock
+        settings,
+        store,
+        issues if chat is not None else None,
+        notifier,
+        flags=flags,
+        metrics=metrics,
+        clock=clock,
     )
     sync = (
         JiraSync(
