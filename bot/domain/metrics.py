@@ -39,6 +39,9 @@ The catalogue (``kind``, ``labels``; the unit is in the name):
 ``ideabot_digest_runs_total``             counter    digest, outcome
 ``ideabot_sync_runs_total``               counter    outcome
 ``ideabot_sync_lag_seconds``              age        (none)
+``ideabot_issue_changes_total``           counter    source, outcome
+``ideabot_jira_webhooks_total``           counter    outcome
+``ideabot_vote_writes_total``             counter    outcome
 ========================================  =========  ==============================
 
 An *age* gauge is set to a moment (``set_since``) and reads the seconds elapsed since then
