@@ -19,6 +19,7 @@ FlagKey = Literal[
     "takeaway-digest",
     "jira-announcements",
     "votes-in-jira",
+    "notes-ideas",
 ]
 
 # The keys the bot asks about, in the order ``doctor`` shows them. Each one is a boolean.
@@ -32,6 +33,7 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     "takeaway-digest",
     "jira-announcements",
     "votes-in-jira",
+    "notes-ideas",
 )
 
 

@@ -42,6 +42,8 @@ The catalogue (``kind``, ``labels``; the unit is in the name):
 ``ideabot_issue_changes_total``           counter    source, outcome
 ``ideabot_jira_webhooks_total``           counter    outcome
 ``ideabot_vote_writes_total``             counter    outcome
+``ideabot_notes_posts_total``             counter    outcome
+``ideabot_notes_ideas_total``             counter    analyzer
 ========================================  =========  ==============================
 
 An *age* gauge is set to a moment (``set_since``) and reads the seconds elapsed since then
@@ -173,6 +175,8 @@ OUTCOMES: dict[str, Label] = {
         "outcome", "accepted", "ignored", "unauthorised", "bad_request", "failed"
     ),
     "ideabot_vote_writes_total": _closed("outcome", "written", "unchanged", "failed"),
+    # notes: several ideas listed; single: long, but answered as one post; failed: extractor error
+    "ideabot_notes_posts_total": _closed("outcome", "notes", "single", "failed"),
 }
 
 EVENTS_RECEIVED = "ideabot_events_received_total"
@@ -197,6 +201,8 @@ SYNC_LAG = "ideabot_sync_lag_seconds"
 ISSUE_CHANGES = "ideabot_issue_changes_total"
 JIRA_WEBHOOKS = "ideabot_jira_webhooks_total"
 VOTE_WRITES = "ideabot_vote_writes_total"
+NOTES_POSTS = "ideabot_notes_posts_total"
+NOTES_IDEAS = "ideabot_notes_ideas_total"
 
 CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec
@@ -311,6 +317,15 @@ CATALOGUE: dict[str, MetricSpec] = {
             "counter",
             "Vote counts written to filed issues' descriptions, by outcome.",
             ("outcome",),
+        ),
+        MetricSpec(
+            NOTES_POSTS,
+            "counter",
+            "Long posts read for several ideas, by outcome (notes, single, failed).",
+            ("outcome",),
+        ),
+        MetricSpec(
+            NOTES_IDEAS, "counter", "Ideas found in notes posts, by extractor.", ("analyzer",)
         ),
     )
 }

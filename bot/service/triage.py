@@ -18,6 +18,7 @@ from bot.domain.metrics import (
 )
 from bot.domain.models import Analysis, Match, Post, Triage
 from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
+from bot.service.notes import NotesFinder
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Triager:
         *,
         flags: Flags | None = None,
         offline: Analyzer | None = None,
+        notes: NotesFinder | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.index = index
@@ -72,6 +74,8 @@ class Triager:
         # The analyzer for posts where the ``llm-analysis`` flag is off (None: *analyzer* is
         # already offline, so the flag changes nothing).
         self.offline = offline
+        # Finds the ideas of a long notes post (None: every post is one idea, as before).
+        self.notes = notes
         self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
         self._batch = analyzer if isinstance(analyzer, BatchAnalyzer) else None
         self._shaper = analyzer if isinstance(analyzer, QueryShaper) else None
@@ -109,11 +113,16 @@ class Triager:
 
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets (as the post's flags allow; timed, by
-        analyzer)."""
+        analyzer); a notes post also gets its ideas (``bot.service.notes``)."""
         with timed(self.metrics, TRIAGE_SECONDS, analyzer="offline") as labels:
-            result = self._triage(post)
+            result = self._with_ideas(_clip(post, self.policy.max_chars), self._triage(post))
             labels["analyzer"] = result.analyzer
         return result
+
+    def _with_ideas(self, post: Post, verdict: Triage) -> Triage:
+        if self.notes is None:
+            return verdict
+        return self.notes.attach(post, verdict, search=self._checks_duplicates(post))
 
     def _triage(self, post: Post) -> Triage:
         post = _clip(post, self.policy.max_chars)
@@ -149,4 +158,7 @@ class Triager:
             found = self.index.search_many(texts, top_k=self.policy.top_k)
         else:
             found = [[] for _ in posts]
-        return [self._verdict(a, self._shown(m)) for a, m in zip(analyses, found, strict=True)]
+        return [
+            self._with_ideas(p, self._verdict(a, self._shown(m)))
+            for p, a, m in zip(posts, analyses, found, strict=True)
+        ]
