@@ -43,7 +43,9 @@ from bot.domain.ports import (
     Tracker,
 )
 from bot.domain.projects import ProjectRouting
+from bot.domain.threads import ThreadLimits
 from bot.service.announce import AnnounceChanges
+from bot.service.app_home import AppHome
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
@@ -54,6 +56,7 @@ from bot.service.notes import NotesFinder
 from bot.service.receive_post import ReceivePost
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
+from bot.service.thread_comments import ThreadComments
 from bot.service.triage import TriagePolicy, Triager
 
 if TYPE_CHECKING:
@@ -356,6 +359,27 @@ class LogNotifier:
         logger.info("%s:%s deleted", post.channel, post.ts)
 
 
+def build_app_home(
+    settings: Settings,
+    store: Store,
+    chat: Chat,
+    channels: IdeaChannels,
+    clock: Callable[[], datetime],
+) -> AppHome:
+    """The Home tab's use case, rendering with the Block Kit builder."""
+    from bot.slack.home_blocks import build_home
+
+    return AppHome(
+        store=store,
+        chat=chat,
+        render=build_home,
+        channels=channels,
+        project=_namespace(settings),
+        file_emoji=settings.file_emoji,
+        clock=clock,
+    )
+
+
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:
         return LogNotifier()
@@ -453,6 +477,8 @@ class Bot:
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
     announce: AnnounceChanges | None = None  # None without Jira
+    thread_comments: ThreadComments | None = None  # None without Slack
+    app_home: AppHome | None = None  # None without Slack
     # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
     routing: ProjectRouting = field(default_factory=lambda: ProjectRouting(None))
 
@@ -620,7 +646,7 @@ def bootstrap(
         if tracker is not None and settings.jira_project
         else None
     )
-    receive_post = file_message = edit_post = engagement = None
+    receive_post = file_message = edit_post = engagement = thread_comments = app_home = None
     if chat is not None:
         engagement = RecordEngagement(
             store=store,
@@ -664,7 +690,18 @@ def bootstrap(
             clock=clock,
             edits=edit_post,
             flags=flags,
+            thread_limits=ThreadLimits(replies=settings.thread_context_replies),
         )
+        thread_comments = ThreadComments(
+            store=store,
+            chat=chat,
+            notifier=notifier,
+            filer=filer,
+            file_message=file_message,
+            flags=flags,
+        )
+        receive_post.thread_comments = thread_comments
+        app_home = build_app_home(settings, store, chat, channels, clock)
     return Bot(
         settings=settings,
         adapters=adapters,
@@ -681,5 +718,7 @@ def bootstrap(
         edit_post=edit_post,
         engagement=engagement,
         announce=announce,
+        thread_comments=thread_comments,
+        app_home=app_home,
         routing=routing,
     )

@@ -289,6 +289,8 @@ class Settings(BaseSettings):
     idea_channels: CsvList = Field(default_factory=list)
     triage_threads: bool = False
     comment_on_edit: bool = False
+    # Filing carries the thread's replies: the first this many, then "and N more".
+    thread_context_replies: int = Field(default=20, ge=0, le=100)
     file_emoji: str = "ticket"
     filed_emoji: str = "white_check_mark"
     file_allowed_users: CsvList = Field(default_factory=list)

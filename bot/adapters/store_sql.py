@@ -29,6 +29,7 @@ from bot.adapters.sql_base import ERROR_MAX, SqlBase
 from bot.adapters.sql_catalogue import SqlCatalogue
 from bot.adapters.sql_digests import STALE_DIGEST_CLAIM, SqlDigests
 from bot.adapters.sql_filings import DONE_OUTBOX_KEEP, FILING_STATES, SqlFilings, SqlOutbox
+from bot.adapters.sql_home import SqlHome
 from bot.adapters.sql_inbox import EVENT_KEEP, RECORD_DEADLINE, SqlInbox, inbox
 from bot.adapters.sql_loop import SqlIssueWatch, SqlVotes
 from bot.adapters.sql_posts import SqlPosts
@@ -83,6 +84,7 @@ class SqlStore(
     SqlCatalogue,
     SqlVotes,
     SqlIssueWatch,
+    SqlHome,
     SqlBase,
 ):
     """The ``Store`` port on SQLAlchemy (SQLite file or PostgreSQL). Thread-safe.
