@@ -336,6 +336,9 @@ class LogNotifier:
         logger.info("triaged %s:%s as %s", post.channel, post.ts, triage.kind)
         return ""
 
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        return None  # nothing is posted, so nothing can have been posted before
+
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
         logger.info("filing %s: %s %s", job.key, result.status, result.key or "")
 

@@ -709,10 +709,17 @@ class Chat(Protocol):
         ...
 
     def find_by_metadata(
-        self, channel: str, event_type: str, key: str, oldest: float
+        self,
+        channel: str,
+        event_type: str,
+        key: str,
+        oldest: float,
+        *,
+        thread_ts: str | None = None,
     ) -> str | None:
-        """The ts of the newest message since *oldest* tagged (*event_type*, key), or None.
-        Raises when it could not look: "could not look" is not "not there"."""
+        """The ts of the newest message since *oldest* tagged (*event_type*, key), or None;
+        with *thread_ts*, among that thread's replies. Raises when it could not look: "could
+        not look" is not "not there"."""
         ...
 
 
@@ -724,6 +731,11 @@ class Notifier(Protocol):
 
     def triage_reply(self, post: StoredPost, triage: Triage) -> str:
         """Answers an idea post in its thread; returns the reply's ts."""
+        ...
+
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        """The ts of a triage reply already in the post's thread (one whose sender died before
+        recording it), or None. Raises when it could not look."""
         ...
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:

@@ -15,6 +15,15 @@ from bot.slack.notes_blocks import build_idea_outcome
 
 logger = logging.getLogger(__name__)
 
+# Every triage reply is tagged with its post (message metadata), so that a worker that takes over
+# a post whose first worker died between posting the reply and recording it finds the reply
+# instead of posting a second one.
+TRIAGE_REPLY_EVENT = "ideabot_triage_reply"
+
+
+def triage_reply_key(channel: str, ts: str) -> str:
+    return f"{channel}:{ts}"
+
 
 class SlackNotifier:
     """Renders outcomes with the Block Kit builders and sends them through the Chat port."""
@@ -36,7 +45,23 @@ class SlackNotifier:
             votes=post.votes,
             vote_emoji=self.vote_emoji,
         )
-        return self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+        meta = {
+            "event_type": TRIAGE_REPLY_EVENT,
+            "event_payload": {"key": triage_reply_key(post.channel, post.ts)},
+        }
+        return self.chat.post(
+            post.channel, text, blks, thread_ts=post.thread_ts or post.ts, metadata=meta
+        )
+
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        thread = post.thread_ts or post.ts
+        return self.chat.find_by_metadata(
+            post.channel,
+            TRIAGE_REPLY_EVENT,
+            triage_reply_key(post.channel, post.ts),
+            float(post.ts) - 1 if _is_ts(post.ts) else 0.0,
+            thread_ts=thread,
+        )
 
     def update_triage_reply(
         self,
@@ -118,3 +143,11 @@ class SlackNotifier:
     def idea_posted(self, channel: str, user: str, text: str) -> str:
         quoted = truncate(escape_mrkdwn(text), 2800).replace("\n", "\n>")
         return self.chat.post(channel, f"<@{user}> shared an idea:\n>{quoted}")
+
+
+def _is_ts(ts: str) -> bool:
+    try:
+        float(ts)
+    except ValueError:
+        return False
+    return True

@@ -389,6 +389,11 @@ class FakeJira:
                 _Failure(path_substring, status, times, dict(headers or {}), body, method)
             )
 
+    def clear_failures(self) -> None:
+        """Drops the failures and delays queued with ``fail_next``/``delay_next`` not yet used."""
+        with self._lock:
+            self._failures.clear()
+
     def delay_next(
         self, path_substring: str, seconds: float, times: int = 1, method: str | None = None
     ) -> None:

@@ -24,8 +24,18 @@ class RecordingNotifier:
         return f"1800000000.{next(self._ts):06d}"
 
     def triage_reply(self, post: StoredPost, triage: Triage) -> str:
-        self.said.append(("triage_reply", {"ref": (post.channel, post.ts), "kind": triage.kind}))
-        return self._next_ts()
+        ts = self._next_ts()
+        self.said.append(
+            ("triage_reply", {"ref": (post.channel, post.ts), "kind": triage.kind, "ts": ts})
+        )
+        return ts
+
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        """A reply recorded here for the post (as Slack would show it), the first one."""
+        for what, details in self.said:
+            if what == "triage_reply" and details["ref"] == (post.channel, post.ts):
+                return str(details["ts"])
+        return None
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
         self.said.append(("filing_outcome", {"job": job, "result": result}))
