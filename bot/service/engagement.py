@@ -79,8 +79,17 @@ class RecordEngagement:
         return change
 
     def _show_votes(self, changed: StoredPost) -> None:
-        # Read again: of two reactions racing, the later render should carry the later count.
+        # Two votes handled at once can send their renders out of order, the older count last:
+        # after rendering, read again and render once more while the count moved meanwhile.
         post = self.store.get_post(changed.channel, changed.ts) or changed
+        for _ in range(3):
+            self._render_votes(post)
+            again = self.store.get_post(post.channel, post.ts)
+            if again is None or again.deleted or again.votes == post.votes:
+                return
+            post = again
+
+    def _render_votes(self, post: StoredPost) -> None:
         if self.loop is not None and self.loop.votes_changed(post) != "not_filed":
             self.loop.refresh_reply(post)
             return
