@@ -12,7 +12,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.digests import (
@@ -68,6 +68,7 @@ urls = st.one_of(st.none(), st.sampled_from(SAFE_URLS), hostile)
 _OUR_LINK = re.compile(r"<(https?://[^\s<>|]+)\|([^<>|]*)>")
 _BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 _BARE_AMP = re.compile(r"&(?!(amp|lt|gt);)")
+_WELL_FORMED = re.compile(r"https?://[^\s<>|]+")
 
 
 def _mrkdwn_texts(obj: Any) -> list[str]:
@@ -100,8 +101,15 @@ def _check(fallback: str, blks: list[dict[str, Any]], allowed: set[str]) -> None
     assert len(blks) <= 50
 
 
-def _url_set(*values: str | None) -> set[str]:
-    return {v for v in values if v}
+def _linkable(value: str | None) -> set[str]:
+    """The URL a builder may link to when given *value*: itself if it is a well-formed http(s) URL.
+
+    A URL we were handed (a Jira or Slack permalink) may become a link; what the property
+    guards is that nothing else can: no injected target, no second link, no broken bracket.
+    """
+    if value and _WELL_FORMED.fullmatch(value):
+        return {value, value.replace("&amp;", "&")}
+    return set()
 
 
 def _triage(title: str, summary: str, matches: list[Match]) -> Triage:
@@ -124,11 +132,12 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 @FAST
 @given(hostile, hostile)
+@example("http://0", "x")  # a well-formed URL handed to link() may be linked, to itself only
 def test_escape_and_neutralise_are_safe(text: str, label: str) -> None:
     assert_safe(escape_mrkdwn(text), set())
     assert_safe(neutralise_broadcasts(escape_mrkdwn(text)), set())
     assert_safe(link(SAFE_URLS[0], label), {SAFE_URLS[0]})
-    assert_safe(link(text, label), set())
+    assert_safe(link(text, label), _linkable(text))
 
 
 @FAST
@@ -136,7 +145,7 @@ def test_escape_and_neutralise_are_safe(text: str, label: str) -> None:
 def test_triage_reply_and_duplicate_offer(
     title: str, summary: str, key: str, mtitle: str, url: str | None
 ) -> None:
-    allowed = _url_set(url) & set(SAFE_URLS)
+    allowed = _linkable(url)
     m = _match(key or "K", mtitle, url)
     try:
         triage = _triage(title, summary, [m])
@@ -159,7 +168,7 @@ def test_triage_reply_and_duplicate_offer(
 def test_filing_results_notices_and_denied(
     status: Any, key: str, url: str | None, message: str
 ) -> None:
-    allowed = _url_set(url) & set(SAFE_URLS)
+    allowed = _linkable(url)
     result = FilingResult(status, key=key or None, url=url, message=message or None)
     _check(*blocks.build_filing_result(result), allowed)
     _check(*blocks.build_notice(message), set())
@@ -195,7 +204,7 @@ def test_meeting_digest(
         failed_feeds=(feed,),
         overview=overview,
     )
-    allowed = _url_set(video) & set(SAFE_URLS)
+    allowed = _linkable(video)
     _check(digest_blocks.meeting_summary(d), digest_blocks.build_meeting_blocks(d), allowed)
 
 
@@ -228,7 +237,7 @@ def test_takeaway_digest(
             takeaways=llm,
             takeaway_ideas=(idea,),
         )
-        allowed = _url_set(url) & set(SAFE_URLS)
+        allowed = _linkable(url)
         _check(digest_blocks.takeaway_summary(d), digest_blocks.build_takeaway_blocks(d), allowed)
 
 
