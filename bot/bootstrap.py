@@ -509,8 +509,8 @@ def bootstrap(
         tracer=tracer,
     )
     channels = IdeaChannels(settings.idea_channels)
-    routing = settings.project_routing()
     index_kind = "pinecone" if settings.pinecone_configured else "local"
+    routing = settings.project_routing()
     triager = Triager(
         analyzer,
         index,
@@ -523,6 +523,7 @@ def bootstrap(
         index_kind=index_kind,
         flags=flags,
         offline=offline if offline is not analyzer else None,
+        routing=routing,
     )
     notifier = build_notifier(settings, chat)
     filer = Filer(
@@ -540,6 +541,7 @@ def bootstrap(
         ),
         labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
         metrics=metrics,
+        routing=routing,
     )
     sync = (
         JiraSync(
@@ -550,6 +552,7 @@ def bootstrap(
             narrow=settings.jira_sync_jql,
             metrics=metrics,
             index_kind=index_kind,
+            also=routing.allowed_projects(),
         )
         if tracker is not None and settings.jira_project
         else None

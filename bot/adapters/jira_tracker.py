@@ -382,6 +382,8 @@ class JiraTracker:
         labels = clean_labels((*own, issue.marker) if issue.marker else tuple(own))
         if labels:
             fields["labels"] = labels
+        if issue.components:
+            fields["components"] = [{"name": c} for c in issue.components]
         reporter = self._reporter(issue.reporter_email) if issue.reporter_email else None
         if reporter:
             fields["reporter"] = reporter

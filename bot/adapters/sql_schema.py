@@ -282,6 +282,7 @@ def sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
 # Columns added to existing tables since version 1, created where missing (idempotent, and
 # serialised across processes like create_all). Each must be nullable or have a server default.
 _ADDED_COLUMNS = ((outbox, "lease_token"), (digests, "claim_token"), (posts, "deleted"))
+_ADDED_COLUMNS_BY_NAME = (("catalogue_tickets", "jira_project"),)
 
 
 def create_schema(conn: Connection, backend: str) -> None:
@@ -309,7 +310,9 @@ def create_schema(conn: Connection, backend: str) -> None:
 def _add_missing_columns(conn: Connection) -> None:
     """ALTER TABLE ... ADD COLUMN for each of ``_ADDED_COLUMNS`` a database made earlier lacks."""
     inspector = inspect(conn)
-    for table, name in _ADDED_COLUMNS:
+    # Tables defined in other modules (sql_catalogue) are named, to keep the imports one-way.
+    later = [(metadata.tables[t], c) for t, c in _ADDED_COLUMNS_BY_NAME if t in metadata.tables]
+    for table, name in (*_ADDED_COLUMNS, *later):
         have = {c["name"] for c in inspector.get_columns(table.name)}
         if name not in have:
             ddl = CreateColumn(table.c[name]).compile(dialect=conn.dialect)

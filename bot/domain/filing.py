@@ -68,6 +68,11 @@ class FilingJob(Frozen):
     is_private: bool = False
     comment_on: str | None = None
     trace_id: str | None = None  # the flow it belongs to (logs, the Jira footer)
+    # Where and as what it is filed, when chosen before filing (the channel's JIRA_PROJECTS
+    # route, a file emoji meaning "Bug" or a triage project); unset: decided at filing.
+    project: str | None = None
+    issue_type: str | None = None
+    extra_labels: tuple[str, ...] = ()  # the operator's own (an emoji's label), not filtered
 
     @property
     def ref(self) -> MessageRef:

@@ -200,6 +200,14 @@ class Ticket(Frozen):
     updated: datetime | None = None
     labels: tuple[str, ...] = ()
     components: tuple[str, ...] = ()
+    # The Jira project it belongs to; unset on rows written before several projects were
+    # indexed, where the key's prefix says it (``project_key``).
+    project: str | None = None
+
+    @property
+    def project_key(self) -> str:
+        """The ticket's project: as recorded, else the key's prefix (``MOB-12`` -> ``MOB``)."""
+        return self.project or self.key.rsplit("-", 1)[0].upper()
 
     def text(self) -> str:
         """The text a ticket is embedded and matched by: title and description."""
@@ -243,6 +251,7 @@ class NewIssue(Frozen):
     reporter_email: str | None = None
     link_url: str | None = None
     link_title: str | None = None
+    components: tuple[str, ...] = ()
 
 
 class NewComment(Frozen):

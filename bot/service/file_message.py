@@ -254,4 +254,7 @@ class FileMessage:
             is_private=self.chat.channel_is_private(ref.channel),
             comment_on=req.comment_on,
         )
+        # The project is fixed now, with the work item: every attempt files (and looks for an
+        # earlier attempt's issue) in the same one, whatever the routing says later.
+        job = job.model_copy(update={"project": self.filer.project_for(job) or None})
         return job, triage

@@ -53,6 +53,7 @@ from bot.domain.models import (
     NewComment,
     NewIssue,
     Ticket,
+    clean_label,
     slack_unescape,
 )
 from bot.domain.ports import (
@@ -69,6 +70,7 @@ from bot.domain.ports import (
     TrackerRejected,
     TrackerRetryable,
 )
+from bot.domain.projects import ProjectRoute, ProjectRouting
 from bot.observability.context import current_context, log_context
 
 logger = logging.getLogger(__name__)
@@ -103,11 +105,23 @@ class Filer:
     limits: RetryLimits = field(default_factory=RetryLimits)
     labels: LabelPolicy = field(default_factory=LabelPolicy)
     metrics: Metrics = field(default_factory=NullMetrics)
+    # Channel -> project (JIRA_PROJECTS); without it every issue goes to *project*.
+    routing: ProjectRouting | None = None
     _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
     def configured(self) -> bool:
         return self.tracker is not None
+
+    def project_for(self, job: FilingJob) -> str:
+        """The project *job* is filed in: its own choice, its channel's, else the fallback."""
+        routed = self.routing.project(job.channel) if self.routing is not None else None
+        return job.project or routed or self.project
+
+    def _route(self, project: str) -> ProjectRoute:
+        if self.routing is not None:
+            return self.routing.route_for_project(project)
+        return ProjectRoute(project=project)
 
     def marker(self, channel: str, ts: str) -> str:
         """The marker of the issue or comment filed for one message (see ``marker_label``)."""
@@ -291,17 +305,21 @@ class Filer:
                     "filing %s: found the comment on %s from an earlier attempt", job.key, key
                 )
             return FilingResult("commented", key=key, url=self.tracker.browse_url(key))
+        project = self.project_for(job)
+        route = self._route(project)
         if searched:
-            found = self._find_marker(marker)
+            found = self._find_marker(project, marker)
             if found is not None:
                 logger.info("filing %s: found %s from an earlier attempt", job.key, found.key)
                 return FilingResult("filed", key=found.key, url=found.url)
+        own = [x for x in (clean_label(x) for x in (*route.labels, *job.extra_labels)) if x]
         issue = NewIssue(
-            project=self.project,
+            project=project,
             summary=job.title or job.text,
             body=body,
-            issue_type=self.issue_types.get(job.kind) or self.issue_types.get("idea", "Task"),
-            labels=(*self.labels.filter(job.labels), "ideabot"),
+            issue_type=job.issue_type or route.issue_type(job.kind, self.issue_types),
+            labels=tuple(dict.fromkeys((*self.labels.filter(job.labels), *own, "ideabot"))),
+            components=route.components,
             marker=marker,
             reporter_email=job.author_email,
             link_url=job.permalink,
@@ -314,10 +332,10 @@ class Filer:
             logger.info("filing %s: filed as %s", job.key, new.key)
         return FilingResult("filed", key=new.key, url=new.url)
 
-    def _find_marker(self, marker: str) -> CreatedIssue | None:
+    def _find_marker(self, project: str, marker: str) -> CreatedIssue | None:
         assert self.tracker is not None
         try:
-            return self.tracker.find_by_marker(self.project, marker)
+            return self.tracker.find_by_marker(project, marker)
         except TrackerRejected as exc:
             # Not knowing is no reason to stop filing; the marker still lets people find it.
             logger.warning("could not search Jira for marker %s: %s", marker, exc)
@@ -341,6 +359,7 @@ class Filer:
             description=f"{issue.body.summary}\n{issue.body.original}".strip(),
             type=issue.issue_type,
             url=created.url,
+            project=issue.project,
         )
         try:
             self.index.upsert([ticket])

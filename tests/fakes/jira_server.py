@@ -266,8 +266,11 @@ class FakeJira:
         deployment_type: str | None = None,
         time_zone: str = "UTC",
         says_time_zone: bool = True,
+        other_projects: tuple[str, ...] = (),
     ) -> None:
         self.project = project
+        # More projects on the same Jira (JIRA_PROJECTS): same types and fields as *project*.
+        self.other_projects = tuple(p.upper() for p in other_projects)
         # The bot account's time zone: JQL date literals are read in it, as Jira does, and
         # ``GET myself`` says it (unless *says_time_zone* is False).
         self.time_zone = time_zone
@@ -434,9 +437,10 @@ class FakeJira:
         self._next_id += 1
         type_name = fields["issuetype"].get("name") or self._type_by_id(fields["issuetype"]["id"])
         stored = dict(fields)
+        project_key = fields["project"].get("key", self.project)
         stored["project"] = {
-            "id": self.project_id,
-            "key": fields["project"].get("key", self.project),
+            "id": self._project_json(project_key)["id"] if self._project_key(project_key) else "0",
+            "key": project_key,
         }
         stored["issuetype"] = {"id": self._type_id(type_name), "name": type_name}
         stored["status"] = {"name": status}
@@ -452,6 +456,13 @@ class FakeJira:
         }
         self._state.issues[key] = issue
         return issue
+
+    def _project_key(self, key_or_id: Any) -> str | None:
+        """The project's key when *key_or_id* names one of this Jira's projects."""
+        for i, key in enumerate((self.project, *self.other_projects)):
+            if str(key_or_id).upper() in (key, str(int(self.project_id) + i)):
+                return key
+        return None
 
     def _type_id(self, name: str) -> str:
         return str(10001 + [t.lower() for t in self.issue_types].index(name.lower()))
@@ -527,13 +538,14 @@ class FakeJira:
         if parts == ["field"]:
             return 200, self._fields(), {}
         if len(parts) == 2 and parts[0] == "project" and method == "GET":
-            if parts[1].upper() not in (self.project, self.project_id):
+            key = self._project_key(parts[1])
+            if key is None:
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
-            return 200, self._project_json(), {}
+            return 200, self._project_json(key), {}
         if parts[:2] == ["issue", "createmeta"] and len(parts) == 4 and parts[3] == "issuetypes":
             if not self.createmeta_issuetypes:
                 return 404, {"errorMessages": ["null for uri"]}, {}
-            if parts[2].upper() not in (self.project, self.project_id):
+            if self._project_key(parts[2]) is None:
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
             start = int(q.get("startAt", 0))
             size = min(int(q.get("maxResults", 50)), self.createmeta_page)
@@ -629,11 +641,13 @@ class FakeJira:
             for n in self.issue_types
         ] + [{"id": "10099", "name": "Sub-task", "subtask": True, "description": ""}]
 
-    def _project_json(self) -> dict[str, Any]:
+    def _project_json(self, key: str | None = None) -> dict[str, Any]:
+        key = key or self.project
+        number = (self.project, *self.other_projects).index(key)
         return {
-            "id": self.project_id,
-            "key": self.project,
-            "name": f"Project {self.project}",
+            "id": str(int(self.project_id) + number),
+            "key": key,
+            "name": f"Project {key}",
             "issueTypes": self._types_json(),
         }
 
@@ -643,7 +657,8 @@ class FakeJira:
         f = body["fields"]
         errors: dict[str, str] = {}
         project = f.get("project") or {}
-        if project.get("key", "").upper() != self.project and project.get("id") != self.project_id:
+        project_key = self._project_key(project.get("key") or project.get("id") or "")
+        if project_key is None:
             errors["project"] = "valid project is required"
         itype = f.get("issuetype") or {}
         names = [t.lower() for t in self.issue_types]
@@ -700,7 +715,7 @@ class FakeJira:
                 )
         if errors:
             return 400, {"errorMessages": [], "errors": errors}, {}
-        fields = {**f, "issuetype": itype, "project": {"key": self.project}}
+        fields = {**f, "issuetype": itype, "project": {"key": project_key}}
         fields.setdefault("description", None)
         issue = self._new_issue(fields)
         return (
