@@ -312,7 +312,7 @@ def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
         return LogNotifier()
     from bot.slack.notifier import SlackNotifier
 
-    return SlackNotifier(chat, settings.file_emoji, settings.filed_emoji)
+    return SlackNotifier(chat, settings.file_emoji_hint, settings.filed_emoji)
 
 
 def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, str]], str | None]:
@@ -590,7 +590,8 @@ def bootstrap(
             filer=filer,
             triager=triager,
             channels=channels,
-            file_emoji=settings.file_emoji,
+            file_emoji=settings.file_emoji_hint,
+            file_emojis=settings.file_emojis,
             access=FilingAccess(settings.file_allowed_users, settings.file_allowed_groups),
             clock=clock,
             edits=edit_post,

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.emoji import EmojiAction, hint_emoji, parse_file_emoji
 from bot.domain.metrics import CATALOGUE, LABELS
 from bot.domain.models import KINDS
 from bot.domain.projects import ProjectRoute, ProjectRouting, parse_routes
@@ -336,7 +337,14 @@ class Settings(BaseSettings):
     def _csv(cls, v: Any) -> list[str]:
         return _parse_list(v)
 
-    @field_validator("file_emoji", "filed_emoji")
+    @field_validator("file_emoji")
+    @classmethod
+    def _file_emoji(cls, v: str) -> str:
+        actions = parse_file_emoji(v)  # checked here, read through ``file_emojis``
+        single = len(actions) == 1 and "=" not in v
+        return next(iter(actions)) if single else v.strip()
+
+    @field_validator("filed_emoji")
     @classmethod
     def _emoji(cls, v: str) -> str:
         v = v.strip().strip(":")
@@ -483,6 +491,16 @@ class Settings(BaseSettings):
     @property
     def jira_configured(self) -> bool:
         return bool(self.jira_url and self.jira_project)
+
+    @property
+    def file_emojis(self) -> dict[str, EmojiAction]:
+        """FILE_EMOJI as emoji -> what it files (one name: files by the analysed kind)."""
+        return parse_file_emoji(self.file_emoji)
+
+    @property
+    def file_emoji_hint(self) -> str:
+        """The file emoji the triage reply suggests."""
+        return hint_emoji(self.file_emojis)
 
     def project_routing(self) -> ProjectRouting:
         """A new routing of channels to projects (JIRA_PROJECTS, JIRA_PROJECT the fallback).

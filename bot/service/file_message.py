@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from bot.domain.emoji import EmojiAction
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
 from bot.domain.flags import AllOn, Flags
 from bot.domain.models import Frozen, MessageRef, Post, Triage
@@ -48,6 +49,8 @@ class FileRequest(Frozen):
     # "Comment instead" whose button could not carry the key: the offered match is looked up
     comment_on_offered: bool = False
     event_id: str | None = None  # Slack's event id (redeliveries are dropped by the inbox)
+    # What the file emoji means (FILE_EMOJI): an issue type, a project, a label; None: as usual
+    emoji_action: EmojiAction | None = None
 
 
 class Reaction(Frozen):
@@ -85,6 +88,8 @@ class FileMessage:
     triager: Triager
     channels: IdeaChannels
     file_emoji: str = "ticket"
+    # Several file emoji with their meanings (FILE_EMOJI map); None: only *file_emoji*, by kind.
+    file_emojis: dict[str, EmojiAction] | None = None
     access: FilingAccess = field(default_factory=FilingAccess)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     edits: EditPost | None = None  # applies an edit the shortcut's payload shows first
@@ -93,8 +98,10 @@ class FileMessage:
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
         ref = reaction.ref
+        emojis = self.file_emojis or {self.file_emoji: EmojiAction()}
+        action = emojis.get(reaction.emoji)
         if (
-            reaction.emoji != self.file_emoji
+            action is None
             or not reaction.user
             or reaction.by_bot
             or ref.channel not in self.channels
@@ -108,7 +115,13 @@ class FileMessage:
                 return FilingResult("ignored")
             author = None  # the stored post names the real author
         return self(
-            FileRequest(ref=ref, requester=reaction.user, author=author, event_id=reaction.event_id)
+            FileRequest(
+                ref=ref,
+                requester=reaction.user,
+                author=author,
+                event_id=reaction.event_id,
+                emoji_action=action if action != EmojiAction() else None,
+            )
         )
 
     def __call__(self, req: FileRequest) -> FilingResult:
@@ -254,6 +267,17 @@ class FileMessage:
             is_private=self.chat.channel_is_private(ref.channel),
             comment_on=req.comment_on,
         )
+        action = req.emoji_action
+        if action is not None:
+            # The emoji's meaning beats the analyser's (a bug emoji files a Bug) and the
+            # channel's project (a triage project).
+            job = job.model_copy(
+                update={
+                    "issue_type": action.issue_type,
+                    "project": action.project,
+                    "extra_labels": (action.label,) if action.label else (),
+                }
+            )
         # The project is fixed now, with the work item: every attempt files (and looks for an
         # earlier attempt's issue) in the same one, whatever the routing says later.
         job = job.model_copy(update={"project": self.filer.project_for(job) or None})
