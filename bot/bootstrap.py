@@ -310,9 +310,10 @@ class LogNotifier:
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:
         return LogNotifier()
-    from bot.slack.notifier import SlackNotifier
+    from bot.slack.notifier_connect import ConnectSafeNotifier
 
-    return SlackNotifier(chat, settings.file_emoji_hint, settings.filed_emoji)
+    # Slack Connect channels get the internal details only ephemerally, for members.
+    return ConnectSafeNotifier(chat, settings.file_emoji_hint, settings.filed_emoji)
 
 
 def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, str]], str | None]:

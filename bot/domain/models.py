@@ -293,3 +293,6 @@ class Person(Frozen):
 
     name: str | None = None
     email: str | None = None
+    # Not a member of this workspace (a Slack Connect guest from another organisation, or a
+    # guest account); None when the chat would not say (treated as external where it matters).
+    external: bool | None = None

@@ -662,6 +662,11 @@ class Chat(Protocol):
 
     def usergroup_members(self, group: str) -> frozenset[str]: ...
 
+    def channel_is_shared(self, channel: str) -> bool:
+        """True for channels shared with other organisations (Slack Connect), and when it
+        cannot be told: what is internal is then shown only to members, never posted."""
+        ...
+
     def resolve_channels(self, names_or_ids: Sequence[str]) -> set[str]:
         """Channel ids for ids or names (with or without '#'); unknown names are logged."""
         ...

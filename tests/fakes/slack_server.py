@@ -119,13 +119,28 @@ class FakeSlack:
                 self.channels[channel]["is_channel"] = not is_private
                 self.channels[channel]["is_group"] = is_private
 
+    def set_shared(self, channel: str, shared: bool = True) -> None:
+        """Makes a channel a Slack Connect channel (``is_ext_shared``, ``is_shared``)."""
+        with self._lock:
+            if channel not in self.channels:
+                self.add_channel(channel)
+            self.channels[channel]["is_ext_shared"] = shared
+            self.channels[channel]["is_shared"] = shared
+
     def add_user(
-        self, user: str, email: str | None = None, name: str | None = None, is_bot: bool = False
+        self,
+        user: str,
+        email: str | None = None,
+        name: str | None = None,
+        is_bot: bool = False,
+        team_id: str | None = None,
     ) -> None:
-        """Declares a user (unknown users get a generated profile)."""
+        """Declares a user (unknown users get a generated profile); *team_id* other than the
+        fake's own makes them someone from another organisation (Slack Connect)."""
         with self._lock:
             self.users[user] = {
                 "id": user,
+                "team_id": team_id or self.team_id,
                 "name": name or user.lower(),
                 "real_name": name or user,
                 "is_bot": is_bot,
