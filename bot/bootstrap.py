@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Settings
+from bot.domain.attachments import AttachmentPolicy, FileSource, IssueAttachments
 from bot.domain.filing import (
     FilingJob,
     FilingResult,
@@ -307,6 +308,15 @@ class LogNotifier:
         logger.info("%s:%s deleted", post.channel, post.ts)
 
 
+def build_files(slack_client: Any) -> FileSource | None:
+    """The files of posts and threads, downloaded with the bot token (``files:read``)."""
+    if slack_client is None:
+        return None
+    from bot.adapters.slack_files import SlackFiles
+
+    return SlackFiles(slack_client)
+
+
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:
         return LogNotifier()
@@ -512,6 +522,12 @@ def bootstrap(
     channels = IdeaChannels(settings.idea_channels)
     index_kind = "pinecone" if settings.pinecone_configured else "local"
     routing = settings.project_routing()
+    attach = AttachmentPolicy(
+        max_files=settings.attach_max_files,
+        max_bytes=int(settings.attach_max_mb * 1024 * 1024),
+        types=tuple(settings.attach_types),
+    )
+    files = build_files(slack_client)
     triager = Triager(
         analyzer,
         index,
@@ -543,6 +559,9 @@ def bootstrap(
         labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
         metrics=metrics,
         routing=routing,
+        files=files,
+        attachments=tracker if isinstance(tracker, IssueAttachments) else None,
+        attachment_policy=attach,
     )
     sync = (
         JiraSync(
@@ -597,6 +616,8 @@ def bootstrap(
             clock=clock,
             edits=edit_post,
             flags=flags,
+            files=files,
+            attachment_policy=attach,
         )
     return Bot(
         settings=settings,

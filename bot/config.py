@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.attachments import DEFAULT_TYPES
 from bot.domain.emoji import EmojiAction, hint_emoji, parse_file_emoji
 from bot.domain.metrics import CATALOGUE, LABELS
 from bot.domain.models import KINDS
@@ -277,6 +278,10 @@ class Settings(BaseSettings):
     jira_projects: Annotated[dict[str, ProjectRoute], NoDecode] = Field(default_factory=dict)
     # Similar tickets from every mapped project, not only the channel's own.
     similar_across_projects: bool = False
+    # Files of the post and its thread attached to the issue (bot/domain/attachments.py)
+    attach_max_files: int = Field(5, ge=0, le=20)
+    attach_max_mb: float = Field(10.0, gt=0, le=100)
+    attach_types: CsvList = Field(default_factory=lambda: list(DEFAULT_TYPES))
 
     # slack
     slack_bot_token: SecretStr | None = None
@@ -331,6 +336,7 @@ class Settings(BaseSettings):
         "meetings_ics",
         "label_allow",
         "label_deny",
+        "attach_types",
         mode="before",
     )
     @classmethod

@@ -17,6 +17,7 @@ from typing import Literal
 from bot.domain.models import (
     LABEL_MAX,
     RESERVED_LABEL_PREFIX,
+    ChatFile,
     Frozen,
     Match,
     MessageRef,
@@ -73,6 +74,8 @@ class FilingJob(Frozen):
     project: str | None = None
     issue_type: str | None = None
     extra_labels: tuple[str, ...] = ()  # the operator's own (an emoji's label), not filtered
+    # Files shared with the post and in its thread when filing was asked (AttachmentPolicy)
+    files: tuple[ChatFile, ...] = ()
 
     @property
     def ref(self) -> MessageRef:

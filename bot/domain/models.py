@@ -237,6 +237,7 @@ class IssueText(Frozen):
     permalink: str | None = None
     author: str | None = None
     trace_id: str | None = None  # the flow that filed it, for finding its logs
+    images: tuple[str, ...] = ()  # attachment names shown in the description (screenshots)
 
 
 class NewIssue(Frozen):
@@ -277,6 +278,34 @@ class MessageRef(Frozen):
     @property
     def key(self) -> str:
         return f"{self.channel}:{self.ts}"
+
+
+class ChatFile(Frozen):
+    """A file shared in the chat (a screenshot in a post or its thread), as the chat lists it.
+
+    *url* is where the bot downloads it with its own token; *channels* are where the chat says
+    it was shared (empty when it does not say).
+    """
+
+    id: str
+    name: str
+    mimetype: str = "application/octet-stream"
+    size: int = 0
+    url: str = ""
+    channels: tuple[str, ...] = ()
+
+    @property
+    def attachment_name(self) -> str:
+        """The name it is attached to an issue under: the file's id in it, so a retried
+        filing recognises its own upload and two "image.png" do not collide."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name).strip("._") or "file"
+        stem, dot, ext = safe[-100:].rpartition(".")
+        ident = re.sub(r"[^A-Za-z0-9]", "", self.id)[:20]
+        return f"{stem}-{ident}.{ext}" if dot and stem else f"{safe[-100:]}-{ident}"
+
+    @property
+    def is_image(self) -> bool:
+        return self.mimetype.lower().startswith("image/")
 
 
 class ChatMessage(Frozen):

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from bot.domain.attachments import AttachmentPolicy, FileSource
 from bot.domain.emoji import EmojiAction
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
 from bot.domain.flags import AllOn, Flags
-from bot.domain.models import Frozen, MessageRef, Post, Triage
+from bot.domain.models import ChatFile, Frozen, MessageRef, Post, Triage
 from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.filing import Filer
@@ -94,6 +95,9 @@ class FileMessage:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     edits: EditPost | None = None  # applies an edit the shortcut's payload shows first
     flags: Flags = field(default_factory=AllOn)
+    # Files of the post and its thread, attached to the issue (None: no files reach Jira).
+    files: FileSource | None = None
+    attachment_policy: AttachmentPolicy = field(default_factory=AttachmentPolicy)
 
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
@@ -209,6 +213,15 @@ class FileMessage:
             "comment-instead", ref.channel, requester
         )
 
+    def _files(self, ref: MessageRef, thread_ts: str | None) -> tuple[ChatFile, ...]:
+        assert self.files is not None
+        try:
+            found = self.files.files_for(ref.channel, ref.ts, thread_ts)
+        except Exception:  # files are a bonus: the post is filed without them
+            logger.warning("could not list the files of %s", ref.key, exc_info=True)
+            return ()
+        return self.attachment_policy.pick(found, ref.channel)
+
     def may_file(self, user: str) -> bool:
         return may_file(user, self.access.users, self.access.groups, self.chat.usergroup_members)
 
@@ -278,6 +291,10 @@ class FileMessage:
                     "extra_labels": (action.label,) if action.label else (),
                 }
             )
+        if not req.comment_on and self.files is not None and self.attachment_policy.enabled:
+            # Listed now, with the work item: the replies before the request, and a retry
+            # attaches the same files.
+            job = job.model_copy(update={"files": self._files(ref, thread_ts)})
         # The project is fixed now, with the work item: every attempt files (and looks for an
         # earlier attempt's issue) in the same one, whatever the routing says later.
         job = job.model_copy(update={"project": self.filer.project_for(job) or None})

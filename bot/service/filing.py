@@ -36,6 +36,12 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from bot.domain.attachments import (
+    AttachmentPolicy,
+    FileSource,
+    IssueAttachments,
+    image_names,
+)
 from bot.domain.filing import (
     AMBIGUOUS_RETRY_SECONDS,
     TOPIC,
@@ -72,6 +78,7 @@ from bot.domain.ports import (
 )
 from bot.domain.projects import ProjectRoute, ProjectRouting
 from bot.observability.context import current_context, log_context
+from bot.service.attach_files import AttachLeaseLost, attach_files
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +114,10 @@ class Filer:
     metrics: Metrics = field(default_factory=NullMetrics)
     # Channel -> project (JIRA_PROJECTS); without it every issue goes to *project*.
     routing: ProjectRouting | None = None
+    # Screenshots and files reach the ticket: fetched from the chat, attached in the tracker.
+    files: FileSource | None = None
+    attachments: IssueAttachments | None = None
+    attachment_policy: AttachmentPolicy = field(default_factory=AttachmentPolicy)
     _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -225,7 +236,7 @@ class Filer:
             result = self._attempt(
                 job, searched=previous_attempts > 0, created=created, still_ours=still_ours
             )
-        except _LeaseLost:
+        except (_LeaseLost, AttachLeaseLost):
             return self._lost(item, "before writing to Jira")
         except TrackerRetryable as exc:
             return self._failed_attempt(item, fence, job, exc, exc.retry_after)
@@ -290,6 +301,7 @@ class Filer:
             permalink=job.permalink,
             author=job.author_name or job.author,
             trace_id=job.trace_id,
+            images=image_names(job.files) if self._attaches else (),
         )
         marker = self.marker(job.channel, job.ts)
         if job.comment_on:
@@ -311,6 +323,8 @@ class Filer:
             found = self._find_marker(project, marker)
             if found is not None:
                 logger.info("filing %s: found %s from an earlier attempt", job.key, found.key)
+                # The earlier attempt may have stopped before (or while) attaching the files.
+                self._attach(job, found.key, still_ours)
                 return FilingResult("filed", key=found.key, url=found.url)
         own = [x for x in (clean_label(x) for x in (*route.labels, *job.extra_labels)) if x]
         issue = NewIssue(
@@ -330,7 +344,21 @@ class Filer:
         created.append((new, issue))
         with log_context(jira_key=new.key):
             logger.info("filing %s: filed as %s", job.key, new.key)
+        self._attach(job, new.key, still_ours)
         return FilingResult("filed", key=new.key, url=new.url)
+
+    @property
+    def _attaches(self) -> bool:
+        return (
+            self.files is not None
+            and self.attachments is not None
+            and self.attachment_policy.enabled
+        )
+
+    def _attach(self, job: FilingJob, key: str, still_ours: Callable[[], bool]) -> None:
+        if job.files and self._attaches:
+            assert self.files is not None and self.attachments is not None
+            attach_files(job, key, self.files, self.attachments, self.attachment_policy, still_ours)
 
     def _find_marker(self, project: str, marker: str) -> CreatedIssue | None:
         assert self.tracker is not None

@@ -93,6 +93,7 @@ class _Failure:
     body: Any
     method: str | None
     delay: float = 0.0
+    after: bool = False  # the request takes effect, then the answer is this failure
 
 
 @dataclass
@@ -388,6 +389,21 @@ class FakeJira:
                 _Failure(path_substring, status, times, dict(headers or {}), body, method)
             )
 
+    def lose_answer_next(
+        self, path_substring: str, status: int = 502, method: str | None = None
+    ) -> None:
+        """The next matching request takes effect, but its answer is *status*: a gateway that
+        lost Jira's answer (the client cannot tell whether it worked)."""
+        body = {"errorMessages": [f"Injected lost answer {status}"], "errors": {}}
+        with self._lock:
+            self._failures.append(_Failure(path_substring, status, 1, {}, body, method, after=True))
+
+    def attachments(self, key: str) -> list[dict[str, Any]]:
+        """The attachments of issue *key*: ``{"filename", "size", "content": bytes}``."""
+        with self._lock:
+            issue = self._state.issues[key]
+            return [dict(a) for a in issue["fields"].get("attachment", [])]
+
     def delay_next(
         self, path_substring: str, seconds: float, times: int = 1, method: str | None = None
     ) -> None:
@@ -565,6 +581,11 @@ class FakeJira:
                 return not_found
             fields = _list_param(query.get("fields"))
             return 200, self._issue_json(issue, version, fields), {}
+        if len(parts) == 3 and parts[0] == "issue" and parts[2] == "attachments":
+            issue = self._find(parts[1])
+            if issue is None:
+                return not_found
+            return self._attach(issue, method, body)
         if len(parts) == 3 and parts[0] == "issue" and parts[2] in ("comment", "remotelink"):
             issue = self._find(parts[1])
             if issue is None:
@@ -728,6 +749,25 @@ class FakeJira:
             {},
         )
 
+    def _attach(
+        self, issue: dict[str, Any], method: str, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        if method != "POST" or not isinstance(body, dict) or not body.get("_files"):
+            return 400, {"errorMessages": ["No attachment in the request."], "errors": {}}, {}
+        out = []
+        for filename, data in body["_files"]:
+            self._next_id += 1
+            att = {
+                "id": str(self._next_id),
+                "filename": filename,
+                "size": len(data),
+                "mimeType": "application/octet-stream",
+                "content": data,
+            }
+            issue["fields"].setdefault("attachment", []).append(att)
+            out.append({k: v for k, v in att.items() if k != "content"})
+        return 200, out, {}
+
     def _user_for(self, ref: Any) -> FakeUser | None:
         if not isinstance(ref, dict):
             return None
@@ -845,11 +885,32 @@ class FakeJira:
 
 
 def _public(issue: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(issue["fields"])
+    if "attachment" in fields:  # the bytes stay here; Jira lists the files' metadata
+        fields["attachment"] = [
+            {k: v for k, v in a.items() if k != "content"} for a in fields["attachment"]
+        ]
     return {
         "id": issue["id"],
         "key": issue["key"],
-        "fields": json.loads(json.dumps(issue["fields"], default=str)),
+        "fields": json.loads(json.dumps(fields, default=str)),
     }
+
+
+def _multipart(content_type: str, raw: bytes) -> list[tuple[str, bytes]]:
+    """The (filename, bytes) of each file part of a multipart/form-data body."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    msg = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    out = []
+    for part in msg.iter_parts():
+        name = part.get_filename()
+        if name:
+            out.append((name, part.get_payload(decode=True) or b""))
+    return out
 
 
 def _list_param(values: list[str] | None) -> list[str] | None:
@@ -879,11 +940,14 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if headers.get("content-type", "").startswith("multipart/form-data"):
+            body: Any = {"_files": _multipart(headers["content-type"], raw)}
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
         rec = RecordedRequest(method, url.path, parse_qs(url.query), body, headers)
         with fake._lock:
             fake.requests.append(rec)
@@ -891,6 +955,10 @@ class _Handler(BaseHTTPRequestHandler):
         if failure is not None and failure.delay:
             fake._release.wait(failure.delay)
             failure = None
+        if failure is not None and failure.after and fake._authorised(headers):
+            m = _API.match(url.path)
+            if m:
+                fake.handle(method, m.group(2), rec.query, body, m.group(1))
         if failure is not None:
             rec.status = failure.status
             self._send(failure.status, failure.body, failure.headers)
