@@ -3,7 +3,9 @@ column that keeps each ticket's project."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,5 +83,19 @@ def test_the_catalogue_keeps_each_tickets_project(store_url: str) -> None:
         assert rows["WEB-1"].ticket is not None and rows["WEB-1"].ticket.project is None
         assert rows["WEB-1"].ticket.project_key == "WEB"
         _check(LocalIndex(HashEmbedder(), store, "APP2"))
+    finally:
+        store.close()
+
+
+def test_a_catalogue_from_before_gets_the_project_column(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    SqlStore(url).close()
+    with sqlite3.connect(tmp_path / "old.sqlite3") as conn:  # as an older bot made it
+        conn.execute("ALTER TABLE catalogue_tickets DROP COLUMN jira_project")
+    store = SqlStore(url)
+    try:
+        store.put_tickets("APP", TICKETS[:2])
+        rows = store.get_tickets("APP", ["MOB-1"])
+        assert rows["MOB-1"].ticket is not None and rows["MOB-1"].ticket.project == "MOB"
     finally:
         store.close()
