@@ -40,7 +40,10 @@ class AttachmentPolicy:
     max_files: int = 5
     max_bytes: int = 10 * 1024 * 1024
     types: tuple[str, ...] = DEFAULT_TYPES
-    deadline: float = 30.0
+    # One download's total time. With the uploads (each inside the tracker's deadline) the
+    # attachments of one attempt stay within the outbox lease; a worker that overran it stops
+    # before its next upload (the fence), and the next holder skips what is attached already.
+    deadline: float = 15.0
 
     @property
     def enabled(self) -> bool:
