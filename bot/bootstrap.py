@@ -28,6 +28,7 @@ from bot.domain.filing import (
 from bot.domain.flags import AllOn, Flags
 from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.notes import IdeaExtractor, NotesPolicy
 from bot.domain.ports import (
     Analyzer,
     CachedIndex,
@@ -47,6 +48,7 @@ from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage, FilingAccess
 from bot.service.filing import Filer
+from bot.service.notes import NotesFinder
 from bot.service.receive_post import ReceivePost
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
@@ -209,6 +211,40 @@ def build_analyzer(
         timeout=settings.llm_timeout,
         model_name=settings.llm_model,
         prompts_dir=settings.prompts_dir,
+    )
+
+
+def build_notes(
+    settings: Settings,
+    index: TicketIndex | None,
+    classifier: Analyzer,
+    llm: Any,
+    flags: Flags,
+    metrics: Metrics,
+) -> NotesFinder:
+    """Finds the ideas of notes posts: with the LLM when one is configured (the offline
+    extractor answers when it fails), else offline with the kind *classifier*'s help."""
+    from bot.adapters.ideas_offline import OfflineIdeaExtractor
+
+    extractor: IdeaExtractor = OfflineIdeaExtractor(classifier)
+    if llm is not None:
+        from bot.adapters.ideas_llm import LlmIdeaExtractor
+
+        extractor = LlmIdeaExtractor(
+            llm,
+            fallback=extractor,
+            timeout=settings.llm_timeout,
+            model_name=settings.llm_model,
+            prompts_dir=settings.prompts_dir,
+            max_chars=settings.max_post_chars,
+        )
+    return NotesFinder(
+        extractor,
+        index,
+        NotesPolicy(min_chars=settings.notes_min_chars, max_ideas=settings.notes_max_ideas),
+        min_score=settings.similar_min_score,
+        flags=flags,
+        metrics=metrics,
     )
 
 
@@ -541,6 +577,7 @@ def bootstrap(
         flags=flags,
         offline=offline if offline is not analyzer else None,
         routing=routing,
+        notes=build_notes(settings, index, offline or analyzer, llm, flags, metrics),
     )
     notifier = build_notifier(settings, chat)
     filer = Filer(

@@ -254,6 +254,10 @@ class Settings(BaseSettings):
     duplicate_threshold: float = Field(0.70, gt=0, le=1)
     similar_min_score: float = Field(0.5, ge=0, le=1)
     max_post_chars: int = Field(8000, ge=200)
+    # Notes with many ideas (bot.service.notes): posts this long are read for several ideas, and
+    # at most this many are listed (Slack's message limits allow the 5).
+    notes_min_chars: int = Field(400, ge=1)
+    notes_max_ideas: int = Field(5, ge=2, le=5)
 
     # index
     pinecone_api_key: SecretStr | None = None

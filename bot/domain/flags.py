@@ -17,6 +17,7 @@ FlagKey = Literal[
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "notes-ideas",
 ]
 
 # The keys the bot asks about, in the order ``doctor`` shows them. Each one is a boolean.
@@ -28,6 +29,7 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "notes-ideas",
 )
 
 

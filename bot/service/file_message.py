@@ -21,6 +21,7 @@ from bot.domain.flags import AllOn, Flags
 from bot.domain.models import ChatFile, Frozen, MessageRef, Post, Triage
 from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
+from bot.service.file_idea import IdeaRequest, file_idea, pick_instead
 from bot.service.filing import Filer
 from bot.service.triage import Triager
 
@@ -52,6 +53,7 @@ class FileRequest(Frozen):
     event_id: str | None = None  # Slack's event id (redeliveries are dropped by the inbox)
     # What the file emoji means (FILE_EMOJI): an issue type, a project, a label; None: as usual
     emoji_action: EmojiAction | None = None
+    whole: bool = False  # file the post as one even when it holds several ideas (/idea)
 
 
 class Reaction(Frozen):
@@ -148,6 +150,11 @@ class FileMessage:
             self.notifier.to_requester(ref, req.requester, req.thread_ts, job_or_result)
             return job_or_result
         job, triage = job_or_result
+        picking = None if req.whole else pick_instead(triage)
+        if picking is not None:
+            # A notes post: each idea is filed by its own button (bot.service.file_idea).
+            self.notifier.to_requester(ref, req.requester, req.thread_ts, picking)
+            return picking
         if req.comment_on_offered and not req.comment_on:
             offered = is_duplicate_verdict(triage)
             if offered is None:
@@ -197,7 +204,15 @@ class FileMessage:
                 is_private=self.chat.channel_is_private(channel),
             )
         )
-        return self(FileRequest(ref=MessageRef(channel=channel, ts=ts), requester=user, text=text))
+        return self(
+            FileRequest(
+                ref=MessageRef(channel=channel, ts=ts), requester=user, text=text, whole=True
+            )
+        )
+
+    def file_idea(self, req: IdeaRequest) -> FilingResult:
+        """Files one idea of a notes post (its button in the notes reply); see ``file_idea``."""
+        return file_idea(self, req)
 
     @staticmethod
     def _edited(stored: StoredPost, req: FileRequest) -> bool:

@@ -42,6 +42,7 @@ from bot.domain.digests import (
 )
 from bot.domain.flags import AllOn, FlagKey, Flags
 from bot.domain.metrics import DIGEST_RUNS, Metrics, NullMetrics
+from bot.domain.notes import message_ts
 from bot.domain.ports import Calendar, CalendarDay, Chat, DigestLedger, Filings, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 
@@ -145,11 +146,12 @@ class DigestService:
         filing_posts: dict[tuple[str, str], StoredPost] = {}
         unknown_channels: set[str] = set()
         for f in filings:
-            if (f.channel, f.ts) in known:
+            ts = message_ts(f.ts)  # an idea of a notes post: its message's ts
+            if (f.channel, ts) in known:
                 continue
-            post = self.store.get_post(f.channel, f.ts)
+            post = self.store.get_post(f.channel, ts)
             if post is not None:
-                filing_posts[(f.channel, f.ts)] = post
+                filing_posts[(f.channel, ts)] = post
             elif f.channel != channel:
                 unknown_channels.add(f.channel)
         private = {c for c in unknown_channels if self._is_private(c)}

@@ -19,6 +19,7 @@ from bot.domain.metrics import (
 from bot.domain.models import Analysis, Match, Post, Triage
 from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
 from bot.domain.projects import ProjectRouting
+from bot.service.notes import NotesFinder
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Triager:
         flags: Flags | None = None,
         offline: Analyzer | None = None,
         routing: ProjectRouting | None = None,
+        notes: NotesFinder | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.index = index
@@ -76,6 +78,8 @@ class Triager:
         self.offline = offline
         # Which projects' tickets a channel's posts are compared with (JIRA_PROJECTS).
         self.routing = routing
+        # Finds the ideas of a long notes post (None: every post is one idea, as before).
+        self.notes = notes
         self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
         self._batch = analyzer if isinstance(analyzer, BatchAnalyzer) else None
         self._shaper = analyzer if isinstance(analyzer, QueryShaper) else None
@@ -122,11 +126,18 @@ class Triager:
 
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets (as the post's flags allow; timed, by
-        analyzer)."""
+        analyzer); a notes post also gets its ideas (``bot.service.notes``)."""
         with timed(self.metrics, TRIAGE_SECONDS, analyzer="offline") as labels:
-            result = self._triage(post)
+            result = self._with_ideas(_clip(post, self.policy.max_chars), self._triage(post))
             labels["analyzer"] = result.analyzer
         return result
+
+    def _with_ideas(self, post: Post, verdict: Triage) -> Triage:
+        if self.notes is None:
+            return verdict
+        return self.notes.attach(
+            post, verdict, search=self._checks_duplicates(post), projects=self._projects(post)
+        )
 
     def _triage(self, post: Post) -> Triage:
         post = _clip(post, self.policy.max_chars)
@@ -178,4 +189,7 @@ class Triager:
                     found[i] = matches
         else:
             found = [[] for _ in posts]
-        return [self._verdict(a, self._shown(m)) for a, m in zip(analyses, found, strict=True)]
+        return [
+            self._with_ideas(p, self._verdict(a, self._shown(m)))
+            for p, a, m in zip(posts, analyses, found, strict=True)
+        ]

@@ -6,9 +6,11 @@ import logging
 
 from bot.domain.filing import FilingJob, FilingResult
 from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.notes import split_idea_ts
 from bot.domain.ports import Chat, StoredPost
 from bot.slack import blocks
 from bot.slack.mrkdwn import escape_mrkdwn, truncate
+from bot.slack.notes_blocks import build_idea_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +52,11 @@ class SlackNotifier:
         self.chat.update(post.channel, post.reply_ts, text, blks)
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
-        if result.status == "failed":
+        post_ts, idea = split_idea_ts(job.ts)
+        if idea is not None:
+            # One idea of a notes post: named in the message, retried by its own button.
+            text, blks = build_idea_outcome(result, job.channel, post_ts, idea, job.title)
+        elif result.status == "failed":
             text, blks = blocks.build_filing_failed(result, job.channel, job.ts, job.comment_on)
         else:
             text, blks = blocks.build_filing_result(result)
@@ -58,7 +64,7 @@ class SlackNotifier:
             return
         self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
         if result.status in ("filed", "commented"):
-            self.chat.react(job.channel, job.ts, self.filed_emoji)
+            self.chat.react(job.channel, post_ts, self.filed_emoji)
 
     def duplicate_offer(self, job: FilingJob, match: Match) -> None:
         text, blks = blocks.build_duplicate_offer(match, job.channel, job.ts)

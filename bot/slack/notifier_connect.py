@@ -12,8 +12,10 @@ import logging
 
 from bot.domain.filing import FilingJob, FilingResult
 from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.notes import split_idea_ts
 from bot.domain.ports import StoredPost
 from bot.slack import blocks
+from bot.slack.notes_blocks import build_idea_outcome
 from bot.slack.notifier import SlackNotifier
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ class ConnectSafeNotifier(SlackNotifier):
 
     @staticmethod
     def _public(triage: Triage) -> Triage:
-        return triage.model_copy(update={"similar": (), "likely_duplicate": False})
+        ideas = tuple(i.model_copy(update={"similar": ()}) for i in triage.ideas)
+        return triage.model_copy(update={"similar": (), "likely_duplicate": False, "ideas": ideas})
 
     @staticmethod
     def _keyless(filed: FilingResult | None) -> FilingResult | None:
@@ -58,7 +61,8 @@ class ConnectSafeNotifier(SlackNotifier):
         if not self._shared(post.channel):
             return super().triage_reply(post, triage)
         ts = super().triage_reply(post, self._public(triage))
-        if triage.similar and self._member(post.user):
+        internal = triage.similar or any(i.similar for i in triage.ideas)
+        if internal and self._member(post.user):
             text, blks = blocks.build_triage_reply(
                 triage, post.channel, post.ts, self.file_emoji, votes=post.reactions
             )
@@ -97,7 +101,10 @@ class ConnectSafeNotifier(SlackNotifier):
         if not self._shared(job.channel):
             super().filing_outcome(job, result)
             return
-        if result.status == "failed":
+        post_ts, idea = split_idea_ts(job.ts)
+        if idea is not None:  # one idea of a notes post
+            text, blks = build_idea_outcome(result, job.channel, post_ts, idea, job.title)
+        elif result.status == "failed":
             text, blks = blocks.build_filing_failed(result, job.channel, job.ts, job.comment_on)
         else:
             text, blks = blocks.build_filing_result(result)
@@ -111,7 +118,7 @@ class ConnectSafeNotifier(SlackNotifier):
                 thread_ts=job.reply_ts,
             )
         if result.status in ("filed", "commented"):
-            self.chat.react(job.channel, job.ts, self.filed_emoji)
+            self.chat.react(job.channel, post_ts, self.filed_emoji)
 
     def duplicate_offer(self, job: FilingJob, match: Match) -> None:
         if not self._shared(job.channel):
