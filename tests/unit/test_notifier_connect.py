@@ -78,3 +78,15 @@ def test_other_channels_are_answered_as_usual() -> None:
     n.filing_outcome(job, FilingResult("filed", key="PROJ-9", url="https://jira/x"))
     public = _public(chat)
     assert "PROJ-7" in public and "PROJ-9" in public and chat.ephemerals == []
+
+
+def test_the_ideas_of_a_notes_post_keep_their_similar_tickets_to_members() -> None:
+    from bot.domain.models import Idea
+
+    chat, n = _rig()
+    ideas = (Idea(title="one idea", similar=(MATCH,)), Idea(title="another idea"))
+    triage = Triage(kind="idea", title="t", summary="s", confidence=0.9, analyzer="x", ideas=ideas)
+    n.triage_reply(_post("CSHARED", "UMEMBER"), triage)
+    assert "PROJ-7" not in _public(chat) and "one idea" in _public(chat)
+    # The full reply, similar tickets and all, goes to the member who posted, and to no one else.
+    assert [e["user"] for e in chat.ephemerals] == ["UMEMBER"]
