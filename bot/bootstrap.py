@@ -42,6 +42,8 @@ from bot.domain.ports import (
     Tracker,
 )
 from bot.domain.projects import ProjectRouting
+from bot.domain.threads import ThreadLimits
+from bot.service.app_home import AppHome
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
@@ -52,6 +54,7 @@ from bot.service.notes import NotesFinder
 from bot.service.receive_post import ReceivePost
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
+from bot.service.thread_comments import ThreadComments
 from bot.service.triage import TriagePolicy, Triager
 
 if TYPE_CHECKING:
@@ -163,12 +166,27 @@ def build_tracker(settings: Settings, metrics: Metrics | None = None) -> Tracker
         token=settings.jira_api_token.get_secret_value(),
         email=settings.jira_email,
         deployment=settings.jira_deployment,
-        # Each request ends within 15 s in total (a deadline, not just per socket read), and one
-        # filing attempt makes at most JIRA_REQUESTS_PER_ATTEMPT of them: well inside the outbox
-        # lease (bot.service.filing.LEASE), so a slow Jira never lets two workers file.
-        timeout=15.0,
+        # Each request ends by a total deadline (not just per socket read), short enough that a
+        # filing's writes end inside its outbox lease (see jira_request_deadline).
+        timeout=jira_request_deadline(settings),
         metrics=metrics,
     )
+
+
+JIRA_DEADLINE_MAX = 15.0
+
+
+def jira_request_deadline(settings: Settings) -> float:
+    """The total deadline of one Jira request: 15 s, less when the filing lease is short.
+
+    A filing renews its lease right before writing to Jira, and the write is at most
+    ``JIRA_REQUESTS_PER_WRITE`` requests; with each given a fifth of the lease (4 of them: 80 %),
+    the lease outlives the write by a margin for clock skew between replicas, so no other worker
+    takes the item over while a create is in flight (bot.service.lease_keeper).
+    """
+    from bot.adapters.jira_tracker import JIRA_REQUESTS_PER_WRITE
+
+    return min(JIRA_DEADLINE_MAX, settings.filing_lease_seconds / (JIRA_REQUESTS_PER_WRITE + 1))
 
 
 def build_llm(settings: Settings) -> Any:
@@ -353,6 +371,27 @@ def build_files(slack_client: Any) -> FileSource | None:
     return SlackFiles(slack_client)
 
 
+def build_app_home(
+    settings: Settings,
+    store: Store,
+    chat: Chat,
+    channels: IdeaChannels,
+    clock: Callable[[], datetime],
+) -> AppHome:
+    """The Home tab's use case, rendering with the Block Kit builder."""
+    from bot.slack.home_blocks import build_home
+
+    return AppHome(
+        store=store,
+        chat=chat,
+        render=build_home,
+        channels=channels,
+        project=_namespace(settings),
+        file_emoji=settings.file_emoji_hint,
+        clock=clock,
+    )
+
+
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:
         return LogNotifier()
@@ -448,6 +487,8 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    thread_comments: ThreadComments | None = None  # None without Slack
+    app_home: AppHome | None = None  # None without Slack
     # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
     routing: ProjectRouting = field(default_factory=lambda: ProjectRouting(None))
 
@@ -599,6 +640,7 @@ def bootstrap(
         files=files,
         attachments=tracker if isinstance(tracker, IssueAttachments) else None,
         attachment_policy=attach,
+        lease=timedelta(seconds=settings.filing_lease_seconds),
     )
     sync = (
         JiraSync(
@@ -614,7 +656,7 @@ def bootstrap(
         if tracker is not None and settings.jira_project
         else None
     )
-    receive_post = file_message = edit_post = engagement = None
+    receive_post = file_message = edit_post = engagement = thread_comments = app_home = None
     if chat is not None:
         engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
         edit_post = EditPost(
@@ -655,7 +697,18 @@ def bootstrap(
             flags=flags,
             files=files,
             attachment_policy=attach,
+            thread_limits=ThreadLimits(replies=settings.thread_context_replies),
         )
+        thread_comments = ThreadComments(
+            store=store,
+            chat=chat,
+            notifier=notifier,
+            filer=filer,
+            file_message=file_message,
+            flags=flags,
+        )
+        receive_post.thread_comments = thread_comments
+        app_home = build_app_home(settings, store, chat, channels, clock)
     return Bot(
         settings=settings,
         adapters=adapters,
@@ -671,5 +724,7 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        thread_comments=thread_comments,
+        app_home=app_home,
         routing=routing,
     )

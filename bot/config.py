@@ -276,6 +276,9 @@ class Settings(BaseSettings):
     jira_deployment: Literal["auto", "cloud", "datacenter"] = "auto"
     filing_max_attempts: int = Field(20, ge=1, le=1000)
     filing_max_age_hours: float = Field(24.0, gt=0, le=24 * 30)
+    # A filing's outbox lease, renewed by a heartbeat while an attempt runs: how long a dead
+    # replica's filing waits for another; Jira requests get at most a fifth of it each.
+    filing_lease_seconds: float = Field(60.0, ge=10, le=3600)
     label_allow: CsvList = Field(default_factory=list)
     label_deny: CsvList = Field(default_factory=list)
     # Channel -> project routes (bot/domain/projects.py); JIRA_PROJECT files everything else.
@@ -295,6 +298,8 @@ class Settings(BaseSettings):
     idea_channels: CsvList = Field(default_factory=list)
     triage_threads: bool = False
     comment_on_edit: bool = False
+    # Filing carries the thread's replies: the first this many, then "and N more".
+    thread_context_replies: int = Field(default=20, ge=0, le=100)
     file_emoji: str = "ticket"
     filed_emoji: str = "white_check_mark"
     file_allowed_users: CsvList = Field(default_factory=list)

@@ -21,6 +21,7 @@ from bot.domain.models import (
     Frozen,
     Match,
     MessageRef,
+    ThreadContext,
     Triage,
     clean_label,
 )
@@ -76,6 +77,8 @@ class FilingJob(Frozen):
     extra_labels: tuple[str, ...] = ()  # the operator's own (an emoji's label), not filtered
     # Files shared with the post and in its thread when filing was asked (AttachmentPolicy)
     files: tuple[ChatFile, ...] = ()
+    thread: ThreadContext | None = None  # the replies under the post, for the description
+    thread_comment: bool = False  # a reply added to its filed post's issue ("Add to KEY")
 
     @property
     def ref(self) -> MessageRef:

@@ -292,6 +292,22 @@ class LabelledText(Frozen):
     kind: Kind
 
 
+class ThreadReply(Frozen):
+    """One reply under a post, as filing carries it: who (a display name) and what (plain)."""
+
+    ts: str
+    author: str
+    text: str
+
+
+class ThreadContext(Frozen):
+    """The replies under a post, in order and bounded (``bot.domain.threads``); *more* replies
+    were left out."""
+
+    replies: tuple[ThreadReply, ...] = ()
+    more: int = 0
+
+
 class IssueText(Frozen):
     """The parts of an issue description or comment, as plain text.
 
@@ -305,6 +321,7 @@ class IssueText(Frozen):
     author: str | None = None
     trace_id: str | None = None  # the flow that filed it, for finding its logs
     images: tuple[str, ...] = ()  # attachment names shown in the description (screenshots)
+    thread: ThreadContext | None = None  # the replies under the post when it was filed
 
 
 class NewIssue(Frozen):
@@ -382,6 +399,7 @@ class ChatMessage(Frozen):
     text: str = ""
     user: str | None = None
     thread_ts: str | None = None
+    by_bot: bool = False  # posted by a bot (ours or another): not part of a discussion
 
 
 class Person(Frozen):

@@ -18,8 +18,9 @@ from bot.domain.attachments import AttachmentPolicy, FileSource
 from bot.domain.emoji import EmojiAction
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
 from bot.domain.flags import AllOn, Flags
-from bot.domain.models import ChatFile, Frozen, MessageRef, Post, Triage
+from bot.domain.models import ChatFile, Frozen, MessageRef, Post, ThreadContext, Triage
 from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
+from bot.domain.threads import ThreadLimits, thread_context, with_thread
 from bot.service.channels import IdeaChannels
 from bot.service.file_idea import IdeaRequest, file_idea, pick_instead
 from bot.service.filing import Filer
@@ -100,6 +101,7 @@ class FileMessage:
     # Files of the post and its thread, attached to the issue (None: no files reach Jira).
     files: FileSource | None = None
     attachment_policy: AttachmentPolicy = field(default_factory=AttachmentPolicy)
+    thread_limits: ThreadLimits = field(default_factory=ThreadLimits)
 
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
@@ -272,12 +274,24 @@ class FileMessage:
         if not text:
             return FilingResult("unreadable")
         author = author or ""
-        if triage is None:
-            triage = self.triager.triage(
-                Post(id=ref.key, text=text, channel=ref.channel, user=author, ts=ref.ts)
-            )
-        person = self.chat.person(author) if author else None
         is_reply = bool(thread_ts) and thread_ts != ref.ts
+        thread = None if is_reply else self.thread_of(ref)
+        if triage is None or (thread is not None and thread.replies):
+            # The discussion under the post is part of the idea: the analyzer reads it too. The
+            # title people saw in the triage reply stays (a reply is not the idea's headline).
+            seen = triage
+            triage = self.triager.triage(
+                Post(
+                    id=ref.key,
+                    text=with_thread(text, thread),
+                    channel=ref.channel,
+                    user=author,
+                    ts=ref.ts,
+                )
+            )
+            if seen is not None:
+                triage = triage.model_copy(update={"title": seen.title})
+        person = self.chat.person(author) if author else None
         job = FilingJob(
             channel=ref.channel,
             ts=ref.ts,
@@ -294,6 +308,7 @@ class FileMessage:
             permalink=permalink or self.chat.permalink(ref.channel, ref.ts),
             is_private=self.chat.channel_is_private(ref.channel),
             comment_on=req.comment_on,
+            thread=thread if thread is not None and thread.replies else None,
         )
         action = req.emoji_action
         if action is not None:
@@ -314,3 +329,10 @@ class FileMessage:
         # earlier attempt's issue) in the same one, whatever the routing says later.
         job = job.model_copy(update={"project": self.filer.project_for(job) or None})
         return job, triage
+
+    def thread_of(self, ref: MessageRef) -> ThreadContext:
+        """The replies under *ref* as a filing carries them (bounded; mentions neutralised)."""
+        replies = self.chat.thread_replies(ref.channel, ref.ts)
+        return thread_context(
+            replies, ref.ts, lambda user: self.chat.person(user).name, self.thread_limits
+        )

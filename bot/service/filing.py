@@ -79,15 +79,18 @@ from bot.domain.ports import (
 from bot.domain.projects import ProjectRoute, ProjectRouting
 from bot.observability.context import current_context, log_context
 from bot.service.attach_files import AttachLeaseLost, attach_files
+from bot.service.lease_keeper import LeaseKeeper
 
 logger = logging.getLogger(__name__)
 
-# A leased item is not handed to another worker before this, counted from when it was taken. It
-# must outlive the slowest attempt: at most ``JIRA_REQUESTS_PER_ATTEMPT`` Jira requests, each
-# ended by the adapter's total deadline (bot.adapters.jira_tracker), with room to spare; else a
-# second worker could start while the first is still inside "create" and the marker search
-# would not see its issue yet. Fencing (see the module docstring) covers what is left.
-LEASE = timedelta(minutes=5)
+# A leased item is not handed to another worker before this, counted from when it was taken or
+# last renewed: a heartbeat renews it while the attempt runs (bot.service.lease_keeper), so a
+# replica that dies mid-attempt holds the item this long at most. Every write to Jira starts
+# right after a renewal and ends within JIRA_REQUESTS_PER_WRITE request deadlines, which the
+# composition root keeps well inside the lease (bot.bootstrap.jira_request_deadline): no second
+# worker starts while a create is in flight, and its marker search then sees the issue.
+# Fencing (see the module docstring) covers what is left. ``FILING_LEASE_SECONDS`` sets it.
+LEASE = timedelta(seconds=60)
 
 
 class FilingStore(Filings, Outbox, Protocol):
@@ -109,6 +112,9 @@ class Filer:
     backoff: Backoff = field(default_factory=Backoff)
     owner: str = "ideabot"
     lease: timedelta = LEASE
+    # Seconds between the lease's renewals while an attempt runs (None: a third of the lease;
+    # 0: none, for tests that move a fake clock and must not race a real-time thread).
+    heartbeat: float | None = None
     limits: RetryLimits = field(default_factory=RetryLimits)
     labels: LabelPolicy = field(default_factory=LabelPolicy)
     metrics: Metrics = field(default_factory=NullMetrics)
@@ -146,10 +152,12 @@ class Filer:
         """What an earlier request for this message came to, if it settled or is under way."""
         return _settled(self.store.get_filing(channel, ts))
 
-    def submit(self, job: FilingJob) -> FilingResult:
+    def submit(self, job: FilingJob, *, at_once: bool = True) -> FilingResult:
         """Files (or comments) *job* once; returns what happened or why nothing did yet.
 
         A filing that was rejected or given up on ("failed") is tried again from scratch.
+        Without *at_once* the claimed work item is left to the outbox worker ("queued"): for
+        callers that must not wait on Jira (a thread reply arriving in the triage pool).
         """
         if self.tracker is None:
             return self._counted(
@@ -178,6 +186,8 @@ class Filer:
             # outbox worker took ours between enqueue and claim, or an earlier run left it. Our
             # item is the only work left for the message, so it must not be finished unprocessed;
             # the lease decides who runs it.
+        if not at_once:
+            return self._counted(FilingResult("queued"))
         now = self.clock()  # the lease starts when the item is taken
         token = self.store.lease(item_id, now + self.lease, now=now)
         if token is None:
@@ -228,14 +238,12 @@ class Filer:
         if not self._record(fence, job, attempts=previous_attempts + 1):
             return self._lost(item, "before its attempt")
         created: list[tuple[CreatedIssue, NewIssue]] = []
-
-        def still_ours() -> bool:
-            return self._record(fence, job)
-
+        keeper = LeaseKeeper(self.store, fence, self.lease, self.clock, self.heartbeat)
         try:
-            result = self._attempt(
-                job, searched=previous_attempts > 0, created=created, still_ours=still_ours
-            )
+            with keeper:
+                result = self._attempt(
+                    job, searched=previous_attempts > 0, created=created, still_ours=keeper.renew
+                )
         except (_LeaseLost, AttachLeaseLost):
             return self._lost(item, "before writing to Jira")
         except TrackerRetryable as exc:
@@ -257,7 +265,9 @@ class Filer:
             logger.exception("unexpected error filing %s; will retry", item.key)
             return self._failed_attempt(item, fence, job, exc, None)
         state = "commented" if result.status == "commented" else "filed"
-        recorded = self._record(
+        # A lost lease (the heartbeat's renewal failed: another worker took the item) makes
+        # this fenced write fail too; the taker finds the issue by its marker.
+        recorded = not keeper.lost and self._record(
             fence,
             job,
             item="finish",
@@ -302,6 +312,7 @@ class Filer:
             author=job.author_name or job.author,
             trace_id=job.trace_id,
             images=image_names(job.files) if self._attaches else (),
+            thread=job.thread,
         )
         marker = self.marker(job.channel, job.ts)
         if job.comment_on:

@@ -28,6 +28,7 @@ ACTION_COMMENT = "ideabot_comment"
 ACTION_RETRY = "ideabot_retry_filing"
 ACTION_FILE_IDEA = "ideabot_file_idea"  # one idea of a notes post (bot.slack.notes_blocks)
 SHORTCUT_FILE = "ideabot_file_message"
+SHORTCUT_ADD_REPLY = "ideabot_add_to_ticket"  # "Add to Jira ticket" on a reply in a filed thread
 COMMAND = "/idea"
 
 Block = dict[str, Any]

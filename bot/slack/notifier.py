@@ -52,6 +52,12 @@ class SlackNotifier:
         self.chat.update(post.channel, post.reply_ts, text, blks)
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
+        if job.thread_comment and result.status in ("commented", "queued"):
+            # A reply added to its post's issue: the mark on the reply says so, without a
+            # message after every reply (the shortcut's user is told on their own).
+            if result.status == "commented":
+                self.chat.react(job.channel, job.ts, self.filed_emoji)
+            return
         post_ts, idea = split_idea_ts(job.ts)
         if idea is not None:
             # One idea of a notes post: named in the message, retried by its own button.

@@ -98,7 +98,8 @@ class ConnectSafeNotifier(SlackNotifier):
             )
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
-        if not self._shared(job.channel):
+        quiet = job.thread_comment and result.status in ("commented", "queued")
+        if quiet or not self._shared(job.channel):  # (a reply added to its issue: a mark only)
             super().filing_outcome(job, result)
             return
         post_ts, idea = split_idea_ts(job.ts)

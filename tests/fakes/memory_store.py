@@ -229,6 +229,22 @@ class MemoryStore:
             ]
         return sorted(found, key=lambda p: (p.created, p.ts))
 
+    def posts_by_user(
+        self, user: str, limit: int, kinds: Sequence[str] | None = None
+    ) -> tuple[list[StoredPost], int]:
+        """*user*'s top-level posts of *kinds*, newest first (at most *limit*), and their count."""
+        with self._lock:
+            found = [
+                p
+                for p in self._posts.values()
+                if p.user == user
+                and not p.deleted
+                and p.thread_ts in (None, p.ts)
+                and (kinds is None or p.kind in kinds)
+            ]
+        found.sort(key=lambda p: (p.created, float(p.ts)), reverse=True)
+        return found[: max(0, limit)], len(found)
+
     def delete_post(
         self, channel: str, ts: str, created: datetime, user: str = ""
     ) -> StoredPost | None:
@@ -550,6 +566,17 @@ class MemoryStore:
             item.lease_until = until
             item.lease_token += 1
             return item.lease_token
+
+    def renew_lease(self, item_id: int, token: int, until: datetime) -> bool:
+        """Extends the lease made with *token* to *until*; False when a later lease exists or
+        the item is done."""
+        until = _utc(until)
+        with self._lock:
+            item = self._items.get(item_id)
+            if item is None or not item.held(token):
+                return False
+            item.lease_until = until
+            return True
 
     def finish(self, item_id: int, token: int | None = None) -> bool:
         """Marks the item done (kept a few days); its key may be enqueued again. With *token*,
