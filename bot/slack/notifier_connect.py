@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from bot.domain.filing import FilingJob, FilingResult
+from bot.domain.issue_changes import IssueState
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.notes import split_idea_ts
 from bot.domain.ports import StoredPost
@@ -72,11 +73,16 @@ class ConnectSafeNotifier(SlackNotifier):
         return ts
 
     def update_triage_reply(
-        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+        self,
+        post: StoredPost,
+        triage: Triage,
+        filed: FilingResult | None = None,
+        issue: IssueState | None = None,
     ) -> None:
         if not self._shared(post.channel):
-            super().update_triage_reply(post, triage, filed)
+            super().update_triage_reply(post, triage, filed, issue)
             return
+        # The issue's status is internal too.
         super().update_triage_reply(post, self._public(triage), self._keyless(filed))
 
     def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
