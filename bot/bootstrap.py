@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from bot.bootstrap_loop import build_announcer, build_issue_reader, sync_hook
 from bot.config import ConfigError, Settings
+from bot.domain.attachments import AttachmentPolicy, FileSource, IssueAttachments
 from bot.domain.filing import (
     FilingJob,
     FilingResult,
@@ -379,6 +380,15 @@ class LogNotifier:
         logger.info("%s:%s deleted", post.channel, post.ts)
 
 
+def build_files(slack_client: Any) -> FileSource | None:
+    """The files of posts and threads, downloaded with the bot token (``files:read``)."""
+    if slack_client is None:
+        return None
+    from bot.adapters.slack_files import SlackFiles
+
+    return SlackFiles(slack_client)
+
+
 def build_app_home(
     settings: Settings,
     store: Store,
@@ -395,7 +405,7 @@ def build_app_home(
         render=build_home,
         channels=channels,
         project=_namespace(settings),
-        file_emoji=settings.file_emoji,
+        file_emoji=settings.file_emoji_hint,
         clock=clock,
     )
 
@@ -403,10 +413,11 @@ def build_app_home(
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     if chat is None:
         return LogNotifier()
-    from bot.slack.notifier import SlackNotifier
+    from bot.slack.notifier_connect import ConnectSafeNotifier
 
-    return SlackNotifier(
-        chat, settings.file_emoji, settings.filed_emoji, vote_emoji=settings.vote_emoji[0]
+    # Slack Connect channels get the internal details only ephemerally, for members.
+    return ConnectSafeNotifier(
+        chat, settings.file_emoji_hint, settings.filed_emoji, vote_emoji=settings.vote_emoji[0]
     )
 
 
@@ -609,8 +620,14 @@ def bootstrap(
         tracer=tracer,
     )
     channels = IdeaChannels(settings.idea_channels)
-    routing = settings.project_routing()
     index_kind = "pinecone" if settings.pinecone_configured else "local"
+    routing = settings.project_routing()
+    attach = AttachmentPolicy(
+        max_files=settings.attach_max_files,
+        max_bytes=int(settings.attach_max_mb * 1024 * 1024),
+        types=tuple(settings.attach_types),
+    )
+    files = build_files(slack_client)
     triager = Triager(
         analyzer,
         index,
@@ -623,6 +640,7 @@ def bootstrap(
         index_kind=index_kind,
         flags=flags,
         offline=offline if offline is not analyzer else None,
+        routing=routing,
         notes=build_notes(settings, index, offline or analyzer, llm, flags, metrics),
     )
     notifier = build_notifier(settings, chat)
@@ -641,6 +659,10 @@ def bootstrap(
         ),
         labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
         metrics=metrics,
+        routing=routing,
+        files=files,
+        attachments=tracker if isinstance(tracker, IssueAttachments) else None,
+        attachment_policy=attach,
         lease=timedelta(seconds=settings.filing_lease_seconds),
     )
     issues = overrides["issues"] if "issues" in overrides else build_issue_reader(tracker)
@@ -663,6 +685,7 @@ def bootstrap(
             narrow=settings.jira_sync_jql,
             metrics=metrics,
             index_kind=index_kind,
+            also=routing.allowed_projects(),
             on_changed=sync_hook(announce),
         )
         if tracker is not None and settings.jira_project
@@ -708,12 +731,15 @@ def bootstrap(
             filer=filer,
             triager=triager,
             channels=channels,
-            file_emoji=settings.file_emoji,
+            file_emoji=settings.file_emoji_hint,
+            file_emojis=settings.file_emojis,
             access=FilingAccess(settings.file_allowed_users, settings.file_allowed_groups),
             clock=clock,
             edits=edit_post,
             flags=flags,
             required=required,
+            files=files,
+            attachment_policy=attach,
             thread_limits=ThreadLimits(replies=settings.thread_context_replies),
         )
         thread_comments = ThreadComments(

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.domain.attachments import DEFAULT_TYPES
+from bot.domain.emoji import EmojiAction, hint_emoji, parse_file_emoji
 from bot.domain.metrics import CATALOGUE, LABELS
 from bot.domain.models import KINDS
 from bot.domain.projects import ProjectRoute, ProjectRouting, parse_routes
@@ -288,6 +290,10 @@ class Settings(BaseSettings):
     jira_projects: Annotated[dict[str, ProjectRoute], NoDecode] = Field(default_factory=dict)
     # Similar tickets from every mapped project, not only the channel's own.
     similar_across_projects: bool = False
+    # Files of the post and its thread attached to the issue (bot/domain/attachments.py)
+    attach_max_files: int = Field(5, ge=0, le=20)
+    attach_max_mb: float = Field(10.0, gt=0, le=100)
+    attach_types: CsvList = Field(default_factory=lambda: list(DEFAULT_TYPES))
 
     # slack
     slack_bot_token: SecretStr | None = None
@@ -383,13 +389,21 @@ class Settings(BaseSettings):
         "meetings_ics",
         "label_allow",
         "label_deny",
+        "attach_types",
         mode="before",
     )
     @classmethod
     def _csv(cls, v: Any) -> list[str]:
         return _parse_list(v)
 
-    @field_validator("file_emoji", "filed_emoji")
+    @field_validator("file_emoji")
+    @classmethod
+    def _file_emoji(cls, v: str) -> str:
+        actions = parse_file_emoji(v)  # checked here, read through ``file_emojis``
+        single = len(actions) == 1 and "=" not in v
+        return next(iter(actions)) if single else v.strip()
+
+    @field_validator("filed_emoji")
     @classmethod
     def _emoji(cls, v: str) -> str:
         v = v.strip().strip(":")
@@ -543,6 +557,16 @@ class Settings(BaseSettings):
     @property
     def jira_configured(self) -> bool:
         return bool(self.jira_url and self.jira_project)
+
+    @property
+    def file_emojis(self) -> dict[str, EmojiAction]:
+        """FILE_EMOJI as emoji -> what it files (one name: files by the analysed kind)."""
+        return parse_file_emoji(self.file_emoji)
+
+    @property
+    def file_emoji_hint(self) -> str:
+        """The file emoji the triage reply suggests."""
+        return hint_emoji(self.file_emojis)
 
     def project_routing(self) -> ProjectRouting:
         """A new routing of channels to projects (JIRA_PROJECTS, JIRA_PROJECT the fallback).

@@ -179,23 +179,35 @@ class FusedSearch:
         raise NotImplementedError
 
     def search_vectors(
-        self, texts: Sequence[str], queries: Array, heads: Array, top_k: int = 10
+        self,
+        texts: Sequence[str],
+        queries: Array,
+        heads: Array,
+        top_k: int = 10,
+        projects: Sequence[str] | None = None,
     ) -> list[list[Match]]:
         """Ranks with precomputed vectors of the texts and their headlines."""
         raise NotImplementedError
 
-    def search(self, text: str, top_k: int = 10) -> list[Match]:
-        """The *top_k* tickets most like *text*, best first, with fused scores in [0, 1]."""
-        return self.search_many([text], top_k)[0]
+    def search(
+        self, text: str, top_k: int = 10, projects: Sequence[str] | None = None
+    ) -> list[Match]:
+        """The *top_k* tickets most like *text*, best first, with fused scores in [0, 1];
+        with *projects*, only tickets of those Jira projects."""
+        return self.search_many([text], top_k, projects)[0]
 
-    def search_many(self, texts: Sequence[str], top_k: int = 10) -> list[list[Match]]:
+    def search_many(
+        self, texts: Sequence[str], top_k: int = 10, projects: Sequence[str] | None = None
+    ) -> list[list[Match]]:
         """``search`` for many texts, embedding them (and their headlines) in one batch."""
         if not texts:
             return []
         if self._is_empty():
             return [[] for _ in texts]
         q, h = embed_queries(self.embedder, texts)
-        return self.search_vectors(texts, q, h, top_k)
+        if projects is None:
+            return self.search_vectors(texts, q, h, top_k)
+        return self.search_vectors(texts, q, h, top_k, projects)
 
 
 class CatalogueFollower:
@@ -313,6 +325,9 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._keys: list[str] = []
         self._pos: dict[str, int] = {}
         self._tickets: list[Ticket] = []
+        # (projects, seq, rows) -> which rows are in them: one project filter per catalogue state
+        self._project_mask: tuple[tuple[frozenset[str], int, int], npt.NDArray[np.bool_]] | None
+        self._project_mask = None
         self._hashes: list[str] = []
         self._lex = InvertedIndex()
         self._lex_title = InvertedIndex()  # BM25 over the title field alone
@@ -560,13 +575,33 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         cand = np.unique(np.concatenate(list(leaders.values())))
         return cand, scale, leaders
 
+    def _in_projects(self, projects: Sequence[str]) -> npt.NDArray[np.bool_]:
+        """Which live rows belong to *projects* (lock held); cached until the rows change."""
+        wanted = frozenset(p.upper() for p in projects)
+        cached = self._project_mask
+        if cached is not None and cached[0] == (wanted, self._seq, self._n):
+            return cached[1]
+        mask = np.fromiter(
+            (t.project_key.upper() in wanted for t in self._tickets[: self._n]),
+            dtype=np.bool_,
+            count=self._n,
+        )
+        self._project_mask = ((wanted, self._seq, self._n), mask)
+        return mask
+
     def search_vectors(
-        self, texts: Sequence[str], queries: Array, heads: Array, top_k: int = 10
+        self,
+        texts: Sequence[str],
+        queries: Array,
+        heads: Array,
+        top_k: int = 10,
+        projects: Sequence[str] | None = None,
     ) -> list[list[Match]]:
         """Ranks with precomputed vectors of the texts and their headlines (benchmarks use it).
 
         Candidates come from one pass over the mixed matrix (or its projection, past 20,000
-        rows) plus BM25 over the postings; every signal is then computed exactly on them.
+        rows) plus BM25 over the postings; every signal is then computed exactly on them. With
+        *projects*, rows of other projects are never candidates.
         """
         a = np.float32(self._mix_q)
         mixed = (a * queries + (np.float32(1) - a) * heads).astype(np.float32)
@@ -579,6 +614,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 self._scratch = np.empty(len(self._buf), dtype=np.float32)
                 self._dense_out = np.empty(len(self._buf), dtype=np.float32)
             mix = self._mix[:n]
+            keep = self._in_projects(projects) if projects is not None else None
             proj = self._proj
             if proj.active:  # the same order of rows, a per-query constant apart
                 mix = proj.rows[:n]
@@ -593,7 +629,14 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                     i = start + j
                     lex_abs, _ = self._lex.scores(texts[i])
                     lex_title, _ = self._lex_title.scores(texts[i])
+                    if keep is not None:  # other projects' rows are never candidates
+                        lex_abs = np.where(keep, lex_abs, np.float32(0))
+                        lex_title = np.where(keep, lex_title, np.float32(0))
+                        dense[j][~keep] = -np.inf
                     cand, scale, leaders = self._candidates(dense[j], lex_abs, lex_title, k)
+                    if keep is not None:
+                        cand = cand[keep[cand]]
+                        leaders = {name: r[keep[r]] for name, r in leaders.items()}
                     values = {"lexical": lex_abs[cand], "lexical_title": lex_title[cand]}
                     known = {
                         name: corpus_ranks(cand, values[name], rows_)

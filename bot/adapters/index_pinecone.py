@@ -81,6 +81,7 @@ def body_metadata(ticket: Ticket, text_hash: str, limit: int = METADATA_BUDGET) 
         "part": "body",
         "title": ticket.title,
         "h": text_hash,
+        "project": ticket.project_key,
     }
     for name in ("type", "status", "url"):
         value = getattr(ticket, name)
@@ -113,12 +114,20 @@ def ticket_from_metadata(meta: dict[str, Any]) -> Ticket:
         type=meta.get("type"),
         status=meta.get("status"),
         url=meta.get("url"),
+        project=meta.get("project"),
     )
 
 
 def _record_fields(ticket: Ticket) -> tuple[str | None, ...]:
     """What the Pinecone records show of a ticket: a change elsewhere (labels) is not sent."""
-    return (ticket.title, ticket.description, ticket.type, ticket.status, ticket.url)
+    return (
+        ticket.title,
+        ticket.description,
+        ticket.type,
+        ticket.status,
+        ticket.url,
+        ticket.project_key,
+    )
 
 
 class PineconeState(TicketStore, KeyValue, Protocol):
@@ -312,7 +321,7 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
                 {
                     "id": t.key + TITLE_SUFFIX,
                     "values": _values(title[j]),
-                    "metadata": {"key": t.key, "part": "title"},
+                    "metadata": {"key": t.key, "part": "title", "project": t.project_key},
                 }
             )
         batches = plan_batches(recs)
@@ -423,21 +432,30 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
 
     # ------------------------------------------------------------------ reads
 
-    def _query(self, vec: Array, part: str) -> Any:
+    def _query(self, vec: Array, part: str, projects: Sequence[str] | None = None) -> Any:
+        where: dict[str, Any] = {"part": {"$eq": part}}
+        if projects is not None:
+            # Records carry their ticket's project (metadata "project"): Pinecone filters them.
+            where["project"] = {"$in": [p.upper() for p in projects]}
         return self._call(
             lambda: self._index.query(
                 vector=_values(vec),
                 top_k=self.candidates,
                 namespace=self.namespace,
-                filter={"part": {"$eq": part}},
+                filter=where,
                 include_values=True,
                 include_metadata=part == "body",
             )
         )
 
-    def _search_one(self, text: str, q: Array, h: Array, k: int) -> list[Match]:
-        bodies = {m.id: m for m in self._query(q, "body").matches}
-        titles = {str(m.id).removesuffix(TITLE_SUFFIX): m for m in self._query(q, "title").matches}
+    def _search_one(
+        self, text: str, q: Array, h: Array, k: int, projects: Sequence[str] | None = None
+    ) -> list[Match]:
+        bodies = {m.id: m for m in self._query(q, "body", projects).matches}
+        titles = {
+            str(m.id).removesuffix(TITLE_SUFFIX): m
+            for m in self._query(q, "title", projects).matches
+        }
         keys = list(dict.fromkeys([*bodies, *titles]))
         missing = [key for key in keys if key not in bodies]
         missing += [key + TITLE_SUFFIX for key in keys if key not in titles]
@@ -483,15 +501,24 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         return False
 
     def search_vectors(
-        self, texts: Sequence[str], queries: Array, heads: Array, top_k: int = 10
+        self,
+        texts: Sequence[str],
+        queries: Array,
+        heads: Array,
+        top_k: int = 10,
+        projects: Sequence[str] | None = None,
     ) -> list[list[Match]]:
-        """Ranks with precomputed vectors of the texts and headlines, queries on a few threads."""
+        """Ranks with precomputed vectors of the texts and headlines, queries on a few threads;
+        with *projects*, a metadata filter keeps other projects' records out."""
         if len(texts) == 1 or self.threads <= 1:
-            return [self._search_one(t, queries[i], heads[i], top_k) for i, t in enumerate(texts)]
+            return [
+                self._search_one(t, queries[i], heads[i], top_k, projects)
+                for i, t in enumerate(texts)
+            ]
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             return list(
                 pool.map(
-                    lambda i: self._search_one(texts[i], queries[i], heads[i], top_k),
+                    lambda i: self._search_one(texts[i], queries[i], heads[i], top_k, projects),
                     range(len(texts)),
                 )
             )

@@ -127,6 +127,10 @@ def render_wiki(body: IssueText, limit: int = JIRA_TEXT_LIMIT) -> str:
         tail_parts.append(
             _wiki_within(cut_utf16(" ".join(note.split()), AUTHOR_LIMIT), limit // 16)
         )
+    # Screenshots attached to the issue, shown inline (names are the bot's own: safe characters).
+    shots = [n for n in body.images if re.fullmatch(r"[A-Za-z0-9._-]{1,200}", n)][:10]
+    if shots:
+        tail_parts.append("Screenshots:\n" + "\n".join(f"!{n}|thumbnail!" for n in shots))
     trace = "".join(c for c in (body.trace_id or "") if c.isalnum())[:64]
     # The trace id finds this filing's log lines (and spans) from the issue.
     tail_parts.append(f"Filed by ideabot (trace {trace})." if trace else "Filed by ideabot.")

@@ -12,6 +12,7 @@ on it, for ever.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import re
@@ -411,6 +412,8 @@ class JiraTracker:
         labels = clean_labels((*own, issue.marker) if issue.marker else tuple(own))
         if labels:
             fields["labels"] = labels
+        if issue.components:
+            fields["components"] = [{"name": c} for c in issue.components]
         reporter = self._reporter(issue.reporter_email) if issue.reporter_email else None
         if reporter:
             fields["reporter"] = reporter
@@ -426,6 +429,22 @@ class JiraTracker:
             self._link(key, issue.link_url, issue.link_title)
         logger.info("created Jira issue %s", key)
         return CreatedIssue(key=key, url=self.browse_url(key))
+
+    def attachment_names(self, key: str) -> set[str]:
+        """The file names attached to issue *key* (a retried filing skips those)."""
+        raw = self._call(
+            "reading the attachments",
+            lambda: self.client._get_json(f"issue/{key}", params={"fields": "attachment"}),
+        )
+        found = ((raw or {}).get("fields") or {}).get("attachment") or []
+        return {str(a["filename"]) for a in found if isinstance(a, dict) and a.get("filename")}
+
+    def add_attachment(self, key: str, name: str, data: bytes) -> None:
+        """Attaches *data* to issue *key* as *name* (within the request deadline)."""
+        self._call(
+            "adding an attachment",
+            lambda: self.client.add_attachment(key, io.BytesIO(data), filename=name),
+        )
 
     def add_comment(self, comment: NewComment) -> str:
         """Adds a comment (and a remote link to its *link_url*); returns the comment id.

@@ -86,7 +86,8 @@ class SlackChat:
         if metrics is not None and not isinstance(metrics, NullMetrics):
             metered(self.client, metrics)
         self._lock = threading.Lock()
-        self._private: dict[str, tuple[float, bool]] = {}
+        self._info: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._team: str | None = None  # this workspace's team id (auth.test), once known
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._people: dict[str, tuple[float, Person]] = {}
 
@@ -114,25 +115,51 @@ class SlackChat:
         resp = self.client.chat_postMessage(**kwargs)
         return str(resp["ts"])
 
-    def channel_is_private(self, channel: str) -> bool:
-        """True for private channels, DMs and group DMs (cached for ten minutes)."""
+    def _channel_info(self, channel: str) -> dict[str, Any] | None:
+        """conversations.info of *channel* (cached ten minutes); None when Slack will not say."""
         now = time.monotonic()
         with self._lock:
-            hit = self._private.get(channel)
+            hit = self._info.get(channel)
         if hit and now - hit[0] < _CACHE_SECONDS:
             return hit[1]
         try:
-            info = self.client.conversations_info(channel=channel)["channel"]
-            private = bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+            info = dict(self.client.conversations_info(channel=channel)["channel"])
         except SlackApiError as exc:
-            # Unknown means private: never risk repeating private content in public.
             logger.warning(
                 "conversations.info failed for %s: %s", channel, exc.response.get("error")
             )
-            return True
+            return None
         with self._lock:
-            self._private[channel] = (now, private)
-        return private
+            self._info[channel] = (now, info)
+        return info
+
+    def channel_is_private(self, channel: str) -> bool:
+        """True for private channels, DMs and group DMs (cached for ten minutes)."""
+        info = self._channel_info(channel)
+        if info is None:
+            return True  # unknown means private: never risk repeating private content in public
+        return bool(info.get("is_private") or info.get("is_im") or info.get("is_mpim"))
+
+    def channel_is_shared(self, channel: str) -> bool:
+        """True for Slack Connect channels (shared with other organisations, or about to be),
+        and when it cannot be told: internal tickets must never reach external guests."""
+        info = self._channel_info(channel)
+        if info is None:
+            return True
+        return bool(
+            info.get("is_ext_shared")
+            or info.get("is_pending_ext_shared")
+            or (info.get("is_shared") and not info.get("is_org_shared"))
+        )
+
+    def _home_team(self) -> str | None:
+        if self._team is None:
+            try:
+                self._team = str(self.client.auth_test().get("team_id") or "")
+            except SlackApiError as exc:
+                logger.warning("auth.test failed: %s", exc.response.get("error"))
+                return None
+        return self._team or None
 
     def find_by_metadata(
         self,
@@ -312,7 +339,16 @@ class SlackChat:
             return Person()
         profile = u.get("profile") or {}
         name = profile.get("real_name") or u.get("real_name") or u.get("name")
-        value = Person(name=name, email=profile.get("email"))
+        home = self._home_team()
+        # Someone from another organisation (Slack Connect), or a guest of ours: not a member.
+        external = bool(
+            u.get("is_stranger")
+            or u.get("is_restricted")
+            or u.get("is_ultra_restricted")
+            or home is None
+            or (u.get("team_id") and u.get("team_id") != home)
+        )
+        value = Person(name=name, email=profile.get("email"), external=external)
         with self._lock:
             self._people[user] = (now, value)
         return value

@@ -63,6 +63,8 @@ catalogue_tickets = Table(
     Column("labels", Text, nullable=False, default="[]"),
     Column("components", Text, nullable=False, default="[]"),
     Column("updated", UTCDateTime),
+    # The ticket's Jira project (JIRA_PROJECTS): one catalogue holds every mapped project.
+    Column("jira_project", String(100)),
 )
 # "What changed in this project since N" and "the project's last number" are index range scans.
 Index("ix_catalogue_tickets_seq", catalogue_tickets.c.project, catalogue_tickets.c.seq)
@@ -95,6 +97,7 @@ _TICKET_COLUMNS = (
     catalogue_tickets.c.labels,
     catalogue_tickets.c.components,
     catalogue_tickets.c.updated,
+    catalogue_tickets.c.jira_project,
 )
 
 
@@ -116,6 +119,7 @@ def _ticket(row: Any) -> Ticket | None:
         updated=row.updated,
         labels=tuple(json.loads(row.labels)),
         components=tuple(json.loads(row.components)),
+        project=row.jira_project,
     )
 
 
@@ -144,6 +148,7 @@ def _values(project: str, ticket: Ticket, seq: int) -> dict[str, Any]:
         "labels": json.dumps(list(ticket.labels)),
         "components": json.dumps(list(ticket.components)),
         "updated": ticket.updated,
+        "jira_project": ticket.project,
     }
 
 
@@ -229,6 +234,7 @@ class SqlCatalogue(SqlBase):
                     "labels": "[]",
                     "components": "[]",
                     "updated": None,
+                    "jira_project": None,
                 }
                 for i, r in enumerate(live)
             ]

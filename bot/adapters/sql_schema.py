@@ -314,6 +314,7 @@ _ADDED_COLUMNS = (
     (posts, "votes"),
     (post_people, "vote"),
 )
+_ADDED_COLUMNS_BY_NAME = (("catalogue_tickets", "jira_project"),)
 
 
 def create_schema(conn: Connection, backend: str) -> None:
@@ -343,7 +344,9 @@ def create_schema(conn: Connection, backend: str) -> None:
 def _add_missing_columns(conn: Connection) -> None:
     """ALTER TABLE ... ADD COLUMN for each of ``_ADDED_COLUMNS`` a database made earlier lacks."""
     inspector = inspect(conn)
-    for table, name in _ADDED_COLUMNS:
+    # Tables defined in other modules (sql_catalogue) are named, to keep the imports one-way.
+    later = [(metadata.tables[t], c) for t, c in _ADDED_COLUMNS_BY_NAME if t in metadata.tables]
+    for table, name in (*_ADDED_COLUMNS, *later):
         have = {c["name"] for c in inspector.get_columns(table.name)}
         if name not in have:
             ddl = CreateColumn(table.c[name]).compile(dialect=conn.dialect)

@@ -20,6 +20,7 @@ from bot.domain.issue_fields import FieldValue
 from bot.domain.models import (
     LABEL_MAX,
     RESERVED_LABEL_PREFIX,
+    ChatFile,
     Frozen,
     Match,
     MessageRef,
@@ -73,13 +74,19 @@ class FilingJob(Frozen):
     is_private: bool = False
     comment_on: str | None = None
     trace_id: str | None = None  # the flow it belongs to (logs, the Jira footer)
-    # Set by the review form or the configured defaults (bot.service.review); None/empty: the
-    # filer's project, the issue type mapped from *kind*, no extra fields, nobody assigned.
+    # Where and as what it is filed, when chosen before filing: the review form, the channel's
+    # JIRA_PROJECTS route, a file emoji meaning "Bug" or a triage project; unset: decided at
+    # filing (the filer's project for the channel, the issue type mapped from *kind*).
     project: str | None = None
     issue_type: str | None = None
+    # Set by the review form or the configured defaults (bot.service.review): no extra fields,
+    # nobody assigned when empty.
     fields: dict[str, FieldValue] = Field(default_factory=dict)
     assignee_email: str | None = None
     assignee_name: str | None = None
+    extra_labels: tuple[str, ...] = ()  # the operator's own (an emoji's label), not filtered
+    # Files shared with the post and in its thread when filing was asked (AttachmentPolicy)
+    files: tuple[ChatFile, ...] = ()
     thread: ThreadContext | None = None  # the replies under the post, for the description
     thread_comment: bool = False  # a reply added to its filed post's issue ("Add to KEY")
 

@@ -273,6 +273,14 @@ class Ticket(Frozen):
     updated: datetime | None = None
     labels: tuple[str, ...] = ()
     components: tuple[str, ...] = ()
+    # The Jira project it belongs to; unset on rows written before several projects were
+    # indexed, where the key's prefix says it (``project_key``).
+    project: str | None = None
+
+    @property
+    def project_key(self) -> str:
+        """The ticket's project: as recorded, else the key's prefix (``MOB-12`` -> ``MOB``)."""
+        return self.project or self.key.rsplit("-", 1)[0].upper()
 
     def text(self) -> str:
         """The text a ticket is embedded and matched by: title and description."""
@@ -320,6 +328,7 @@ class IssueText(Frozen):
     trace_id: str | None = None  # the flow that filed it, for finding its logs
     # One-line notes below the author ("Assignee asked for: …" when they have no account).
     notes: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()  # attachment names shown in the description (screenshots)
     thread: ThreadContext | None = None  # the replies under the post when it was filed
 
 
@@ -340,6 +349,7 @@ class NewIssue(Frozen):
     # Assigned when the e-mail maps to an account; else the description names *assignee_name*.
     assignee_email: str | None = None
     assignee_name: str | None = None
+    components: tuple[str, ...] = ()
 
 
 class NewComment(Frozen):
@@ -367,6 +377,34 @@ class MessageRef(Frozen):
         return f"{self.channel}:{self.ts}"
 
 
+class ChatFile(Frozen):
+    """A file shared in the chat (a screenshot in a post or its thread), as the chat lists it.
+
+    *url* is where the bot downloads it with its own token; *channels* are where the chat says
+    it was shared (empty when it does not say).
+    """
+
+    id: str
+    name: str
+    mimetype: str = "application/octet-stream"
+    size: int = 0
+    url: str = ""
+    channels: tuple[str, ...] = ()
+
+    @property
+    def attachment_name(self) -> str:
+        """The name it is attached to an issue under: the file's id in it, so a retried
+        filing recognises its own upload and two "image.png" do not collide."""
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", self.name).strip("._") or "file"
+        stem, dot, ext = safe[-100:].rpartition(".")
+        ident = re.sub(r"[^A-Za-z0-9]", "", self.id)[:20]
+        return f"{stem}-{ident}.{ext}" if dot and stem else f"{safe[-100:]}-{ident}"
+
+    @property
+    def is_image(self) -> bool:
+        return self.mimetype.lower().startswith("image/")
+
+
 class ChatMessage(Frozen):
     """A message read back from the chat (text as the chat stores it)."""
 
@@ -382,3 +420,6 @@ class Person(Frozen):
 
     name: str | None = None
     email: str | None = None
+    # Not a member of this workspace (a Slack Connect guest from another organisation, or a
+    # guest account); None when the chat would not say (treated as external where it matters).
+    external: bool | None = None

@@ -132,9 +132,15 @@ class TicketIndex(Protocol):
 
     def delete(self, keys: Sequence[str]) -> None: ...
 
-    def search(self, text: str, top_k: int = 10) -> list[Match]: ...
+    def search(
+        self, text: str, top_k: int = 10, projects: Sequence[str] | None = None
+    ) -> list[Match]:
+        """The best matches; with *projects*, only tickets of those Jira projects."""
+        ...
 
-    def search_many(self, texts: Sequence[str], top_k: int = 10) -> list[list[Match]]: ...
+    def search_many(
+        self, texts: Sequence[str], top_k: int = 10, projects: Sequence[str] | None = None
+    ) -> list[list[Match]]: ...
 
     def count(self) -> int: ...
 
@@ -699,6 +705,11 @@ class Chat(Protocol):
         ...
 
     def usergroup_members(self, group: str) -> frozenset[str]: ...
+
+    def channel_is_shared(self, channel: str) -> bool:
+        """True for channels shared with other organisations (Slack Connect), and when it
+        cannot be told: what is internal is then shown only to members, never posted."""
+        ...
 
     def resolve_channels(self, names_or_ids: Sequence[str]) -> set[str]:
         """Channel ids for ids or names (with or without '#'); unknown names are logged."""

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
+from bot.domain.attachments import AttachmentPolicy, FileSource
+from bot.domain.emoji import EmojiAction
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
 from bot.domain.flags import AllOn, Flags
-from bot.domain.models import Frozen, MessageRef, Post, ThreadContext, Triage
+from bot.domain.models import ChatFile, Frozen, MessageRef, Post, ThreadContext, Triage
 from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
 from bot.domain.threads import ThreadLimits, thread_context, with_thread
 from bot.service.channels import IdeaChannels
@@ -51,6 +53,8 @@ class FileRequest(Frozen):
     # "Comment instead" whose button could not carry the key: the offered match is looked up
     comment_on_offered: bool = False
     event_id: str | None = None  # Slack's event id (redeliveries are dropped by the inbox)
+    # What the file emoji means (FILE_EMOJI): an issue type, a project, a label; None: as usual
+    emoji_action: EmojiAction | None = None
     whole: bool = False  # file the post as one even when it holds several ideas (/idea)
 
 
@@ -89,19 +93,26 @@ class FileMessage:
     triager: Triager
     channels: IdeaChannels
     file_emoji: str = "ticket"
+    # Several file emoji with their meanings (FILE_EMOJI map); None: only *file_emoji*, by kind.
+    file_emojis: dict[str, EmojiAction] | None = None
     access: FilingAccess = field(default_factory=FilingAccess)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     edits: EditPost | None = None  # applies an edit the shortcut's payload shows first
     flags: Flags = field(default_factory=AllOn)
     # Fills required fields from their defaults, and asks in the thread for the rest.
     required: RequiredFields | None = None
+    # Files of the post and its thread, attached to the issue (None: no files reach Jira).
+    files: FileSource | None = None
+    attachment_policy: AttachmentPolicy = field(default_factory=AttachmentPolicy)
     thread_limits: ThreadLimits = field(default_factory=ThreadLimits)
 
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
         ref = reaction.ref
+        emojis = self.file_emojis or {self.file_emoji: EmojiAction()}
+        action = emojis.get(reaction.emoji)
         if (
-            reaction.emoji != self.file_emoji
+            action is None
             or not reaction.user
             or reaction.by_bot
             or ref.channel not in self.channels
@@ -115,7 +126,13 @@ class FileMessage:
                 return FilingResult("ignored")
             author = None  # the stored post names the real author
         return self(
-            FileRequest(ref=ref, requester=reaction.user, author=author, event_id=reaction.event_id)
+            FileRequest(
+                ref=ref,
+                requester=reaction.user,
+                author=author,
+                event_id=reaction.event_id,
+                emoji_action=action if action != EmojiAction() else None,
+            )
         )
 
     def __call__(self, req: FileRequest) -> FilingResult:
@@ -224,6 +241,15 @@ class FileMessage:
             "comment-instead", ref.channel, requester
         )
 
+    def _files(self, ref: MessageRef, thread_ts: str | None) -> tuple[ChatFile, ...]:
+        assert self.files is not None
+        try:
+            found = self.files.files_for(ref.channel, ref.ts, thread_ts)
+        except Exception:  # files are a bonus: the post is filed without them
+            logger.warning("could not list the files of %s", ref.key, exc_info=True)
+            return ()
+        return self.attachment_policy.pick(found, ref.channel)
+
     def may_file(self, user: str) -> bool:
         return may_file(user, self.access.users, self.access.groups, self.chat.usergroup_members)
 
@@ -295,6 +321,24 @@ class FileMessage:
             comment_on=req.comment_on,
             thread=thread if thread is not None and thread.replies else None,
         )
+        action = req.emoji_action
+        if action is not None:
+            # The emoji's meaning beats the analyser's (a bug emoji files a Bug) and the
+            # channel's project (a triage project).
+            job = job.model_copy(
+                update={
+                    "issue_type": action.issue_type,
+                    "project": action.project,
+                    "extra_labels": (action.label,) if action.label else (),
+                }
+            )
+        if not req.comment_on and self.files is not None and self.attachment_policy.enabled:
+            # Listed now, with the work item: the replies before the request, and a retry
+            # attaches the same files.
+            job = job.model_copy(update={"files": self._files(ref, thread_ts)})
+        # The project is fixed now, with the work item: every attempt files (and looks for an
+        # earlier attempt's issue) in the same one, whatever the routing says later.
+        job = job.model_copy(update={"project": self.filer.project_for(job) or None})
         return job, triage
 
     def thread_of(self, ref: MessageRef) -> ThreadContext:

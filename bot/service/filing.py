@@ -37,6 +37,12 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from bot.domain.attachments import (
+    AttachmentPolicy,
+    FileSource,
+    IssueAttachments,
+    image_names,
+)
 from bot.domain.filing import (
     AMBIGUOUS_RETRY_SECONDS,
     TOPIC,
@@ -54,6 +60,7 @@ from bot.domain.models import (
     NewComment,
     NewIssue,
     Ticket,
+    clean_label,
     slack_unescape,
 )
 from bot.domain.ports import (
@@ -70,7 +77,9 @@ from bot.domain.ports import (
     TrackerRejected,
     TrackerRetryable,
 )
+from bot.domain.projects import ProjectRoute, ProjectRouting
 from bot.observability.context import current_context, log_context
+from bot.service.attach_files import AttachLeaseLost, attach_files
 from bot.service.lease_keeper import LeaseKeeper
 
 logger = logging.getLogger(__name__)
@@ -117,6 +126,12 @@ class Filer:
     metrics: Metrics = field(default_factory=NullMetrics)
     # Told the project whose create screen Jira refused a field of (its cached metadata is old).
     on_field_rejected: Callable[[str], None] | None = None
+    # Channel -> project (JIRA_PROJECTS); without it every issue goes to *project*.
+    routing: ProjectRouting | None = None
+    # Screenshots and files reach the ticket: fetched from the chat, attached in the tracker.
+    files: FileSource | None = None
+    attachments: IssueAttachments | None = None
+    attachment_policy: AttachmentPolicy = field(default_factory=AttachmentPolicy)
     _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -127,9 +142,15 @@ class Filer:
         """The issue type a post of *kind* is filed as (JIRA_ISSUE_TYPES)."""
         return self.issue_types.get(kind) or self.issue_types.get("idea", "Task")
 
-    def project_of(self, job: FilingJob) -> str:
-        """The project *job* is filed into: its own when the form chose one, else JIRA_PROJECT."""
-        return job.project or self.project
+    def project_for(self, job: FilingJob) -> str:
+        """The project *job* is filed in: its own choice, its channel's, else the fallback."""
+        routed = self.routing.project(job.channel) if self.routing is not None else None
+        return job.project or routed or self.project
+
+    def _route(self, project: str) -> ProjectRoute:
+        if self.routing is not None:
+            return self.routing.route_for_project(project)
+        return ProjectRoute(project=project)
 
     def marker(self, channel: str, ts: str) -> str:
         """The marker of the issue or comment filed for one message (see ``marker_label``)."""
@@ -245,7 +266,7 @@ class Filer:
                 result = self._attempt(
                     job, searched=previous_attempts > 0, created=created, still_ours=keeper.renew
                 )
-        except _LeaseLost:
+        except (_LeaseLost, AttachLeaseLost):
             return self._lost(item, "before writing to Jira")
         except TrackerRetryable as exc:
             return self._failed_attempt(item, fence, job, exc, exc.retry_after)
@@ -258,7 +279,7 @@ class Filer:
                 sorted(exc.fields),
             )
             if exc.fields and self.on_field_rejected is not None:
-                self.on_field_rejected(self.project_of(job))
+                self.on_field_rejected(self.project_for(job))
             if not self._record(fence, job, item="finish", state="failed", error=str(exc)):
                 return self._lost(item, "after Jira rejected it")
             result = FilingResult("rejected", message=str(exc), fields=dict(exc.fields))
@@ -314,9 +335,9 @@ class Filer:
             permalink=job.permalink,
             author=job.author_name or job.author,
             trace_id=job.trace_id,
+            images=image_names(job.files) if self._attaches else (),
             thread=job.thread,
         )
-        project = self.project_of(job)
         marker = self.marker(job.channel, job.ts)
         if job.comment_on:
             key = job.comment_on
@@ -331,17 +352,23 @@ class Filer:
                     "filing %s: found the comment on %s from an earlier attempt", job.key, key
                 )
             return FilingResult("commented", key=key, url=self.tracker.browse_url(key))
+        project = self.project_for(job)
+        route = self._route(project)
         if searched:
             found = self._find_marker(project, marker)
             if found is not None:
                 logger.info("filing %s: found %s from an earlier attempt", job.key, found.key)
+                # The earlier attempt may have stopped before (or while) attaching the files.
+                self._attach(job, found.key, still_ours)
                 return FilingResult("filed", key=found.key, url=found.url)
+        own = [x for x in (clean_label(x) for x in (*route.labels, *job.extra_labels)) if x]
         issue = NewIssue(
             project=project,
             summary=job.title or job.text,
             body=body,
-            issue_type=job.issue_type or self.issue_type_for(job.kind),
-            labels=(*self.labels.filter(job.labels), "ideabot"),
+            issue_type=job.issue_type or route.issue_type(job.kind, self.issue_types),
+            labels=tuple(dict.fromkeys((*self.labels.filter(job.labels), *own, "ideabot"))),
+            components=route.components,
             marker=marker,
             reporter_email=job.author_email,
             link_url=job.permalink,
@@ -360,7 +387,21 @@ class Filer:
         created.append((new, issue))
         with log_context(jira_key=new.key):
             logger.info("filing %s: filed as %s", job.key, new.key)
+        self._attach(job, new.key, still_ours)
         return FilingResult("filed", key=new.key, url=new.url)
+
+    @property
+    def _attaches(self) -> bool:
+        return (
+            self.files is not None
+            and self.attachments is not None
+            and self.attachment_policy.enabled
+        )
+
+    def _attach(self, job: FilingJob, key: str, still_ours: Callable[[], bool]) -> None:
+        if job.files and self._attaches:
+            assert self.files is not None and self.attachments is not None
+            attach_files(job, key, self.files, self.attachments, self.attachment_policy, still_ours)
 
     def _find_marker(self, project: str, marker: str) -> CreatedIssue | None:
         assert self.tracker is not None
@@ -389,6 +430,7 @@ class Filer:
             description=f"{issue.body.summary}\n{issue.body.original}".strip(),
             type=issue.issue_type,
             url=created.url,
+            project=issue.project,
         )
         try:
             self.index.upsert([ticket])

@@ -11,6 +11,7 @@ a post is answered exactly as before.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.flags import AllOn, Flags
@@ -42,7 +43,14 @@ class NotesFinder:
             FLAG, post.channel or None, post.user or None
         )
 
-    def attach(self, post: Post, verdict: Triage, *, search: bool = True) -> Triage:
+    def attach(
+        self,
+        post: Post,
+        verdict: Triage,
+        *,
+        search: bool = True,
+        projects: Sequence[str] | None = None,
+    ) -> Triage:
         """*verdict* with the ideas of *post* when it is a notes post, else *verdict* itself.
 
         *search* False skips the similar-ticket lookups (the ``duplicate-check`` flag is off).
@@ -60,19 +68,22 @@ class NotesFinder:
             self.metrics.inc(NOTES_POSTS, outcome="single")
             return verdict
         if search:
-            ideas = self._with_similar(ideas)
+            ideas = self._with_similar(ideas, projects)
         self.metrics.inc(NOTES_POSTS, outcome="notes")
         self.metrics.inc(NOTES_IDEAS, float(len(ideas)), analyzer=self.extractor.name)
         # A post that proposes several things is not chit-chat, whatever it read as whole.
         kind = "idea" if verdict.kind in ("other", "question") else verdict.kind
         return verdict.model_copy(update={"ideas": tuple(ideas), "kind": kind})
 
-    def _with_similar(self, ideas: list[Idea]) -> list[Idea]:
+    def _with_similar(self, ideas: list[Idea], projects: Sequence[str] | None = None) -> list[Idea]:
         if self.index is None:
             return ideas
         texts = [f"{i.title}\n{i.summary}" for i in ideas]
         try:
-            found = self.index.search_many(texts, top_k=self.top_k)
+            if projects is None:
+                found = self.index.search_many(texts, top_k=self.top_k)
+            else:  # the channel's own project's tickets (JIRA_PROJECTS)
+                found = self.index.search_many(texts, top_k=self.top_k, projects=projects)
         except Exception:
             logger.warning("similar-ticket search failed for the ideas of a notes post")
             logger.debug("search failure", exc_info=True)

@@ -9,7 +9,7 @@ did not change costs nothing beyond the page: the index compares it with the cat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +54,7 @@ class JiraSync:
         narrow: str | None = None,
         metrics: Metrics | None = None,
         index_kind: str = "local",
+        also: Sequence[str] = (),
         on_changed: Callable[[list[Ticket]], None] | None = None,
     ) -> None:
         self.metrics: Metrics = metrics or NullMetrics()
@@ -62,14 +63,16 @@ class JiraSync:
         self.index = index
         self.store = store
         self.project = project
+        # Every project indexed (JIRA_PROJECTS): *project* first, each with its own cursor.
+        self.projects = tuple(dict.fromkeys([project, *also]))
         self.clock = clock
         self.narrow = narrow  # JIRA_SYNC_JQL: the operator's own filter, passed to the tracker
         # Told each page of issues read (after indexing): announces changes of filed issues.
         self.on_changed = on_changed
 
-    @property
-    def _cursor_key(self) -> str:
-        return CURSOR_KEY.format(project=self.project)
+    @staticmethod
+    def _cursor_key(project: str) -> str:
+        return CURSOR_KEY.format(project=project)
 
     def sync(
         self,
@@ -80,10 +83,16 @@ class JiraSync:
     ) -> SyncResult:
         """One sync (see :meth:`_sync`), counted by outcome; a success resets the sync lag."""
         try:
-            result = self._sync(narrow, full, page_size, progress)
+            results = [self._sync(p, narrow, full, page_size, progress) for p in self.projects]
         except Exception:
             self.metrics.inc(SYNC_RUNS, outcome="failed")
             raise
+        result = SyncResult(
+            seen=sum(r.seen for r in results),
+            upserted=sum(r.upserted for r in results),
+            pages=sum(r.pages for r in results),
+            since=min((r.since for r in results if r.since is not None), default=None),
+        )
         self.metrics.inc(SYNC_RUNS, outcome="ok")
         self.metrics.set_since(SYNC_LAG, self.clock())
         try:
@@ -94,12 +103,13 @@ class JiraSync:
 
     def _sync(
         self,
+        project: str,
         narrow: str | None,
         full: bool,
         page_size: int,
         progress: Callable[[int], None] | None,
     ) -> SyncResult:
-        """Upserts the project's issues updated since the last sync (all of them if *full*, or
+        """Upserts *project*'s issues updated since its last sync (all of them if *full*, or
         when the index is empty).
 
         *narrow* is the operator's own filter for this run (``sync-jira --jql``), else the
@@ -107,11 +117,11 @@ class JiraSync:
         interrupted sync repeats work instead of losing it.
         """
         started = self.clock()
-        raw = None if full else self.store.get_value(self._cursor_key)
+        raw = None if full else self.store.get_value(self._cursor_key(project))
         cursor = datetime.fromisoformat(raw) if raw else None
         since = cursor - OVERLAP if cursor else None
         if since is not None and self.index.count() == 0:
-            logger.info("the index of %s is empty: reading every issue", self.project)
+            logger.info("the index of %s is empty: reading every issue", project)
             since = None
         token: str | None = None
         seen = upserted = pages = 0
@@ -119,13 +129,17 @@ class JiraSync:
         undated = False
         while True:
             tickets, token = self.tracker.updated_since(
-                self.project,
+                project,
                 since,
                 page_token=token,
                 page_size=page_size,
                 narrow=narrow or self.narrow,
             )
             pages += 1
+            # Each ticket carries its project: triage filters similar tickets by it.
+            tickets = [
+                t if t.project else t.model_copy(update={"project": project}) for t in tickets
+            ]
             if tickets:
                 upserted += self.index.upsert(tickets)
                 self._changed(tickets)
@@ -139,8 +153,8 @@ class JiraSync:
         if newest is None and undated:
             newest = started  # a tracker that does not date its issues: our clock, as before
         if newest is not None and (cursor is None or newest > cursor):
-            self.store.set_value(self._cursor_key, newest.isoformat())
-        logger.info("synced %d issues from %s in %d pages", seen, self.project, pages)
+            self.store.set_value(self._cursor_key(project), newest.isoformat())
+        logger.info("synced %d issues from %s in %d pages", seen, project, pages)
         return SyncResult(seen=seen, upserted=upserted, pages=pages, since=since)
 
     def _changed(self, tickets: list[Ticket]) -> None:

@@ -19,6 +19,7 @@ from bot.domain.metrics import (
 )
 from bot.domain.models import Analysis, Match, Post, Triage
 from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
+from bot.domain.projects import ProjectRouting
 from bot.service.notes import NotesFinder
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Triager:
         *,
         flags: Flags | None = None,
         offline: Analyzer | None = None,
+        routing: ProjectRouting | None = None,
         notes: NotesFinder | None = None,
     ) -> None:
         self.analyzer = analyzer
@@ -75,6 +77,8 @@ class Triager:
         # The analyzer for posts where the ``llm-analysis`` flag is off (None: *analyzer* is
         # already offline, so the flag changes nothing).
         self.offline = offline
+        # Which projects' tickets a channel's posts are compared with (JIRA_PROJECTS).
+        self.routing = routing
         # Finds the ideas of a long notes post (None: every post is one idea, as before).
         self.notes = notes
         self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
@@ -92,6 +96,15 @@ class Triager:
     def _search_text(self, text: str) -> str:
         # Searching with the very string the analyzer embeds lets the embedding cache serve both.
         return self._shaper.embedding_text(text) if self._shaper is not None else text
+
+    def _projects(self, post: Post) -> Sequence[str] | None:
+        return self.routing.search_projects(post.channel or None) if self.routing else None
+
+    def _search(self, texts: Sequence[str], projects: Sequence[str] | None) -> list[list[Match]]:
+        assert self.index is not None
+        if projects is None:  # indexes (and test fakes) without project filters keep working
+            return self.index.search_many(texts, top_k=self.policy.top_k)
+        return self.index.search_many(texts, top_k=self.policy.top_k, projects=projects)
 
     def _shown(self, matches: Sequence[Match]) -> tuple[Match, ...]:
         return tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
@@ -131,14 +144,24 @@ class Triager:
     def _with_ideas(self, post: Post, verdict: Triage) -> Triage:
         if self.notes is None:
             return verdict
-        return self.notes.attach(post, verdict, search=self._checks_duplicates(post))
+        return self.notes.attach(
+            post, verdict, search=self._checks_duplicates(post), projects=self._projects(post)
+        )
 
     def _triage(self, post: Post) -> Triage:
         post = _clip(post, self.policy.max_chars)
         matches: list[Match] = []
         if self.index is not None and post.text.strip() and self._checks_duplicates(post):
             with timed(self.metrics, SEARCH_SECONDS, index=self.index_kind):
-                matches = self.index.search(self._search_text(post.text), top_k=self.policy.top_k)
+                projects = self._projects(post)
+                if projects is None:
+                    matches = self.index.search(
+                        self._search_text(post.text), top_k=self.policy.top_k
+                    )
+                else:
+                    matches = self.index.search(
+                        self._search_text(post.text), top_k=self.policy.top_k, projects=projects
+                    )
         shown = self._shown(matches)
         if not self._uses_llm(post):
             assert self.offline is not None
@@ -163,8 +186,16 @@ class Triager:
             else [self.analyzer.analyze(p) for p in posts]
         )
         if self.index is not None:
-            texts = [self._search_text(p.text) for p in posts]
-            found = self.index.search_many(texts, top_k=self.policy.top_k)
+            # Posts are searched together per project filter (one channel: one batch).
+            found: list[list[Match]] = [[] for _ in posts]
+            groups: dict[tuple[str, ...] | None, list[int]] = {}
+            for i, p in enumerate(posts):
+                wanted = self._projects(p)
+                groups.setdefault(tuple(wanted) if wanted is not None else None, []).append(i)
+            for projects, idx in groups.items():
+                texts = [self._search_text(posts[i].text) for i in idx]
+                for i, matches in zip(idx, self._search(texts, projects), strict=True):
+                    found[i] = matches
         else:
             found = [[] for _ in posts]
         return [

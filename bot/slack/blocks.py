@@ -145,6 +145,9 @@ def build_triage_reply(
     if filed is not None and filed.key:
         state = loop_blocks.issue_state_text(issue) if issue is not None else ""
         blocks.append(_context(f"Filed as {_key_link(filed)}" + (f" · {state}" if state else "")))
+    elif filed is not None and filed.status == "already":
+        # Filed, but the key is not for everyone here (a Slack Connect channel).
+        blocks.append(_context("Filed in Jira :white_check_mark:"))
     elif can_file:
         blocks.append(_context(f"React with :{file_emoji}: or use the button to file it in Jira."))
         blocks.append(

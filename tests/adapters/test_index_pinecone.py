@@ -74,6 +74,7 @@ def test_implements_the_port_and_sends_sdk_headers(fake: FakePinecone, cat: Memo
         "status": "Open",
         "url": "https://jira.example/browse/APP-1",
         "desc": TICKETS[0].description,
+        "project": "APP",  # the ticket's project: searches filter on it (JIRA_PROJECTS)
     }
     assert fake.metadata(NS, "APP-3") is not None
     assert "type" not in fake.metadata(NS, "APP-3")  # type: ignore[operator]  # no nulls

@@ -18,6 +18,7 @@ class RecordingChat:
     ``update`` changes the recorded post in place (and is recorded in ``updates``)."""
 
     private: set[str] = field(default_factory=set)
+    shared: set[str] = field(default_factory=set)  # Slack Connect channels
     posts: list[dict[str, Any]] = field(default_factory=list)
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
     reactions: list[tuple[str, str, str]] = field(default_factory=list)
@@ -111,6 +112,9 @@ class RecordingChat:
 
     def usergroup_members(self, group: str) -> frozenset[str]:
         return self.groups.get(group, frozenset())
+
+    def channel_is_shared(self, channel: str) -> bool:
+        return channel in self.shared
 
     def resolve_channels(self, names_or_ids: Sequence[str]) -> set[str]:
         return {self.names[n.lstrip("#")] for n in names_or_ids if n.lstrip("#") in self.names}

@@ -99,6 +99,7 @@ class _Failure:
     body: Any
     method: str | None
     delay: float = 0.0
+    after: bool = False  # the request takes effect, then the answer is this failure
 
 
 @dataclass
@@ -274,8 +275,11 @@ class FakeJira:
         says_time_zone: bool = True,
         fields: list[FakeField] | None = None,
         legacy_createmeta: bool = False,
+        other_projects: tuple[str, ...] = (),
     ) -> None:
         self.project = project
+        # More projects on the same Jira (JIRA_PROJECTS): same types and fields as *project*.
+        self.other_projects = tuple(p.upper() for p in other_projects)
         # The bot account's time zone: JQL date literals are read in it, as Jira does, and
         # ``GET myself`` says it (unless *says_time_zone* is False).
         self.time_zone = time_zone
@@ -398,6 +402,21 @@ class FakeJira:
             self._failures.append(
                 _Failure(path_substring, status, times, dict(headers or {}), body, method)
             )
+
+    def lose_answer_next(
+        self, path_substring: str, status: int = 502, method: str | None = None
+    ) -> None:
+        """The next matching request takes effect, but its answer is *status*: a gateway that
+        lost Jira's answer (the client cannot tell whether it worked)."""
+        body = {"errorMessages": [f"Injected lost answer {status}"], "errors": {}}
+        with self._lock:
+            self._failures.append(_Failure(path_substring, status, 1, {}, body, method, after=True))
+
+    def attachments(self, key: str) -> list[dict[str, Any]]:
+        """The attachments of issue *key*: ``{"filename", "size", "content": bytes}``."""
+        with self._lock:
+            issue = self._state.issues[key]
+            return [dict(a) for a in issue["fields"].get("attachment", [])]
 
     def clear_failures(self) -> None:
         """Drops the failures and delays queued with ``fail_next``/``delay_next`` not yet used."""
@@ -549,9 +568,10 @@ class FakeJira:
         self._next_id += 1
         type_name = fields["issuetype"].get("name") or self._type_by_id(fields["issuetype"]["id"])
         stored = dict(fields)
+        project_key = fields["project"].get("key", self.project)
         stored["project"] = {
-            "id": self.project_id,
-            "key": fields["project"].get("key", self.project),
+            "id": self._project_json(project_key)["id"] if self._project_key(project_key) else "0",
+            "key": project_key,
         }
         stored["issuetype"] = {"id": self._type_id(type_name), "name": type_name}
         stored["status"] = _status(status)
@@ -569,6 +589,13 @@ class FakeJira:
         }
         self._state.issues[key] = issue
         return issue
+
+    def _project_key(self, key_or_id: Any) -> str | None:
+        """The project's key when *key_or_id* names one of this Jira's projects."""
+        for i, key in enumerate((self.project, *self.other_projects)):
+            if str(key_or_id).upper() in (key, str(int(self.project_id) + i)):
+                return key
+        return None
 
     def _type_id(self, name: str) -> str:
         return str(10001 + [t.lower() for t in self.issue_types].index(name.lower()))
@@ -644,16 +671,17 @@ class FakeJira:
         if parts == ["field"]:
             return 200, self._fields(), {}
         if len(parts) == 2 and parts[0] == "project" and method == "GET":
-            if parts[1].upper() not in (self.project, self.project_id):
+            key = self._project_key(parts[1])
+            if key is None:
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
-            return 200, self._project_json(), {}
+            return 200, self._project_json(key), {}
         meta = self._createmeta(parts, q)
         if meta is not None:
             return meta
         if parts[:2] == ["issue", "createmeta"] and len(parts) == 4 and parts[3] == "issuetypes":
             if not self.createmeta_issuetypes:
                 return 404, {"errorMessages": ["null for uri"]}, {}
-            if parts[2].upper() not in (self.project, self.project_id):
+            if self._project_key(parts[2]) is None:
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
             start = int(q.get("startAt", 0))
             size = min(int(q.get("maxResults", 50)), self.createmeta_page)
@@ -678,6 +706,11 @@ class FakeJira:
                 return not_found
             fields = _list_param(query.get("fields"))
             return 200, self._issue_json(issue, version, fields), {}
+        if len(parts) == 3 and parts[0] == "issue" and parts[2] == "attachments":
+            issue = self._find(parts[1])
+            if issue is None:
+                return not_found
+            return self._attach(issue, method, body)
         if len(parts) == 3 and parts[0] == "issue" and parts[2] in ("comment", "remotelink"):
             issue = self._find(parts[1])
             if issue is None:
@@ -754,11 +787,13 @@ class FakeJira:
             for n in self.issue_types
         ] + [{"id": "10099", "name": "Sub-task", "subtask": True, "description": ""}]
 
-    def _project_json(self) -> dict[str, Any]:
+    def _project_json(self, key: str | None = None) -> dict[str, Any]:
+        key = key or self.project
+        number = (self.project, *self.other_projects).index(key)
         return {
-            "id": self.project_id,
-            "key": self.project,
-            "name": f"Project {self.project}",
+            "id": str(int(self.project_id) + number),
+            "key": key,
+            "name": f"Project {key}",
             "issueTypes": self._types_json(),
         }
 
@@ -768,7 +803,8 @@ class FakeJira:
         f = body["fields"]
         errors: dict[str, str] = {}
         project = f.get("project") or {}
-        if project.get("key", "").upper() != self.project and project.get("id") != self.project_id:
+        project_key = self._project_key(project.get("key") or project.get("id") or "")
+        if project_key is None:
             errors["project"] = "valid project is required"
         itype = f.get("issuetype") or {}
         names = [t.lower() for t in self.issue_types]
@@ -830,7 +866,7 @@ class FakeJira:
                 )
         if errors:
             return 400, {"errorMessages": [], "errors": errors}, {}
-        fields = {**f, "issuetype": itype, "project": {"key": self.project}}
+        fields = {**f, "issuetype": itype, "project": {"key": project_key}}
         fields.setdefault("description", None)
         issue = self._new_issue(fields)
         return (
@@ -869,7 +905,7 @@ class FakeJira:
         if self.legacy_createmeta:
             return gone
         if len(parts) == 5 and parts[3] == "issuetypes":
-            if parts[2].upper() not in (self.project, self.project_id):
+            if self._project_key(parts[2]) is None:
                 return 404, {"errorMessages": ["No project could be found."], "errors": {}}, {}
             try:
                 self._type_by_id(parts[4])
@@ -901,6 +937,25 @@ class FakeJira:
         if assignee is not None and self._user_for(assignee) is None:
             errors["assignee"] = "User does not exist or is not assignable."
         return errors
+
+    def _attach(
+        self, issue: dict[str, Any], method: str, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        if method != "POST" or not isinstance(body, dict) or not body.get("_files"):
+            return 400, {"errorMessages": ["No attachment in the request."], "errors": {}}, {}
+        out = []
+        for filename, data in body["_files"]:
+            self._next_id += 1
+            att = {
+                "id": str(self._next_id),
+                "filename": filename,
+                "size": len(data),
+                "mimeType": "application/octet-stream",
+                "content": data,
+            }
+            issue["fields"].setdefault("attachment", []).append(att)
+            out.append({k: v for k, v in att.items() if k != "content"})
+        return 200, out, {}
 
     def _user_for(self, ref: Any) -> FakeUser | None:
         if not isinstance(ref, dict):
@@ -1030,11 +1085,32 @@ def _status(name: str) -> dict[str, Any]:
 
 
 def _public(issue: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(issue["fields"])
+    if "attachment" in fields:  # the bytes stay here; Jira lists the files' metadata
+        fields["attachment"] = [
+            {k: v for k, v in a.items() if k != "content"} for a in fields["attachment"]
+        ]
     return {
         "id": issue["id"],
         "key": issue["key"],
-        "fields": json.loads(json.dumps(issue["fields"], default=str)),
+        "fields": json.loads(json.dumps(fields, default=str)),
     }
+
+
+def _multipart(content_type: str, raw: bytes) -> list[tuple[str, bytes]]:
+    """The (filename, bytes) of each file part of a multipart/form-data body."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    msg = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    out = []
+    for part in msg.iter_parts():
+        name = part.get_filename()
+        if name:
+            out.append((name, part.get_payload(decode=True) or b""))
+    return out
 
 
 def _list_param(values: list[str] | None) -> list[str] | None:
@@ -1064,11 +1140,14 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if headers.get("content-type", "").startswith("multipart/form-data"):
+            body: Any = {"_files": _multipart(headers["content-type"], raw)}
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
         rec = RecordedRequest(method, url.path, parse_qs(url.query), body, headers)
         with fake._lock:
             fake.requests.append(rec)
@@ -1076,6 +1155,10 @@ class _Handler(BaseHTTPRequestHandler):
         if failure is not None and failure.delay:
             fake._release.wait(failure.delay)
             failure = None
+        if failure is not None and failure.after and fake._authorised(headers):
+            m = _API.match(url.path)
+            if m:
+                fake.handle(method, m.group(2), rec.query, body, m.group(1))
         if failure is not None:
             rec.status = failure.status
             self._send(failure.status, failure.body, failure.headers)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 Params = dict[str, Any]
 # What calls to a response_url (see ``FakeSlack.response_url``) are recorded as.
@@ -42,9 +42,12 @@ class _Message:
     blocks: list[Any] | None = None
     reactions: dict[str, list[str]] = field(default_factory=dict)
     metadata: dict[str, Any] | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self, include_metadata: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text}
+        if self.files:
+            out["files"] = [dict(f) for f in self.files]
         if include_metadata and self.metadata is not None:
             out["metadata"] = self.metadata
         if self.user:
@@ -87,6 +90,8 @@ class FakeSlack:
         self.homes: dict[str, list[Any]] = {}  # user -> the blocks views.publish last showed
         self.messages: dict[tuple[str, str], _Message] = {}
         self.views: dict[str, dict[str, Any]] = {}  # open modals by view id, as last set
+        self.file_data: dict[str, bytes] = {}
+        self.file_downloads: list[tuple[str, bool]] = []  # (file id, had the bot token)
         self._lock = threading.RLock()
         self._rate_limits: dict[str, tuple[int, int]] = {}
         self._errors: dict[str, list[str]] = {}
@@ -121,13 +126,28 @@ class FakeSlack:
                 self.channels[channel]["is_channel"] = not is_private
                 self.channels[channel]["is_group"] = is_private
 
+    def set_shared(self, channel: str, shared: bool = True) -> None:
+        """Makes a channel a Slack Connect channel (``is_ext_shared``, ``is_shared``)."""
+        with self._lock:
+            if channel not in self.channels:
+                self.add_channel(channel)
+            self.channels[channel]["is_ext_shared"] = shared
+            self.channels[channel]["is_shared"] = shared
+
     def add_user(
-        self, user: str, email: str | None = None, name: str | None = None, is_bot: bool = False
+        self,
+        user: str,
+        email: str | None = None,
+        name: str | None = None,
+        is_bot: bool = False,
+        team_id: str | None = None,
     ) -> None:
-        """Declares a user (unknown users get a generated profile)."""
+        """Declares a user (unknown users get a generated profile); *team_id* other than the
+        fake's own makes them someone from another organisation (Slack Connect)."""
         with self._lock:
             self.users[user] = {
                 "id": user,
+                "team_id": team_id or self.team_id,
                 "name": name or user.lower(),
                 "real_name": name or user,
                 "is_bot": is_bot,
@@ -158,6 +178,55 @@ class FakeSlack:
             self.messages[(channel, ts)] = _Message(
                 channel, ts, text, user, thread_ts, bot_id, metadata=metadata
             )
+
+    def add_file(
+        self,
+        channel: str,
+        ts: str,
+        name: str,
+        data: bytes,
+        mimetype: str = "image/png",
+        shared_in: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Shares a file with the seeded message (*channel*, *ts*): listed in its ``files`` by
+        conversations.history/replies, downloadable at ``url_private_download`` with the bot
+        token (``file_downloads`` counts the downloads). Returns the file object."""
+        with self._lock:
+            file_id = f"F{len(self.file_data) + 1:07d}"
+            host = self.base_url.removesuffix("/api/")
+            quoted = quote(name)  # Slack's file URLs are percent-encoded
+            obj = {
+                "id": file_id,
+                "name": name,
+                "title": name,
+                "mimetype": mimetype,
+                "filetype": name.rsplit(".", 1)[-1],
+                "size": len(data),
+                "mode": "hosted",
+                "url_private": f"{host}/files-pri/T1-{file_id}/{quoted}",
+                "url_private_download": f"{host}/files-pri/T1-{file_id}/download/{quoted}",
+                "channels": shared_in if shared_in is not None else [channel],
+            }
+            self.file_data[file_id] = data
+            self.messages[(channel, ts)].files.append(obj)
+            return obj
+
+    def _serve_file(self, req: BaseHTTPRequestHandler, path: str) -> None:
+        auth = req.headers.get("Authorization", "")
+        file_id = path.split("/")[2].rsplit("-", 1)[-1] if path.count("/") >= 3 else ""
+        with self._lock:
+            data = self.file_data.get(file_id)
+            self.file_downloads.append((file_id, auth == f"Bearer {self.token}"))
+        if auth != f"Bearer {self.token}" or data is None:
+            # What Slack does without a token that may read files: its sign-in page.
+            body, ctype = b"<html>sign in</html>", "text/html"
+        else:
+            body, ctype = data, "application/octet-stream"
+        req.send_response(200)
+        req.send_header("Content-Type", ctype)
+        req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        req.wfile.write(body)
 
     # ------------------------------------------------------------------ failure injection
 
@@ -253,6 +322,9 @@ class FakeSlack:
 
     def _handle(self, req: BaseHTTPRequestHandler, body: bytes) -> None:
         url = urlparse(req.path)
+        if url.path.startswith("/files-pri/"):
+            self._serve_file(req, url.path)
+            return
         method = url.path.rsplit("/", 1)[-1]
         params: Params = {k: v[-1] for k, v in parse_qs(url.query).items()}
         ctype = req.headers.get("Content-Type", "")

@@ -72,6 +72,7 @@ class WordIndex:
     def __init__(self, tickets: Sequence[Ticket] = ()) -> None:
         self.tickets: dict[str, Ticket] = {t.key: t for t in tickets}
         self.upserted: list[str] = []
+        self.searched_projects: list[tuple[str, ...] | None] = []  # each search's filter
         self._lock = threading.Lock()
 
     @staticmethod
@@ -90,20 +91,27 @@ class WordIndex:
             for k in keys:
                 self.tickets.pop(k, None)
 
-    def search(self, text: str, top_k: int = 10) -> list[Match]:
+    def search(
+        self, text: str, top_k: int = 10, projects: Sequence[str] | None = None
+    ) -> list[Match]:
         q = self._words(text)
         out = []
         with self._lock:
             items = list(self.tickets.values())
+        self.searched_projects.append(tuple(projects) if projects is not None else None)
         for t in items:
+            if projects is not None and t.project_key not in projects:
+                continue
             w = self._words(t.text())
             if q and w:
                 score = len(q & w) / len(q | w)
                 out.append(Match(key=t.key, title=t.title, score=score, url=t.url))
         return sorted(out, key=lambda m: -m.score)[:top_k]
 
-    def search_many(self, texts: Sequence[str], top_k: int = 10) -> list[list[Match]]:
-        return [self.search(t, top_k) for t in texts]
+    def search_many(
+        self, texts: Sequence[str], top_k: int = 10, projects: Sequence[str] | None = None
+    ) -> list[list[Match]]:
+        return [self.search(t, top_k, projects) for t in texts]
 
     def count(self) -> int:
         return len(self.tickets)
