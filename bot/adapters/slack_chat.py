@@ -6,6 +6,7 @@ so they are waited out and retried rather than lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -18,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.domain.events import message_key
 from bot.domain.metrics import API_CALL_SECONDS, API_CALLS, Metrics, NullMetrics
 from bot.domain.models import ChatMessage, Person
 
@@ -102,7 +104,9 @@ class SlackChat:
     ) -> str:
         """Posts a message (in a thread when *thread_ts*); returns its ts.
 
-        *metadata* is Slack message metadata (``{"event_type": ..., "event_payload": {...}}``).
+        *metadata* is Slack message metadata (``{"event_type": ..., "event_payload": {...}}``);
+        the payload is an event envelope (``bot.domain.events.message_event``), sent in the
+        shape Slack accepts (``slack_metadata``).
         """
         kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
         if blocks:
@@ -110,7 +114,7 @@ class SlackChat:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         if metadata:
-            kwargs["metadata"] = metadata
+            kwargs["metadata"] = slack_metadata(metadata)
         resp = self.client.chat_postMessage(**kwargs)
         return str(resp["ts"])
 
@@ -154,7 +158,8 @@ class SlackChat:
             for msg in resp.get("messages") or []:
                 meta = msg.get("metadata") or {}
                 payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == event_type and payload.get("key") == key:
+                # The envelope's data.key, or the bare key of a digest the previous release posted.
+                if meta.get("event_type") == event_type and message_key(payload) == key:
                     return str(msg["ts"])
             cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor or not resp.get("has_more", True):
@@ -322,3 +327,29 @@ def _message(raw: dict[str, Any]) -> ChatMessage:
         user=raw.get("user"),
         thread_ts=raw.get("thread_ts"),
     )
+
+
+_Scalar = (str, int, float, bool)
+
+
+def slack_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """*metadata* as Slack takes it: ``event_payload`` values are scalars, objects of scalars or
+    lists of such objects, never null. The envelope (``{"metadata": {...}, "data": {...}}``)
+    already is one level deep; a None is left out and anything deeper is sent as JSON text."""
+    payload = metadata.get("event_payload")
+    if not isinstance(payload, dict):
+        return metadata
+
+    def flat(obj: dict[str, Any]) -> dict[str, Any]:
+        return {
+            str(k): v if isinstance(v, _Scalar) else json.dumps(v, default=str)
+            for k, v in obj.items()
+            if v is not None
+        }
+
+    out: dict[str, Any] = {}
+    for k, v in payload.items():
+        if v is None:
+            continue
+        out[str(k)] = flat(v) if isinstance(v, dict) else v
+    return {**metadata, "event_payload": out}

@@ -36,6 +36,9 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from bot.domain.audit import FILING as AUDIT_FILING
+from bot.domain.audit import audit
+from bot.domain.events import filing_event, read_filing, read_outbox
 from bot.domain.filing import (
     AMBIGUOUS_RETRY_SECONDS,
     TOPIC,
@@ -138,7 +141,8 @@ class Filer:
             # work item, so a later attempt by the outbox worker logs and files under it too.
             job = job.model_copy(update={"trace_id": current_context().get("trace_id")})
         now = self.clock()
-        item_id = self.store.enqueue(TOPIC, job.key, job.model_dump(mode="json"), now)
+        event = filing_event(job, now=now, by=self.owner)
+        item_id = self.store.enqueue(TOPIC, job.key, event.to_dict(), now)
         if item_id is None:
             return self._counted(FilingResult("in_progress"))
         if not self.store.claim_filing(job.channel, job.ts, self.owner):
@@ -171,7 +175,7 @@ class Filer:
     def process(self, item: OutboxItem, token: int) -> FilingResult:
         """One attempt at the work of *item*, leased with *token*; records and notifies the
         outcome unless the lease was lost meanwhile. Logs under the item and its trace id."""
-        trace = item.payload.get("trace_id") if isinstance(item.payload, dict) else None
+        trace = _trace_of(item)
         fields: dict[str, str | int | None] = {"outbox_item": item.id}
         if trace and "trace_id" not in current_context():
             fields["trace_id"] = str(trace)
@@ -183,8 +187,9 @@ class Filer:
     def _process(self, item: OutboxItem, token: int) -> FilingResult:
         fence = Fence(item.id, token)
         try:
-            job = FilingJob.model_validate(item.payload)
-        except ValidationError as exc:
+            # Either envelope version: items the previous release stored are bare jobs.
+            _, job = read_filing(item.payload, item.topic)
+        except (ValidationError, ValueError) as exc:
             # Retrying cannot make it readable; without a job there is no thread to tell either.
             logger.error(
                 "dropping outbox item %d (%s): unreadable payload: %s", item.id, item.key, exc
@@ -407,6 +412,21 @@ class Filer:
         return result
 
     def _notify(self, job: FilingJob, result: FilingResult) -> None:
+        audit(
+            AUDIT_FILING,
+            f"{job.key}:{result.status}",
+            {
+                "channel": job.channel,
+                "ts": job.ts,
+                "status": result.status,
+                "key": result.key,
+                "kind": job.kind,
+                "comment_on": job.comment_on,
+            },
+            trace_id=job.trace_id,
+            now=self.clock(),
+            by=self.owner,
+        )
         try:
             self.notifier.filing_outcome(job, result)
         except Exception:
@@ -470,3 +490,11 @@ def _settled(filing: Filing | None) -> FilingResult | None:
     if filing.state in ("claimed", "queued"):
         return FilingResult("in_progress")
     return None
+
+
+def _trace_of(item: OutboxItem) -> str | None:
+    """The trace id an outbox item's work logs under (None when its payload is unreadable)."""
+    try:
+        return read_outbox(item.payload, item.topic).trace_id
+    except ValueError:
+        return None

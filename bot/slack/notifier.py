@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from bot.domain.envelope import derived_id
+from bot.domain.events import message_event
 from bot.domain.filing import FilingJob, FilingResult
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import Chat, StoredPost
+from bot.observability.context import current_context
 from bot.slack import blocks
 from bot.slack.mrkdwn import escape_mrkdwn, truncate
 
@@ -25,7 +29,10 @@ class SlackNotifier:
         text, blks = blocks.build_triage_reply(
             triage, post.channel, post.ts, self.file_emoji, votes=post.reactions
         )
-        return self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+        meta = _meta("ideabot_triage_reply", post.channel, post.ts, kind=triage.kind)
+        return self.chat.post(
+            post.channel, text, blks, thread_ts=post.thread_ts or post.ts, metadata=meta
+        )
 
     def update_triage_reply(
         self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
@@ -41,7 +48,8 @@ class SlackNotifier:
         self, post: StoredPost, filed: FilingResult, commented: bool | None
     ) -> None:
         text, blks = blocks.build_edited_after_filing(filed, commented)
-        self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+        meta = _meta("ideabot_edit_notice", post.channel, post.ts, key=filed.key)
+        self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts, metadata=meta)
 
     def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
         if not post.reply_ts:
@@ -56,13 +64,17 @@ class SlackNotifier:
             text, blks = blocks.build_filing_result(result)
         if not text:
             return
-        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
+        meta = _meta(
+            "ideabot_filing_outcome", job.channel, job.ts, status=result.status, key=result.key
+        )
+        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts, metadata=meta)
         if result.status in ("filed", "commented"):
             self.chat.react(job.channel, job.ts, self.filed_emoji)
 
     def duplicate_offer(self, job: FilingJob, match: Match) -> None:
         text, blks = blocks.build_duplicate_offer(match, job.channel, job.ts)
-        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
+        meta = _meta("ideabot_duplicate_offer", job.channel, job.ts, key=match.key)
+        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts, metadata=meta)
 
     def to_requester(
         self, ref: MessageRef, requester: str, thread_ts: str | None, result: FilingResult
@@ -78,4 +90,18 @@ class SlackNotifier:
 
     def idea_posted(self, channel: str, user: str, text: str) -> str:
         quoted = truncate(escape_mrkdwn(text), 2800).replace("\n", "\n>")
-        return self.chat.post(channel, f"<@{user}> shared an idea:\n>{quoted}")
+        meta = _meta("ideabot_idea_posted", channel, None)
+        return self.chat.post(channel, f"<@{user}> shared an idea:\n>{quoted}", metadata=meta)
+
+
+def _meta(event_type: str, channel: str, ts: str | None, **data: str | None) -> dict[str, Any]:
+    """The Slack metadata of one of the bot's own messages: the event envelope, carrying the
+    flow's trace id (the logs of the work that wrote it), about the message at (*channel*,
+    *ts*). One event per (type, message), so a repeated reply has the same event id."""
+    event = message_event(
+        event_type,
+        {"channel": channel, "ts": ts, **data},
+        trace_id=current_context().get("trace_id"),
+        event_id=derived_id(event_type, channel, ts) if ts else None,
+    )
+    return {"event_type": event_type, "event_payload": event.to_dict()}
