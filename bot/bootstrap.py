@@ -39,6 +39,7 @@ from bot.domain.ports import (
     TicketIndex,
     Tracker,
 )
+from bot.domain.projects import ProjectRouting
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
@@ -400,6 +401,8 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
+    routing: ProjectRouting = field(default_factory=lambda: ProjectRouting(None))
 
     def startup(self) -> None:
         """The start-up checks that need the network: channel names, Jira issue types.
@@ -408,6 +411,9 @@ class Bot:
         """
         if self.adapters.chat is not None:
             self.channels.resolve(self.adapters.chat)
+            missing = self.routing.resolve(self.adapters.chat.resolve_channels)
+            if missing:
+                logger.warning("JIRA_PROJECTS: channels not found: %s", ", ".join(missing))
         # Loading the ticket cache from the database takes a moment: start it now, in the
         # background, so the first post does not wait for it (``catalogue_ready`` tells when).
         self.catalogue.warm_up()
@@ -503,6 +509,7 @@ def bootstrap(
         tracer=tracer,
     )
     channels = IdeaChannels(settings.idea_channels)
+    routing = settings.project_routing()
     index_kind = "pinecone" if settings.pinecone_configured else "local"
     triager = Triager(
         analyzer,
@@ -601,4 +608,5 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        routing=routing,
     )

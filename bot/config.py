@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.domain.metrics import CATALOGUE, LABELS
 from bot.domain.models import KINDS
+from bot.domain.projects import ProjectRoute, ProjectRouting, parse_routes
 
 DEFAULT_TYPE_KINDS: dict[str, str] = {
     "bug": "bug",
@@ -271,6 +272,10 @@ class Settings(BaseSettings):
     filing_max_age_hours: float = Field(24.0, gt=0, le=24 * 30)
     label_allow: CsvList = Field(default_factory=list)
     label_deny: CsvList = Field(default_factory=list)
+    # Channel -> project routes (bot/domain/projects.py); JIRA_PROJECT files everything else.
+    jira_projects: Annotated[dict[str, ProjectRoute], NoDecode] = Field(default_factory=dict)
+    # Similar tickets from every mapped project, not only the channel's own.
+    similar_across_projects: bool = False
 
     # slack
     slack_bot_token: SecretStr | None = None
@@ -386,6 +391,11 @@ class Settings(BaseSettings):
     def _issue_types(cls, v: Any) -> dict[str, str]:
         return {_kind(k, f"in '{k}={t}'"): t for k, t in _as_map(v).items()}
 
+    @field_validator("jira_projects", mode="before")
+    @classmethod
+    def _projects(cls, v: Any) -> dict[str, ProjectRoute]:
+        return parse_routes(v)
+
     @field_validator("jira_type_kinds", mode="before")
     @classmethod
     def _type_kinds(cls, v: Any) -> dict[str, str]:
@@ -429,7 +439,7 @@ class Settings(BaseSettings):
             raise ValueError("PINECONE_INDEX: required when PINECONE_API_KEY is set")
         # JIRA_EMAIL is optional: without it the token is a Data Center personal access token.
         jira = [self.jira_url, self.jira_api_token, self.jira_project]
-        if any(jira) or self.jira_email:
+        if any(jira) or self.jira_email or self.jira_projects:
             missing = [
                 n
                 for n, v in zip(["JIRA_URL", "JIRA_API_TOKEN", "JIRA_PROJECT"], jira, strict=True)
@@ -474,9 +484,23 @@ class Settings(BaseSettings):
     def jira_configured(self) -> bool:
         return bool(self.jira_url and self.jira_project)
 
+    def project_routing(self) -> ProjectRouting:
+        """A new routing of channels to projects (JIRA_PROJECTS, JIRA_PROJECT the fallback).
+        The composition root builds one and shares it (``Bot.routing``): names resolve once."""
+        return ProjectRouting(
+            self.jira_project,
+            self.jira_projects,
+            across_projects=self.similar_across_projects,
+        )
+
     @property
     def pinecone_configured(self) -> bool:
         return bool(self.pinecone_api_key)
+
+
+def allowed_projects(settings: Settings) -> tuple[str, ...]:
+    """Every project the bot may file into: JIRA_PROJECT first, then JIRA_PROJECTS'."""
+    return settings.project_routing().allowed_projects()
 
 
 def load_settings(**overrides: Any) -> Settings:
