@@ -148,7 +148,9 @@ def build_index(settings: Settings, embedder: Embedder, store: Store) -> TicketI
     return LocalIndex(embedder, store, _namespace(settings))
 
 
-def build_tracker(settings: Settings, metrics: Metrics | None = None) -> Tracker | None:
+def build_tracker(
+    settings: Settings, metrics: Metrics | None = None, tracer: Tracer | None = None
+) -> Tracker | None:
     if not settings.jira_configured:
         return None
     from bot.adapters.jira_tracker import JiraTracker
@@ -165,6 +167,7 @@ def build_tracker(settings: Settings, metrics: Metrics | None = None) -> Tracker
         # lease (bot.service.filing.LEASE), so a slow Jira never lets two workers file.
         timeout=15.0,
         metrics=metrics,
+        tracer=tracer,
     )
 
 
@@ -264,12 +267,14 @@ def build_slack_client(settings: Settings) -> Any:
     return client
 
 
-def build_chat(slack_client: Any, metrics: Metrics | None = None) -> Chat | None:
+def build_chat(
+    slack_client: Any, metrics: Metrics | None = None, tracer: Tracer | None = None
+) -> Chat | None:
     if slack_client is None:
         return None
     from bot.adapters.slack_chat import SlackChat
 
-    return SlackChat(slack_client, metrics)
+    return SlackChat(slack_client, metrics, tracer)
 
 
 class LogNotifier:
@@ -486,13 +491,15 @@ def bootstrap(
         if llm is not None:
             offline = offline or build_offline_analyzer(settings, embedder, index)
         analyzer = build_analyzer(settings, embedder, index, llm, offline)
-    tracker = overrides["tracker"] if "tracker" in overrides else build_tracker(settings, metrics)
+    tracker = (
+        overrides["tracker"] if "tracker" in overrides else build_tracker(settings, metrics, tracer)
+    )
     calendar = overrides["calendar"] if "calendar" in overrides else build_calendar(settings)
     slack_client = (
         overrides["slack_client"] if "slack_client" in overrides else build_slack_client(settings)
     )
     chat: Chat | None = (
-        overrides["chat"] if "chat" in overrides else build_chat(slack_client, metrics)
+        overrides["chat"] if "chat" in overrides else build_chat(slack_client, metrics, tracer)
     )
     adapters = Adapters(
         store=store,
@@ -523,6 +530,7 @@ def bootstrap(
         index_kind=index_kind,
         flags=flags,
         offline=offline if offline is not analyzer else None,
+        tracer=tracer,
     )
     notifier = build_notifier(settings, chat)
     filer = Filer(
@@ -540,6 +548,7 @@ def bootstrap(
         ),
         labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
         metrics=metrics,
+        tracer=tracer,
     )
     sync = (
         JiraSync(

@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.domain.events import message_key
 from bot.domain.metrics import API_CALL_SECONDS, API_CALLS, Metrics, NullMetrics
 from bot.domain.models import ChatMessage, Person
+from bot.domain.tracing import SPAN_SLACK, NoopTracer, Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ def slack_status(exc: BaseException) -> str:
     return "error"
 
 
-def metered(client: WebClient, metrics: Metrics) -> WebClient:
-    """Counts and times every Web API call *client* makes, by method and status.
+def metered(client: WebClient, metrics: Metrics, tracer: Tracer | None = None) -> WebClient:
+    """Counts and times every Web API call *client* makes, by method and status, each in a
+    ``slack.call`` span when *tracer* is given (Bolt's calls on the same client too).
 
     Every ``WebClient`` method goes through ``api_call``; the SDK has no hook for it, so the
     instance's own ``api_call`` is wrapped (once: a second call leaves it as it is).
@@ -60,15 +62,19 @@ def metered(client: WebClient, metrics: Metrics) -> WebClient:
     if getattr(client, "_ideabot_metered", False):
         return client
     inner = client.api_call
+    spans: Tracer = tracer or NoopTracer()
 
     def api_call(api_method: str, *args: Any, **kwargs: Any) -> Any:
         status = "ok"
         started = time.perf_counter()
         try:
-            return inner(api_method, *args, **kwargs)
-        except BaseException as exc:
-            status = slack_status(exc)
-            raise
+            with spans.span(SPAN_SLACK, method=api_method) as span:
+                try:
+                    return inner(api_method, *args, **kwargs)
+                except BaseException as exc:
+                    status = slack_status(exc)
+                    span.set_attribute("status", status)
+                    raise
         finally:
             took = time.perf_counter() - started
             metrics.inc(API_CALLS, service="slack", method=api_method, status=status)
@@ -83,10 +89,13 @@ def metered(client: WebClient, metrics: Metrics) -> WebClient:
 class SlackChat:
     """Slack Web API calls the bot makes outside Bolt's request handling (and some inside)."""
 
-    def __init__(self, client: WebClient, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, client: WebClient, metrics: Metrics | None = None, tracer: Tracer | None = None
+    ) -> None:
         self.client = with_rate_limit_retries(client)
-        if metrics is not None and not isinstance(metrics, NullMetrics):
-            metered(self.client, metrics)
+        tracing = tracer is not None and not isinstance(tracer, NoopTracer)
+        if tracing or (metrics is not None and not isinstance(metrics, NullMetrics)):
+            metered(self.client, metrics or NullMetrics(), tracer)
         self._lock = threading.Lock()
         self._private: dict[str, tuple[float, bool]] = {}
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}

@@ -72,6 +72,7 @@ from bot.domain.ports import (
     TrackerRejected,
     TrackerRetryable,
 )
+from bot.domain.tracing import SPAN_FILE, NoopTracer, Tracer
 from bot.observability.context import current_context, log_context
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Filer:
     limits: RetryLimits = field(default_factory=RetryLimits)
     labels: LabelPolicy = field(default_factory=LabelPolicy)
     metrics: Metrics = field(default_factory=NullMetrics)
+    tracer: Tracer = field(default_factory=NoopTracer)
     _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -179,8 +181,12 @@ class Filer:
         fields: dict[str, str | int | None] = {"outbox_item": item.id}
         if trace and "trace_id" not in current_context():
             fields["trace_id"] = str(trace)
-        with log_context(**fields):
+        with (
+            log_context(**fields),
+            self.tracer.span(SPAN_FILE, trace_id=trace, topic=item.topic) as span,
+        ):
             result = self._process(item, token)
+            span.set_attribute("outcome", result.status)
         self.metrics.inc(FILINGS, outcome=result.status)
         return result
 

@@ -47,7 +47,7 @@ def build_app(bot: Bot, inbox: InboxWorkers, *, token_verification_enabled: bool
     _install_error_handler(app)
     app.use(InboxMiddleware(inbox, bot.adapters.metrics))
     register_listeners(app, bot.receive_post, bot.file_message, bot.edit_post, bot.engagement)
-    inbox.bind(replayer(app))
+    inbox.bind(replayer(app, bot.adapters.tracer))
     return app
 
 
