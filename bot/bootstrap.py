@@ -199,6 +199,7 @@ def build_analyzer(
     index: TicketIndex | None,
     llm: Any,
     offline: Analyzer | None = None,
+    metrics: Metrics | None = None,
 ) -> Analyzer:
     offline = offline or build_offline_analyzer(settings, embedder, index)
     if llm is None:
@@ -211,6 +212,7 @@ def build_analyzer(
         timeout=settings.llm_timeout,
         model_name=settings.llm_model,
         prompts_dir=settings.prompts_dir,
+        metrics=metrics,
     )
 
 
@@ -320,7 +322,9 @@ def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     return SlackNotifier(chat, settings.file_emoji, settings.filed_emoji)
 
 
-def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, str]], str | None]:
+def build_text_writer(
+    settings: Settings, llm: Any, metrics: Metrics | None = None
+) -> Callable[[str, dict[str, str]], str | None]:
     """The digests' LLM text (takeaways, meeting overview) for the configured model."""
     from bot.adapters.llm_text import run_text_prompt
 
@@ -328,7 +332,12 @@ def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, 
 
     def write(prompt: str, variables: dict[str, str]) -> str | None:
         return run_text_prompt(
-            model, prompt, variables, timeout=settings.llm_timeout, prompts_dir=settings.prompts_dir
+            model,
+            prompt,
+            variables,
+            timeout=settings.llm_timeout,
+            prompts_dir=settings.prompts_dir,
+            metrics=metrics,
         )
 
     return write
@@ -364,7 +373,11 @@ def build_digests(
             digest_blocks.takeaway_text(d),
         ),
         idea_channels=channels,
-        write=build_text_writer(settings, llm) if (llm is not None or settings.llm_model) else None,
+        write=(
+            build_text_writer(settings, llm, metrics)
+            if (llm is not None or settings.llm_model)
+            else None
+        ),
         clock=clock,
         metrics=metrics or NullMetrics(),
         flags=flags or AllOn(),
@@ -490,7 +503,7 @@ def bootstrap(
     if analyzer is None:
         if llm is not None:
             offline = offline or build_offline_analyzer(settings, embedder, index)
-        analyzer = build_analyzer(settings, embedder, index, llm, offline)
+        analyzer = build_analyzer(settings, embedder, index, llm, offline, metrics)
     tracker = (
         overrides["tracker"] if "tracker" in overrides else build_tracker(settings, metrics, tracer)
     )
