@@ -27,6 +27,7 @@ from bot.domain.filing import (
 from bot.domain.flags import AllOn, Flags
 from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.notes import IdeaExtractor, NotesPolicy
 from bot.domain.ports import (
     Analyzer,
     CachedIndex,
@@ -40,15 +41,19 @@ from bot.domain.ports import (
     Tracker,
 )
 from bot.domain.projects import ProjectRouting
+from bot.domain.threads import ThreadLimits
+from bot.service.app_home import AppHome
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
 from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage, FilingAccess
 from bot.service.filing import Filer
+from bot.service.notes import NotesFinder
 from bot.service.receive_post import ReceivePost
 from bot.service.run_digest import DigestService, Rendered
 from bot.service.sync_jira import JiraSync
+from bot.service.thread_comments import ThreadComments
 from bot.service.triage import TriagePolicy, Triager
 
 if TYPE_CHECKING:
@@ -216,6 +221,40 @@ def build_analyzer(
     )
 
 
+def build_notes(
+    settings: Settings,
+    index: TicketIndex | None,
+    classifier: Analyzer,
+    llm: Any,
+    flags: Flags,
+    metrics: Metrics,
+) -> NotesFinder:
+    """Finds the ideas of notes posts: with the LLM when one is configured (the offline
+    extractor answers when it fails), else offline with the kind *classifier*'s help."""
+    from bot.adapters.ideas_offline import OfflineIdeaExtractor
+
+    extractor: IdeaExtractor = OfflineIdeaExtractor(classifier)
+    if llm is not None:
+        from bot.adapters.ideas_llm import LlmIdeaExtractor
+
+        extractor = LlmIdeaExtractor(
+            llm,
+            fallback=extractor,
+            timeout=settings.llm_timeout,
+            model_name=settings.llm_model,
+            prompts_dir=settings.prompts_dir,
+            max_chars=settings.max_post_chars,
+        )
+    return NotesFinder(
+        extractor,
+        index,
+        NotesPolicy(min_chars=settings.notes_min_chars, max_ideas=settings.notes_max_ideas),
+        min_score=settings.similar_min_score,
+        flags=flags,
+        metrics=metrics,
+    )
+
+
 def build_flags(settings: Settings) -> Flags:
     """The feature flags: the FEATURE_FLAGS_FILE flag file, or everything on without one.
 
@@ -312,6 +351,27 @@ class LogNotifier:
 
     def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
         logger.info("%s:%s deleted", post.channel, post.ts)
+
+
+def build_app_home(
+    settings: Settings,
+    store: Store,
+    chat: Chat,
+    channels: IdeaChannels,
+    clock: Callable[[], datetime],
+) -> AppHome:
+    """The Home tab's use case, rendering with the Block Kit builder."""
+    from bot.slack.home_blocks import build_home
+
+    return AppHome(
+        store=store,
+        chat=chat,
+        render=build_home,
+        channels=channels,
+        project=_namespace(settings),
+        file_emoji=settings.file_emoji,
+        clock=clock,
+    )
 
 
 def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
@@ -419,6 +479,8 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    thread_comments: ThreadComments | None = None  # None without Slack
+    app_home: AppHome | None = None  # None without Slack
     # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
     routing: ProjectRouting = field(default_factory=lambda: ProjectRouting(None))
 
@@ -543,6 +605,7 @@ def bootstrap(
         index_kind=index_kind,
         flags=flags,
         offline=offline if offline is not analyzer else None,
+        notes=build_notes(settings, index, offline or analyzer, llm, flags, metrics),
         tracer=tracer,
     )
     notifier = build_notifier(settings, chat)
@@ -576,7 +639,7 @@ def bootstrap(
         if tracker is not None and settings.jira_project
         else None
     )
-    receive_post = file_message = edit_post = engagement = None
+    receive_post = file_message = edit_post = engagement = thread_comments = app_home = None
     if chat is not None:
         engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
         edit_post = EditPost(
@@ -614,7 +677,18 @@ def bootstrap(
             clock=clock,
             edits=edit_post,
             flags=flags,
+            thread_limits=ThreadLimits(replies=settings.thread_context_replies),
         )
+        thread_comments = ThreadComments(
+            store=store,
+            chat=chat,
+            notifier=notifier,
+            filer=filer,
+            file_message=file_message,
+            flags=flags,
+        )
+        receive_post.thread_comments = thread_comments
+        app_home = build_app_home(settings, store, chat, channels, clock)
     return Bot(
         settings=settings,
         adapters=adapters,
@@ -630,5 +704,7 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        thread_comments=thread_comments,
+        app_home=app_home,
         routing=routing,
     )

@@ -252,6 +252,10 @@ class Settings(BaseSettings):
     duplicate_threshold: float = Field(0.70, gt=0, le=1)
     similar_min_score: float = Field(0.5, ge=0, le=1)
     max_post_chars: int = Field(8000, ge=200)
+    # Notes with many ideas (bot.service.notes): posts this long are read for several ideas, and
+    # at most this many are listed (Slack's message limits allow the 5).
+    notes_min_chars: int = Field(400, ge=1)
+    notes_max_ideas: int = Field(5, ge=2, le=5)
 
     # index
     pinecone_api_key: SecretStr | None = None
@@ -285,6 +289,8 @@ class Settings(BaseSettings):
     idea_channels: CsvList = Field(default_factory=list)
     triage_threads: bool = False
     comment_on_edit: bool = False
+    # Filing carries the thread's replies: the first this many, then "and N more".
+    thread_context_replies: int = Field(default=20, ge=0, le=100)
     file_emoji: str = "ticket"
     filed_emoji: str = "white_check_mark"
     file_allowed_users: CsvList = Field(default_factory=list)

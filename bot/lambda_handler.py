@@ -28,10 +28,12 @@ from typing import Any, cast
 from bot.bootstrap import Bot
 from bot.config import ConfigError, Settings
 from bot.domain.digests import DigestKind
+from bot.service.app_home import AppHome
 from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
+from bot.service.thread_comments import ThreadComments
 from bot.slack.lazy import Deferred, LazyFailures, build_lazy_app
 
 logger = logging.getLogger(__name__)
@@ -120,6 +122,8 @@ class LambdaRuntime:
             self.failures,
             edit_post=cast(EditPost, Deferred(lambda: self.bot.edit_post)),
             engagement=cast(RecordEngagement, Deferred(lambda: self.bot.engagement)),
+            thread_comments=cast(ThreadComments, Deferred(lambda: self.bot.thread_comments)),
+            app_home=cast(AppHome, Deferred(lambda: self.bot.app_home)),
         )
         self.slack = SlackRequestHandler(self.app)
         if lambda_client is not None:

@@ -39,7 +39,7 @@ from bot.adapters.flagd import (
     evaluate,
     parse_flags,
 )
-from bot.domain.flags import FLAG_KEYS, FlagState
+from bot.domain.flags import FLAG_KEYS, FlagState, default_of
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ class OpenFeatureFlags:
         """The flag's value for *channel* and *user*; on when the file does not define it."""
         attrs = {k: v for k, v in (("channel", channel), ("user", user)) if v}
         details = self.client.get_boolean_details(
-            key, True, EvaluationContext(targeting_key=user or None, attributes=attrs)
+            key, default_of(key), EvaluationContext(targeting_key=user or None, attributes=attrs)
         )
         if details.error_code not in (None, ErrorCode.FLAG_NOT_FOUND):
             self._report(key, details.error_message or str(details.error_code))
@@ -259,7 +259,7 @@ class OpenFeatureFlags:
         out = []
         flags = self.file.current()
         for key in FLAG_KEYS:
-            details = self.client.get_boolean_details(key, True)
+            details = self.client.get_boolean_details(key, default_of(key))
             flag = flags.get(key)
             if flag is None:
                 why = "not in the file: default"

@@ -126,7 +126,7 @@ def render_wiki(body: IssueText, limit: int = JIRA_TEXT_LIMIT) -> str:
     trace = "".join(c for c in (body.trace_id or "") if c.isalnum())[:64]
     # The trace id finds this filing's log lines (and spans) from the issue.
     tail_parts.append(f"Filed by ideabot (trace {trace})." if trace else "Filed by ideabot.")
-    tail = "\n\n" + "\n".join(tail_parts)
+    tail = _wiki_thread(body, limit // 4) + "\n\n" + "\n".join(tail_parts)
     frame = f"{head}{{noformat}}\n\n{{noformat}}{tail}"
     room = limit - utf16_len(frame)
     text = noformat(body.original)
@@ -136,6 +136,28 @@ def render_wiki(body: IssueText, limit: int = JIRA_TEXT_LIMIT) -> str:
         kept = cut_utf16(text, room - note_room)
         text = f"{kept}\n… (cut: {len(text) - len(kept)} more characters in Slack)"
     return f"{head}{{noformat}}\n{text}\n{{noformat}}{tail}"
+
+
+def _wiki_thread(body: IssueText, units: int) -> str:
+    """The replies under the post (``IssueText.thread``), one escaped line each, within *units*:
+    replies that do not fit are counted in the closing "and N more" line."""
+    thread = body.thread
+    if thread is None or not thread.replies:
+        return ""
+    lines: list[str] = []
+    used = 0
+    more = thread.more
+    for n, reply in enumerate(thread.replies):
+        author = _wiki_within(" ".join(reply.author.split()), 100)
+        line = f"*{author}*: {_wiki_within(reply.text, max(100, units // 4))}"
+        if used + utf16_len(line) + 1 > units - 40:  # room for the closing line
+            more += len(thread.replies) - n
+            break
+        lines.append(line)
+        used += utf16_len(line) + 1
+    if more:
+        lines.append(f"_and {more} more in Slack_")
+    return "\n\nh3. Thread\n" + "\n".join(lines)
 
 
 def quote(value: str) -> str:

@@ -265,6 +265,35 @@ class SlackChat:
                     return _message(msg)
         return None
 
+    def thread_replies(self, channel: str, thread_ts: str, limit: int = 500) -> list[ChatMessage]:
+        """The thread under *thread_ts* (root first), read page by page up to *limit* messages;
+        empty when Slack will not say (the filing then goes on without the thread)."""
+        out: list[ChatMessage] = []
+        cursor: str | None = None
+        try:
+            while len(out) < limit:
+                resp = self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, limit=min(200, limit - len(out)), cursor=cursor
+                )
+                out += [_message(m) for m in resp.get("messages") or [] if isinstance(m, dict)]
+                cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor or not resp.get("has_more", False):
+                    break
+        except SlackApiError as exc:
+            logger.warning(
+                "could not read the thread %s in %s: %s",
+                thread_ts,
+                channel,
+                exc.response.get("error"),
+            )
+            return []
+        return out[:limit]
+
+    def publish_home(self, user: str, blocks: list[dict[str, Any]]) -> None:
+        """Shows *blocks* as *user*'s Home tab (``views.publish``; no scope beyond the bot's).
+        Slack's refusal is raised: a Home tab that did not change must not pass for shown."""
+        self.client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+
     def person(self, user: str) -> Person:
         """Name and e-mail of a user (cached ten minutes); empty when Slack will not say."""
         now = time.monotonic()
@@ -335,6 +364,7 @@ def _message(raw: dict[str, Any]) -> ChatMessage:
         text=str(raw.get("text") or ""),
         user=raw.get("user"),
         thread_ts=raw.get("thread_ts"),
+        by_bot=bool(raw.get("bot_id") or raw.get("bot_profile")),
     )
 
 

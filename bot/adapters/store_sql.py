@@ -28,6 +28,7 @@ from bot.adapters.sql_base import ERROR_MAX, SqlBase
 from bot.adapters.sql_catalogue import SqlCatalogue
 from bot.adapters.sql_digests import STALE_DIGEST_CLAIM, SqlDigests
 from bot.adapters.sql_filings import DONE_OUTBOX_KEEP, FILING_STATES, SqlFilings, SqlOutbox
+from bot.adapters.sql_home import SqlHome
 from bot.adapters.sql_inbox import EVENT_KEEP, RECORD_DEADLINE, SqlInbox, inbox
 from bot.adapters.sql_posts import SqlPosts
 from bot.adapters.sql_schema import (
@@ -70,7 +71,9 @@ __all__ = [
 ]
 
 
-class SqlStore(SqlPosts, SqlInbox, SqlFilings, SqlOutbox, SqlDigests, SqlCatalogue, SqlBase):
+class SqlStore(
+    SqlPosts, SqlInbox, SqlFilings, SqlOutbox, SqlDigests, SqlCatalogue, SqlHome, SqlBase
+):
     """The ``Store`` port on SQLAlchemy (SQLite file or PostgreSQL). Thread-safe.
 
     ``SqlStore(url)``: ``sqlite:///path/to/file`` (parent directory is created) or

@@ -14,7 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import batch, digest, doctor, serve, sync_jira
+from bot.cli import backfill, batch, digest, doctor, serve, sync_jira
 from bot.cli.io import InputError
 
 # The same names as bot.config.LOG_LEVELS (a test keeps them equal); importing the settings
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEBUG, INFO, WARNING or ERROR (default: the LOG_LEVEL setting)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (batch, sync_jira, serve, digest, doctor):
+    for module in (batch, sync_jira, backfill, serve, digest, doctor):
         module.register(sub)
     return p
 

@@ -12,6 +12,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.domain.models import KINDS, Triage, plain_text
+from bot.domain.notes import split_idea_ts
 from bot.domain.ports import CalendarDay, Filing, Meeting, StoredPost
 
 logger = logging.getLogger(__name__)
@@ -317,15 +318,19 @@ def build_takeaway_digest(
     filed: list[FiledLine] = []
     handled: set[tuple[str, str]] = set()
     for f in sorted(filings, key=lambda f: (f.updated or datetime.min, f.issue_key or "")):
-        post = known.get((f.channel, f.ts))
+        # One idea of a notes post is filed under its own id: the post is its message's.
+        post_ts, idea = split_idea_ts(f.ts)
+        post = known.get((f.channel, post_ts))
         if f.state in FILED_STATES | IN_FLIGHT_STATES:
-            handled.add((f.channel, f.ts))
+            handled.add((f.channel, post_ts))
         if f.state not in FILED_STATES or not f.issue_key:
             continue
         is_private = post.is_private if post is not None else f.channel in private
         if not ok(f.channel, is_private):
             continue
         title = _idea(post).title if post is not None else f.issue_key
+        if idea is not None:
+            title = _idea_title(post, idea) or f.issue_key
         filed.append(
             FiledLine(
                 key=f.issue_key,
@@ -410,3 +415,11 @@ def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
         datetime.combine(day, time(0), tzinfo=zone),
         datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone),
     )
+
+
+def _idea_title(post: StoredPost | None, index: int) -> str | None:
+    """The title of idea *index* of a notes post, from its stored verdict."""
+    triage = Triage.from_stored(post.triage_json) if post is not None else None
+    if triage is None or not 0 <= index < len(triage.ideas):
+        return None
+    return triage.ideas[index].title

@@ -20,6 +20,7 @@ from bot.domain.models import (
     Frozen,
     Match,
     MessageRef,
+    ThreadContext,
     Triage,
     clean_label,
 )
@@ -68,6 +69,8 @@ class FilingJob(Frozen):
     is_private: bool = False
     comment_on: str | None = None
     trace_id: str | None = None  # the flow it belongs to (logs, the Jira footer)
+    thread: ThreadContext | None = None  # the replies under the post, for the description
+    thread_comment: bool = False  # a reply added to its filed post's issue ("Add to KEY")
 
     @property
     def ref(self) -> MessageRef:

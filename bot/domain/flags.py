@@ -17,6 +17,8 @@ FlagKey = Literal[
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "notes-ideas",
+    "thread-comments",
 ]
 
 # The keys the bot asks about, in the order ``doctor`` shows them. Each one is a boolean.
@@ -28,7 +30,18 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "notes-ideas",
+    "thread-comments",
 )
+
+# Flags that are off unless the flag file switches them on: features that change what reaches
+# Jira without anybody asking (every later reply in a filed thread becoming a comment).
+DEFAULT_OFF: frozenset[str] = frozenset({"thread-comments"})
+
+
+def default_of(key: str) -> bool:
+    """What *key* is when nothing says otherwise (no flag file, or the file leaves it out)."""
+    return key not in DEFAULT_OFF
 
 
 class Flags(Protocol):
@@ -61,12 +74,12 @@ class DescribedFlags(Protocol):
 class AllOn:
     """The flags when no flag file is configured: everything on."""
 
-    source = "no flag file (FEATURE_FLAGS_FILE unset): everything on"
+    source = "no flag file (FEATURE_FLAGS_FILE unset): everything on but DEFAULT_OFF"
 
     def enabled(self, key: str, channel: str | None = None, user: str | None = None) -> bool:
-        """Always True."""
-        return True
+        """True, except for the flags that are off by default."""
+        return default_of(key)
 
     def describe(self) -> list[FlagState]:
-        """Every key on, by default."""
-        return [FlagState(k, True, "default") for k in FLAG_KEYS]
+        """Every key at its default."""
+        return [FlagState(k, default_of(k), "default") for k in FLAG_KEYS]

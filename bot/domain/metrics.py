@@ -39,6 +39,8 @@ The catalogue (``kind``, ``labels``; the unit is in the name):
 ``ideabot_digest_runs_total``             counter    digest, outcome
 ``ideabot_sync_runs_total``               counter    outcome
 ``ideabot_sync_lag_seconds``              age        (none)
+``ideabot_notes_posts_total``             counter    outcome
+``ideabot_notes_ideas_total``             counter    analyzer
 ========================================  =========  ==============================
 
 An *age* gauge is set to a moment (``set_since``) and reads the seconds elapsed since then
@@ -162,6 +164,8 @@ OUTCOMES: dict[str, Label] = {
         "outcome", "posted", "already_posted", "in_progress", "dry_run", "failed", "skipped"
     ),
     "ideabot_sync_runs_total": _closed("outcome", "ok", "failed"),
+    # notes: several ideas listed; single: long, but answered as one post; failed: extractor error
+    "ideabot_notes_posts_total": _closed("outcome", "notes", "single", "failed"),
 }
 
 EVENTS_RECEIVED = "ideabot_events_received_total"
@@ -183,6 +187,8 @@ API_RETRIES = "ideabot_api_retries_total"
 DIGEST_RUNS = "ideabot_digest_runs_total"
 SYNC_RUNS = "ideabot_sync_runs_total"
 SYNC_LAG = "ideabot_sync_lag_seconds"
+NOTES_POSTS = "ideabot_notes_posts_total"
+NOTES_IDEAS = "ideabot_notes_ideas_total"
 
 CATALOGUE: dict[str, MetricSpec] = {
     spec.name: spec
@@ -284,6 +290,15 @@ CATALOGUE: dict[str, MetricSpec] = {
             "Seconds since the last successful Jira sync (absent until one succeeds).",
             (),
             "Seconds",
+        ),
+        MetricSpec(
+            NOTES_POSTS,
+            "counter",
+            "Long posts read for several ideas, by outcome (notes, single, failed).",
+            ("outcome",),
+        ),
+        MetricSpec(
+            NOTES_IDEAS, "counter", "Ideas found in notes posts, by extractor.", ("analyzer",)
         ),
     )
 }

@@ -25,6 +25,7 @@ KINDS: tuple[Kind, ...] = ("idea", "bug", "question", "other")
 
 TITLE_MAX = 120
 SUMMARY_MAX = 600
+EXCERPT_MAX = 2000  # the passage of a notes post one idea came from
 LABEL_MAX = 5
 # Labels the bot sets itself ("ideabot", the per-message markers) start with this. No analyzer or
 # model output may produce one, or a post could plant another message's marker on its own issue.
@@ -68,6 +69,16 @@ def clean_title(text: str, limit: int = TITLE_MAX) -> str:
 def clean_label(label: str) -> str:
     """Jira labels may not contain spaces; keep them lower-case and short."""
     return _LABEL_OK.sub("-", label.strip().lower()).strip("-")[:40]
+
+
+def clean_labels(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """Cleaned, de-duplicated labels, none in the bot's own namespace, at most LABEL_MAX."""
+    out: list[str] = []
+    for label in labels:
+        c = clean_label(label)
+        if c and c not in out and not c.startswith(RESERVED_LABEL_PREFIX):
+            out.append(c)
+    return tuple(out[:LABEL_MAX])
 
 
 class Frozen(BaseModel):
@@ -135,16 +146,52 @@ class Analysis(Frozen):
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        out: list[str] = []
-        for label in v:
-            c = clean_label(label)
-            if c and c not in out and not c.startswith(RESERVED_LABEL_PREFIX):
-                out.append(c)
-        return tuple(out[:LABEL_MAX])
+        return clean_labels(v)
+
+
+class Idea(Frozen):
+    """One actionable idea found in a notes post (meeting notes, a retro, a write-up).
+
+    *excerpt* is the passage of the post it came from (what the ticket quotes); *similar* are
+    the similar tickets found for the idea itself. Filed on its own (``bot.domain.notes``).
+    """
+
+    kind: Kind = "idea"
+    title: str
+    summary: str = ""
+    excerpt: str = ""
+    labels: tuple[str, ...] = ()
+    similar: tuple[Match, ...] = ()
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str) -> str:
+        v = clean_title(v)
+        if not v:
+            raise ValueError("empty title")
+        return v
+
+    @field_validator("summary")
+    @classmethod
+    def _summary(cls, v: str) -> str:
+        return plain_text(v)[:SUMMARY_MAX]
+
+    @field_validator("excerpt")
+    @classmethod
+    def _excerpt(cls, v: str) -> str:
+        return v.strip()[:EXCERPT_MAX]
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return clean_labels(v)
 
 
 class Triage(Analysis):
     """The full verdict on one post: analysis plus the similar tickets found.
+
+    ``ideas`` is set for a notes post holding several ideas: each is offered and filed on its
+    own instead of the post as a whole (empty for every other post).
 
     ``similar`` are the similar tickets, best first (stored verdicts written before the rename
     say ``duplicates``; both are read). ``likely_duplicate`` is only set when the evidence goes
@@ -155,6 +202,7 @@ class Triage(Analysis):
         default=(), validation_alias=AliasChoices("similar", "duplicates")
     )
     likely_duplicate: bool = False
+    ideas: tuple[Idea, ...] = ()
 
     @staticmethod
     def from_stored(raw: str | None) -> Triage | None:
@@ -181,6 +229,25 @@ class Triage(Analysis):
             ],
             "likely_duplicate": self.likely_duplicate,
             "analyzer": self.analyzer,
+            # Only for notes posts with several ideas, so other lines keep their shape.
+            **(
+                {
+                    "ideas": [
+                        {
+                            "kind": i.kind,
+                            "title": i.title,
+                            "summary": i.summary,
+                            "duplicates": [
+                                {"key": m.key, "title": m.title, "score": round(m.score, 4)}
+                                for m in i.similar
+                            ],
+                        }
+                        for i in self.ideas
+                    ]
+                }
+                if self.ideas
+                else {}
+            ),
         }
 
 
@@ -217,6 +284,22 @@ class LabelledText(Frozen):
     kind: Kind
 
 
+class ThreadReply(Frozen):
+    """One reply under a post, as filing carries it: who (a display name) and what (plain)."""
+
+    ts: str
+    author: str
+    text: str
+
+
+class ThreadContext(Frozen):
+    """The replies under a post, in order and bounded (``bot.domain.threads``); *more* replies
+    were left out."""
+
+    replies: tuple[ThreadReply, ...] = ()
+    more: int = 0
+
+
 class IssueText(Frozen):
     """The parts of an issue description or comment, as plain text.
 
@@ -229,6 +312,7 @@ class IssueText(Frozen):
     permalink: str | None = None
     author: str | None = None
     trace_id: str | None = None  # the flow that filed it, for finding its logs
+    thread: ThreadContext | None = None  # the replies under the post when it was filed
 
 
 class NewIssue(Frozen):
@@ -277,6 +361,7 @@ class ChatMessage(Frozen):
     text: str = ""
     user: str | None = None
     thread_ts: str | None = None
+    by_bot: bool = False  # posted by a bot (ours or another): not part of a discussion
 
 
 class Person(Frozen):

@@ -613,8 +613,28 @@ class TicketStore(Protocol):
         ...
 
 
+class PostsByAuthor(Protocol):
+    """One person's posts (the App Home's "your ideas")."""
+
+    def posts_by_user(
+        self, user: str, limit: int, kinds: Sequence[str] | None = None
+    ) -> tuple[list[StoredPost], int]:
+        """*user*'s top-level posts of *kinds* (all when None), newest first, at most *limit*,
+        and how many there are in all; deleted posts are left out."""
+        ...
+
+
 class Store(
-    Posts, Engagement, Inbox, Filings, Outbox, DigestLedger, KeyValue, TicketStore, Protocol
+    Posts,
+    Engagement,
+    Inbox,
+    Filings,
+    Outbox,
+    DigestLedger,
+    KeyValue,
+    TicketStore,
+    PostsByAuthor,
+    Protocol,
 ):
     """Everything durable; the SQL adapter implements it all, each use case needs a part."""
 
@@ -660,6 +680,11 @@ class Chat(Protocol):
         self, channel: str, ts: str, thread_ts: str | None = None
     ) -> ChatMessage | None: ...
 
+    def thread_replies(self, channel: str, thread_ts: str, limit: int = 500) -> list[ChatMessage]:
+        """The messages of the thread under *thread_ts* (root included), oldest first, at most
+        *limit*; empty when it cannot be read (the filing goes on without its thread)."""
+        ...
+
     def channel_is_private(self, channel: str) -> bool:
         """True for private channels and DMs, and when it cannot be told (never leak)."""
         ...
@@ -668,6 +693,10 @@ class Chat(Protocol):
 
     def resolve_channels(self, names_or_ids: Sequence[str]) -> set[str]:
         """Channel ids for ids or names (with or without '#'); unknown names are logged."""
+        ...
+
+    def publish_home(self, user: str, blocks: list[dict[str, Any]]) -> None:
+        """Shows *blocks* as *user*'s Home tab of the app (replacing what it showed)."""
         ...
 
     def find_by_metadata(

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from bot.domain.filing import FilingResult
 from bot.domain.models import Frozen, IssueText, NewComment, Post, Triage, slack_unescape
+from bot.domain.notes import idea_ts
 from bot.domain.ports import (
     Engagement,
     Notifier,
@@ -89,16 +91,34 @@ class EditPost:
         # Slack also sends "message_changed" when only the thread or an unfurl changed.
         if stored is None or stored.deleted or edit.text == stored.text:
             return EditOutcome("ignored")
-        filed = self.filer.existing(edit.channel, edit.ts)
+        whole = self.filer.existing(edit.channel, edit.ts)
+        filed = whole or self._idea_filed(stored)
         if filed is None:
             return EditOutcome("retriaged", self.retriage(stored, edit.text))
         self.store.update_post(edit.channel, edit.ts, text=edit.text)
         commented: bool | None = None
-        if filed.status == "already" and filed.key and self.comment_on_edit and self.tracker:
+        # The whole notes text is no comment for one idea's issue.
+        if (
+            whole is not None
+            and filed.status == "already"
+            and filed.key
+            and self.comment_on_edit
+            and self.tracker
+        ):
             commented = self._comment(stored, edit.text, filed.key)
         self.notifier.edited_after_filing(stored, filed, commented)
         logger.info("%s:%s edited after filing (%s)", edit.channel, edit.ts, filed.status)
         return EditOutcome("noted")
+
+    def _idea_filed(self, stored: StoredPost) -> FilingResult | None:
+        # A notes post with an idea filed keeps its list: triaging it again could renumber the
+        # ideas under the buttons, and a button must keep filing the idea it showed.
+        triage = Triage.from_stored(stored.triage_json)
+        for n in range(len(triage.ideas) if triage is not None else 0):
+            filed = self.filer.existing(stored.channel, idea_ts(stored.ts, n))
+            if filed is not None:
+                return filed
+        return None
 
     def retriage(self, stored: StoredPost, text: str) -> Triage | None:
         """Stores *text* as the post's current text with a fresh triage, and renders the triage

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.filing import FilingJob, FilingResult, is_duplicate_verdict, may_file
 from bot.domain.flags import AllOn, Flags
-from bot.domain.models import Frozen, MessageRef, Post, Triage
+from bot.domain.models import Frozen, MessageRef, Post, ThreadContext, Triage
 from bot.domain.ports import Chat, ChatError, Notifier, Posts, StoredPost
+from bot.domain.threads import ThreadLimits, thread_context, with_thread
 from bot.service.channels import IdeaChannels
+from bot.service.file_idea import IdeaRequest, file_idea, pick_instead
 from bot.service.filing import Filer
 from bot.service.triage import Triager
 
@@ -48,6 +50,7 @@ class FileRequest(Frozen):
     # "Comment instead" whose button could not carry the key: the offered match is looked up
     comment_on_offered: bool = False
     event_id: str | None = None  # Slack's event id (redeliveries are dropped by the inbox)
+    whole: bool = False  # file the post as one even when it holds several ideas (/idea)
 
 
 class Reaction(Frozen):
@@ -89,6 +92,7 @@ class FileMessage:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     edits: EditPost | None = None  # applies an edit the shortcut's payload shows first
     flags: Flags = field(default_factory=AllOn)
+    thread_limits: ThreadLimits = field(default_factory=ThreadLimits)
 
     def on_reaction(self, reaction: Reaction) -> FilingResult:
         """Files the message when *reaction* is the file emoji on a post in an idea channel."""
@@ -131,6 +135,11 @@ class FileMessage:
             self.notifier.to_requester(ref, req.requester, req.thread_ts, job_or_result)
             return job_or_result
         job, triage = job_or_result
+        picking = None if req.whole else pick_instead(triage)
+        if picking is not None:
+            # A notes post: each idea is filed by its own button (bot.service.file_idea).
+            self.notifier.to_requester(ref, req.requester, req.thread_ts, picking)
+            return picking
         if req.comment_on_offered and not req.comment_on:
             offered = is_duplicate_verdict(triage)
             if offered is None:
@@ -180,7 +189,15 @@ class FileMessage:
                 is_private=self.chat.channel_is_private(channel),
             )
         )
-        return self(FileRequest(ref=MessageRef(channel=channel, ts=ts), requester=user, text=text))
+        return self(
+            FileRequest(
+                ref=MessageRef(channel=channel, ts=ts), requester=user, text=text, whole=True
+            )
+        )
+
+    def file_idea(self, req: IdeaRequest) -> FilingResult:
+        """Files one idea of a notes post (its button in the notes reply); see ``file_idea``."""
+        return file_idea(self, req)
 
     @staticmethod
     def _edited(stored: StoredPost, req: FileRequest) -> bool:
@@ -231,12 +248,24 @@ class FileMessage:
         if not text:
             return FilingResult("unreadable")
         author = author or ""
-        if triage is None:
-            triage = self.triager.triage(
-                Post(id=ref.key, text=text, channel=ref.channel, user=author, ts=ref.ts)
-            )
-        person = self.chat.person(author) if author else None
         is_reply = bool(thread_ts) and thread_ts != ref.ts
+        thread = None if is_reply else self.thread_of(ref)
+        if triage is None or (thread is not None and thread.replies):
+            # The discussion under the post is part of the idea: the analyzer reads it too. The
+            # title people saw in the triage reply stays (a reply is not the idea's headline).
+            seen = triage
+            triage = self.triager.triage(
+                Post(
+                    id=ref.key,
+                    text=with_thread(text, thread),
+                    channel=ref.channel,
+                    user=author,
+                    ts=ref.ts,
+                )
+            )
+            if seen is not None:
+                triage = triage.model_copy(update={"title": seen.title})
+        person = self.chat.person(author) if author else None
         job = FilingJob(
             channel=ref.channel,
             ts=ref.ts,
@@ -253,5 +282,13 @@ class FileMessage:
             permalink=permalink or self.chat.permalink(ref.channel, ref.ts),
             is_private=self.chat.channel_is_private(ref.channel),
             comment_on=req.comment_on,
+            thread=thread if thread is not None and thread.replies else None,
         )
         return job, triage
+
+    def thread_of(self, ref: MessageRef) -> ThreadContext:
+        """The replies under *ref* as a filing carries them (bounded; mentions neutralised)."""
+        replies = self.chat.thread_replies(ref.channel, ref.ts)
+        return thread_context(
+            replies, ref.ts, lambda user: self.chat.person(user).name, self.thread_limits
+        )

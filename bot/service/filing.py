@@ -126,10 +126,12 @@ class Filer:
         """What an earlier request for this message came to, if it settled or is under way."""
         return _settled(self.store.get_filing(channel, ts))
 
-    def submit(self, job: FilingJob) -> FilingResult:
+    def submit(self, job: FilingJob, *, at_once: bool = True) -> FilingResult:
         """Files (or comments) *job* once; returns what happened or why nothing did yet.
 
         A filing that was rejected or given up on ("failed") is tried again from scratch.
+        Without *at_once* the claimed work item is left to the outbox worker ("queued"): for
+        callers that must not wait on Jira (a thread reply arriving in the triage pool).
         """
         if self.tracker is None:
             return self._counted(
@@ -159,6 +161,8 @@ class Filer:
             # outbox worker took ours between enqueue and claim, or an earlier run left it. Our
             # item is the only work left for the message, so it must not be finished unprocessed;
             # the lease decides who runs it.
+        if not at_once:
+            return self._counted(FilingResult("queued"))
         now = self.clock()  # the lease starts when the item is taken
         token = self.store.lease(item_id, now + self.lease, now=now)
         if token is None:
@@ -287,6 +291,7 @@ class Filer:
             permalink=job.permalink,
             author=job.author_name or job.author,
             trace_id=job.trace_id,
+            thread=job.thread,
         )
         marker = self.marker(job.channel, job.ts)
         if job.comment_on:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from bot.domain.flags import AllOn, Flags
 from bot.domain.models import Frozen, Post, Triage
@@ -14,6 +14,9 @@ from bot.domain.ports import Chat, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.engagement import RecordEngagement
 from bot.service.triage import Triager
+
+if TYPE_CHECKING:  # thread_comments reads this module's created_at
+    from bot.service.thread_comments import ThreadComments
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class ReceivePost:
     engagement: RecordEngagement | None = None  # counts replies on the post they answer
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     flags: Flags = field(default_factory=AllOn)
+    thread_comments: ThreadComments | None = None  # later replies to a filed post's issue
 
     def wants(self, post: IncomingPost) -> bool:
         """True for a post in an idea channel: a top-level message or a reply also sent to the
@@ -75,6 +79,10 @@ class ReceivePost:
     def __call__(self, post: IncomingPost) -> PostOutcome:
         if post.is_reply and post.thread_ts and self.engagement is not None:
             self.engagement.reply(post.channel, post.thread_ts, post.ts, post.user)
+        if post.is_reply and post.thread_ts and self.thread_comments is not None:
+            self.thread_comments.on_reply(
+                post.channel, post.thread_ts, post.ts, post.user, post.text
+            )
         if not self.wants(post):
             return PostOutcome("ignored")
         known = self.store.get_post(post.channel, post.ts)

@@ -46,6 +46,7 @@ from bot.domain.envelope import Envelope, derived_id, new_id
 from bot.domain.events import digest_claim_event, digest_slot, message_event
 from bot.domain.flags import AllOn, FlagKey, Flags
 from bot.domain.metrics import DIGEST_RUNS, Metrics, NullMetrics
+from bot.domain.notes import message_ts
 from bot.domain.ports import Calendar, CalendarDay, Chat, DigestLedger, Filings, Posts, StoredPost
 from bot.observability.context import current_context, log_context
 from bot.service.channels import IdeaChannels
@@ -151,11 +152,12 @@ class DigestService:
         filing_posts: dict[tuple[str, str], StoredPost] = {}
         unknown_channels: set[str] = set()
         for f in filings:
-            if (f.channel, f.ts) in known:
+            ts = message_ts(f.ts)  # an idea of a notes post: its message's ts
+            if (f.channel, ts) in known:
                 continue
-            post = self.store.get_post(f.channel, f.ts)
+            post = self.store.get_post(f.channel, ts)
             if post is not None:
-                filing_posts[(f.channel, f.ts)] = post
+                filing_posts[(f.channel, ts)] = post
             elif f.channel != channel:
                 unknown_channels.add(f.channel)
         private = {c for c in unknown_channels if self._is_private(c)}

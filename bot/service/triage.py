@@ -19,6 +19,7 @@ from bot.domain.metrics import (
 from bot.domain.models import Analysis, Match, Post, Triage
 from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
 from bot.domain.tracing import SPAN_ANALYZE, SPAN_SEARCH, SPAN_TRIAGE, NoopTracer, Tracer
+from bot.service.notes import NotesFinder
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Triager:
         *,
         flags: Flags | None = None,
         offline: Analyzer | None = None,
+        notes: NotesFinder | None = None,
         tracer: Tracer | None = None,
     ) -> None:
         self.analyzer = analyzer
@@ -75,6 +77,8 @@ class Triager:
         # The analyzer for posts where the ``llm-analysis`` flag is off (None: *analyzer* is
         # already offline, so the flag changes nothing).
         self.offline = offline
+        # Finds the ideas of a long notes post (None: every post is one idea, as before).
+        self.notes = notes
         self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
         self._batch = analyzer if isinstance(analyzer, BatchAnalyzer) else None
         self._shaper = analyzer if isinstance(analyzer, QueryShaper) else None
@@ -112,16 +116,21 @@ class Triager:
 
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets (as the post's flags allow; timed, by
-        analyzer)."""
+        analyzer); a notes post also gets its ideas (``bot.service.notes``)."""
         with (
             self.tracer.span(SPAN_TRIAGE) as span,
             timed(self.metrics, TRIAGE_SECONDS, analyzer="offline") as labels,
         ):
-            result = self._triage(post)
+            result = self._with_ideas(_clip(post, self.policy.max_chars), self._triage(post))
             labels["analyzer"] = result.analyzer
             span.set_attribute("analyzer", result.analyzer)
             span.set_attribute("kind", result.kind)
         return result
+
+    def _with_ideas(self, post: Post, verdict: Triage) -> Triage:
+        if self.notes is None:
+            return verdict
+        return self.notes.attach(post, verdict, search=self._checks_duplicates(post))
 
     def _triage(self, post: Post) -> Triage:
         post = _clip(post, self.policy.max_chars)
@@ -164,4 +173,7 @@ class Triager:
             found = self.index.search_many(texts, top_k=self.policy.top_k)
         else:
             found = [[] for _ in posts]
-        return [self._verdict(a, self._shown(m)) for a, m in zip(analyses, found, strict=True)]
+        return [
+            self._with_ideas(p, self._verdict(a, self._shown(m)))
+            for p, a, m in zip(posts, analyses, found, strict=True)
+        ]

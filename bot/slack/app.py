@@ -46,7 +46,15 @@ def build_app(bot: Bot, inbox: InboxWorkers, *, token_verification_enabled: bool
     )
     _install_error_handler(app)
     app.use(InboxMiddleware(inbox, bot.adapters.metrics))
-    register_listeners(app, bot.receive_post, bot.file_message, bot.edit_post, bot.engagement)
+    register_listeners(
+        app,
+        bot.receive_post,
+        bot.file_message,
+        bot.edit_post,
+        bot.engagement,
+        thread_comments=bot.thread_comments,
+        app_home=bot.app_home,
+    )
     inbox.bind(replayer(app, bot.adapters.tracer))
     return app
 

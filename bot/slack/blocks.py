@@ -26,7 +26,9 @@ ACTION_FILE = "ideabot_file"
 ACTION_FILE_ANYWAY = "ideabot_file_anyway"
 ACTION_COMMENT = "ideabot_comment"
 ACTION_RETRY = "ideabot_retry_filing"
+ACTION_FILE_IDEA = "ideabot_file_idea"  # one idea of a notes post (bot.slack.notes_blocks)
 SHORTCUT_FILE = "ideabot_file_message"
+SHORTCUT_ADD_REPLY = "ideabot_add_to_ticket"  # "Add to Jira ticket" on a reply in a filed thread
 COMMAND = "/idea"
 
 Block = dict[str, Any]
@@ -120,6 +122,10 @@ def build_triage_reply(
     *votes* (people who reacted to the post) show as "👍 n" when there are any; once *filed*
     (a result with the key), the reply names the ticket instead of offering to file.
     """
+    if triage.ideas:
+        from bot.slack.notes_blocks import build_notes_reply  # it builds on this module
+
+        return build_notes_reply(triage, channel, ts, file_emoji, votes=votes)
     kind = _KIND_LABEL.get(triage.kind, triage.kind)
     title = escape_mrkdwn(truncate(triage.title, 300))
     summary = escape_mrkdwn(truncate(triage.summary, 1500))

@@ -23,10 +23,12 @@ from typing import Any
 from slack_bolt import App
 
 from bot.config import ConfigError, Settings
+from bot.service.app_home import AppHome
 from bot.service.edit_post import EditPost
 from bot.service.engagement import RecordEngagement
 from bot.service.file_message import FileMessage
 from bot.service.receive_post import ReceivePost
+from bot.service.thread_comments import ThreadComments
 from bot.slack.listeners import register_listeners
 from bot.slack.listeners.guard import PayloadGuard
 
@@ -152,6 +154,8 @@ def build_lazy_app(
     failures: LazyFailures | None = None,
     edit_post: EditPost | None = None,
     engagement: RecordEngagement | None = None,
+    thread_comments: ThreadComments | None = None,
+    app_home: AppHome | None = None,
 ) -> App:
     """The Bolt app with every listener lazy (``process_before_response=True``): the same
     listeners and payload guard as ``bot.slack.app.build_app``, so Lambda behaves like ``serve``.
@@ -187,5 +191,7 @@ def build_lazy_app(
         file_message,
         edit_post,
         engagement,
+        thread_comments=thread_comments,
+        app_home=app_home,
     )
     return app

@@ -9,10 +9,12 @@ from bot.domain.envelope import derived_id
 from bot.domain.events import message_event
 from bot.domain.filing import FilingJob, FilingResult
 from bot.domain.models import Match, MessageRef, Triage
+from bot.domain.notes import split_idea_ts
 from bot.domain.ports import Chat, StoredPost
 from bot.observability.context import current_context
 from bot.slack import blocks
 from bot.slack.mrkdwn import escape_mrkdwn, truncate
+from bot.slack.notes_blocks import build_idea_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,17 @@ class SlackNotifier:
         self.chat.update(post.channel, post.reply_ts, text, blks)
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
-        if result.status == "failed":
+        if job.thread_comment and result.status in ("commented", "queued"):
+            # A reply added to its post's issue: the mark on the reply says so, without a
+            # message after every reply (the shortcut's user is told on their own).
+            if result.status == "commented":
+                self.chat.react(job.channel, job.ts, self.filed_emoji)
+            return
+        post_ts, idea = split_idea_ts(job.ts)
+        if idea is not None:
+            # One idea of a notes post: named in the message, retried by its own button.
+            text, blks = build_idea_outcome(result, job.channel, post_ts, idea, job.title)
+        elif result.status == "failed":
             text, blks = blocks.build_filing_failed(result, job.channel, job.ts, job.comment_on)
         else:
             text, blks = blocks.build_filing_result(result)
@@ -69,7 +81,7 @@ class SlackNotifier:
         )
         self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts, metadata=meta)
         if result.status in ("filed", "commented"):
-            self.chat.react(job.channel, job.ts, self.filed_emoji)
+            self.chat.react(job.channel, post_ts, self.filed_emoji)
 
     def duplicate_offer(self, job: FilingJob, match: Match) -> None:
         text, blks = blocks.build_duplicate_offer(match, job.channel, job.ts)

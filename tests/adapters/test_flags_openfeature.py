@@ -13,7 +13,7 @@ import pytest
 from bot.adapters.flags_openfeature import OpenFeatureFlags
 from bot.bootstrap import build_flags
 from bot.config import ConfigError, Settings
-from bot.domain.flags import FLAG_KEYS, AllOn, DescribedFlags, Flags
+from bot.domain.flags import DEFAULT_OFF, FLAG_KEYS, AllOn, DescribedFlags, Flags
 
 ROOT = Path(__file__).resolve().parents[2]
 ONOFF = {"on": True, "off": False}
@@ -50,13 +50,16 @@ def flags_file(tmp_path: Path) -> Path:
 def test_no_flag_file_means_everything_on(tmp_path: Path) -> None:
     flags = build_flags(Settings(_env_file=None))  # type: ignore[call-arg]
     assert isinstance(flags, AllOn)
-    assert all(flags.enabled(k, "C1", "U1") for k in FLAG_KEYS)
+    assert all(flags.enabled(k, "C1", "U1") for k in FLAG_KEYS if k not in DEFAULT_OFF)
+    # Off until a flag file switches it on: every reply would otherwise reach Jira unasked.
+    assert not flags.enabled("thread-comments", "C1", "U1")
 
 
 def test_values_from_the_file_and_on_for_flags_it_does_not_define(flags_file: Path) -> None:
     flags: Flags = OpenFeatureFlags(flags_file)
     assert flags.enabled("filing") is False
     assert flags.enabled("triage-replies", "C1", "U1") is True
+    assert flags.enabled("thread-comments", "C1", "U1") is False  # off by default
 
 
 def test_targeting_on_channel_and_user_through_openfeature(tmp_path: Path) -> None:

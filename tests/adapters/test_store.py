@@ -302,6 +302,20 @@ def test_update_post(store: AnyStore) -> None:
         store.update_post("C1", "1.0", bogus="x")
 
 
+def test_posts_by_user_newest_first_counted_and_filtered(store: AnyStore) -> None:
+    for n in range(5):
+        store.save_post(_post(f"{n}.0", created=T0 + timedelta(hours=n), kind="idea"))
+    store.save_post(_post("9.0", kind="other"))
+    store.save_post(_post("8.0", user="U2", kind="idea"))
+    store.save_post(_post("7.0", kind="idea", thread_ts="1.0"))  # a reply (TRIAGE_THREADS)
+    store.save_post(_post("6.0", kind="idea"))
+    store.delete_post("C1", "6.0", T0)
+    got, total = store.posts_by_user("U1", 3, ["idea", "bug"])
+    assert [p.ts for p in got] == ["4.0", "3.0", "2.0"] and total == 5
+    assert store.posts_by_user("U1", 100)[1] == 6  # every kind
+    assert store.posts_by_user("UNONE", 10) == ([], 0)
+
+
 def test_posts_between_is_half_open_ordered_and_filtered(store: AnyStore) -> None:
     store.save_post(_post("3", created=T0 + timedelta(hours=2)))
     store.save_post(_post("1", created=T0))

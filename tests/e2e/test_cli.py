@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.flags import FLAG_KEYS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 TICKETS = [
@@ -244,7 +246,8 @@ def test_doctor_shows_each_feature_flag(tmp_path: Path) -> None:
     assert "flag llm-analysis: on (static)" in lines
     assert "flag takeaway-digest: off (static)" in lines
     assert "flag filing: off (targeted by channel/user; shown without either)" in lines
-    assert sum(line.startswith("flag ") for line in lines) == 7
+    assert "flag thread-comments: off (targeted by channel/user; shown without either)" in lines
+    assert sum(line.startswith("flag ") for line in lines) == len(FLAG_KEYS)
     plain = run(tmp_path, "doctor")
     assert "flag filing: on (default)" in plain.stdout.splitlines()
 

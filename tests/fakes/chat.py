@@ -28,6 +28,7 @@ class RecordingChat:
     groups: dict[str, frozenset[str]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # channel name -> id
     fail_next: int = 0
+    homes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # user -> Home blocks
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -92,6 +93,19 @@ class RecordingChat:
         self, channel: str, ts: str, thread_ts: str | None = None
     ) -> ChatMessage | None:
         return self.messages.get((channel, ts))
+
+    def thread_replies(self, channel: str, thread_ts: str, limit: int = 500) -> list[ChatMessage]:
+        with self._lock:
+            found = [
+                m
+                for (c, ts), m in self.messages.items()
+                if c == channel and (ts == thread_ts or m.thread_ts == thread_ts)
+            ]
+        return sorted(found, key=lambda m: float(m.ts))[:limit]
+
+    def publish_home(self, user: str, blocks: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self.homes[user] = blocks
 
     def channel_is_private(self, channel: str) -> bool:
         return channel in self.private

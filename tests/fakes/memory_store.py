@@ -229,6 +229,22 @@ class MemoryStore:
             ]
         return sorted(found, key=lambda p: (p.created, p.ts))
 
+    def posts_by_user(
+        self, user: str, limit: int, kinds: Sequence[str] | None = None
+    ) -> tuple[list[StoredPost], int]:
+        """*user*'s top-level posts of *kinds*, newest first (at most *limit*), and their count."""
+        with self._lock:
+            found = [
+                p
+                for p in self._posts.values()
+                if p.user == user
+                and not p.deleted
+                and p.thread_ts in (None, p.ts)
+                and (kinds is None or p.kind in kinds)
+            ]
+        found.sort(key=lambda p: (p.created, float(p.ts)), reverse=True)
+        return found[: max(0, limit)], len(found)
+
     def delete_post(
         self, channel: str, ts: str, created: datetime, user: str = ""
     ) -> StoredPost | None:

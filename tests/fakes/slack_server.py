@@ -84,6 +84,7 @@ class FakeSlack:
         self.channels: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        self.homes: dict[str, list[Any]] = {}  # user -> the blocks views.publish last showed
         self.messages: dict[tuple[str, str], _Message] = {}
         self._lock = threading.RLock()
         self._rate_limits: dict[str, tuple[int, int]] = {}
@@ -319,6 +320,7 @@ class FakeSlack:
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
             "views.open": self._views_open,
+            "views.publish": self._views_publish,
         }
 
     def _auth_test(self, p: Params) -> dict[str, Any]:
@@ -443,7 +445,15 @@ class FakeSlack:
                 m for m in msgs if float(m.ts) < float(latest) or (inclusive and m.ts == latest)
             ]
         limit = int(p.get("limit") or 100)
-        return {"ok": True, "messages": [m.as_json() for m in msgs[:limit]], "has_more": False}
+        # Pages as Slack's: the cursor (here an offset) of the next page while there is one.
+        start = int(p.get("cursor") or 0)
+        page, end = msgs[start : start + limit], start + limit
+        return {
+            "ok": True,
+            "messages": [m.as_json() for m in page],
+            "has_more": end < len(msgs),
+            "response_metadata": {"next_cursor": str(end) if end < len(msgs) else ""},
+        }
 
     def _reactions_add(self, p: Params) -> dict[str, Any]:
         key = (str(p.get("channel")), str(p.get("timestamp")))
@@ -477,6 +487,22 @@ class FakeSlack:
 
     def _views_open(self, p: Params) -> dict[str, Any]:
         return {"ok": True, "view": {"id": f"V{next(self._ts)}"}}
+
+    def _views_publish(self, p: Params) -> dict[str, Any]:
+        # Slack's own checks on a Home tab: a user, a home view, at most 100 blocks.
+        view = p.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not p.get("user_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > 100:
+            return {"ok": False, "error": "invalid_blocks"}
+        with self._lock:
+            self.homes[str(p["user_id"])] = blocks
+        return {"ok": True, "view": {"id": f"V{next(self._ts)}", "type": "home", "blocks": blocks}}
 
 
 _SCALARS = (str, int, float, bool)

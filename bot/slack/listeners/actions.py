@@ -1,4 +1,5 @@
-"""Buttons: "File as Jira ticket", "File anyway", "Comment on KEY instead", "Retry"."""
+"""Buttons: "File as Jira ticket", "File anyway", "Comment on KEY instead", "Retry", and
+"File idea N" of a notes reply."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from typing import Any
 
 from bot.domain.models import MessageRef
+from bot.service.file_idea import IdeaRequest
 from bot.service.file_message import FileMessage, FileRequest
 from bot.slack import blocks
 from bot.slack.listeners.payload import as_dict, nested_id, slack_id, slack_ts
@@ -42,6 +44,23 @@ def parse_button(body: dict[str, Any], action: dict[str, Any]) -> FileRequest | 
     )
 
 
+def parse_idea_button(body: dict[str, Any], action: dict[str, Any]) -> IdeaRequest | None:
+    """The request a "File idea N" button of a notes reply carries, or None."""
+    raw = as_dict(action).get("value")
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else None
+    except (ValueError, RecursionError):
+        value = None
+    target = {k: str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    channel, ts = slack_id(target.get("c")), slack_ts(target.get("ts"))
+    index = target.get("i", "")
+    user = nested_id(as_dict(body), "user")
+    if not channel or not ts or not user or not index.isdigit() or len(index) > 2:
+        logger.warning("idea button without a target")
+        return None
+    return IdeaRequest(ref=MessageRef(channel=channel, ts=ts), index=int(index), requester=user)
+
+
 def register(app: Any, file_message: FileMessage) -> None:
     """Registers the button listeners on *app*."""
     for action_id in (
@@ -57,3 +76,10 @@ def register(app: Any, file_message: FileMessage) -> None:
             req = parse_button(body, action)
             if req is not None:
                 file_message(req)
+
+    @app.action(blocks.ACTION_FILE_IDEA)
+    def on_idea(ack: Any, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        req = parse_idea_button(body, action)
+        if req is not None:
+            file_message.file_idea(req)
