@@ -244,6 +244,7 @@ def build_notes(
             model_name=settings.llm_model,
             prompts_dir=settings.prompts_dir,
             max_chars=settings.max_post_chars,
+            metrics=metrics,
         )
     return NotesFinder(
         extractor,

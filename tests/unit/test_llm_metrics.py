@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from bot.adapters.analyzer_llm import LlmAnalyzer
+from bot.adapters.ideas_llm import LlmIdeaExtractor
 from bot.adapters.llm_text import run_text_prompt
 from bot.domain.metrics import LLM_CALL_SECONDS, LLM_CALLS, LLM_FALLBACKS, LLM_TOKENS
-from bot.domain.models import Analysis, Post
+from bot.domain.models import Analysis, Idea, Post
 from tests.fakes.chat_model import ScriptedChatModel
 from tests.fakes.metrics import RecordingMetrics
 
@@ -107,3 +108,24 @@ def test_text_prompts_are_counted_under_their_own_task(made: list[ScriptedChatMo
     assert metrics.count(LLM_TOKENS, task="takeaways", direction="input") == 100  # 2 answers
     assert run_text_prompt("nosuchprovider:m", "takeaways", DAY, metrics=metrics) is None
     assert metrics.count(LLM_FALLBACKS, task="takeaways", reason="unavailable") == 1
+
+
+class OfflineIdeas:
+    name = "offline"
+
+    def extract(self, post: Post, limit: int = 5) -> list[Idea]:
+        return [Idea(title="Offline idea")]
+
+
+def test_idea_extraction_is_counted_too(made: list[ScriptedChatModel]) -> None:
+    metrics = RecordingMetrics()
+    ideas = {"ideas": [{"title": "Add alerts"}, {"title": "Cap meetings"}]}
+    fake = _model(made, ideas, RuntimeError("down"), usage=(300, 40))
+    extractor = LlmIdeaExtractor(fake, fallback=OfflineIdeas(), metrics=metrics)
+    task = extractor.prompt.name
+    assert len(extractor.extract(POST)) == 2
+    assert [i.title for i in extractor.extract(POST)] == ["Offline idea"]
+    assert metrics.count(LLM_CALLS, task=task, outcome="ok") == 1
+    assert metrics.count(LLM_FALLBACKS, task=task, reason="error") == 1
+    assert metrics.count(LLM_TOKENS, task=task, direction="output") == 40
+    assert len(metrics.values(LLM_CALL_SECONDS, task=task)) == 2
