@@ -167,13 +167,28 @@ def build_tracker(
         token=settings.jira_api_token.get_secret_value(),
         email=settings.jira_email,
         deployment=settings.jira_deployment,
-        # Each request ends within 15 s in total (a deadline, not just per socket read), and one
-        # filing attempt makes at most JIRA_REQUESTS_PER_ATTEMPT of them: well inside the outbox
-        # lease (bot.service.filing.LEASE), so a slow Jira never lets two workers file.
-        timeout=15.0,
+        # Each request ends by a total deadline (not just per socket read), short enough that a
+        # filing's writes end inside its outbox lease (see jira_request_deadline).
+        timeout=jira_request_deadline(settings),
         metrics=metrics,
         tracer=tracer,
     )
+
+
+JIRA_DEADLINE_MAX = 15.0
+
+
+def jira_request_deadline(settings: Settings) -> float:
+    """The total deadline of one Jira request: 15 s, less when the filing lease is short.
+
+    A filing renews its lease right before writing to Jira, and the write is at most
+    ``JIRA_REQUESTS_PER_WRITE`` requests; with each given a fifth of the lease (4 of them: 80 %),
+    the lease outlives the write by a margin for clock skew between replicas, so no other worker
+    takes the item over while a create is in flight (bot.service.lease_keeper).
+    """
+    from bot.adapters.jira_tracker import JIRA_REQUESTS_PER_WRITE
+
+    return min(JIRA_DEADLINE_MAX, settings.filing_lease_seconds / (JIRA_REQUESTS_PER_WRITE + 1))
 
 
 def build_llm(settings: Settings) -> Any:
@@ -626,6 +641,7 @@ def bootstrap(
         labels=LabelPolicy(tuple(settings.label_allow), tuple(settings.label_deny)),
         metrics=metrics,
         tracer=tracer,
+        lease=timedelta(seconds=settings.filing_lease_seconds),
     )
     sync = (
         JiraSync(

@@ -274,6 +274,9 @@ class Settings(BaseSettings):
     jira_deployment: Literal["auto", "cloud", "datacenter"] = "auto"
     filing_max_attempts: int = Field(20, ge=1, le=1000)
     filing_max_age_hours: float = Field(24.0, gt=0, le=24 * 30)
+    # A filing's outbox lease, renewed by a heartbeat while an attempt runs: how long a dead
+    # replica's filing waits for another; Jira requests get at most a fifth of it each.
+    filing_lease_seconds: float = Field(60.0, ge=10, le=3600)
     label_allow: CsvList = Field(default_factory=list)
     label_deny: CsvList = Field(default_factory=list)
     # Channel -> project routes (bot/domain/projects.py); JIRA_PROJECT files everything else.

@@ -71,6 +71,11 @@ Deployment = Literal["auto", "cloud", "datacenter"]
 # reporter and the remote link: 5. A comment needs fewer (comment search, comment, link,
 # serverInfo). The outbox lease must outlive this many deadlines (bot.service.filing.LEASE).
 JIRA_REQUESTS_PER_ATTEMPT = 9
+# Of those, the most that run from the lease renewal right before a write (bot.service.filing)
+# to the end of the last request that creates something: serverInfo, the reporter lookup, the
+# create and the create again without the reporter (a comment: 1). What follows (the remote
+# link, idempotent by its globalId, and the browse URL) creates nothing twice.
+JIRA_REQUESTS_PER_WRITE = 4
 # How a comment's marker is written: its own last line, after everything from a person or model.
 COMMENT_MARKER_LINE = "ideabot marker: {marker}"
 COMMENT_SEARCH_PAGE = 100  # the newest comments searched for a marker (one request)

@@ -200,6 +200,23 @@ class SqlOutbox(SqlBase):
             ).scalar_one()
         return token
 
+    def renew_lease(self, item_id: int, token: int, until: datetime) -> bool:
+        """Extends the lease made with *token* to *until*; False when a later lease exists or
+        the item is done. A lease that ran out but was not taken over is still the holder's:
+        nobody else started (that would have bumped the token), and once this write commits a
+        concurrent ``lease`` sees the new *until*."""
+        with self._write() as conn:
+            res = conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id == item_id,
+                    outbox.c.done_at.is_(None),
+                    outbox.c.lease_token == token,
+                )
+                .values(lease_until=until)
+            )
+        return res.rowcount == 1
+
     def finish(self, item_id: int, token: int | None = None) -> bool:
         """Marks the item done (kept a few days for inspection); its key may be enqueued again.
 

@@ -478,6 +478,11 @@ class Outbox(Protocol):
         None when another worker has it."""
         ...
 
+    def renew_lease(self, item_id: int, token: int, until: datetime) -> bool:
+        """Extends the lease made with *token* to *until* (a heartbeat), only while that lease
+        is the item's latest and the item is pending; False when the lease was lost."""
+        ...
+
     def finish(self, item_id: int, token: int | None = None) -> bool:
         """Marks the item done; with *token*, only while that lease is the latest. False when
         nothing changed (finished already, or the lease was lost)."""

@@ -74,15 +74,18 @@ from bot.domain.ports import (
 )
 from bot.domain.tracing import SPAN_FILE, NoopTracer, Tracer
 from bot.observability.context import current_context, log_context
+from bot.service.lease_keeper import LeaseKeeper
 
 logger = logging.getLogger(__name__)
 
-# A leased item is not handed to another worker before this, counted from when it was taken. It
-# must outlive the slowest attempt: at most ``JIRA_REQUESTS_PER_ATTEMPT`` Jira requests, each
-# ended by the adapter's total deadline (bot.adapters.jira_tracker), with room to spare; else a
-# second worker could start while the first is still inside "create" and the marker search
-# would not see its issue yet. Fencing (see the module docstring) covers what is left.
-LEASE = timedelta(minutes=5)
+# A leased item is not handed to another worker before this, counted from when it was taken or
+# last renewed: a heartbeat renews it while the attempt runs (bot.service.lease_keeper), so a
+# replica that dies mid-attempt holds the item this long at most. Every write to Jira starts
+# right after a renewal and ends within JIRA_REQUESTS_PER_WRITE request deadlines, which the
+# composition root keeps well inside the lease (bot.bootstrap.jira_request_deadline): no second
+# worker starts while a create is in flight, and its marker search then sees the issue.
+# Fencing (see the module docstring) covers what is left. ``FILING_LEASE_SECONDS`` sets it.
+LEASE = timedelta(seconds=60)
 
 
 class FilingStore(Filings, Outbox, Protocol):
@@ -104,6 +107,9 @@ class Filer:
     backoff: Backoff = field(default_factory=Backoff)
     owner: str = "ideabot"
     lease: timedelta = LEASE
+    # Seconds between the lease's renewals while an attempt runs (None: a third of the lease;
+    # 0: none, for tests that move a fake clock and must not race a real-time thread).
+    heartbeat: float | None = None
     limits: RetryLimits = field(default_factory=RetryLimits)
     labels: LabelPolicy = field(default_factory=LabelPolicy)
     metrics: Metrics = field(default_factory=NullMetrics)
@@ -218,14 +224,12 @@ class Filer:
         if not self._record(fence, job, attempts=previous_attempts + 1):
             return self._lost(item, "before its attempt")
         created: list[tuple[CreatedIssue, NewIssue]] = []
-
-        def still_ours() -> bool:
-            return self._record(fence, job)
-
+        keeper = LeaseKeeper(self.store, fence, self.lease, self.clock, self.heartbeat)
         try:
-            result = self._attempt(
-                job, searched=previous_attempts > 0, created=created, still_ours=still_ours
-            )
+            with keeper:
+                result = self._attempt(
+                    job, searched=previous_attempts > 0, created=created, still_ours=keeper.renew
+                )
         except _LeaseLost:
             return self._lost(item, "before writing to Jira")
         except TrackerRetryable as exc:
@@ -247,7 +251,9 @@ class Filer:
             logger.exception("unexpected error filing %s; will retry", item.key)
             return self._failed_attempt(item, fence, job, exc, None)
         state = "commented" if result.status == "commented" else "filed"
-        recorded = self._record(
+        # A lost lease (the heartbeat's renewal failed: another worker took the item) makes
+        # this fenced write fail too; the taker finds the issue by its marker.
+        recorded = not keeper.lost and self._record(
             fence,
             job,
             item="finish",

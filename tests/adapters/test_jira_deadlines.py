@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,7 +17,13 @@ import pytest
 import requests
 
 from bot.adapters.jira_http import DeadlineAdapter, DeadlineExceeded
-from bot.adapters.jira_tracker import JIRA_REQUESTS_PER_ATTEMPT, JiraTracker
+from bot.adapters.jira_tracker import (
+    JIRA_REQUESTS_PER_ATTEMPT,
+    JIRA_REQUESTS_PER_WRITE,
+    JiraTracker,
+)
+from bot.bootstrap import jira_request_deadline
+from bot.config import load_settings
 from bot.domain.filing import FilingJob
 from bot.domain.models import IssueText, NewIssue
 from bot.domain.ports import TrackerRetryable
@@ -134,8 +141,21 @@ def test_fast_answers_are_unaffected_and_connections_are_reused() -> None:
 # --------------------------------------------------------------------------- the lease's bound
 
 
-def _worst_case_filer(fake: FakeJira, tracker: JiraTracker) -> tuple[Filer, MemoryStore]:
-    store = MemoryStore()
+class _RenewalsSeen(MemoryStore):
+    """Notes how many requests Jira had seen at each renewal of an outbox lease."""
+
+    def __init__(self, fake: FakeJira) -> None:
+        super().__init__()
+        self.fake = fake
+        self.seen_at: list[int] = []
+
+    def renew_lease(self, item_id: int, token: int, until: datetime) -> bool:
+        self.seen_at.append(len(self.fake.requests))
+        return super().renew_lease(item_id, token, until)
+
+
+def _worst_case_filer(fake: FakeJira, tracker: JiraTracker) -> tuple[Filer, _RenewalsSeen]:
+    store = _RenewalsSeen(fake)
     filer = Filer(
         store=store,
         tracker=tracker,
@@ -143,8 +163,23 @@ def _worst_case_filer(fake: FakeJira, tracker: JiraTracker) -> tuple[Filer, Memo
         issue_types={"idea": "Story"},
         notifier=RecordingNotifier(),
         rng=lambda a, b: b,
+        heartbeat=0,
     )
     return filer, store
+
+
+def _writes_after_renewal(fake: FakeJira, store: _RenewalsSeen, since: int = 0) -> int:
+    """The requests from the last lease renewal before the last create or comment, to it."""
+    writes = [
+        i + 1
+        for i, r in enumerate(fake.requests)
+        if i >= since
+        and r.method == "POST"
+        and (r.path.endswith("/issue") or r.path.endswith("/comment"))
+    ]
+    last = writes[-1]
+    renewed = max(n for n in store.seen_at if n < last)
+    return last - renewed
 
 
 def test_one_attempt_makes_at_most_the_requests_the_lease_allows_for() -> None:
@@ -173,6 +208,9 @@ def test_one_attempt_makes_at_most_the_requests_the_lease_allows_for() -> None:
         assert len(creates) == 2  # the reporter refused, then without it
         assert len(fake.requests_to("/serverInfo")) == 4  # asked again on every need
         assert len(fake.requests) == JIRA_REQUESTS_PER_ATTEMPT, [r.path for r in fake.requests]
+        # the lease is renewed right before the write, and what the write can take from there
+        # is what the lease is sized against (bot.bootstrap.jira_request_deadline)
+        assert _writes_after_renewal(fake, store) == JIRA_REQUESTS_PER_WRITE
 
         # and a comment on the issue after a lost answer: comments, comment, link, serverInfo
         before = len(fake.requests)
@@ -182,8 +220,12 @@ def test_one_attempt_makes_at_most_the_requests_the_lease_allows_for() -> None:
         comment = job.model_copy(update={"ts": "2.2", "reply_ts": "2.2", "comment_on": key})
         assert filer.submit(comment).status == "commented"
         assert len(fake.requests) - before <= JIRA_REQUESTS_PER_ATTEMPT
+        assert _writes_after_renewal(fake, store, before) <= JIRA_REQUESTS_PER_WRITE
 
 
-def test_lease_outlives_the_slowest_attempt() -> None:
-    deadline = JiraTracker("https://j.example", "P", "t").deadline
-    assert LEASE.total_seconds() >= 2 * JIRA_REQUESTS_PER_ATTEMPT * deadline
+def test_the_lease_outlives_the_write_that_follows_its_renewal() -> None:
+    for lease in (10.0, 60.0, 600.0):
+        settings = load_settings(_env_file=None, filing_lease_seconds=lease)
+        deadline = jira_request_deadline(settings)
+        assert JIRA_REQUESTS_PER_WRITE * deadline < lease
+    assert LEASE.total_seconds() == load_settings(_env_file=None).filing_lease_seconds

@@ -811,6 +811,37 @@ def test_completions_with_a_lost_lease_change_nothing(store: AnyStore) -> None:
     assert store.pending() == []
 
 
+def test_a_renewed_lease_holds_the_item_until_the_new_end(store: AnyStore) -> None:
+    item_id, token = _leased(store)  # until T0 + 1 min
+    later = T0 + timedelta(minutes=5)
+    assert store.renew_lease(item_id, token, later) is True
+    # past the first end, the heartbeat's end keeps the item from being due or leased
+    mid = T0 + timedelta(minutes=3)
+    assert store.due(mid) == []
+    assert store.lease(item_id, mid + timedelta(minutes=1), now=mid) is None
+    # the holder stopped renewing (it died): the item is taken over at the renewed end, and
+    # the old holder's renewal fails from then on
+    new = store.lease(item_id, later + timedelta(minutes=1), now=later)
+    assert new is not None and new > token
+    assert store.renew_lease(item_id, token, later + timedelta(minutes=10)) is False
+    assert store.lease(item_id, later + timedelta(minutes=2), now=later) is None
+    assert store.renew_lease(item_id, new, later + timedelta(minutes=2)) is True
+    assert store.finish(item_id, token=new) is True
+    assert store.renew_lease(item_id, new, later + timedelta(minutes=3)) is False  # done
+    assert store.renew_lease(12345, 1, later) is False
+
+
+def test_a_lapsed_lease_nobody_took_can_still_be_renewed(store: AnyStore) -> None:
+    # A heartbeat that came late (a stalled process) but before any takeover: the token is
+    # still the latest, so nobody else started; the renewed end holds off the next taker.
+    item_id, token = _leased(store)  # until T0 + 1 min
+    late = T0 + timedelta(minutes=2)
+    assert [i.id for i in store.due(late)] == [item_id]
+    assert store.renew_lease(item_id, token, late + timedelta(minutes=1)) is True
+    assert store.lease(item_id, late + timedelta(minutes=1), now=late) is None
+    assert store.finish(item_id, token=token) is True
+
+
 def test_fenced_filing_updates_go_with_the_item_or_not_at_all(store: AnyStore) -> None:
     store.claim_filing("C1", "1.0", "w")
     item_id, token = _leased(store)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import load_settings
 from bot.domain.filing import TOPIC
 from bot.service.filing import LEASE
 from tests.fakes.wiring import SECRET, Rig
@@ -289,17 +290,16 @@ def test_outbox_worker_survives_a_store_outage(rig: Rig) -> None:
 # ---------------------------------------------------------------- 4. never files twice
 
 
-def test_lease_outlives_a_worst_case_jira_attempt() -> None:
-    # One attempt is at most: marker search, reporter lookup, create, create again without the
-    # reporter, remote link: five requests at the Jira client's 15 s timeout, with room to spare.
-    from bot.adapters.jira_tracker import JIRA_REQUESTS_PER_ATTEMPT, JiraTracker
+def test_lease_outlives_a_worst_case_jira_write() -> None:
+    # The lease is renewed right before each write to Jira (bot.service.lease_keeper); from there
+    # the write is at most JIRA_REQUESTS_PER_WRITE requests (tests/adapters/test_jira_deadlines.py),
+    # each ended by its total deadline, which the composition root sizes from the lease.
+    from bot.adapters.jira_tracker import JIRA_REQUESTS_PER_WRITE
+    from bot.bootstrap import jira_request_deadline
 
-    timeout = JiraTracker("https://j.example", "P", "t")._timeout
-    assert LEASE.total_seconds() >= 2 * 5 * timeout
-    # Each request ends by its total deadline (not just per socket read), and an attempt makes
-    # at most JIRA_REQUESTS_PER_ATTEMPT of them (tests/adapters/test_jira_deadlines.py).
-    deadline = JiraTracker("https://j.example", "P", "t").deadline
-    assert LEASE.total_seconds() >= 2 * JIRA_REQUESTS_PER_ATTEMPT * deadline
+    settings = load_settings(_env_file=None)
+    assert LEASE.total_seconds() == settings.filing_lease_seconds
+    assert JIRA_REQUESTS_PER_WRITE * jira_request_deadline(settings) < LEASE.total_seconds()
 
 
 def test_a_second_worker_after_lease_expiry_neither_files_nor_reports_again(rig: Rig) -> None:

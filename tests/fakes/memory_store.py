@@ -567,6 +567,17 @@ class MemoryStore:
             item.lease_token += 1
             return item.lease_token
 
+    def renew_lease(self, item_id: int, token: int, until: datetime) -> bool:
+        """Extends the lease made with *token* to *until*; False when a later lease exists or
+        the item is done."""
+        until = _utc(until)
+        with self._lock:
+            item = self._items.get(item_id)
+            if item is None or not item.held(token):
+                return False
+            item.lease_until = until
+            return True
+
     def finish(self, item_id: int, token: int | None = None) -> bool:
         """Marks the item done (kept a few days); its key may be enqueued again. With *token*,
         only while that lease is the latest; False when nothing changed."""

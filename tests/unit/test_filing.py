@@ -54,7 +54,7 @@ def _service(
         notifier=notes,
         clock=clock,
         rng=lambda a, b: b,
-        **kw,
+        **{"heartbeat": 0, **kw},
     )
     return svc, notes, clock
 

@@ -22,6 +22,7 @@ SHIPPED = {
     "triage": {"post", "candidates"},
     "takeaways": {"day", "posts"},
     "meetings": {"day", "meetings"},
+    "ideas": {"post"},
 }
 
 
