@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot.domain.models import Ticket
 from bot.domain.ports import StoredPost
 from tests.fakes.wiring import Rig
 
@@ -118,3 +119,30 @@ def test_the_messages_tab_publishes_nothing(rig: Rig) -> None:
     rig.send_event({"type": "app_home_opened", "user": "UALICE", "tab": "messages"})
     rig.wait_idle()
     assert rig.slack.calls_to("views.publish") == []
+
+
+def test_ticket_status_from_the_catalogue_and_done_ideas_leave_most_wanted(rig: Rig) -> None:
+    a = _post(rig, "Add dark mode to the dashboard", "UALICE")
+    b = _post(rig, "Add a CSV export button", "UALICE")
+    rig.wait_idle()
+    for ts in (a, b):
+        rig.send_event(rig.reaction(CHANNEL, ts, user="UBOB", name="+1"))
+        rig.send_event(rig.reaction(CHANNEL, ts, user="UCAROL", name="ticket"))
+    rig.wait_idle()
+    key_a = rig.store.get_filing(CHANNEL, a).issue_key  # type: ignore[union-attr]
+    key_b = rig.store.get_filing(CHANNEL, b).issue_key  # type: ignore[union-attr]
+    assert key_a and key_b
+    # What sync-jira keeps: each ticket's status.
+    rig.store.put_tickets(
+        "PROJ",
+        [
+            Ticket(key=key_a, title="Dark mode", status="In Progress"),
+            Ticket(key=key_b, title="CSV export", status="Done"),
+        ],
+    )
+    text = _text(_open_home(rig, "UDAN"))
+    wanted = text[text.index("Most wanted this week") : text.index("Recently filed")]
+    assert "Add dark mode" in wanted and "_In Progress_" in wanted
+    assert "CSV export" not in wanted  # done: no longer wanted
+    mine = _text(_open_home(rig, "UALICE"))
+    assert "_Done_" in mine
