@@ -25,12 +25,13 @@ from bot.adapters.extract import (
     MAX_WORK_CHARS,
     has_words,
     hashed_counts,
-    keyword_labels,
     slack_to_text,
     title_and_summary,
 )
 from bot.adapters.index_local import embed_queries
+from bot.adapters.keyphrases import keyphrase_labels
 from bot.adapters.kind_model import F32, Hyper, KindModel, train
+from bot.adapters.post_intent import settle_kind
 from bot.domain.models import KINDS, Analysis, Kind, Post, Ticket
 from bot.domain.ports import Embedder, TicketIndex
 
@@ -289,11 +290,14 @@ class OfflineAnalyzer:
                 confidence = 0.9
             else:
                 best = int(np.argmax(probs[r]))
-                kind = model.kinds[best]
+                kind = settle_kind(model.kinds[best], prepared[i])
+                if kind != model.kinds[best]:
+                    # what the post does on the page overrules the model; say how sure it was
+                    best = model.kinds.index(kind) if kind in model.kinds else best
                 confidence = float(min(1.0, max(0.0, probs[r, best])))
             title, summary = title_and_summary(post.text, kind)
             labels = (
-                keyword_labels(post.text[:LABEL_CHARS], model.idf_of, limit=3, focus=title)
+                keyphrase_labels(post.text[:LABEL_CHARS], model.idf_of, limit=3, focus=title)
                 if r is not None and model is not None
                 else []
             )

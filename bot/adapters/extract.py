@@ -13,6 +13,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from bot.adapters.titles import tidy_title
 from bot.domain.models import SUMMARY_MAX, TITLE_MAX, clean_title, plain_text
 
 # Everything after this many characters is ignored: a 20,000-character paste must not cost more
@@ -225,7 +226,7 @@ def make_summary(text: str, kind: str = "idea", max_sentences: int = 3) -> str:
 def _title(main: list[str], kind: str, fallback: str = "Untitled post") -> str:
     if not main:
         return fallback
-    title = main[0]
+    title = tidy_title(main[0], kind, strip_lead_in)
     if kind != "question":
         title = title.rstrip(" ?!.:;,")
     title = clean_title(title, TITLE_MAX)

@@ -25,11 +25,15 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from bot.adapters.dense_candidates import MIN_ROWS as PROJECT_FROM
+from bot.adapters.dense_candidates import ProjectedRows
+from bot.adapters.fusion import DEFAULT_FUSION, Fusion, corpus_ranks
 from bot.adapters.lexical import (
     DEFAULT_WEIGHTS,
     FusionWeights,
     InvertedIndex,
     headline,
+    headline_is_cut,
     top_k,
 )
 from bot.domain.models import Match, Ticket
@@ -42,6 +46,8 @@ QUERY_BLOCK = 256  # queries scored per matrix product in search_many (bounds me
 # Rows re-scored exactly per query (at least 4 x top_k). The candidate score approximates the
 # dense part with one mixed matrix, so keep this generous: re-scoring 256 rows costs ~0.1 ms.
 CANDIDATES = 256
+# ... plus the best rows of each BM25 field, so rank fusion sees each signal's leaders.
+LEXICAL_CANDIDATES = 128
 
 Array = npt.NDArray[np.float32]
 
@@ -80,10 +86,12 @@ def embed_queries(embedder: Embedder, texts: Sequence[str]) -> tuple[Array, Arra
     heads = [headline(t) for t in texts]
     # A headline that is most of its text would embed to nearly the text's own vector: reuse that
     # one instead of paying for a second model pass (it halved triage throughput on short posts).
+    # So is one that is only the first 160 characters of a long unpunctuated paragraph: it says
+    # no more than the text does, and costs a model pass all the same.
     extra = [
         i
         for i, (t, h) in enumerate(zip(texts, heads, strict=True))
-        if h and len(h) < HEADLINE_SHARE * len(t.strip())
+        if h and len(h) < HEADLINE_SHARE * len(t.strip()) and not headline_is_cut(t, h)
     ]
     vecs = np.asarray(embedder.embed(list(texts) + [heads[i] for i in extra]), dtype=np.float32)
     q = vecs[:n]
@@ -103,6 +111,7 @@ def build_match(ticket: Ticket, score: float, signals: dict[str, float]) -> Matc
         type=ticket.type,
         status=ticket.status,
         signals={k: round(float(v), 6) for k, v in signals.items()},
+        labels=(*ticket.labels, *ticket.components),
     )
 
 
@@ -116,8 +125,20 @@ def rank_candidates(
     lexical_abs: Array,
     weights: FusionWeights,
     k: int,
+    lexical_title: Array | None = None,
+    fusion: Fusion | None = None,
+    known_ranks: dict[str, Array] | None = None,
+    dense_leaders: npt.NDArray[np.bool_] | None = None,
 ) -> list[Match]:
-    """Every signal computed exactly on candidate rows, fused; the best *k* as Matches."""
+    """Every signal computed exactly on candidate rows, fused; the best *k* as Matches.
+
+    With *fusion* the candidates are ordered by its reciprocal-rank fusion of the signals'
+    rankings among them (``bot.adapters.fusion``); the match's ``score`` stays the weighted mean
+    of the raw signals (in [0, 1]: what people are shown and the duplicate rule reads).
+    *known_ranks* gives some signals' ranks over the whole corpus instead (see
+    ``fusion.corpus_ranks``); *dense_leaders* marks the candidates that lead the corpus on the
+    dense score, which then rank before the others on every dense signal.
+    """
     signals = {
         "body": body @ q,
         "title": title @ q,
@@ -126,10 +147,23 @@ def rank_candidates(
         "lexical": lexical,
         "lexical_abs": lexical_abs,
     }
+    if lexical_title is not None:
+        signals["lexical_title"] = lexical_title
     fused = weights.fuse(signals)
+    order = fused
+    if fusion is not None and all(n in signals for n in fusion.weights()):
+        known = dict(known_ranks or {})
+        if dense_leaders is not None and dense_leaders.any():
+            pos = np.arange(len(tickets))
+            for name in fusion.weights():
+                if name in ("body", "title", "head_body", "head_title"):
+                    v = signals[name]
+                    lead = pos[dense_leaders]
+                    known[name] = corpus_ranks(pos, v, lead[np.argsort(-v[lead], kind="stable")])
+        order = fusion.rank_scores(signals, known)
     return [
         build_match(tickets[i], float(fused[i]), {n: v[i] for n, v in signals.items()})
-        for i in top_k(fused, k)
+        for i in top_k(order, k)
     ]
 
 
@@ -250,22 +284,26 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         on_mismatch: Literal["reembed", "raise"] = "reembed",
         refresh_every: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        fusion: Fusion = DEFAULT_FUSION,
+        project_from: int = PROJECT_FROM,
     ) -> None:
         self.embedder = embedder
         self.catalogue = catalogue
         self.namespace = namespace
         self.weights = weights
+        self.fusion = fusion
         self.on_mismatch = on_mismatch
         self.refresh_every = refresh_every
         self._clock = clock
         self._lock = threading.RLock()
         self._dim = int(embedder.dim)
-        w = weights
-        # The candidate stage reads one (rows x dim) matrix mixing body and title as the fused
-        # score weighs them, queried with the text/headline mix: half the bytes of both.
+        w = fusion
+        # The candidate stage reads one (rows x dim) matrix mixing body and title as the fusion
+        # weighs them, queried with the text/headline mix: half the bytes of both.
         dense_total = w.body + w.title + w.head_body + w.head_title
-        self._mix_body = np.float32((w.body + w.head_body) / w.total)
-        self._mix_title = np.float32((w.title + w.head_title) / w.total)
+        self._dense_weight = dense_total or 1.0
+        self._mix_body = np.float32((w.body + w.head_body) / (dense_total or 1.0))
+        self._mix_title = np.float32((w.title + w.head_title) / (dense_total or 1.0))
         self._mix_q = (w.body + w.title) / dense_total if dense_total else 1.0
         self._seq = 0  # the catalogue number applied last
         self._caught_up = False
@@ -277,11 +315,15 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._tickets: list[Ticket] = []
         self._hashes: list[str] = []
         self._lex = InvertedIndex()
+        self._lex_title = InvertedIndex()  # BM25 over the title field alone
         self._n = 0
         # Rows [0, _n) are live; spare capacity makes appending one ticket O(1), not a copy.
         # Body and title vectors side by side: the exact re-score gathers a candidate's both.
         self._buf: Array = np.zeros((0, 2 * self._dim), dtype=np.float32)
         self._mix: Array = np.zeros((0, self._dim), dtype=np.float32)
+        # From 20,000 rows on, the candidate pass reads the mixed rows' PCA projection (1/3 of
+        # the bytes); candidates are re-scored exactly either way.
+        self._proj = ProjectedRows(self._dim, min_rows=project_from)
         # Per-query n-row buffers, reused (searches hold the lock).
         self._scratch: Array = np.zeros(0, dtype=np.float32)
         self._dense_out: Array = np.zeros(0, dtype=np.float32)
@@ -334,6 +376,16 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             [r.key for r in rows if r.ticket is None],
         )
         self._seq = max(self._seq, rows[-1].seq)
+        if self._proj.needs_refit(self._n):
+            started = time.perf_counter()
+            self._proj.refit(self._mix[: self._n])
+            self._proj.resize(len(self._buf))
+            logger.info(
+                "index %s: candidate projection fitted on %d rows in %.2f s",
+                self.namespace,
+                self._n,
+                time.perf_counter() - started,
+            )
 
     def _embed_missing(self, texts: dict[str, Ticket | None]) -> dict[str, bytes]:
         """Embeds stored texts that have no vectors of this model, and stores the vectors."""
@@ -369,12 +421,14 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             m = len(keep)
             self._buf[:m] = self._buf[keep]
             self._mix[:m] = self._mix[keep]
+            self._proj.keep(keep)
             self._n = m
             self._tickets = [self._tickets[i] for i in keep]
             self._hashes = [self._hashes[i] for i in keep]
             self._keys = [self._keys[i] for i in keep]
             self._pos = {k: i for i, k in enumerate(self._keys)}
             self._lex.keep(keep)
+            self._lex_title.keep(keep)
         new: list[int] = []
         for j, (t, h) in enumerate(zip(tickets, hashes, strict=True)):
             i = self._pos.get(t.key)
@@ -384,6 +438,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             if self._hashes[i] != h:
                 self._set_vectors([i], body[j : j + 1], title[j : j + 1])
                 self._lex.replace(i, ticket_text(t))
+                self._lex_title.replace(i, t.title)
             self._tickets[i], self._hashes[i] = t, h
         if new:
             self._append_vectors(body[new], title[new])
@@ -394,6 +449,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 self._tickets.append(t)
                 self._hashes.append(hashes[j])
             self._lex.append([ticket_text(tickets[j]) for j in new])
+            self._lex_title.append([tickets[j].title for j in new])
 
     def _append_vectors(self, body: Array, title: Array) -> None:
         n, m, d = self._n, len(body), self._dim
@@ -404,6 +460,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             mix = np.empty((cap, d), dtype=np.float32)
             buf[:n], mix[:n] = self._buf[:n], self._mix[:n]
             self._buf, self._mix = buf, mix
+            self._proj.resize(cap)
         self._n = n + m
         self._set_vectors(slice(n, n + m), body, title)
 
@@ -412,6 +469,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._buf[rows, :d] = body
         self._buf[rows, d:] = title
         self._mix[rows] = self._mix_body * body + self._mix_title * title
+        self._proj.set(rows, self._mix[rows])
 
     # ------------------------------------------------------------------ writes
 
@@ -483,26 +541,32 @@ class LocalIndex(CatalogueFollower, FusedSearch):
     # ------------------------------------------------------------------ reads
 
     def _candidates(
-        self, approx: Array, lex_abs: Array, k: int
-    ) -> tuple[npt.NDArray[np.int64], float]:
-        # approx holds the mixed dense score; add the lexical one in place (no new n-row arrays).
-        top = float(lex_abs.max()) if len(lex_abs) else 0.0
-        scale = 1.0 / top if top > 0 else 0.0
-        w = self.weights
-        lw = np.float32(w.lexical / w.total * scale)
-        if lw:
-            scratch = self._scratch[: len(approx)]
-            np.multiply(lex_abs, lw, out=scratch)
-            approx += scratch
-        return top_k(approx, k), scale
+        self, dense: Array, lex_abs: Array, lex_title: Array, k: int
+    ) -> tuple[npt.NDArray[np.int64], float, dict[str, npt.NDArray[np.int64]]]:
+        """The rows worth scoring exactly: the best *k* by the mixed dense score and the best
+        rows of each BM25 field (rank fusion reads each signal's leaders, whatever the others
+        say). Also returns the scale making ``lexical`` relative and each group's leaders in
+        order (``dense``, ``lexical``, ``lexical_title``): their ranks over the whole corpus."""
+        n = len(dense)
+        scale = 0.0
+        leaders: dict[str, npt.NDArray[np.int64]] = {"dense": top_k(dense, k)}
+        for name, values in (("lexical", lex_abs), ("lexical_title", lex_title)):
+            top = float(values.max()) if n else 0.0
+            if name == "lexical":
+                scale = 1.0 / top if top > 0 else 0.0
+            if getattr(self.fusion, name) and top > 0:
+                best = top_k(values, LEXICAL_CANDIDATES)
+                leaders[name] = best[values[best] > 0]
+        cand = np.unique(np.concatenate(list(leaders.values())))
+        return cand, scale, leaders
 
     def search_vectors(
         self, texts: Sequence[str], queries: Array, heads: Array, top_k: int = 10
     ) -> list[list[Match]]:
         """Ranks with precomputed vectors of the texts and their headlines (benchmarks use it).
 
-        Candidates come from one pass over the mixed matrix plus BM25 over the postings; every
-        signal is then computed exactly on the candidates.
+        Candidates come from one pass over the mixed matrix (or its projection, past 20,000
+        rows) plus BM25 over the postings; every signal is then computed exactly on them.
         """
         a = np.float32(self._mix_q)
         mixed = (a * queries + (np.float32(1) - a) * heads).astype(np.float32)
@@ -515,6 +579,10 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 self._scratch = np.empty(len(self._buf), dtype=np.float32)
                 self._dense_out = np.empty(len(self._buf), dtype=np.float32)
             mix = self._mix[:n]
+            proj = self._proj
+            if proj.active:  # the same order of rows, a per-query constant apart
+                mix = proj.rows[:n]
+                mixed = mixed @ proj.basis
             for start in range(0, len(texts), QUERY_BLOCK):
                 block = mixed[start : start + QUERY_BLOCK]
                 if len(block) == 1:
@@ -524,7 +592,14 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 for j in range(len(block)):
                     i = start + j
                     lex_abs, _ = self._lex.scores(texts[i])
-                    cand, scale = self._candidates(dense[j], lex_abs, k)
+                    lex_title, _ = self._lex_title.scores(texts[i])
+                    cand, scale, leaders = self._candidates(dense[j], lex_abs, lex_title, k)
+                    values = {"lexical": lex_abs[cand], "lexical_title": lex_title[cand]}
+                    known = {
+                        name: corpus_ranks(cand, values[name], rows_)
+                        for name, rows_ in leaders.items()
+                        if name != "dense"
+                    }
                     rows = self._buf[cand]
                     out.append(
                         rank_candidates(
@@ -537,6 +612,10 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                             lex_abs[cand],
                             self.weights,
                             top_k,
+                            lex_title[cand],
+                            self.fusion,
+                            known,
+                            np.isin(cand, leaders["dense"]),
                         )
                     )
         return out

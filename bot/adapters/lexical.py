@@ -80,6 +80,12 @@ def headline(text: str) -> str:
     return cut[: cut.rfind(" ")] if " " in cut[HEADLINE_MAX // 2 :] else cut
 
 
+def headline_is_cut(text: str, head: str) -> bool:
+    """True when *head* (``headline(text)``) is a cut of a long line, not a line or a sentence."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return head != line and not head.endswith((".", "!", "?"))
+
+
 @dataclass(frozen=True)
 class FusionWeights:
     """How much each signal counts in the fused score (a weighted mean, so in [0, 1]).

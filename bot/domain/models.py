@@ -111,12 +111,16 @@ class Match(Frozen):
     # What the fused score was made of (cosines "body", "title", "head_body", "head_title" and
     # "lexical", "lexical_abs"); the likely-duplicate rule reads them. Omitted from JSON when None.
     signals: dict[str, float] | None = None
+    # The ticket's labels and components (the team's vocabulary; triage labels posts with them).
+    labels: tuple[str, ...] = ()
 
     @model_serializer(mode="wrap")
     def _drop_empty_signals(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
         if data.get("signals") is None:
             data.pop("signals", None)
+        if not data.get("labels"):
+            data.pop("labels", None)
         return data
 
 

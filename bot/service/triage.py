@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.domain.duplicates import is_likely_duplicate
 from bot.domain.flags import AllOn, Flags
+from bot.domain.labels import merge_labels
 from bot.domain.metrics import (
     DUPLICATE_VERDICTS,
     SEARCH_SECONDS,
@@ -99,10 +100,16 @@ class Triager:
         return tuple(m for m in matches if m.score >= self.policy.min_score)[: self.policy.top_k]
 
     def _verdict(
-        self, analysis: Analysis, shown: tuple[Match, ...], judged_duplicate: str | None = None
+        self,
+        analysis: Analysis,
+        shown: tuple[Match, ...],
+        judged_duplicate: str | None = None,
+        query: str = "",
     ) -> Triage:
         best = shown[0] if shown else None
-        likely = best is not None and is_likely_duplicate(best, self.policy.duplicate_threshold)
+        likely = best is not None and is_likely_duplicate(
+            best, self.policy.duplicate_threshold, query=query
+        )
         if judged_duplicate is not None:
             # The LLM read both texts: its judgement is evidence beyond one similarity score,
             # but only for a ticket we actually showed it.
@@ -112,7 +119,9 @@ class Triager:
                 likely = True
         verdict = "likely_duplicate" if likely else ("similar" if shown else "none")
         self.metrics.inc(DUPLICATE_VERDICTS, verdict=verdict)
-        return Triage(**analysis.model_dump(), similar=shown, likely_duplicate=likely)
+        fields = analysis.model_dump()
+        fields["labels"] = merge_labels(shown, analysis.labels)
+        return Triage(**fields, similar=shown, likely_duplicate=likely)
 
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets (as the post's flags allow; timed, by
@@ -152,7 +161,7 @@ class Triager:
             else:
                 analysis, judged = self.analyzer.analyze(post), None
             span.set_attribute("analyzer", analysis.analyzer)
-        return self._verdict(analysis, shown, judged)
+        return self._verdict(analysis, shown, judged, query=post.text)
 
     def triage_many(self, posts: Sequence[Post]) -> list[Triage]:
         """Like :meth:`triage` for many posts, batching the embedding work where adapters allow."""
@@ -174,6 +183,6 @@ class Triager:
         else:
             found = [[] for _ in posts]
         return [
-            self._with_ideas(p, self._verdict(a, self._shown(m)))
+            self._with_ideas(p, self._verdict(a, self._shown(m), query=p.text))
             for p, a, m in zip(posts, analyses, found, strict=True)
         ]
