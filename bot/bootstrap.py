@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.bootstrap_loop import build_announcer, build_issue_reader, sync_hook
 from bot.config import ConfigError, Settings
 from bot.domain.filing import (
     FilingJob,
@@ -25,6 +26,7 @@ from bot.domain.filing import (
     check_issue_types,
 )
 from bot.domain.flags import AllOn, Flags
+from bot.domain.issue_changes import IssueChange, IssueState
 from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.notes import IdeaExtractor, NotesPolicy
@@ -42,6 +44,7 @@ from bot.domain.ports import (
 )
 from bot.domain.projects import ProjectRouting
 from bot.domain.threads import ThreadLimits
+from bot.service.announce import AnnounceChanges
 from bot.service.app_home import AppHome
 from bot.service.catalogue import Catalogue
 from bot.service.channels import IdeaChannels
@@ -341,6 +344,9 @@ class LogNotifier:
         logger.info("triaged %s:%s as %s", post.channel, post.ts, triage.kind)
         return ""
 
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        return None  # nothing is posted, so nothing can have been posted before
+
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
         logger.info("filing %s: %s %s", job.key, result.status, result.key or "")
 
@@ -356,9 +362,19 @@ class LogNotifier:
         raise ConfigError("SLACK_BOT_TOKEN: required to post ideas")
 
     def update_triage_reply(
-        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+        self,
+        post: StoredPost,
+        triage: Triage,
+        filed: FilingResult | None = None,
+        issue: IssueState | None = None,
     ) -> None:
         logger.info("re-triaged %s:%s as %s", post.channel, post.ts, triage.kind)
+
+    def issue_changed(self, post: StoredPost, change: IssueChange, url: str | None) -> None:
+        logger.info("%s changed: %s", change.after.key, ", ".join(change.fields))
+
+    def react(self, post: StoredPost, emoji: str) -> None:
+        logger.info("would react :%s: to %s:%s", emoji, post.channel, post.ts)
 
     def edited_after_filing(
         self, post: StoredPost, filed: FilingResult, commented: bool | None
@@ -395,7 +411,9 @@ def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
         return LogNotifier()
     from bot.slack.notifier import SlackNotifier
 
-    return SlackNotifier(chat, settings.file_emoji, settings.filed_emoji)
+    return SlackNotifier(
+        chat, settings.file_emoji, settings.filed_emoji, vote_emoji=settings.vote_emoji[0]
+    )
 
 
 def build_text_writer(
@@ -495,6 +513,7 @@ class Bot:
     file_message: FileMessage | None  # None without Slack
     edit_post: EditPost | None = None  # None without Slack
     engagement: RecordEngagement | None = None  # None without Slack
+    announce: AnnounceChanges | None = None  # None without Jira
     thread_comments: ThreadComments | None = None  # None without Slack
     app_home: AppHome | None = None  # None without Slack
     # Channel -> Jira project (JIRA_PROJECTS); ``routing.allowed_projects()`` for pickers.
@@ -559,7 +578,8 @@ def bootstrap(
 ) -> Bot:
     """Wires the use cases for *settings*; any keyword replaces the adapter of that name
     (``store``, ``embedder``, ``index``, ``analyzer``, ``offline_analyzer``, ``tracker``,
-    ``calendar``, ``llm``, ``slack_client``, ``chat``, ``flags``, ``metrics``, ``tracer``). *clock*
+    ``calendar``, ``llm``, ``slack_client``, ``chat``, ``flags``, ``metrics``, ``tracer``,
+    ``issues``). *clock*
     and *rng* make retries and digests deterministic."""
     from bot.observability.setup import make_metrics, make_tracer
 
@@ -643,6 +663,17 @@ def bootstrap(
         tracer=tracer,
         lease=timedelta(seconds=settings.filing_lease_seconds),
     )
+    issues = overrides["issues"] if "issues" in overrides else build_issue_reader(tracker)
+    # Without Slack there is nowhere to tell a change: recording it as told would lose it.
+    announce = build_announcer(
+        settings,
+        store,
+        issues if chat is not None else None,
+        notifier,
+        flags=flags,
+        metrics=metrics,
+        clock=clock,
+    )
     sync = (
         JiraSync(
             tracker,
@@ -652,13 +683,20 @@ def bootstrap(
             narrow=settings.jira_sync_jql,
             metrics=metrics,
             index_kind=index_kind,
+            on_changed=sync_hook(announce),
         )
         if tracker is not None and settings.jira_project
         else None
     )
     receive_post = file_message = edit_post = engagement = thread_comments = app_home = None
     if chat is not None:
-        engagement = RecordEngagement(store=store, notifier=notifier, filer=filer)
+        engagement = RecordEngagement(
+            store=store,
+            notifier=notifier,
+            filer=filer,
+            vote_emoji=tuple(settings.vote_emoji),
+            loop=announce,
+        )
         edit_post = EditPost(
             store=store,
             triager=triager,
@@ -721,6 +759,7 @@ def bootstrap(
         file_message=file_message,
         edit_post=edit_post,
         engagement=engagement,
+        announce=announce,
         thread_comments=thread_comments,
         app_home=app_home,
         routing=routing,

@@ -332,6 +332,45 @@ class Settings(BaseSettings):
     feature_flags_file: Path | None = None
     feature_flags_check_seconds: float = Field(5.0, ge=0, le=3600)
 
+    # Jira -> Slack (bot/service/announce.py): changes of filed issues told in the post's thread
+    jira_announce_fields: CsvList = Field(
+        default_factory=lambda: ["status", "assignee", "resolution"]
+    )
+    jira_resolved_emoji: str = "checkered_flag"
+    jira_webhook_secret: SecretStr | None = None
+    # Votes (bot/domain/votes.py): these reactions and replies by others, each person once
+    vote_emoji: CsvList = Field(default_factory=lambda: ["+1"])
+    votes_in_jira: bool = True
+
+    @field_validator("jira_announce_fields", "vote_emoji", mode="before")
+    @classmethod
+    def _loop_lists(cls, v: Any) -> list[str]:
+        return _parse_list(v)
+
+    @field_validator("jira_announce_fields")
+    @classmethod
+    def _announce_fields(cls, v: list[str]) -> list[str]:
+        from bot.domain.issue_changes import parse_fields
+
+        return list(parse_fields(v))
+
+    @field_validator("vote_emoji")
+    @classmethod
+    def _vote_emoji(cls, v: list[str]) -> list[str]:
+        out = [e.strip().strip(":") for e in v]
+        bad = [e for e in out if not re.fullmatch(r"[a-z0-9_+\-']+", e)]
+        if bad or not out:
+            raise ValueError(f"expected emoji names such as '+1', got {bad or v!r}")
+        return out
+
+    @field_validator("jira_resolved_emoji")
+    @classmethod
+    def _resolved_emoji(cls, v: str) -> str:
+        v = v.strip().strip(":")
+        if v and not re.fullmatch(r"[a-z0-9_+\-']+", v):
+            raise ValueError(f"expected an emoji name (or nothing), got {v!r}")
+        return v
+
     @field_validator(
         "idea_channels",
         "file_allowed_users",

@@ -11,7 +11,11 @@ taken over within about a lease.
 
 Draining (SIGTERM): :meth:`InboxWorkers.begin_drain` stops taking work and offers what is queued
 here but not started to the other replicas (its leases expire at once); :meth:`InboxWorkers.stop`
-keeps working (on what nobody else took) until a deadline, then releases whatever is left.
+keeps working (on what nobody else took) until a deadline, then releases whatever is left; what
+is still running then keeps its lease for ``HANDOFF`` more (a Slack post under way lands first)
+and posts nothing more: each event runs under a work fence (``bot.service.work_fence``) that the
+triage reply asks right before posting, and that says no once the deadline passed or the event
+was taken over.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 from bot.domain.ports import Inbox, InboxEvent
 from bot.service.filing import Filer
+from bot.service.work_fence import WorkFence, fenced_by
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ Handler = Callable[[InboxEvent], None]
 # Renewed every third of it while the event is queued or running: a replica that dies leaves its
 # events to the others within about this long.
 INBOX_LEASE = timedelta(seconds=30)
+# How long an event still running when a drain's deadline passes stays with its replica: enough
+# for a Slack post under way to land (so its reply is found), short next to a lease.
+HANDOFF = timedelta(seconds=10)
 MAX_ATTEMPTS = 5  # then the event is kept as "failed" (with its error) and not tried again
 
 
@@ -301,7 +309,17 @@ class InboxWorkers:
         if unsettled:
             logger.warning("inbox: could not record the outcome of %s", ", ".join(unsettled[:10]))
         try:
-            self.store.release_events(self.owner)
+            if cut_short:
+                # Not released at once: one may be inside its Slack post, which lands within
+                # HANDOFF; the next holder then finds that reply (``find_triage_reply``) instead
+                # of posting a second one. Past the cut nothing here posts (``_holds``).
+                self.store.renew_events(cut_short, self.owner, self.clock() + HANDOFF)
+                with self._lock:
+                    rest = [e for e in self._held if e not in cut_short]
+                if rest:
+                    self.store.release_events(self.owner, rest)
+            else:
+                self.store.release_events(self.owner)
         except Exception as exc:  # their leases run out instead
             logger.warning("inbox: could not release claims: %s", type(exc).__name__)
         for pool in self.pools.values():
@@ -420,12 +438,20 @@ class InboxWorkers:
         with self._lock:
             pool.running[event.event_id] = event
         started = time.monotonic()
+        fence = WorkFence(lambda: self._holds(event.event_id))
         try:
             assert self.handler is not None
-            self.handler(event)
+            with fenced_by(fence):
+                self.handler(event)
         except Exception as exc:
             self._failed(event, exc)
         else:
+            if fence.abandoned:
+                # It stopped short of its side effect: the event's new holder does it.
+                logger.info(
+                    "inbox: %s was handed over while it ran; not settled here", event.event_id
+                )
+                return
             logger.debug(
                 "inbox: %s done in %.0f ms (trace %s)",
                 event.event_id,
@@ -442,6 +468,14 @@ class InboxWorkers:
                 if event.event_id not in self._unsettled:
                     self._held.pop(event.event_id, None)
                 self._lock.notify_all()
+
+    def _holds(self, event_id: str) -> bool:
+        """The work fence of a running event (``bot.service.work_fence``): False once the drain
+        deadline passed or another worker holds it; renews the lease, so that what follows (one
+        Slack post) has a whole lease before anyone else could take the event over."""
+        if self._cut.is_set():
+            return False
+        return self.store.renew_events([event_id], self.owner, self.clock() + self.lease) == 1
 
     def _failed(self, event: InboxEvent, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

@@ -91,6 +91,9 @@ class OnnxEmbedder:
             if self._threads:
                 opts.intra_op_num_threads = self._threads
             opts.inter_op_num_threads = 1
+            # Idle intra-op threads would spin for work between the model's operators, burning
+            # the cores the HTTP threads need to acknowledge Slack's deliveries (bench_ack.py).
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3
             session = ort.InferenceSession(
                 str(path), sess_options=opts, providers=["CPUExecutionProvider"]

@@ -148,22 +148,40 @@ class SlackChat:
         return private
 
     def find_by_metadata(
-        self, channel: str, event_type: str, key: str, oldest: float, max_pages: int = 10
+        self,
+        channel: str,
+        event_type: str,
+        key: str,
+        oldest: float,
+        max_pages: int = 10,
+        *,
+        thread_ts: str | None = None,
     ) -> str | None:
         """The ts of the newest top-level message in *channel* since *oldest* (epoch seconds)
         whose metadata is *event_type* with ``event_payload.key == key``; None when there is none.
+        With *thread_ts*, the first such reply in that thread (conversations.replies).
 
         Slack API errors propagate: "could not look" must not be mistaken for "not there".
         """
         cursor: str | None = None
         for _ in range(max_pages):
-            resp = self.client.conversations_history(
-                channel=channel,
-                oldest=f"{oldest:.6f}",
-                limit=200,
-                include_all_metadata=True,
-                cursor=cursor,
-            )
+            if thread_ts:
+                resp = self.client.conversations_replies(
+                    channel=channel,
+                    ts=thread_ts,
+                    oldest=f"{oldest:.6f}",
+                    limit=200,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
+            else:
+                resp = self.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{oldest:.6f}",
+                    limit=200,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
             for msg in resp.get("messages") or []:
                 meta = msg.get("metadata") or {}
                 payload = meta.get("event_payload") or {}

@@ -145,6 +145,16 @@ class SqlBase:
         stmt = sqlite_insert(table).values(**values)
         return stmt.on_conflict_do_update(index_elements=keys, set_=set_(stmt.excluded))
 
+    def _insert_ignore(self, table: Any, values: dict[str, Any]) -> Any:
+        """INSERT ... ON CONFLICT DO NOTHING on either backend."""
+        if self.backend == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table).values(**values).on_conflict_do_nothing()
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+
     def _bump(self, name: str) -> bool:
         """True on the first call and every _PRUNE_EVERY-th one after (opportunistic pruning)."""
         with self._counter_lock:

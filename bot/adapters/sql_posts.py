@@ -52,6 +52,7 @@ class SqlPosts(SqlBase):
             "reply_ts": post.reply_ts,
             "reactions": post.reactions,
             "replies": post.replies,
+            "votes": post.votes,
             "is_private": post.is_private,
         }
 
@@ -69,7 +70,7 @@ class SqlPosts(SqlBase):
             for name in _POST_KEEP_IF_NONE:
                 kept = func.coalesce(getattr(ex, name), posts.c[name])
                 out[name] = case((posts.c.deleted, posts.c[name]), else_=kept)
-            for name in ("reactions", "replies"):
+            for name in ("reactions", "replies", "votes"):
                 out[name] = case((getattr(ex, name) == 0, posts.c[name]), else_=getattr(ex, name))
             return out
 
@@ -153,6 +154,7 @@ class SqlPosts(SqlBase):
                     triage_json=None,
                     reactions=0,
                     replies=0,
+                    votes=0,
                     deleted=True,
                 )
             )
@@ -164,10 +166,17 @@ class SqlPosts(SqlBase):
     # ------------------------------------------------------------------ engagement
 
     def add_engagement(
-        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+        self,
+        channel: str,
+        ts: str,
+        kind: EngagementKind,
+        user: str,
+        detail: str,
+        vote: bool = False,
     ) -> EngagementChange | None:
-        """Records one reaction or reply by *user*; the post's counts are derived again."""
-        return self._engage(channel, ts, kind, user, detail, add=True)
+        """Records one reaction or reply by *user* (a vote when *vote*); the post's counts are
+        derived again."""
+        return self._engage(channel, ts, kind, user, detail, add=True, vote=vote)
 
     def remove_engagement(
         self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
@@ -176,7 +185,15 @@ class SqlPosts(SqlBase):
         return self._engage(channel, ts, kind, user, detail, add=False)
 
     def _engage(
-        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str, *, add: bool
+        self,
+        channel: str,
+        ts: str,
+        kind: EngagementKind,
+        user: str,
+        detail: str,
+        *,
+        add: bool,
+        vote: bool = False,
     ) -> EngagementChange | None:
         key = {"channel": channel, "ts": ts, "kind": kind, "user": user, "detail": detail}
         with self._write() as conn:
@@ -189,39 +206,44 @@ class SqlPosts(SqlBase):
                 return None
             before = StoredPost(**row._asdict())
             if add:
-                conn.execute(self._insert_ignore(post_people, key))
+                # A record made before votes existed (vote false) becomes one when told again.
+                conn.execute(
+                    self._upsert(
+                        post_people,
+                        {**key, "vote": vote},
+                        list(key),
+                        lambda ex: {"vote": post_people.c.vote | ex.vote},
+                    )
+                )
             else:
                 conn.execute(
                     delete(post_people).where(*(post_people.c[k] == v for k, v in key.items()))
                 )
-            reactions, replies = _people_counts(conn, channel, ts)
+            reactions, replies, votes = _people_counts(conn, channel, ts)
             conn.execute(
                 update(posts)
                 .where(posts.c.channel == channel, posts.c.ts == ts)
-                .values(reactions=reactions, replies=replies)
+                .values(reactions=reactions, replies=replies, votes=votes)
             )
         return EngagementChange(
             before=before,
-            after=dataclasses.replace(before, reactions=reactions, replies=replies),
+            after=dataclasses.replace(before, reactions=reactions, replies=replies, votes=votes),
         )
 
-    def _insert_ignore(self, table: Any, values: dict[str, Any]) -> Any:
-        """INSERT ... ON CONFLICT DO NOTHING on either backend."""
-        if self.backend == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-            return pg_insert(table).values(**values).on_conflict_do_nothing()
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).values(**values).on_conflict_do_nothing()
-
-
-def _people_counts(conn: Connection, channel: str, ts: str) -> tuple[int, int]:
-    """(people who reacted, people who replied) on one post: each person once."""
+def _people_counts(conn: Connection, channel: str, ts: str) -> tuple[int, int, int]:
+    """(people who reacted, people who replied, people who voted) on one post: each person
+    once."""
+    where = (post_people.c.channel == channel, post_people.c.ts == ts)
     rows = conn.execute(
         select(post_people.c.kind, func.count(func.distinct(post_people.c.user)))
-        .where(post_people.c.channel == channel, post_people.c.ts == ts)
+        .where(*where)
         .group_by(post_people.c.kind)
     ).all()
     counts = {k: int(n) for k, n in rows}
-    return counts.get("reaction", 0), counts.get("reply", 0)
+    votes = conn.execute(
+        select(func.count(func.distinct(post_people.c.user))).where(
+            *where, post_people.c.vote.is_(True)
+        )
+    ).scalar()
+    return counts.get("reaction", 0), counts.get("reply", 0), int(votes or 0)

@@ -49,7 +49,8 @@ logger = logging.getLogger(__name__)
 
 # 2: outbox.lease_token (fenced leases), digests.claim_token (fenced digest claims).
 # 3: posts.deleted (deleted posts keep their row, purged of text).
-SCHEMA_VERSION = 3
+# 4: posts.votes, post_people.vote (votes), issue_states (Jira changes announced in Slack).
+SCHEMA_VERSION = 4
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_DDL_LOCK = 0x1DEAB07  # pg_advisory_xact_lock key: serialises create_all across processes
 # Execution option the SQLite begin hook turns into BEGIN IMMEDIATE (see ``sqlite_engine``).
@@ -116,6 +117,8 @@ posts = Table(
     # Added after version 1: existing databases get it from ``_add_missing_columns``; the server
     # default lets a bot that does not know the column keep inserting.
     Column("deleted", Boolean, nullable=False, default=False, server_default=false()),
+    # People who voted (see bot.domain.votes), derived from post_people like the counts above.
+    Column("votes", Integer, nullable=False, default=0, server_default=text("0")),
 )
 
 # Who reacted to or replied to a stored post: one row per (person, emoji) or (person, reply), so
@@ -128,6 +131,27 @@ post_people = Table(
     Column("kind", String(20), primary_key=True),  # "reaction" | "reply"
     Column("user", String(40), primary_key=True),
     Column("detail", String(200), primary_key=True),  # the emoji, or the reply's ts
+    # The record is a vote (a vote emoji, or a reply): decided by the use case when recording.
+    Column("vote", Boolean, nullable=False, default=False, server_default=false()),
+)
+
+# One row per Jira issue filed from Slack whose changes are announced: the state last announced
+# in the post's thread (None columns with ``seen`` false: never looked at) and a fenced claim, so
+# of the sync and the webhook on any replica one announces a change, once.
+issue_states = Table(
+    "issue_states",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("seen", Boolean, nullable=False, default=False),
+    Column("status", Text),
+    Column("status_category", String(40)),
+    Column("assignee", Text),
+    Column("resolution", Text),
+    Column("announced_at", UTCDateTime),
+    Column("claim_until", UTCDateTime),
+    Column("claim_token", Integer, nullable=False, default=0),
+    # A change was reported while the claim was held: the holder looks again before letting go.
+    Column("dirty", Boolean, nullable=False, default=False),
 )
 
 # The ``inbox`` table is defined with its port, in ``sql_inbox`` (it replaced ``slack_events``,
@@ -174,6 +198,8 @@ Index(
     postgresql_where=outbox.c.done_at.is_(None),
 )
 Index("ix_outbox_due", outbox.c.done_at, outbox.c.next_at)
+# Jira changes are looked up by issue key (which post was it filed from?).
+ix_filings_issue_key = Index("ix_filings_issue_key", filings.c.issue_key)
 
 digests = Table(
     "digests",
@@ -281,7 +307,13 @@ def sqlite_engine(url: str, database: str | None, echo: bool) -> Engine:
 
 # Columns added to existing tables since version 1, created where missing (idempotent, and
 # serialised across processes like create_all). Each must be nullable or have a server default.
-_ADDED_COLUMNS = ((outbox, "lease_token"), (digests, "claim_token"), (posts, "deleted"))
+_ADDED_COLUMNS = (
+    (outbox, "lease_token"),
+    (digests, "claim_token"),
+    (posts, "deleted"),
+    (posts, "votes"),
+    (post_people, "vote"),
+)
 
 
 def create_schema(conn: Connection, backend: str) -> None:
@@ -293,6 +325,8 @@ def create_schema(conn: Connection, backend: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_DDL_LOCK})
     metadata.create_all(conn)
     _add_missing_columns(conn)
+    # create_all makes indexes only with the tables it creates: an older filings table needs it.
+    ix_filings_issue_key.create(conn, checkfirst=True)
     found = conn.execute(select(kv.c.value).where(kv.c.key == "schema_version")).scalar()
     if found is None:
         conn.execute(insert(kv).values(key="schema_version", value=str(SCHEMA_VERSION)))

@@ -9,6 +9,7 @@
 - ``sql_filings``: ``Filings`` and ``Outbox``
 - ``sql_digests``: ``DigestLedger``
 - ``sql_catalogue``: ``TicketStore`` (the ticket catalogue the indexes are caches of)
+- ``sql_loop``: ``Votes`` (most voted open posts) and ``IssueWatch`` (Jira changes announced)
 - here: ``KeyValue`` and the composition
 
 Every exactly-once decision is an INSERT on a unique key (filings, digests, inbox event ids,
@@ -30,6 +31,7 @@ from bot.adapters.sql_digests import STALE_DIGEST_CLAIM, SqlDigests
 from bot.adapters.sql_filings import DONE_OUTBOX_KEEP, FILING_STATES, SqlFilings, SqlOutbox
 from bot.adapters.sql_home import SqlHome
 from bot.adapters.sql_inbox import EVENT_KEEP, RECORD_DEADLINE, SqlInbox, inbox
+from bot.adapters.sql_loop import SqlIssueWatch, SqlVotes
 from bot.adapters.sql_posts import SqlPosts
 from bot.adapters.sql_schema import (
     SCHEMA_VERSION,
@@ -37,6 +39,7 @@ from bot.adapters.sql_schema import (
     UTCDateTime,
     digests,
     filings,
+    issue_states,
     kv,
     metadata,
     normalise_url,
@@ -62,6 +65,7 @@ __all__ = [
     "digests",
     "filings",
     "inbox",
+    "issue_states",
     "kv",
     "metadata",
     "normalise_url",
@@ -72,7 +76,16 @@ __all__ = [
 
 
 class SqlStore(
-    SqlPosts, SqlInbox, SqlFilings, SqlOutbox, SqlDigests, SqlCatalogue, SqlHome, SqlBase
+    SqlPosts,
+    SqlInbox,
+    SqlFilings,
+    SqlOutbox,
+    SqlDigests,
+    SqlCatalogue,
+    SqlVotes,
+    SqlIssueWatch,
+    SqlHome,
+    SqlBase,
 ):
     """The ``Store`` port on SQLAlchemy (SQLite file or PostgreSQL). Thread-safe.
 

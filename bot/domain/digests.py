@@ -5,7 +5,7 @@ post say. Pure functions over domain types; rendering lives in ``bot.slack.diges
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
@@ -24,6 +24,7 @@ FILED_STATES = frozenset({"filed", "commented"})
 IN_FLIGHT_STATES = frozenset({"claimed", "queued"})
 WAITING_KINDS = frozenset({"idea", "bug"})
 TOP_N = 5
+WANTED_DAYS = 7  # "most wanted": the open ideas of the last week with the most votes
 TAKEAWAYS_OFFLINE_N = 3
 
 
@@ -210,6 +211,7 @@ class IdeaLine:
     permalink: str | None = None
     reactions: int = 0
     replies: int = 0
+    votes: int = 0  # people who voted (bot.domain.votes)
 
     @property
     def engagement(self) -> int:
@@ -248,6 +250,8 @@ class TakeawayDigest:
     takeaway_ideas: tuple[IdeaLine, ...] = ()  # offline key takeaways
     takeaways_source: str = "offline"
     hidden_private: int = field(default=0, compare=False)
+    # The open ideas of the last WANTED_DAYS with the most votes, most first.
+    most_wanted: tuple[IdeaLine, ...] = ()
 
 
 def visible_to(post_channel: str, post_is_private: bool, digest_channel: str) -> bool:
@@ -266,6 +270,7 @@ def _idea(p: StoredPost) -> IdeaLine:
         permalink=p.permalink,
         reactions=max(0, p.reactions),
         replies=max(0, p.replies),
+        votes=max(0, p.votes),
     )
 
 
@@ -290,12 +295,14 @@ def build_takeaway_digest(
     filings: Sequence[Filing],
     filing_posts: Mapping[tuple[str, str], StoredPost] | None = None,
     private_channels: Iterable[str] = (),
+    wanted: Sequence[StoredPost] | None = None,
 ) -> TakeawayDigest:
     """The takeaway model for *day*.
 
     *posts* are the day's top-level posts in the idea channels; *filings* the filings updated that
     day; *filing_posts* the posts of those filings (possibly from earlier days);
-    *private_channels* channels known to be private besides what ``StoredPost.is_private`` says.
+    *private_channels* channels known to be private besides what ``StoredPost.is_private`` says;
+    *wanted* the most voted open posts of the last days (``Votes.top_voted``; None: the day's).
     """
     private = set(private_channels)
 
@@ -373,7 +380,21 @@ def build_takeaway_digest(
         waiting=tuple(waiting),
         takeaway_ideas=tuple(takeaway_ideas),
         hidden_private=hidden,
+        most_wanted=_most_wanted(shown if wanted is None else wanted, ok),
     )
+
+
+def _most_wanted(
+    posts: Sequence[StoredPost], ok: Callable[[str, bool], bool]
+) -> tuple[IdeaLine, ...]:
+    """The voted-for top-level posts the digest channel may see, most votes first."""
+    voted = [
+        p
+        for p in posts
+        if p.votes > 0 and p.thread_ts in (None, "", p.ts) and ok(p.channel, p.is_private)
+    ]
+    voted.sort(key=lambda p: (-p.votes, p.created, p.ts))
+    return tuple(_idea(p) for p in voted[:TOP_N])
 
 
 def takeaway_prompt_variables(

@@ -17,6 +17,8 @@ FlagKey = Literal[
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "jira-announcements",
+    "votes-in-jira",
     "notes-ideas",
     "thread-comments",
 ]
@@ -30,6 +32,8 @@ FLAG_KEYS: tuple[FlagKey, ...] = (
     "comment-instead",
     "meeting-digest",
     "takeaway-digest",
+    "jira-announcements",
+    "votes-in-jira",
     "notes-ideas",
     "thread-comments",
 )

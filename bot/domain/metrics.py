@@ -39,6 +39,9 @@ The catalogue (``kind``, ``labels``; the unit is in the name):
 ``ideabot_digest_runs_total``             counter    digest, outcome
 ``ideabot_sync_runs_total``               counter    outcome
 ``ideabot_sync_lag_seconds``              age        (none)
+``ideabot_issue_changes_total``           counter    source, outcome
+``ideabot_jira_webhooks_total``           counter    outcome
+``ideabot_vote_writes_total``             counter    outcome
 ``ideabot_notes_posts_total``             counter    outcome
 ``ideabot_notes_ideas_total``             counter    analyzer
 ========================================  =========  ==============================
@@ -132,6 +135,7 @@ LABELS: dict[str, Label] = {
             "error",
         ),
         Label("digest"),  # the digest kind: meetings, takeaways
+        _closed("source", "sync", "webhook", "vote"),  # what made the bot look at an issue
     )
 }
 
@@ -164,6 +168,13 @@ OUTCOMES: dict[str, Label] = {
         "outcome", "posted", "already_posted", "in_progress", "dry_run", "failed", "skipped"
     ),
     "ideabot_sync_runs_total": _closed("outcome", "ok", "failed"),
+    "ideabot_issue_changes_total": _closed(
+        "outcome", "announced", "unchanged", "baseline", "busy", "skipped", "gone", "failed"
+    ),
+    "ideabot_jira_webhooks_total": _closed(
+        "outcome", "accepted", "ignored", "unauthorised", "bad_request", "failed"
+    ),
+    "ideabot_vote_writes_total": _closed("outcome", "written", "unchanged", "failed"),
     # notes: several ideas listed; single: long, but answered as one post; failed: extractor error
     "ideabot_notes_posts_total": _closed("outcome", "notes", "single", "failed"),
 }
@@ -187,6 +198,9 @@ API_RETRIES = "ideabot_api_retries_total"
 DIGEST_RUNS = "ideabot_digest_runs_total"
 SYNC_RUNS = "ideabot_sync_runs_total"
 SYNC_LAG = "ideabot_sync_lag_seconds"
+ISSUE_CHANGES = "ideabot_issue_changes_total"
+JIRA_WEBHOOKS = "ideabot_jira_webhooks_total"
+VOTE_WRITES = "ideabot_vote_writes_total"
 NOTES_POSTS = "ideabot_notes_posts_total"
 NOTES_IDEAS = "ideabot_notes_ideas_total"
 
@@ -290,6 +304,19 @@ CATALOGUE: dict[str, MetricSpec] = {
             "Seconds since the last successful Jira sync (absent until one succeeds).",
             (),
             "Seconds",
+        ),
+        MetricSpec(
+            ISSUE_CHANGES,
+            "counter",
+            "Filed issues looked at for changes to announce in Slack, by source and outcome.",
+            ("source", "outcome"),
+        ),
+        MetricSpec(JIRA_WEBHOOKS, "counter", "Jira webhook deliveries, by outcome.", ("outcome",)),
+        MetricSpec(
+            VOTE_WRITES,
+            "counter",
+            "Vote counts written to filed issues' descriptions, by outcome.",
+            ("outcome",),
         ),
         MetricSpec(
             NOTES_POSTS,

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from bot.domain.filing import FilingJob, FilingResult
+from bot.domain.issue_changes import IssueChange, IssueState, IssueWatch
 from bot.domain.models import (
     Analysis,
     ChatMessage,
@@ -24,6 +25,7 @@ from bot.domain.models import (
     Ticket,
     Triage,
 )
+from bot.domain.votes import Votes
 
 if TYPE_CHECKING:  # numpy is a plain array library, not an SDK; only the type is needed here
     import numpy as np
@@ -215,6 +217,7 @@ class StoredPost:
     reply_ts: str | None = None
     reactions: int = 0  # people who reacted (each once), derived from the engagement records
     replies: int = 0  # people who replied in its thread (each once), likewise
+    votes: int = 0  # people who voted for it (bot.domain.votes), each once, likewise
     is_private: bool = False
     deleted: bool = False  # deleted in the chat: text and triage purged, row kept
 
@@ -233,9 +236,10 @@ class EngagementChange:
     @property
     def changed(self) -> bool:
         """True when the derived counts moved (a second emoji by the same person does not)."""
-        return (self.before.reactions, self.before.replies) != (
+        return (self.before.reactions, self.before.replies, self.before.votes) != (
             self.after.reactions,
             self.after.replies,
+            self.after.votes,
         )
 
 
@@ -332,10 +336,18 @@ class Engagement(Protocol):
     """Who reacted to and replied to each stored post; the post's counts are derived from it."""
 
     def add_engagement(
-        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+        self,
+        channel: str,
+        ts: str,
+        kind: EngagementKind,
+        user: str,
+        detail: str,
+        vote: bool = False,
     ) -> EngagementChange | None:
         """Records that *user* reacted (*detail*: emoji) or replied (*detail*: reply ts) on the
-        stored post, once however often it is told; None when the post is not stored or deleted."""
+        stored post, once however often it is told; None when the post is not stored or deleted.
+        *vote*: the record is a vote (``bot.domain.votes``); the post's ``votes`` counts the
+        people with at least one."""
         ...
 
     def remove_engagement(
@@ -638,6 +650,8 @@ class Store(
     DigestLedger,
     KeyValue,
     TicketStore,
+    Votes,
+    IssueWatch,
     PostsByAuthor,
     Protocol,
 ):
@@ -705,10 +719,17 @@ class Chat(Protocol):
         ...
 
     def find_by_metadata(
-        self, channel: str, event_type: str, key: str, oldest: float
+        self,
+        channel: str,
+        event_type: str,
+        key: str,
+        oldest: float,
+        *,
+        thread_ts: str | None = None,
     ) -> str | None:
-        """The ts of the newest message since *oldest* tagged (*event_type*, key), or None.
-        Raises when it could not look: "could not look" is not "not there"."""
+        """The ts of the newest message since *oldest* tagged (*event_type*, key), or None;
+        with *thread_ts*, among that thread's replies. Raises when it could not look: "could
+        not look" is not "not there"."""
         ...
 
 
@@ -720,6 +741,11 @@ class Notifier(Protocol):
 
     def triage_reply(self, post: StoredPost, triage: Triage) -> str:
         """Answers an idea post in its thread; returns the reply's ts."""
+        ...
+
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        """The ts of a triage reply already in the post's thread (one whose sender died before
+        recording it), or None. Raises when it could not look."""
         ...
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
@@ -741,10 +767,23 @@ class Notifier(Protocol):
         ...
 
     def update_triage_reply(
-        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+        self,
+        post: StoredPost,
+        triage: Triage,
+        filed: FilingResult | None = None,
+        issue: IssueState | None = None,
     ) -> None:
         """Renders the triage reply (``post.reply_ts``) again in place: the triage of the current
-        text, the votes (``post.reactions``), and the ticket once *filed* (status "already")."""
+        text, the votes (``post.votes``), the ticket once *filed* (status "already") and its
+        state in the tracker (*issue*) when known."""
+        ...
+
+    def issue_changed(self, post: StoredPost, change: IssueChange, url: str | None) -> None:
+        """Says in the post's thread that its issue changed (status, assignee, resolution)."""
+        ...
+
+    def react(self, post: StoredPost, emoji: str) -> None:
+        """Adds the bot's reaction *emoji* to the post."""
         ...
 
     def edited_after_filing(

@@ -28,8 +28,9 @@ class HomeStore(Posts, PostsByAuthor, Filings, TicketStore, Protocol):
 
 
 def votes_of(post: StoredPost) -> int:
-    """A post's votes: the people who reacted to it, each once (the engagement records)."""
-    return post.reactions
+    """A post's votes: the people who voted for it (VOTE_EMOJI or a reply; bot.domain.votes),
+    each once, as the triage reply and the digest count them."""
+    return post.votes
 
 
 @dataclass

@@ -14,6 +14,7 @@ from bot.domain.ports import Chat, Notifier, Posts, StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.engagement import RecordEngagement
 from bot.service.triage import Triager
+from bot.service.work_fence import still_ours
 
 if TYPE_CHECKING:  # thread_comments reads this module's created_at
     from bot.service.thread_comments import ThreadComments
@@ -132,6 +133,21 @@ class ReceivePost:
             return PostOutcome("quiet", triage)
         now = self.store.get_post(post.channel, post.ts)
         if now is None or now.deleted:  # deleted while triage ran: no reply under a tombstone
+            return PostOutcome("ignored", triage)
+        if known is not None:
+            # An earlier attempt got as far as recording the post, so it may have replied and
+            # died before recording the reply: the reply's tag (message metadata) says so.
+            found = self.notifier.find_triage_reply(now)
+            if found is not None:
+                self.store.update_post(post.channel, post.ts, reply_ts=found, **fields)
+                logger.info("triaged %s:%s; its reply was there already", post.channel, post.ts)
+                return PostOutcome("replied", triage, found)
+        if not still_ours():
+            # This worker's hold on the event ended (its replica's grace ran out, or the event
+            # was taken over): the next holder replies, after looking for a reply from here.
+            logger.info(
+                "%s:%s was handed over before its reply; not replying", post.channel, post.ts
+            )
             return PostOutcome("ignored", triage)
         reply_ts = self.notifier.triage_reply(now, triage)
         self.store.update_post(post.channel, post.ts, reply_ts=reply_ts, **fields)

@@ -32,6 +32,8 @@ from bot.domain.audit import DIGEST as AUDIT_DIGEST
 from bot.domain.audit import audit
 from bot.domain.digests import (
     DIGEST_KINDS,
+    TOP_N,
+    WANTED_DAYS,
     DigestKind,
     MeetingDigest,
     TakeawayDigest,
@@ -48,6 +50,7 @@ from bot.domain.flags import AllOn, FlagKey, Flags
 from bot.domain.metrics import DIGEST_RUNS, Metrics, NullMetrics
 from bot.domain.notes import message_ts
 from bot.domain.ports import Calendar, CalendarDay, Chat, DigestLedger, Filings, Posts, StoredPost
+from bot.domain.votes import Votes
 from bot.observability.context import current_context, log_context
 from bot.service.channels import IdeaChannels
 
@@ -102,7 +105,7 @@ TakeawayRenderer = Callable[[TakeawayDigest], Rendered]
 TextWriter = Callable[[str, dict[str, str]], str | None]
 
 
-class DigestStore(Posts, Filings, DigestLedger, Protocol):
+class DigestStore(Posts, Filings, DigestLedger, Votes, Protocol):
     """The part of the store the digests need."""
 
 
@@ -161,8 +164,18 @@ class DigestService:
             elif f.channel != channel:
                 unknown_channels.add(f.channel)
         private = {c for c in unknown_channels if self._is_private(c)}
+        wanted = self.store.top_voted(
+            start - timedelta(days=WANTED_DAYS - 1), TOP_N * 4, until=end, channels=channels
+        )
         d = build_takeaway_digest(
-            day, self.tz, channel, posts, filings, filing_posts, private_channels=private
+            day,
+            self.tz,
+            channel,
+            posts,
+            filings,
+            filing_posts,
+            private_channels=private,
+            wanted=wanted,
         )
         if d.total:
             text = self._write("takeaways", takeaway_prompt_variables(d, posts, channel))

@@ -54,6 +54,7 @@ class JiraSync:
         narrow: str | None = None,
         metrics: Metrics | None = None,
         index_kind: str = "local",
+        on_changed: Callable[[list[Ticket]], None] | None = None,
     ) -> None:
         self.metrics: Metrics = metrics or NullMetrics()
         self.index_kind = index_kind  # the ``index`` label of the index size gauge
@@ -63,6 +64,8 @@ class JiraSync:
         self.project = project
         self.clock = clock
         self.narrow = narrow  # JIRA_SYNC_JQL: the operator's own filter, passed to the tracker
+        # Told each page of issues read (after indexing): announces changes of filed issues.
+        self.on_changed = on_changed
 
     @property
     def _cursor_key(self) -> str:
@@ -125,6 +128,7 @@ class JiraSync:
             pages += 1
             if tickets:
                 upserted += self.index.upsert(tickets)
+                self._changed(tickets)
                 seen += len(tickets)
                 newest = _newest(tickets, newest)
                 undated = undated or any(t.updated is None for t in tickets)
@@ -138,6 +142,14 @@ class JiraSync:
             self.store.set_value(self._cursor_key, newest.isoformat())
         logger.info("synced %d issues from %s in %d pages", seen, self.project, pages)
         return SyncResult(seen=seen, upserted=upserted, pages=pages, since=since)
+
+    def _changed(self, tickets: list[Ticket]) -> None:
+        if self.on_changed is None:
+            return
+        try:
+            self.on_changed(tickets)
+        except Exception:  # announcing is best effort; the catalogue must stay in step
+            logger.warning("could not look at the changed issues", exc_info=True)
 
     def run_scheduled(self) -> None:
         """One incremental sync for the periodic job; a failure waits for the next interval."""

@@ -13,7 +13,9 @@ import json
 from typing import Any
 
 from bot.domain.filing import FilingResult
+from bot.domain.issue_changes import IssueState
 from bot.domain.models import Match, Triage
+from bot.slack import loop_blocks
 from bot.slack.mrkdwn import escape_mrkdwn, link, neutralise_broadcasts, truncate
 
 MAX_BLOCKS = 50
@@ -116,6 +118,8 @@ def build_triage_reply(
     can_file: bool = True,
     votes: int = 0,
     filed: FilingResult | None = None,
+    issue: IssueState | None = None,
+    vote_emoji: str = "+1",
 ) -> tuple[str, list[Block]]:
     """The thread reply to an idea post: kind, title, summary, similar tickets, how to file.
 
@@ -136,9 +140,10 @@ def build_triage_reply(
         head = "*Possible duplicate:*" if triage.likely_duplicate else "*Similar tickets:*"
         blocks.append(_section(_pack(head, [match_line(m) for m in triage.similar[:10]])))
     if votes > 0:
-        blocks.append(_context(f"👍 {votes}"))
+        blocks.append(_context(loop_blocks.votes_text(votes, vote_emoji)))
     if filed is not None and filed.key:
-        blocks.append(_context(f"Filed as {_key_link(filed)}"))
+        state = loop_blocks.issue_state_text(issue) if issue is not None else ""
+        blocks.append(_context(f"Filed as {_key_link(filed)}" + (f" · {state}" if state else "")))
     elif can_file:
         blocks.append(_context(f"React with :{file_emoji}: or use the button to file it in Jira."))
         blocks.append(

@@ -260,6 +260,11 @@ def build_takeaway_blocks(d: TakeawayDigest) -> list[Block]:
             f"*Duplicates found ({len(d.duplicates)})*",
             [_dup_line(x, True) for x in d.duplicates],
         )
+    if d.most_wanted:
+        blocks += _list_sections(
+            "*Most wanted* (votes this week)",
+            [f"• {_idea_link(i)} — {_n(i.votes, 'vote')}" for i in d.most_wanted],
+        )
     if d.top:
         blocks += _list_sections(
             "*Most reactions and replies*",
@@ -291,6 +296,11 @@ def takeaway_text(d: TakeawayDigest) -> str:
     if d.duplicates:
         out += ["", f"Duplicates found ({len(d.duplicates)}):"]
         out += [_dup_line(x, False) for x in d.duplicates]
+    if d.most_wanted:
+        out += ["", "Most wanted (votes this week):"]
+        out += [
+            f"  {_plain(_cut(i.title, MAX_TITLE))} — {_n(i.votes, 'vote')}" for i in d.most_wanted
+        ]
     if d.top:
         out += ["", "Most reactions and replies:"]
         out += [f"  {_plain(_cut(i.title, MAX_TITLE))} — {_engagement(i)}" for i in d.top]

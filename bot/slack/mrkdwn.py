@@ -62,6 +62,12 @@ def truncate(text: str, limit: int, marker: str = "…") -> str:
 
 def link(url: str, label: str) -> str:
     """A mrkdwn link whose label is escaped; *url* must be one we built (http/https only)."""
-    if not url.startswith(("https://", "http://")) or any(c in url for c in "<>| "):
+    scheme, _, rest = url.partition("://")
+    if (
+        scheme not in ("https", "http")
+        or not rest
+        or any(c in url for c in "<>|")
+        or (any(c.isspace() for c in url))
+    ):
         return escape_mrkdwn(label)
     return f"<{url}|{escape_mrkdwn(label).replace('|', '¦')}>"

@@ -8,43 +8,92 @@ from typing import Any
 from bot.domain.envelope import derived_id
 from bot.domain.events import message_event
 from bot.domain.filing import FilingJob, FilingResult
+from bot.domain.issue_changes import IssueChange, IssueState
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.notes import split_idea_ts
 from bot.domain.ports import Chat, StoredPost
 from bot.observability.context import current_context
-from bot.slack import blocks
+from bot.slack import blocks, loop_blocks
 from bot.slack.mrkdwn import escape_mrkdwn, truncate
 from bot.slack.notes_blocks import build_idea_outcome
 
 logger = logging.getLogger(__name__)
 
+# Every triage reply is tagged with its post (message metadata), so that a worker that takes over
+# a post whose first worker died between posting the reply and recording it finds the reply
+# instead of posting a second one.
+TRIAGE_REPLY_EVENT = "ideabot_triage_reply"
+
+
+def triage_reply_key(channel: str, ts: str) -> str:
+    return f"{channel}:{ts}"
+
 
 class SlackNotifier:
     """Renders outcomes with the Block Kit builders and sends them through the Chat port."""
 
-    def __init__(self, chat: Chat, file_emoji: str, filed_emoji: str) -> None:
+    def __init__(
+        self, chat: Chat, file_emoji: str, filed_emoji: str, vote_emoji: str = "+1"
+    ) -> None:
         self.chat = chat
         self.file_emoji = file_emoji
         self.filed_emoji = filed_emoji
+        self.vote_emoji = vote_emoji  # the first VOTE_EMOJI: how votes are shown
 
     def triage_reply(self, post: StoredPost, triage: Triage) -> str:
         text, blks = blocks.build_triage_reply(
-            triage, post.channel, post.ts, self.file_emoji, votes=post.reactions
+            triage,
+            post.channel,
+            post.ts,
+            self.file_emoji,
+            votes=post.votes,
+            vote_emoji=self.vote_emoji,
         )
-        meta = _meta("ideabot_triage_reply", post.channel, post.ts, kind=triage.kind)
+        meta = {
+            "event_type": TRIAGE_REPLY_EVENT,
+            "event_payload": {"key": triage_reply_key(post.channel, post.ts)},
+        }
         return self.chat.post(
             post.channel, text, blks, thread_ts=post.thread_ts or post.ts, metadata=meta
         )
 
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        thread = post.thread_ts or post.ts
+        return self.chat.find_by_metadata(
+            post.channel,
+            TRIAGE_REPLY_EVENT,
+            triage_reply_key(post.channel, post.ts),
+            float(post.ts) - 1 if _is_ts(post.ts) else 0.0,
+            thread_ts=thread,
+        )
+
     def update_triage_reply(
-        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+        self,
+        post: StoredPost,
+        triage: Triage,
+        filed: FilingResult | None = None,
+        issue: IssueState | None = None,
     ) -> None:
         if not post.reply_ts:
             return
         text, blks = blocks.build_triage_reply(
-            triage, post.channel, post.ts, self.file_emoji, votes=post.reactions, filed=filed
+            triage,
+            post.channel,
+            post.ts,
+            self.file_emoji,
+            votes=post.votes,
+            filed=filed,
+            issue=issue,
+            vote_emoji=self.vote_emoji,
         )
         self.chat.update(post.channel, post.reply_ts, text, blks)
+
+    def issue_changed(self, post: StoredPost, change: IssueChange, url: str | None) -> None:
+        text, blks = loop_blocks.build_issue_change(change, url)
+        self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+
+    def react(self, post: StoredPost, emoji: str) -> None:
+        self.chat.react(post.channel, post.ts, emoji)
 
     def edited_after_filing(
         self, post: StoredPost, filed: FilingResult, commented: bool | None
@@ -117,3 +166,11 @@ def _meta(event_type: str, channel: str, ts: str | None, **data: str | None) -> 
         event_id=derived_id(event_type, channel, ts) if ts else None,
     )
     return {"event_type": event_type, "event_payload": event.to_dict()}
+
+
+def _is_ts(ts: str) -> bool:
+    try:
+        float(ts)
+    except ValueError:
+        return False
+    return True

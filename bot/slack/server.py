@@ -2,6 +2,8 @@
 
 - ``POST /slack/events``: Bolt; every delivery is recorded in the inbox before it is answered
   (``bot.slack.inbox``) and processed by the inbox workers (``bot.workers``).
+- ``POST /jira/webhook``: Jira's "issue updated" webhook (``bot.slack.jira_webhook``), when
+  ``JIRA_WEBHOOK_SECRET`` is set.
 - ``GET /healthz``: liveness, 200 while the process serves.
 - ``GET /readyz``: readiness, 200 when the database and the ticket index answer (within
   ``READY_DEADLINE``) and the process is not draining; 503 with the reason otherwise.
@@ -35,6 +37,7 @@ from bot.bootstrap import Bot
 from bot.config import ConfigError
 from bot.scheduler import DigestScheduler, start_sync_job
 from bot.slack.app import build_app
+from bot.slack.jira_webhook import WEBHOOK_PATH, jira_webhook_app
 from bot.workers import DEFAULT_POOLS, InboxWorkers, OutboxWorker, PoolSpec
 
 logger = logging.getLogger(__name__)
@@ -177,8 +180,10 @@ class BotWsgi:
         readiness: Readiness | None = None,
         path: str = EVENTS_PATH,
         metrics: Any = None,
+        jira_webhook: Any = None,
     ) -> None:
         self.bolt = SlackRequestHandler(app, path=path)
+        self.jira_webhook = jira_webhook  # bot.slack.jira_webhook.JiraWebhook, when configured
         self.path = path
         self.listening = threading.Event()
         self._readiness = readiness
@@ -205,6 +210,10 @@ class BotWsgi:
                     [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
                 )
                 return [body]
+        webhook = self.jira_webhook
+        if path == WEBHOOK_PATH and webhook is not None and environ.get("REQUEST_METHOD") == "POST":
+            hook: Iterable[bytes] = webhook(environ, start_response)
+            return hook
         try:
             return self.bolt(environ, start_response)
         except Exception as exc:
@@ -268,10 +277,11 @@ class HttpServer:
         cleanup_interval: float = CLEANUP_INTERVAL,
         max_connections: int | None = None,
         metrics: Any = None,
+        jira_webhook: Any = None,
     ) -> None:
         from waitress.server import create_server
 
-        self.wsgi = BotWsgi(app, readiness, metrics=metrics)
+        self.wsgi = BotWsgi(app, readiness, metrics=metrics, jira_webhook=jira_webhook)
         self.server: Any = create_server(
             self.wsgi,
             host=host,
@@ -442,6 +452,7 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
                 port=port,
                 readiness=runtime.readiness,
                 metrics=bot.adapters.metrics,
+                jira_webhook=jira_webhook_app(bot),
             )
             server.start()
             logger.info("ideabot: HTTP mode on port %d (%s)", server.port, EVENTS_PATH)

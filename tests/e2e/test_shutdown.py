@@ -17,11 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.adapters.store_sql import SqlStore
+from bot.workers import HANDOFF
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.slack_server import FakeSlack
 from tests.fakes.slack_signing import event_body, post, signed_request
@@ -238,7 +240,10 @@ def test_work_beyond_the_grace_is_handed_back_and_the_exit_is_still_on_time(
     store = SqlStore(f"sqlite:///{tmp_path / 'data' / 'ideabot.sqlite3'}")
     try:
         (left,) = store.pending_events()
-        assert left.event_id == "EvSLOW" and left.owner is None  # any replica takes it at once
+        # Any replica takes it within HANDOFF (time for a Slack post under way to land), not
+        # a lease later.
+        assert left.event_id == "EvSLOW" and left.lease_until is not None
+        assert left.lease_until <= datetime.now(UTC) + HANDOFF
     finally:
         store.close()
 

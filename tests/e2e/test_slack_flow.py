@@ -678,7 +678,9 @@ def test_votes_are_counted_once_per_person_shown_and_reach_the_digest(rig: Rig) 
         for e in b["elements"]
         if e["text"].startswith("👍")
     ]
-    assert shown == ["👍 1", "👍 2", "👍 3", "👍 2"]  # Bob's second emoji changed nothing
+    # Bob's second emoji and Dan's heart are not votes; Erin's reply is.
+    assert shown == ["👍 1", "👍 2", "👍 3"]
+    assert stored.votes == 3
     day = stored.created.date()
     digest = rig.bot.digests.build_takeaways(day, "CIDEAS01")
     assert [(i.ts, i.reactions, i.replies) for i in digest.top] == [(ev["ts"], 2, 1)]

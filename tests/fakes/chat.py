@@ -117,13 +117,20 @@ class RecordingChat:
         return {self.names[n.lstrip("#")] for n in names_or_ids if n.lstrip("#") in self.names}
 
     def find_by_metadata(
-        self, channel: str, event_type: str, key: str, oldest: float
+        self,
+        channel: str,
+        event_type: str,
+        key: str,
+        oldest: float,
+        *,
+        thread_ts: str | None = None,
     ) -> str | None:
         with self._lock:
             for p in reversed(self.posts):
                 meta = p.get("metadata") or {}
                 if (
                     p["channel"] == channel
+                    and (thread_ts is None or p["thread_ts"] == thread_ts)
                     and meta.get("event_type") == event_type
                     and message_key(meta.get("event_payload") or {}) == key
                 ):

@@ -6,6 +6,9 @@ Loopback only, ephemeral port, threaded. Emulates the endpoints ideabot's JiraTr
 - ``GET serverInfo``, ``GET myself``, ``GET field``
 - ``GET project/{key}``, ``GET issue/createmeta/{key}/issuetypes`` (Cloud answers
   ``{issueTypes, startAt, maxResults, total}``, Data Center ``{values, isLast, ...}``)
+- ``transition(key, status, assignee=, resolution=)`` changes an issue as a person would
+  (``updated`` moves on); ``send_webhook(url, key, secret=)`` posts Jira's signed webhook;
+  ``PUT issue/{key}`` edits description, summary and labels
 - ``POST issue`` (validated: project, issue type, summary, labels, reporter, required fields;
   summary, description and comment lengths counted in UTF-16 code units, as Java counts them),
   ``GET issue/{key}``, ``POST/GET issue/{key}/comment``, ``POST/GET issue/{key}/remotelink``
@@ -55,6 +58,7 @@ _SEARCH_GONE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."
 )
 _TOO_LONG = "The entered text is too long. It exceeds the allowed limit of 32,767 characters."
+_KEEP = object()  # transition(): leave the field as it is
 _STANDARD_FIELDS = {
     "project",
     "summary",
@@ -385,6 +389,11 @@ class FakeJira:
                 _Failure(path_substring, status, times, dict(headers or {}), body, method)
             )
 
+    def clear_failures(self) -> None:
+        """Drops the failures and delays queued with ``fail_next``/``delay_next`` not yet used."""
+        with self._lock:
+            self._failures.clear()
+
     def delay_next(
         self, path_substring: str, seconds: float, times: int = 1, method: str | None = None
     ) -> None:
@@ -422,7 +431,103 @@ class FakeJira:
             )
             return str(issue["key"])
 
+    def transition(
+        self,
+        key: str,
+        status: str | None = None,
+        *,
+        assignee: str | object | None = _KEEP,
+        resolution: str | object | None = _KEEP,
+        when: datetime | None = None,
+    ) -> None:
+        """Changes an issue as a person in Jira would: moves it to *status* (its category from
+        the name: To Do/Open/Backlog "new", Done/Closed/Resolved "done", else
+        "indeterminate"), assigns it (a display name; None unassigns), sets or clears its
+        *resolution*; ``updated`` moves forward (to *when* if later)."""
+        with self._lock:
+            issue = self._state.issues[key]
+            f = issue["fields"]
+            if status is not None:
+                f["status"] = _status(status)
+            if assignee is not _KEEP:
+                f["assignee"] = (
+                    None if assignee is None else {"displayName": str(assignee), "active": True}
+                )
+            if resolution is not _KEEP:
+                f["resolution"] = None if resolution is None else {"name": str(resolution)}
+            self._touch(issue, when)
+
+    def webhook_payload(self, key: str, event: str = "jira:issue_updated") -> bytes:
+        """The body Jira posts to a webhook for *key* (the issue as it is now)."""
+        with self._lock:
+            issue = self._issue_json(self._state.issues[key], "2", None)
+        return json.dumps(
+            {"timestamp": 0, "webhookEvent": event, "issue": issue, "changelog": {"items": []}}
+        ).encode()
+
+    def send_webhook(
+        self,
+        url: str,
+        key: str,
+        *,
+        secret: str | None = None,
+        header_secret: str | None = None,
+        event: str = "jira:issue_updated",
+        body: bytes | None = None,
+        timeout: float = 30.0,
+    ) -> tuple[int, str]:
+        """POSTs Jira's webhook for *key* to *url*, signed with *secret* (``X-Hub-Signature``,
+        as Jira does) and/or carrying *header_secret*; returns (status, body text)."""
+        import hashlib
+        import hmac
+        import urllib.error
+        import urllib.request
+
+        data = self.webhook_payload(key, event) if body is None else body
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Atlassian Webhook HTTP Client",
+        }
+        if secret is not None:
+            digest = hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+            headers["X-Hub-Signature"] = f"sha256={digest}"
+        if header_secret is not None:
+            headers["X-Ideabot-Webhook-Secret"] = header_secret
+        req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
     # ------------------------------------------------------------------ internals
+
+    def _touch(self, issue: dict[str, Any], when: datetime | None = None) -> None:
+        # Jira's ``updated`` never goes back, and two changes in one millisecond still differ.
+        now = when or datetime.now(UTC)
+        issue["_updated"] = max(now, issue["_updated"] + timedelta(milliseconds=1))
+
+    def _edit(self, issue: dict[str, Any], body: Any) -> tuple[int, Any, dict[str, str]]:
+        """``PUT issue/{key}``: sets the fields given (description, summary, labels)."""
+        if not isinstance(body, dict) or not isinstance(body.get("fields", {}), dict):
+            return 400, {"errorMessages": ["Can not deserialize the request body."]}, {}
+        fields = body.get("fields") or {}
+        errors: dict[str, str] = {}
+        for name, value in fields.items():
+            if name not in ("description", "summary", "labels"):
+                errors[name] = (
+                    f"Field '{name}' cannot be set. "
+                    "It is not on the appropriate screen, or unknown."
+                )
+            elif name == "description" and isinstance(value, str) and units(value) > TEXT_LIMIT:
+                errors[name] = _TOO_LONG
+        if errors:
+            return 400, {"errorMessages": [], "errors": errors}, {}
+        issue["fields"].update(fields)
+        self._touch(issue)
+        return 204, None, {}
+
+    # ------------------------------------------------------------------ internals (issues)
 
     def _new_issue(
         self, fields: dict[str, Any], status: str = "To Do", when: datetime | None = None
@@ -439,7 +544,9 @@ class FakeJira:
             "key": fields["project"].get("key", self.project),
         }
         stored["issuetype"] = {"id": self._type_id(type_name), "name": type_name}
-        stored["status"] = {"name": status}
+        stored["status"] = _status(status)
+        stored.setdefault("assignee", None)
+        stored["resolution"] = None
         stored.setdefault("labels", [])
         stored.setdefault("components", [])
         stored.setdefault("reporter", None)
@@ -547,6 +654,11 @@ class FakeJira:
             return 200, meta, {}
         if parts == ["issue"] and method == "POST":
             return self._create(body)
+        if len(parts) == 2 and parts[0] == "issue" and method == "PUT":
+            issue = self._find(parts[1])
+            if issue is None:
+                return not_found
+            return self._edit(issue, body)
         if len(parts) == 2 and parts[0] == "issue" and method == "GET":
             issue = self._find(parts[1])
             if issue is None:
@@ -827,6 +939,17 @@ class FakeJira:
             },
             {},
         )
+
+
+def _status(name: str) -> dict[str, Any]:
+    low = name.lower()
+    if low in ("to do", "open", "backlog", "new"):
+        category = "new"
+    elif low in ("done", "closed", "resolved"):
+        category = "done"
+    else:
+        category = "indeterminate"
+    return {"name": name, "statusCategory": {"key": category}}
 
 
 def _public(issue: dict[str, Any]) -> dict[str, Any]:

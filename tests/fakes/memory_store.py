@@ -43,6 +43,7 @@ from bot.adapters.store_sql import (
     FILING_STATES,
     STALE_DIGEST_CLAIM,
 )
+from bot.domain.issue_changes import FiledPost, FinishOutcome, IssueClaim, IssueState
 from bot.domain.models import Ticket
 from bot.domain.ports import (
     CatalogueRow,
@@ -72,7 +73,7 @@ _POST_KEEP_IF_NONE = (
     "reply_ts",
 )
 _POST_NOT_NULL = frozenset(
-    {"user", "text", "created", "reactions", "replies", "is_private", "deleted"}
+    {"user", "text", "created", "reactions", "replies", "votes", "is_private", "deleted"}
 )
 _FILING_FIELDS = frozenset({"state", "owner", "issue_key", "issue_url", "error", "attempts"})
 _FILING_NOT_NULL = frozenset({"state", "owner", "attempts"})
@@ -142,6 +143,23 @@ class _Digest:
         return self.state == "claimed" and self.message_ts is None and self.token == token
 
 
+@dataclass
+class _IssueRow:
+    seen: bool = False
+    status: str | None = None
+    status_category: str | None = None
+    assignee: str | None = None
+    resolution: str | None = None
+    claim_until: datetime | None = None
+    token: int = 0
+    dirty: bool = False
+
+    def state(self, key: str) -> IssueState | None:
+        if not self.seen:
+            return None
+        return IssueState(key, self.status, self.status_category, self.assignee, self.resolution)
+
+
 class MemoryStore:
     """The ``Store`` port (all narrow ports) in memory. Thread-safe; *clock* replaces "now"."""
 
@@ -152,6 +170,8 @@ class MemoryStore:
         self._posts: dict[tuple[str, str], StoredPost] = {}
         # (channel, ts) -> {(kind, user, detail)}: who reacted and replied, as the SQL table
         self._people: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+        self._voting: dict[tuple[str, str], set[tuple[str, str, str]]] = {}  # records that vote
+        self._issues: dict[str, _IssueRow] = {}  # issue_states
         self._inbox: dict[str, InboxEvent] = {}
         self._inbox_done: dict[str, datetime] = {}  # when each settled event was settled
         self._filings: dict[tuple[str, str], Filing] = {}
@@ -187,7 +207,11 @@ class MemoryStore:
                     if getattr(post, name) is None
                 }
                 keep.update(
-                    {n: getattr(old, n) for n in ("reactions", "replies") if getattr(post, n) == 0}
+                    {
+                        n: getattr(old, n)
+                        for n in ("reactions", "replies", "votes")
+                        if getattr(post, n) == 0
+                    }
                 )
                 if old.deleted:  # deleted stays deleted and wordless, as in the SQL upsert
                     keep.update({name: getattr(old, name) for name in _POST_KEEP_IF_NONE})
@@ -254,6 +278,7 @@ class MemoryStore:
         with self._lock:
             old = self._posts.get((channel, ts))
             self._people.pop((channel, ts), None)
+            self._voting.pop((channel, ts), None)
             if old is None:
                 self._posts[(channel, ts)] = StoredPost(
                     channel=channel, ts=ts, user=user, text="", created=created, deleted=True
@@ -268,6 +293,7 @@ class MemoryStore:
                 triage_json=None,
                 reactions=0,
                 replies=0,
+                votes=0,
                 deleted=True,
             )
             return old
@@ -275,10 +301,17 @@ class MemoryStore:
     # ------------------------------------------------------------------ engagement
 
     def add_engagement(
-        self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
+        self,
+        channel: str,
+        ts: str,
+        kind: EngagementKind,
+        user: str,
+        detail: str,
+        vote: bool = False,
     ) -> EngagementChange | None:
-        """Records one reaction or reply by *user*; the post's counts are derived again."""
-        return self._engage(channel, ts, (kind, user, detail), add=True)
+        """Records one reaction or reply by *user* (a vote when *vote*); the post's counts are
+        derived again."""
+        return self._engage(channel, ts, (kind, user, detail), add=True, vote=vote)
 
     def remove_engagement(
         self, channel: str, ts: str, kind: EngagementKind, user: str, detail: str
@@ -287,24 +320,113 @@ class MemoryStore:
         return self._engage(channel, ts, (kind, user, detail), add=False)
 
     def _engage(
-        self, channel: str, ts: str, record: tuple[str, str, str], *, add: bool
+        self, channel: str, ts: str, record: tuple[str, str, str], *, add: bool, vote: bool = False
     ) -> EngagementChange | None:
         with self._lock:
             before = self._posts.get((channel, ts))
             if before is None or before.deleted:
                 return None
             people = self._people.setdefault((channel, ts), set())
+            voting = self._voting.setdefault((channel, ts), set())
             if add:
                 people.add(record)
+                if vote:
+                    voting.add(record)
             else:
                 people.discard(record)
+                voting.discard(record)
             after = dataclasses.replace(
                 before,
                 reactions=len({u for k, u, _ in people if k == "reaction"}),
                 replies=len({u for k, u, _ in people if k == "reply"}),
+                votes=len({u for _, u, _ in voting}),
             )
             self._posts[(channel, ts)] = after
             return EngagementChange(before=before, after=after)
+
+    # ------------------------------------------------------------------ votes
+
+    def top_voted(
+        self,
+        since: datetime,
+        limit: int = 10,
+        *,
+        until: datetime | None = None,
+        channels: Iterable[str] | None = None,
+        kinds: Iterable[str] | None = None,
+    ) -> list[StoredPost]:
+        """Open posts created since *since* with votes, most first, as the SQL query."""
+        since = _utc(since)
+        end = None if until is None else _utc(until)
+        wanted = None if channels is None else set(channels)
+        wanted_kinds = None if kinds is None else set(kinds)
+        with self._lock:
+            found = []
+            for p in self._posts.values():
+                if p.deleted or p.votes <= 0 or p.created < since:
+                    continue
+                if (end is not None and p.created >= end) or (
+                    wanted is not None and p.channel not in wanted
+                ):
+                    continue
+                if wanted_kinds is not None and p.kind not in wanted_kinds:
+                    continue
+                filing = self._filings.get((p.channel, p.ts))
+                row = self._issues.get(filing.issue_key or "") if filing is not None else None
+                if filing is not None and filing.state == "filed" and row and row.resolution:
+                    continue
+                found.append(p)
+        found.sort(key=lambda p: (-p.votes, p.created, p.ts))
+        return found[:limit]
+
+    # ------------------------------------------------------------------ issue watch
+
+    def filed_posts(self, keys: Sequence[str]) -> dict[str, FiledPost]:
+        """Of *keys*, the issues filed from a post, by key (the earliest filing wins)."""
+        wanted = set(keys)
+        with self._lock:
+            filed = sorted(
+                (f for f in self._filings.values() if f.state == "filed"),
+                key=lambda f: f.updated or datetime.min.replace(tzinfo=UTC),
+            )
+        out: dict[str, FiledPost] = {}
+        for f in filed:
+            if f.issue_key is not None and f.issue_key in wanted:
+                out.setdefault(f.issue_key, FiledPost(f.issue_key, f.channel, f.ts, f.updated))
+        return out
+
+    def claim_issue(self, key: str, until: datetime, now: datetime) -> IssueClaim | None:
+        """Takes the fenced claim on *key*, or marks it changed for the holder (None)."""
+        until, now = _utc(until), _utc(now)
+        with self._lock:
+            row = self._issues.setdefault(key, _IssueRow())
+            if row.claim_until is not None and row.claim_until > now:
+                row.dirty = True
+                return None
+            row.claim_until, row.token, row.dirty = until, row.token + 1, False
+            return IssueClaim(key, row.token, row.state(key))
+
+    def finish_issue(
+        self, key: str, token: int, announced: IssueState | None, now: datetime
+    ) -> FinishOutcome:
+        """Records *announced* and releases the claim while *token* is the latest."""
+        with self._lock:
+            row = self._issues.get(key)
+            if row is None or row.token != token:
+                return "lost"
+            dirty = row.dirty
+            if announced is not None:
+                row.seen = True
+                row.status, row.status_category = announced.status, announced.status_category
+                row.assignee, row.resolution = announced.assignee, announced.resolution
+            row.claim_until, row.dirty = None, False
+            return "again" if dirty else "done"
+
+    def announced_state(self, key: str) -> IssueState | None:
+        """The state last announced for *key*, or None."""
+        with self._lock:
+            row = self._issues.get(key)
+            return None if row is None else row.state(key)
 
     # ------------------------------------------------------------------ slack events
     # ------------------------------------------------------------------ inbox

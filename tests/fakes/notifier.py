@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.filing import FilingJob, FilingResult
+from bot.domain.issue_changes import IssueChange, IssueState
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.ports import ChatError, StoredPost
 
@@ -23,8 +24,18 @@ class RecordingNotifier:
         return f"1800000000.{next(self._ts):06d}"
 
     def triage_reply(self, post: StoredPost, triage: Triage) -> str:
-        self.said.append(("triage_reply", {"ref": (post.channel, post.ts), "kind": triage.kind}))
-        return self._next_ts()
+        ts = self._next_ts()
+        self.said.append(
+            ("triage_reply", {"ref": (post.channel, post.ts), "kind": triage.kind, "ts": ts})
+        )
+        return ts
+
+    def find_triage_reply(self, post: StoredPost) -> str | None:
+        """A reply recorded here for the post (as Slack would show it), the first one."""
+        for what, details in self.said:
+            if what == "triage_reply" and details["ref"] == (post.channel, post.ts):
+                return str(details["ts"])
+        return None
 
     def filing_outcome(self, job: FilingJob, result: FilingResult) -> None:
         self.said.append(("filing_outcome", {"job": job, "result": result}))
@@ -44,7 +55,11 @@ class RecordingNotifier:
         return self._next_ts()
 
     def update_triage_reply(
-        self, post: StoredPost, triage: Triage, filed: FilingResult | None = None
+        self,
+        post: StoredPost,
+        triage: Triage,
+        filed: FilingResult | None = None,
+        issue: IssueState | None = None,
     ) -> None:
         self.said.append(
             (
@@ -54,11 +69,20 @@ class RecordingNotifier:
                     "reply_ts": post.reply_ts,
                     "kind": triage.kind,
                     "title": triage.title,
-                    "votes": post.reactions,
+                    "votes": post.votes,
                     "filed": filed,
+                    "issue": issue,
                 },
             )
         )
+
+    def issue_changed(self, post: StoredPost, change: IssueChange, url: str | None) -> None:
+        self.said.append(
+            ("issue_changed", {"ref": (post.channel, post.ts), "change": change, "url": url})
+        )
+
+    def react(self, post: StoredPost, emoji: str) -> None:
+        self.said.append(("react", {"ref": (post.channel, post.ts), "emoji": emoji}))
 
     def edited_after_filing(
         self, post: StoredPost, filed: FilingResult, commented: bool | None

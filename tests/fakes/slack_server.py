@@ -445,12 +445,13 @@ class FakeSlack:
                 m for m in msgs if float(m.ts) < float(latest) or (inclusive and m.ts == latest)
             ]
         limit = int(p.get("limit") or 100)
+        with_meta = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
         # Pages as Slack's: the cursor (here an offset) of the next page while there is one.
         start = int(p.get("cursor") or 0)
         page, end = msgs[start : start + limit], start + limit
         return {
             "ok": True,
-            "messages": [m.as_json() for m in page],
+            "messages": [m.as_json(with_meta) for m in page],
             "has_more": end < len(msgs),
             "response_metadata": {"next_cursor": str(end) if end < len(msgs) else ""},
         }

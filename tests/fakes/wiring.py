@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.domain.filing import FilingJob
 from bot.domain.models import Analysis, Match, Post, Ticket
 from bot.domain.ports import Store
+from bot.slack.jira_webhook import jira_webhook_app
 from bot.slack.server import HttpServer, Runtime
 from bot.workers import InboxWorkers, OutboxWorker
 from tests.fakes.jira_server import FakeJira
@@ -233,6 +234,7 @@ class Rig:
                 threads=8,
                 readiness=self.runtime.readiness,
                 metrics=self.bot.adapters.metrics,
+                jira_webhook=jira_webhook_app(self.bot),
             ).start()
 
     @property

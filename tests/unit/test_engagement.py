@@ -54,15 +54,28 @@ def votes(notes: RecordingNotifier) -> list[int]:
 def test_each_person_counts_once_and_the_reply_shows_the_votes(store: MemoryStore) -> None:
     use_case, notes, _ = make(store)
     use_case.reaction(react("UBOB"))
-    use_case.reaction(react("UBOB", "tada"))  # the same person again: no new vote
+    use_case.reaction(react("UBOB", "tada"))  # the same person again, and not a vote emoji
     use_case.reaction(react("UBOB"))  # a redelivery
-    use_case.reaction(react("UCAROL", "heart"))
-    assert (p := store.get_post(C, TS)) is not None and p.reactions == 2
+    use_case.reaction(react("UCAROL", "heart"))  # a reaction, not a vote
+    use_case.reaction(react("UDAN", "thumbsup"))  # Slack's other name for +1
+    assert (p := store.get_post(C, TS)) is not None and (p.reactions, p.votes) == (3, 2)
     assert votes(notes) == [1, 2]
-    use_case.reaction(react("UBOB"), added=False)  # Bob still has :tada:
-    use_case.reaction(react("UBOB", "tada"), added=False)
-    assert (p := store.get_post(C, TS)) is not None and p.reactions == 1
-    assert votes(notes) == [1, 2, 1]
+    use_case.reply(C, TS, "1700000001.000001", "UCAROL")  # a reply is a vote
+    use_case.reply(C, TS, "1700000002.000001", "UBOB")  # Bob voted already
+    assert votes(notes) == [1, 2, 3]
+    use_case.reaction(react("UBOB"), added=False)  # Bob still replied
+    use_case.reaction(react("UDAN", "thumbsup"), added=False)
+    assert (p := store.get_post(C, TS)) is not None and (p.reactions, p.votes) == (2, 2)
+    assert votes(notes) == [1, 2, 3, 2]
+
+
+def test_vote_emoji_are_configurable(store: MemoryStore) -> None:
+    notes = RecordingNotifier()
+    use_case = RecordEngagement(store=store, notifier=notes, vote_emoji=("fire",))
+    use_case.reaction(react("UBOB"))
+    use_case.reaction(react("UCAROL", "fire"))
+    assert (p := store.get_post(C, TS)) is not None and (p.reactions, p.votes) == (2, 1)
+    assert votes(notes) == [1]
 
 
 @pytest.mark.parametrize(
@@ -100,4 +113,4 @@ def test_replies_count_people_not_messages(store: MemoryStore) -> None:
     assert (p := store.get_post(C, TS)) is not None and p.replies == 1
     use_case.reply(C, TS, "1700000002.000001", "UBOB", added=False)
     assert (p := store.get_post(C, TS)) is not None and p.replies == 0
-    assert notes.said == []  # replies do not re-render the triage reply
+    assert votes(notes) == [1, 0]  # a reply is a vote: shown, and taken back

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
-from bot.domain.models import Analysis, Match, Post
+from bot.domain.models import Analysis, Match, Post, Triage
+from bot.domain.ports import StoredPost
 from bot.service.channels import IdeaChannels
 from bot.service.engagement import RecordEngagement
 from bot.service.receive_post import IncomingPost, ReceivePost
 from bot.service.triage import Triager
+from bot.service.work_fence import WorkFence, fenced_by
 from tests.fakes.chat import RecordingChat
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.notifier import RecordingNotifier
@@ -155,3 +158,83 @@ def test_a_replayed_post_that_was_answered_is_not_answered_again(store: MemorySt
     assert use_case(post(event_id="Ev1")).status == "replied"
     assert use_case(post(event_id="Ev1-replayed")).status == "ignored"
     assert notes.kinds() == ["triage_reply"]
+
+
+# --------------------------------------------------------------------------- one reply per post
+
+
+class DiesAfterReplying(RecordingNotifier):
+    """The worker's process dies right after Slack took the reply (before it was recorded)."""
+
+    def triage_reply(self, post: StoredPost, triage: Triage) -> str:
+        super().triage_reply(post, triage)
+        raise SystemExit("SIGKILL")
+
+
+def test_a_retry_finds_the_reply_its_dead_predecessor_posted_and_does_not_post_again(
+    store: MemoryStore,
+) -> None:
+    use_case, _, notes = make(store)
+    dying = DiesAfterReplying()
+    first = dataclasses.replace(use_case, notifier=dying)
+    with pytest.raises(SystemExit):
+        first(post(event_id="Ev1"))
+    got = store.get_post("CIDEAS01", "1700000000.000100")
+    assert got is not None and got.reply_ts is None  # posted, never recorded
+    # the event's next holder (here: what Slack shows of the thread is the dead one's reply)
+    notes.said = list(dying.said)
+    out = use_case(post(event_id="Ev1"))
+    assert out.status == "replied" and out.reply_ts == dying.said[0][1]["ts"]
+    assert notes.kinds() == ["triage_reply"]  # still the one reply
+    got = store.get_post("CIDEAS01", "1700000000.000100")
+    assert got is not None and got.reply_ts == out.reply_ts and got.kind == "idea"
+
+
+def test_a_retry_with_no_reply_in_the_thread_replies(store: MemoryStore) -> None:
+    use_case, _, notes = make(store)
+    store.save_post(  # the first attempt recorded the post, then died before replying
+        StoredPost(
+            channel="CIDEAS01",
+            ts="1700000000.000100",
+            user="UALICE",
+            text="Add dark mode",
+            created=datetime.now(UTC),
+        )
+    )
+    out = use_case(post(event_id="Ev1"))
+    assert out.status == "replied" and notes.kinds() == ["triage_reply"]
+
+
+def test_a_first_attempt_does_not_look_for_a_reply() -> None:
+    class NoLookups(RecordingNotifier):
+        def find_triage_reply(self, post: StoredPost) -> str | None:
+            raise AssertionError("a post seen for the first time has no reply to find")
+
+    store = MemoryStore()
+    use_case, _, _ = make(store)
+    use_case = dataclasses.replace(use_case, notifier=NoLookups())
+    assert use_case(post(event_id="Ev1")).status == "replied"
+
+
+def test_a_worker_that_no_longer_holds_the_event_does_not_reply(store: MemoryStore) -> None:
+    use_case, _, notes = make(store)
+    fence = WorkFence(lambda: False)  # handed to another replica while triage ran
+    with fenced_by(fence):
+        out = use_case(post(event_id="Ev1"))
+    assert out.status == "ignored" and fence.abandoned
+    assert notes.kinds() == []
+    got = store.get_post("CIDEAS01", "1700000000.000100")
+    assert got is not None and got.reply_ts is None
+
+
+def test_a_worker_that_cannot_tell_whether_it_holds_the_event_does_not_reply(
+    store: MemoryStore,
+) -> None:
+    use_case, _, notes = make(store)
+
+    def unknown() -> bool:
+        raise ConnectionError("database unreachable")
+
+    with fenced_by(WorkFence(unknown)), pytest.raises(ConnectionError):
+        use_case(post(event_id="Ev1"))
+    assert notes.kinds() == []

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from bot.domain.ports import InboxEvent
-from bot.workers import INBOX_LEASE, InboxWorkers, PoolSpec, retry_delay
+from bot.service.work_fence import still_ours
+from bot.workers import HANDOFF, INBOX_LEASE, InboxWorkers, PoolSpec, retry_delay
 from tests.fakes.memory_store import ManualClock, MemoryStore
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -261,9 +262,94 @@ def test_work_still_running_at_the_deadline_is_handed_back(
     assert handler.entered.wait(5)
     assert workers.stop(time.monotonic() + 0.05) is False
     got = store.get_event("Ev1")
-    assert got is not None and got.state == "pending" and got.owner is None
+    assert got is not None and got.state == "pending"
     other = InboxWorkers(store, Recorder(), pools=POOLS, clock=clock, owner="other")
-    assert other.run_once() == 1  # at once, not a lease later
+    # Not at once: a reply being posted when the grace ran out lands first, so that the next
+    # holder finds it. But well before a lease.
+    assert other.run_once() == 0
+    clock.advance(HANDOFF)
+    assert HANDOFF < INBOX_LEASE / 2
+    assert other.run_once() == 1
+
+
+class Poster:
+    """A handler that, once let through, posts only if its work is still its own (as the
+    triage reply does) and records what it did."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.done = threading.Event()
+        self.posted: list[str] = []
+
+    def __call__(self, event: InboxEvent) -> None:
+        self.entered.set()
+        assert self.gate.wait(10)
+        try:
+            if still_ours():
+                self.posted.append(event.event_id)
+        finally:
+            self.done.set()
+
+
+def test_work_cut_short_by_the_deadline_posts_nothing_and_is_left_to_the_next_holder(
+    store: FlakyStore, clock: ManualClock
+) -> None:
+    poster = Poster()
+    workers = InboxWorkers(store, poster, pools=POOLS, clock=clock, owner="me")
+    workers.start(poll=False)
+    workers.record("Ev1", "triage", env("Ev1"))
+    assert poster.entered.wait(5)
+    assert workers.stop(time.monotonic() + 0.05) is False  # the grace ran out mid-triage
+    poster.gate.set()  # the triage ends after the deadline: its reply must not go out
+    assert poster.done.wait(5)
+    assert poster.posted == []
+    clock.advance(HANDOFF)
+    after = Poster()
+    after.gate.set()
+    other = InboxWorkers(store, after, pools=POOLS, clock=clock, owner="other")
+    assert other.run_once() == 1
+    assert after.posted == ["Ev1"]
+    got = store.get_event("Ev1")
+    assert got is not None and got.state == "done"
+
+
+def test_work_taken_over_by_another_replica_posts_nothing_and_is_not_settled_here(
+    store: FlakyStore, clock: ManualClock
+) -> None:
+    poster = Poster()
+    workers = InboxWorkers(store, poster, pools=POOLS, clock=clock, owner="me")
+    workers.start(poll=False)
+    try:
+        workers.record("Ev1", "triage", env("Ev1"))
+        assert poster.entered.wait(5)
+        clock.advance(INBOX_LEASE)  # this replica stalled past its lease; another took over
+        taken = store.claim_events("triage", "other", clock(), clock() + INBOX_LEASE)
+        assert [e.event_id for e in taken] == ["Ev1"]
+        poster.gate.set()
+        workers.wait_idle()
+        assert poster.posted == []
+        got = store.get_event("Ev1")
+        assert got is not None and got.state == "pending" and got.owner == "other"
+    finally:
+        poster.gate.set()
+        workers.stop(time.monotonic() + 5)
+
+
+def test_work_that_still_holds_its_event_posts(store: FlakyStore, clock: ManualClock) -> None:
+    poster = Poster()
+    poster.gate.set()
+    workers = InboxWorkers(store, poster, pools=POOLS, clock=clock, owner="me")
+    workers.record("Ev1", "triage", env("Ev1"))
+    assert workers.run_once() == 0  # queued here already, not claimable again
+    workers.start(poll=False)
+    try:
+        workers.wait_idle()
+    finally:
+        workers.stop(time.monotonic() + 5)
+    assert poster.posted == ["Ev1"]
+    got = store.get_event("Ev1")
+    assert got is not None and got.state == "done"
 
 
 def test_an_outcome_the_store_missed_is_written_when_it_answers_again(
