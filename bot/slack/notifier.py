@@ -49,10 +49,15 @@ class SlackNotifier:
             votes=post.votes,
             vote_emoji=self.vote_emoji,
         )
-        meta = {
-            "event_type": TRIAGE_REPLY_EVENT,
-            "event_payload": {"key": triage_reply_key(post.channel, post.ts)},
-        }
+        # The envelope like every other message of the bot's; data.key is what a worker taking
+        # over the post looks for (find_triage_reply).
+        meta = _meta(
+            TRIAGE_REPLY_EVENT,
+            post.channel,
+            post.ts,
+            kind=triage.kind,
+            key=triage_reply_key(post.channel, post.ts),
+        )
         return self.chat.post(
             post.channel, text, blks, thread_ts=post.thread_ts or post.ts, metadata=meta
         )

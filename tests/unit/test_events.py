@@ -181,7 +181,8 @@ def test_the_bots_replies_carry_the_envelope_with_the_flow_trace() -> None:
     meta = chat.posts[0]["metadata"]
     env = read(meta["event_payload"])
     assert meta["event_type"] == "ideabot_triage_reply" == env.type
-    assert env.trace_id == TRACE and env.data == {"channel": "C1", "ts": "1.1", "kind": "idea"}
+    assert env.trace_id == TRACE
+    assert env.data == {"channel": "C1", "ts": "1.1", "kind": "idea", "key": "C1:1.1"}
     assert env.event_id == derived_id("ideabot_triage_reply", "C1", "1.1")
 
 
