@@ -159,7 +159,9 @@ def build_index(settings: Settings, embedder: Embedder, store: Store) -> TicketI
     return LocalIndex(embedder, store, _namespace(settings))
 
 
-def build_tracker(settings: Settings, metrics: Metrics | None = None) -> Tracker | None:
+def build_tracker(
+    settings: Settings, metrics: Metrics | None = None, tracer: Tracer | None = None
+) -> Tracker | None:
     if not settings.jira_configured:
         return None
     from bot.adapters.jira_tracker import JiraTracker
@@ -175,6 +177,7 @@ def build_tracker(settings: Settings, metrics: Metrics | None = None) -> Tracker
         # filing's writes end inside its outbox lease (see jira_request_deadline).
         timeout=jira_request_deadline(settings),
         metrics=metrics,
+        tracer=tracer,
     )
 
 
@@ -222,6 +225,7 @@ def build_analyzer(
     index: TicketIndex | None,
     llm: Any,
     offline: Analyzer | None = None,
+    metrics: Metrics | None = None,
 ) -> Analyzer:
     offline = offline or build_offline_analyzer(settings, embedder, index)
     if llm is None:
@@ -234,6 +238,7 @@ def build_analyzer(
         timeout=settings.llm_timeout,
         model_name=settings.llm_model,
         prompts_dir=settings.prompts_dir,
+        metrics=metrics,
     )
 
 
@@ -260,6 +265,7 @@ def build_notes(
             model_name=settings.llm_model,
             prompts_dir=settings.prompts_dir,
             max_chars=settings.max_post_chars,
+            metrics=metrics,
         )
     return NotesFinder(
         extractor,
@@ -324,12 +330,14 @@ def build_slack_client(settings: Settings) -> Any:
     return client
 
 
-def build_chat(slack_client: Any, metrics: Metrics | None = None) -> Chat | None:
+def build_chat(
+    slack_client: Any, metrics: Metrics | None = None, tracer: Tracer | None = None
+) -> Chat | None:
     if slack_client is None:
         return None
     from bot.adapters.slack_chat import SlackChat
 
-    return SlackChat(slack_client, metrics)
+    return SlackChat(slack_client, metrics, tracer)
 
 
 class LogNotifier:
@@ -421,7 +429,9 @@ def build_notifier(settings: Settings, chat: Chat | None) -> Notifier:
     )
 
 
-def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, str]], str | None]:
+def build_text_writer(
+    settings: Settings, llm: Any, metrics: Metrics | None = None
+) -> Callable[[str, dict[str, str]], str | None]:
     """The digests' LLM text (takeaways, meeting overview) for the configured model."""
     from bot.adapters.llm_text import run_text_prompt
 
@@ -429,7 +439,12 @@ def build_text_writer(settings: Settings, llm: Any) -> Callable[[str, dict[str, 
 
     def write(prompt: str, variables: dict[str, str]) -> str | None:
         return run_text_prompt(
-            model, prompt, variables, timeout=settings.llm_timeout, prompts_dir=settings.prompts_dir
+            model,
+            prompt,
+            variables,
+            timeout=settings.llm_timeout,
+            prompts_dir=settings.prompts_dir,
+            metrics=metrics,
         )
 
     return write
@@ -465,7 +480,11 @@ def build_digests(
             digest_blocks.takeaway_text(d),
         ),
         idea_channels=channels,
-        write=build_text_writer(settings, llm) if (llm is not None or settings.llm_model) else None,
+        write=(
+            build_text_writer(settings, llm, metrics)
+            if (llm is not None or settings.llm_model)
+            else None
+        ),
         clock=clock,
         metrics=metrics or NullMetrics(),
         flags=flags or AllOn(),
@@ -596,14 +615,16 @@ def bootstrap(
     if analyzer is None:
         if llm is not None:
             offline = offline or build_offline_analyzer(settings, embedder, index)
-        analyzer = build_analyzer(settings, embedder, index, llm, offline)
-    tracker = overrides["tracker"] if "tracker" in overrides else build_tracker(settings, metrics)
+        analyzer = build_analyzer(settings, embedder, index, llm, offline, metrics)
+    tracker = (
+        overrides["tracker"] if "tracker" in overrides else build_tracker(settings, metrics, tracer)
+    )
     calendar = overrides["calendar"] if "calendar" in overrides else build_calendar(settings)
     slack_client = (
         overrides["slack_client"] if "slack_client" in overrides else build_slack_client(settings)
     )
     chat: Chat | None = (
-        overrides["chat"] if "chat" in overrides else build_chat(slack_client, metrics)
+        overrides["chat"] if "chat" in overrides else build_chat(slack_client, metrics, tracer)
     )
     adapters = Adapters(
         store=store,
@@ -642,6 +663,7 @@ def bootstrap(
         offline=offline if offline is not analyzer else None,
         routing=routing,
         notes=build_notes(settings, index, offline or analyzer, llm, flags, metrics),
+        tracer=tracer,
     )
     notifier = build_notifier(settings, chat)
     filer = Filer(
@@ -663,6 +685,7 @@ def bootstrap(
         files=files,
         attachments=tracker if isinstance(tracker, IssueAttachments) else None,
         attachment_policy=attach,
+        tracer=tracer,
         lease=timedelta(seconds=settings.filing_lease_seconds),
     )
     issues = overrides["issues"] if "issues" in overrides else build_issue_reader(tracker)

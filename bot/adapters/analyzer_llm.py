@@ -18,6 +18,7 @@ import math
 import os
 import re
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,9 +28,12 @@ from bot.adapters.llm_text import (
     ChatModelSource,
     LlmTimeout,
     LlmUnavailable,
+    TokenCounter,
     call_with_timeout,
+    record_llm_call,
 )
 from bot.adapters.prompts import Prompt, PromptError, load_prompt
+from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Analysis, Match, Post, plain_text
 from bot.domain.ports import Analyzer
 
@@ -125,8 +129,12 @@ class LlmAnalyzer:
         max_post_chars: int = 8000,
         model_name: str | None = None,
         prompts_dir: str | os.PathLike[str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """*model* is a LangChain chat model or ``"provider:model"`` (built on first use).
+
+        *metrics* records each call (``ideabot_llm_*``: outcome, latency, tokens when the
+        provider reports them, and each fallback to the offline analyzer by reason).
 
         *model_name* names the model in ``Analysis.analyzer`` (``llm:<model_name>``); by default
         the spec, or the instance's own model name.
@@ -149,6 +157,7 @@ class LlmAnalyzer:
             )
         self.timeout = timeout
         self.fallback = fallback
+        self.metrics: Metrics = metrics or NullMetrics()
         self.max_post_chars = max_post_chars
         self._source = ChatModelSource(
             model, timeout, self.prompt.model_parameters, label=model_name
@@ -171,13 +180,22 @@ class LlmAnalyzer:
 
         The second item is a key from *candidates* or ``None``; it is ``None`` on fallback.
         """
+        tokens = TokenCounter()
+        started = time.perf_counter()
+
+        def recorded(outcome: str) -> None:
+            took = time.perf_counter() - started
+            record_llm_call(self.metrics, self.prompt.name, outcome, took, tokens)
+
         try:
-            out = self._call(post, candidates)
+            out = self._call(post, candidates, tokens)
             analysis = self._to_analysis(out)
         except LlmTimeout:
+            recorded("timeout")
             return self._fall_back(post, "timeout"), None
         except LlmUnavailable as exc:
             logger.warning("llm analyzer unavailable: %s", exc)
+            recorded("unavailable")
             return self._fall_back(post, "unavailable"), None
         except (InvalidOutput, ValidationError) as exc:
             logger.warning(
@@ -186,17 +204,21 @@ class LlmAnalyzer:
                 post.id,
                 _short_reason(exc),
             )
+            recorded("invalid_output")
             return self._fall_back(post, "invalid output"), None
         except Exception as exc:
             if _is_parse_error(exc):
                 logger.warning("llm prompt=%s post=%s: unparsable output", self.prompt.id, post.id)
+                recorded("invalid_output")
                 return self._fall_back(post, "invalid output"), None
             # Provider messages can echo request details; the class name is enough at WARNING.
             logger.warning(
                 "llm prompt=%s post=%s failed: %s", self.prompt.id, post.id, type(exc).__name__
             )
             logger.debug("llm failure detail", exc_info=True)
+            recorded("error")
             return self._fall_back(post, "error"), None
+        recorded("ok")
         return analysis, pick_duplicate(out.duplicate_of, candidates)
 
     # ------------------------------------------------------------------ internals
@@ -222,7 +244,9 @@ class LlmAnalyzer:
                     self._structured = False
             return self._chain
 
-    def _call(self, post: Post, candidates: Sequence[Match]) -> TriageOutput:
+    def _call(
+        self, post: Post, candidates: Sequence[Match], tokens: TokenCounter | None = None
+    ) -> TriageOutput:
         chain = self._runnable()
         inputs = self.prompt.inputs(
             post=post.text[: self.max_post_chars], candidates=format_candidates(candidates)
@@ -231,6 +255,7 @@ class LlmAnalyzer:
             "run_name": self.prompt.id,
             "tags": [self.prompt.id],
             "metadata": {"prompt": self.prompt.id, "post_id": post.id},
+            "callbacks": (tokens or TokenCounter()).callbacks(),
         }
         logger.info(
             "llm call prompt=%s model=%s post=%s candidates=%d",

@@ -8,6 +8,10 @@ flag lookup costs a ``stat`` now and then and nothing else (no thread, which als
 
 A file that cannot be read at start-up is a :class:`FlagFileError`; one that turns bad later is a
 logged warning and the last good definition stays in force.
+
+A re-read is atomic: the new table is built aside, frozen, and swapped in with one reference
+assignment. One thread re-reads; a thread asking meanwhile never waits for it (it answers from
+the table in force, complete), and no thread ever sees a table half-read.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from openfeature import api
@@ -69,7 +74,7 @@ class FlagFile:
             raise FlagFileError(f"{self.path}: cannot read it ({exc.strerror})") from None
         except FlagFileError as exc:
             raise FlagFileError(f"{self.path}: {exc}") from None
-        self._flags: Mapping[str, FlagDefinition] = flags
+        self._flags: Mapping[str, FlagDefinition] = MappingProxyType(flags)
         self._sig: _Signature | None = sig
         self._bad: object = None  # the signature of a bad file already warned about
         self._checked = monotonic()
@@ -98,12 +103,15 @@ class FlagFile:
         """The definitions in force, re-read first if the file changed (checked at most every
         *check_seconds*)."""
         now = self._monotonic()
-        if now - self._checked >= self.check_seconds:
-            with self._lock:
+        # Not blocking: while one thread re-reads, the others answer from the table in force.
+        if now - self._checked >= self.check_seconds and self._lock.acquire(blocking=False):
+            try:
                 if now - self._checked >= self.check_seconds:
                     self._checked = now
                     self._reload()
-        return self._flags
+            finally:
+                self._lock.release()
+        return self._flags  # one reference read: the old table or the new, whole
 
     def _reload(self) -> None:
         try:
@@ -118,7 +126,9 @@ class FlagFile:
         except (OSError, UnicodeDecodeError, FlagFileError) as exc:
             self._warn(sig, str(exc))
             return
-        self._flags, self._sig, self._bad = flags, sig, None
+        # Built aside and frozen, then swapped in with one assignment: readers see it whole.
+        self._flags = MappingProxyType(flags)
+        self._sig, self._bad = sig, None
         self.reloads += 1
         logger.info("flag file %s re-read: %d flags", self.path, len(flags))
 

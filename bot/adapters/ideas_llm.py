@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -24,10 +25,13 @@ from bot.adapters.llm_text import (
     ChatModelSource,
     LlmTimeout,
     LlmUnavailable,
+    TokenCounter,
     call_with_timeout,
     defuse_mentions,
+    record_llm_call,
 )
 from bot.adapters.prompts import Prompt, PromptError, load_prompt
+from bot.domain.metrics import Metrics, NullMetrics
 from bot.domain.models import Idea, Post, plain_text
 from bot.domain.notes import MAX_IDEAS, IdeaExtractor
 
@@ -116,6 +120,7 @@ class LlmIdeaExtractor:
         model_name: str | None = None,
         prompts_dir: str | os.PathLike[str] | None = None,
         max_chars: int = 8000,
+        metrics: Metrics | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -132,6 +137,7 @@ class LlmIdeaExtractor:
         self.fallback = fallback
         self.timeout = timeout
         self.max_chars = max_chars
+        self.metrics: Metrics = metrics or NullMetrics()  # ideabot_llm_*, task = the prompt
         self._source = ChatModelSource(
             model, timeout, self.prompt.model_parameters, label=model_name
         )
@@ -141,9 +147,15 @@ class LlmIdeaExtractor:
 
     def extract(self, post: Post, limit: int = MAX_IDEAS) -> list[Idea]:
         """The model's ideas for *post* (at most *limit*); the fallback's on any failure."""
+        tokens = TokenCounter()
+        started = time.perf_counter()
         try:
-            out = self._call(post)
-            return self._to_ideas(out, limit)
+            out = self._call(post, tokens)
+            ideas = self._to_ideas(out, limit)
+            record_llm_call(
+                self.metrics, self.prompt.name, "ok", time.perf_counter() - started, tokens
+            )
+            return ideas
         except LlmTimeout:
             reason = "timeout"
         except LlmUnavailable as exc:
@@ -163,6 +175,9 @@ class LlmIdeaExtractor:
             )
             logger.debug("llm failure detail", exc_info=True)
             reason = "error"
+        outcome = reason.replace(" ", "_")  # the bounded label value: invalid output -> _
+        took = 0.0 if outcome == "unavailable" else time.perf_counter() - started
+        record_llm_call(self.metrics, self.prompt.name, outcome, took, tokens)
         logger.info("llm prompt=%s post=%s: offline ideas (%s)", self.prompt.id, post.id, reason)
         return self.fallback.extract(post, limit)
 
@@ -181,13 +196,14 @@ class LlmIdeaExtractor:
                     self._chain = template | model | StrOutputParser()
             return self._chain
 
-    def _call(self, post: Post) -> IdeasOutput:
+    def _call(self, post: Post, tokens: TokenCounter | None = None) -> IdeasOutput:
         chain = self._runnable()
         inputs = self.prompt.inputs(post=post.text[: self.max_chars])
         config: RunnableConfig = {
             "run_name": self.prompt.id,
             "tags": [self.prompt.id],
             "metadata": {"prompt": self.prompt.id, "post_id": post.id},
+            "callbacks": (tokens or TokenCounter()).callbacks(),
         }
         logger.info(
             "llm call prompt=%s model=%s post=%s", self.prompt.id, self._source.label, post.id

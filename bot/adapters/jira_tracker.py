@@ -43,6 +43,7 @@ from bot.domain.issue_fields import CreateMeta
 from bot.domain.metrics import API_CALL_SECONDS, API_CALLS, Metrics, NullMetrics
 from bot.domain.models import CreatedIssue, NewComment, NewIssue, Ticket
 from bot.domain.ports import TrackerRejected, TrackerRetryable
+from bot.domain.tracing import SPAN_JIRA, NoopTracer, Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -239,10 +240,13 @@ class JiraTracker:
         deployment: Deployment = "auto",
         deadline: float | None = None,
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         """*timeout* bounds each socket operation; *deadline* (default: *timeout*) each request
-        from start to the last byte of its answer. *metrics* counts and times each call."""
+        from start to the last byte of its answer. *metrics* counts and times each call;
+        *tracer* puts each in a ``jira.call`` span."""
         self.metrics: Metrics = metrics or NullMetrics()
+        self.tracer: Tracer = tracer or NoopTracer()
         if deployment not in get_args(Deployment):
             raise ValueError(f"Jira deployment must be auto, cloud or datacenter: {deployment!r}")
         self.url = url.rstrip("/")
@@ -355,11 +359,12 @@ class JiraTracker:
         status = "ok"
         started = time.perf_counter()
         try:
-            with mapped_errors(action):
+            with self.tracer.span(SPAN_JIRA, method=method) as span, mapped_errors(action):
                 try:
                     return fn()
                 except BaseException as exc:
                     status = api_status(exc)
+                    span.set_attribute("status", status)
                     raise
         finally:
             took = time.perf_counter() - started

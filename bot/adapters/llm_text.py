@@ -12,10 +12,19 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.adapters.prompts import Prompt, load_prompt
+from bot.domain.metrics import (
+    LLM_CALL_SECONDS,
+    LLM_CALLS,
+    LLM_FALLBACKS,
+    LLM_TOKENS,
+    Metrics,
+    NullMetrics,
+)
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -169,6 +178,61 @@ def call_with_timeout(fn: Callable[[], T], timeout: float, name: str = "llm-call
     return box["value"]
 
 
+class TokenCounter:
+    """Sums the tokens a provider reports (LangChain's ``usage_metadata`` on each answer) over
+    one call. ``callbacks()`` goes in the call's ``RunnableConfig``; it sees structured-output
+    answers too, which reach the caller as a parsed object without the message."""
+
+    def __init__(self) -> None:
+        self.input = 0
+        self.output = 0
+        self.reported = False
+
+    def add(self, usage: Mapping[str, Any] | None) -> None:
+        if not usage:
+            return
+        self.input += int(usage.get("input_tokens") or 0)
+        self.output += int(usage.get("output_tokens") or 0)
+        self.reported = True
+
+    def callbacks(self) -> list[Any]:
+        from langchain_core.callbacks import BaseCallbackHandler
+
+        counter = self
+
+        class _Handler(BaseCallbackHandler):
+            def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+                for generations in getattr(response, "generations", None) or []:
+                    for generation in generations:
+                        message = getattr(generation, "message", None)
+                        counter.add(getattr(message, "usage_metadata", None))
+
+        return [_Handler()]
+
+
+# Why an LLM call gave no usable answer, as the ``outcome``/``reason`` label values.
+Outcome = str  # "ok" | "timeout" | "unavailable" | "invalid_output" | "error"
+
+
+def record_llm_call(
+    metrics: Metrics,
+    task: str,
+    outcome: Outcome,
+    seconds: float,
+    tokens: TokenCounter | None = None,
+) -> None:
+    """One LLM call in the metrics: calls by outcome, latency, tokens when the provider said,
+    and a fallback (the offline answer was used instead) by reason when it failed."""
+    metrics.inc(LLM_CALLS, task=task, outcome=outcome)
+    if outcome != "unavailable":  # no model was reached: there is no latency to speak of
+        metrics.observe(LLM_CALL_SECONDS, seconds, task=task)
+    if tokens is not None and tokens.reported:
+        metrics.inc(LLM_TOKENS, float(tokens.input), task=task, direction="input")
+        metrics.inc(LLM_TOKENS, float(tokens.output), task=task, direction="output")
+    if outcome != "ok":
+        metrics.inc(LLM_FALLBACKS, task=task, reason=outcome)
+
+
 _BROADCAST = re.compile(r"<!(?:[^<>]*)>|<@[^<>]*>")
 _GAPS = re.compile(r"(?<=\S)[ \t]{2,}")
 _AT = re.compile(r"(?<![\w.])@(channel|here|everyone)\b", re.IGNORECASE)
@@ -208,6 +272,7 @@ def run_text_prompt(
     variables: Mapping[str, str],
     timeout: float = 20.0,
     prompts_dir: str | os.PathLike[str] | None = None,
+    metrics: Metrics | None = None,
 ) -> str | None:
     """Runs a free-text prompt file and returns the model's text, or ``None`` on any model failure.
 
@@ -215,8 +280,10 @@ def run_text_prompt(
     ``None``). A prompt given by name is read from *prompts_dir* (the ``PROMPTS_DIR`` setting;
     default: the shipped prompts). Delimiter tags in *variables* are defused and Slack
     broadcasts/mentions are removed from the answer. A missing prompt file or wrong variables
-    raise ``PromptError`` (a bug, not an outage).
+    raise ``PromptError`` (a bug, not an outage). *metrics* records the call (task: the prompt
+    name; a failure is a fallback: the caller uses its offline text).
     """
+    meter: Metrics = metrics or NullMetrics()
     prompt = (
         prompt_name if isinstance(prompt_name, Prompt) else load_prompt(prompt_name, prompts_dir)
     )
@@ -225,8 +292,14 @@ def run_text_prompt(
         return None
     source = _text_source(model, timeout, prompt.model_parameters)
     logger.info("llm call prompt=%s model=%s", prompt.id, source.label)
+    tokens = TokenCounter()
+    started = time.perf_counter()
     try:
-        chat = source.get()
+        try:
+            chat = source.get()
+        except LlmUnavailable:
+            record_llm_call(meter, prompt.name, "unavailable", 0.0)
+            raise
         from langchain_core.output_parsers import StrOutputParser
 
         chain = prompt.to_langchain() | chat | StrOutputParser()
@@ -234,8 +307,18 @@ def run_text_prompt(
             "run_name": prompt.id,
             "tags": [prompt.id],
             "metadata": {"prompt": prompt.id},
+            "callbacks": tokens.callbacks(),
         }
-        text = call_with_timeout(lambda: chain.invoke(inputs, config=config), timeout, prompt.id)
+        try:
+            text = call_with_timeout(
+                lambda: chain.invoke(inputs, config=config), timeout, prompt.id
+            )
+        except LlmTimeout:
+            record_llm_call(meter, prompt.name, "timeout", time.perf_counter() - started, tokens)
+            raise
+        except Exception:
+            record_llm_call(meter, prompt.name, "error", time.perf_counter() - started, tokens)
+            raise
     except LlmTimeout:
         logger.warning(
             "llm prompt=%s model=%s: timeout after %gs", prompt.id, source.label, timeout
@@ -248,5 +331,8 @@ def run_text_prompt(
         logger.debug("llm failure detail", exc_info=True)
         return None
     cleaned = defuse_mentions(str(text)).strip()
+    # An empty answer is as good as none: the caller uses its offline text.
+    outcome = "ok" if cleaned else "invalid_output"
+    record_llm_call(meter, prompt.name, outcome, time.perf_counter() - started, tokens)
     logger.debug("llm prompt=%s answered %d chars", prompt.id, len(cleaned))
     return cleaned or None

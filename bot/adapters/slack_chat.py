@@ -6,6 +6,7 @@ so they are waited out and retried rather than lost.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
@@ -18,8 +19,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.domain.events import message_key
 from bot.domain.metrics import API_CALL_SECONDS, API_CALLS, Metrics, NullMetrics
 from bot.domain.models import ChatMessage, Person
+from bot.domain.tracing import SPAN_SLACK, NoopTracer, Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +52,9 @@ def slack_status(exc: BaseException) -> str:
     return "error"
 
 
-def metered(client: WebClient, metrics: Metrics) -> WebClient:
-    """Counts and times every Web API call *client* makes, by method and status.
+def metered(client: WebClient, metrics: Metrics, tracer: Tracer | None = None) -> WebClient:
+    """Counts and times every Web API call *client* makes, by method and status, each in a
+    ``slack.call`` span when *tracer* is given (Bolt's calls on the same client too).
 
     Every ``WebClient`` method goes through ``api_call``; the SDK has no hook for it, so the
     instance's own ``api_call`` is wrapped (once: a second call leaves it as it is).
@@ -58,15 +62,19 @@ def metered(client: WebClient, metrics: Metrics) -> WebClient:
     if getattr(client, "_ideabot_metered", False):
         return client
     inner = client.api_call
+    spans: Tracer = tracer or NoopTracer()
 
     def api_call(api_method: str, *args: Any, **kwargs: Any) -> Any:
         status = "ok"
         started = time.perf_counter()
         try:
-            return inner(api_method, *args, **kwargs)
-        except BaseException as exc:
-            status = slack_status(exc)
-            raise
+            with spans.span(SPAN_SLACK, method=api_method) as span:
+                try:
+                    return inner(api_method, *args, **kwargs)
+                except BaseException as exc:
+                    status = slack_status(exc)
+                    span.set_attribute("status", status)
+                    raise
         finally:
             took = time.perf_counter() - started
             metrics.inc(API_CALLS, service="slack", method=api_method, status=status)
@@ -81,10 +89,13 @@ def metered(client: WebClient, metrics: Metrics) -> WebClient:
 class SlackChat:
     """Slack Web API calls the bot makes outside Bolt's request handling (and some inside)."""
 
-    def __init__(self, client: WebClient, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, client: WebClient, metrics: Metrics | None = None, tracer: Tracer | None = None
+    ) -> None:
         self.client = with_rate_limit_retries(client)
-        if metrics is not None and not isinstance(metrics, NullMetrics):
-            metered(self.client, metrics)
+        tracing = tracer is not None and not isinstance(tracer, NoopTracer)
+        if tracing or (metrics is not None and not isinstance(metrics, NullMetrics)):
+            metered(self.client, metrics or NullMetrics(), tracer)
         self._lock = threading.Lock()
         self._info: dict[str, tuple[float, dict[str, Any]]] = {}
         self._team: str | None = None  # this workspace's team id (auth.test), once known
@@ -103,7 +114,9 @@ class SlackChat:
     ) -> str:
         """Posts a message (in a thread when *thread_ts*); returns its ts.
 
-        *metadata* is Slack message metadata (``{"event_type": ..., "event_payload": {...}}``).
+        *metadata* is Slack message metadata (``{"event_type": ..., "event_payload": {...}}``);
+        the payload is an event envelope (``bot.domain.events.message_event``), sent in the
+        shape Slack accepts (``slack_metadata``).
         """
         kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
         if blocks:
@@ -111,7 +124,7 @@ class SlackChat:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         if metadata:
-            kwargs["metadata"] = metadata
+            kwargs["metadata"] = slack_metadata(metadata)
         resp = self.client.chat_postMessage(**kwargs)
         return str(resp["ts"])
 
@@ -199,7 +212,8 @@ class SlackChat:
             for msg in resp.get("messages") or []:
                 meta = msg.get("metadata") or {}
                 payload = meta.get("event_payload") or {}
-                if meta.get("event_type") == event_type and payload.get("key") == key:
+                # The envelope's data.key, or the bare key of a digest the previous release posted.
+                if meta.get("event_type") == event_type and message_key(payload) == key:
                     return str(msg["ts"])
             cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
             if not cursor or not resp.get("has_more", True):
@@ -406,3 +420,29 @@ def _message(raw: dict[str, Any]) -> ChatMessage:
         thread_ts=raw.get("thread_ts"),
         by_bot=bool(raw.get("bot_id") or raw.get("bot_profile")),
     )
+
+
+_Scalar = (str, int, float, bool)
+
+
+def slack_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """*metadata* as Slack takes it: ``event_payload`` values are scalars, objects of scalars or
+    lists of such objects, never null. The envelope (``{"metadata": {...}, "data": {...}}``)
+    already is one level deep; a None is left out and anything deeper is sent as JSON text."""
+    payload = metadata.get("event_payload")
+    if not isinstance(payload, dict):
+        return metadata
+
+    def flat(obj: dict[str, Any]) -> dict[str, Any]:
+        return {
+            str(k): v if isinstance(v, _Scalar) else json.dumps(v, default=str)
+            for k, v in obj.items()
+            if v is not None
+        }
+
+    out: dict[str, Any] = {}
+    for k, v in payload.items():
+        if v is None:
+            continue
+        out[str(k)] = flat(v) if isinstance(v, dict) else v
+    return {**metadata, "event_payload": out}

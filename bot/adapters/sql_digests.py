@@ -30,6 +30,7 @@ class SqlDigests(SqlBase):
         *,
         stale_after: timedelta | None = None,
         token: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         """Claims one digest for one channel and day; False if it is claimed or posted already.
 
@@ -37,10 +38,13 @@ class SqlDigests(SqlBase):
         a fresh claim by a running worker is never stolen. With *stale_after*, an unposted claim
         older than that is taken over (and nothing else): the caller must first have made sure
         the abandoned run did not post. One conditional UPDATE, so only one taker wins. *token*
-        is recorded as the claim's own (a takeover replaces it): see ``renew_digest_claim``.
+        is recorded as the claim's own (a takeover replaces it): see ``renew_digest_claim``;
+        so is *extra* (the claim's event envelope) when given.
         """
         now = utc_now()
         key = _digest_key(digest, channel, day)
+        body = None if extra is None else json.dumps(extra, separators=(",", ":"))
+        anew: dict[str, Any] = {} if body is None else {"extra": body}
         try:
             with self._write() as conn:
                 conn.execute(
@@ -49,7 +53,7 @@ class SqlDigests(SqlBase):
                         channel=channel,
                         day=day,
                         state="claimed",
-                        extra="{}",
+                        extra=body or "{}",
                         claimed_at=now,
                         claim_token=token,
                     )
@@ -57,7 +61,7 @@ class SqlDigests(SqlBase):
             return True
         except IntegrityError:
             if stale_after is not None and not force:
-                return self._take_over_digest(key, now, stale_after, token)
+                return self._take_over_digest(key, now, stale_after, token, anew)
             if not force:
                 return False
         with self._write() as conn:
@@ -79,12 +83,18 @@ class SqlDigests(SqlBase):
                     message_ts=None,
                     posted_at=None,
                     claim_token=token,
+                    **anew,
                 )
             )
         return res.rowcount == 1
 
     def _take_over_digest(
-        self, key: Any, now: datetime, stale_after: timedelta, token: str | None
+        self,
+        key: Any,
+        now: datetime,
+        stale_after: timedelta,
+        token: str | None,
+        anew: dict[str, Any],
     ) -> bool:
         with self._write() as conn:
             res = conn.execute(
@@ -95,7 +105,7 @@ class SqlDigests(SqlBase):
                     digests.c.message_ts.is_(None),
                     digests.c.claimed_at < now - stale_after,
                 )
-                .values(claimed_at=now, claim_token=token)
+                .values(claimed_at=now, claim_token=token, **anew)
             )
         return res.rowcount == 1
 

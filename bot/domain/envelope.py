@@ -139,14 +139,20 @@ def _read_v0(raw: Mapping[str, Any], type: str | None, published_by: str) -> Env
         metadata=Metadata(
             version=0,
             event_id=event_id,
-            # One bare row is one flow: its trace id is stable too (and differs from the event id).
-            trace_id=derived_id("v0-trace", event_id),
+            # A bare row that carried its flow's trace id (a FilingJob does) keeps it; otherwise
+            # one bare row is one flow: its trace id is stable too (and differs from the event id).
+            trace_id=_own_trace(raw) or derived_id("v0-trace", event_id),
             type=type or "unknown",
             published_by=published_by,
             published_at=None,
         ),
         data=dict(raw),
     )
+
+
+def _own_trace(raw: Mapping[str, Any]) -> str | None:
+    trace = raw.get("trace_id")
+    return trace if isinstance(trace, str) and 0 < len(trace) <= 128 else None
 
 
 def _read_v1(raw: Mapping[str, Any], type: str | None, published_by: str) -> Envelope:
@@ -168,6 +174,8 @@ def read(
     A bare payload (version 0) takes its ``type`` from *type* (e.g. the outbox topic it was read
     from) and its ``published_by`` from *published_by*. Raises :class:`UnsupportedVersion` for a
     version with no reader and ``pydantic.ValidationError`` for a malformed envelope."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"an event must be a JSON object, not {type(raw).__name__}")
     if not is_envelope(raw):
         return _read_v0(raw, type, published_by)
     version = raw["metadata"]["version"]

@@ -526,11 +526,13 @@ class DigestLedger(Protocol):
         *,
         stale_after: timedelta | None = None,
         token: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         """Atomic claim; *stale_after* takes over an unposted claim older than that (one winner).
 
         *token*, unique to the claimant, is recorded with the claim (a takeover replaces it), so
         the claimant can check with ``renew_digest_claim`` that the claim is still its own.
+        *extra* (the claim's event envelope, ``bot.domain.events``) is stored with it.
         """
         ...
 
@@ -541,10 +543,18 @@ class DigestLedger(Protocol):
         ...
 
     def mark_digest_posted(
-        self, digest: str, channel: str, day: date, message_ts: str, *, token: str | None = None
+        self,
+        digest: str,
+        channel: str,
+        day: date,
+        message_ts: str,
+        *,
+        extra: dict[str, Any] | None = None,
+        token: str | None = None,
     ) -> bool:
-        """Records the posted message; with *token*, only while that claim holds (False if a
-        takeover made it someone else's). Without, also records a post made with no claim."""
+        """Records the posted message (and *extra*, its event envelope, when given); with
+        *token*, only while that claim holds (False if a takeover made it someone else's).
+        Without, also records a post made with no claim."""
         ...
 
     def release_digest(

@@ -2,9 +2,10 @@
 
 A JSON line carries ``time`` (UTC, ISO 8601, milliseconds), ``level``, ``logger``, ``message``,
 the context fields of ``bot.observability.context`` that are set (``event_id``, ``trace_id``,
-``channel``, ``ts``, ``outbox_item``, ``jira_key``), and ``exception`` with the traceback when
-there is one. A text line is the classic ``time LEVEL logger: message`` with the context appended
-as ``[trace_id=... channel=...]`` when there is any.
+``channel``, ``ts``, ``outbox_item``, ``jira_key``), ``event`` with the envelope of an audit
+record (``bot.domain.audit``), and ``exception`` with the traceback when there is one. A text
+line is the classic ``time LEVEL logger: message`` with the context appended as
+``[trace_id=... channel=...]`` when there is any.
 
 Both formatters redact what they write (message and traceback alike): URL credentials and secret
 query parameters (``bot.config.redact_text``) and token shapes that must never reach a log (Slack
@@ -65,6 +66,9 @@ class JsonFormatter(logging.Formatter):
             "message": redact_text(_message(record)),
         }
         out.update(_context_of(record))
+        event = record.__dict__.get("event")
+        if isinstance(event, dict):  # an audit record's envelope (bot.domain.audit)
+            out["event"] = event
         if record.exc_info:
             out["exception"] = redact_text(self.formatException(record.exc_info))
         elif record.exc_text:

@@ -43,6 +43,9 @@ from bot.domain.attachments import (
     IssueAttachments,
     image_names,
 )
+from bot.domain.audit import FILING as AUDIT_FILING
+from bot.domain.audit import audit
+from bot.domain.events import filing_event, read_filing, read_outbox
 from bot.domain.filing import (
     AMBIGUOUS_RETRY_SECONDS,
     TOPIC,
@@ -78,6 +81,7 @@ from bot.domain.ports import (
     TrackerRetryable,
 )
 from bot.domain.projects import ProjectRoute, ProjectRouting
+from bot.domain.tracing import SPAN_FILE, NoopTracer, Tracer
 from bot.observability.context import current_context, log_context
 from bot.service.attach_files import AttachLeaseLost, attach_files
 from bot.service.lease_keeper import LeaseKeeper
@@ -132,6 +136,7 @@ class Filer:
     files: FileSource | None = None
     attachments: IssueAttachments | None = None
     attachment_policy: AttachmentPolicy = field(default_factory=AttachmentPolicy)
+    tracer: Tracer = field(default_factory=NoopTracer)
     _secret: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -193,7 +198,8 @@ class Filer:
             # work item, so a later attempt by the outbox worker logs and files under it too.
             job = job.model_copy(update={"trace_id": current_context().get("trace_id")})
         now = self.clock()
-        item_id = self.store.enqueue(TOPIC, job.key, job.model_dump(mode="json"), now)
+        event = filing_event(job, now=now, by=self.owner)
+        item_id = self.store.enqueue(TOPIC, job.key, event.to_dict(), now)
         if item_id is None:
             return self._counted(FilingResult("in_progress"))
         if not self.store.claim_filing(job.channel, job.ts, self.owner):
@@ -228,20 +234,25 @@ class Filer:
     def process(self, item: OutboxItem, token: int) -> FilingResult:
         """One attempt at the work of *item*, leased with *token*; records and notifies the
         outcome unless the lease was lost meanwhile. Logs under the item and its trace id."""
-        trace = item.payload.get("trace_id") if isinstance(item.payload, dict) else None
+        trace = _trace_of(item)
         fields: dict[str, str | int | None] = {"outbox_item": item.id}
         if trace and "trace_id" not in current_context():
             fields["trace_id"] = str(trace)
-        with log_context(**fields):
+        with (
+            log_context(**fields),
+            self.tracer.span(SPAN_FILE, trace_id=trace, topic=item.topic) as span,
+        ):
             result = self._process(item, token)
+            span.set_attribute("outcome", result.status)
         self.metrics.inc(FILINGS, outcome=result.status)
         return result
 
     def _process(self, item: OutboxItem, token: int) -> FilingResult:
         fence = Fence(item.id, token)
         try:
-            job = FilingJob.model_validate(item.payload)
-        except ValidationError as exc:
+            # Either envelope version: items the previous release stored are bare jobs.
+            _, job = read_filing(item.payload, item.topic)
+        except (ValidationError, ValueError) as exc:
             # Retrying cannot make it readable; without a job there is no thread to tell either.
             logger.error(
                 "dropping outbox item %d (%s): unreadable payload: %s", item.id, item.key, exc
@@ -497,6 +508,21 @@ class Filer:
         return result
 
     def _notify(self, job: FilingJob, result: FilingResult) -> None:
+        audit(
+            AUDIT_FILING,
+            f"{job.key}:{result.status}",
+            {
+                "channel": job.channel,
+                "ts": job.ts,
+                "status": result.status,
+                "key": result.key,
+                "kind": job.kind,
+                "comment_on": job.comment_on,
+            },
+            trace_id=job.trace_id,
+            now=self.clock(),
+            by=self.owner,
+        )
         if result.status == "rejected" and not _TELL_REJECTION.get():
             return
         try:
@@ -562,3 +588,11 @@ def _settled(filing: Filing | None) -> FilingResult | None:
     if filing.state in ("claimed", "queued"):
         return FilingResult("in_progress")
     return None
+
+
+def _trace_of(item: OutboxItem) -> str | None:
+    """The trace id an outbox item's work logs under (None when its payload is unreadable)."""
+    try:
+        return read_outbox(item.payload, item.topic).trace_id
+    except ValueError:
+        return None

@@ -28,6 +28,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from bot.domain.audit import DIGEST as AUDIT_DIGEST
+from bot.domain.audit import audit
 from bot.domain.digests import (
     DIGEST_KINDS,
     TOP_N,
@@ -42,11 +44,14 @@ from bot.domain.digests import (
     plain_meeting_overview,
     takeaway_prompt_variables,
 )
+from bot.domain.envelope import Envelope, derived_id, new_id
+from bot.domain.events import digest_claim_event, digest_slot, message_event
 from bot.domain.flags import AllOn, FlagKey, Flags
 from bot.domain.metrics import DIGEST_RUNS, Metrics, NullMetrics
 from bot.domain.notes import message_ts
 from bot.domain.ports import Calendar, CalendarDay, Chat, DigestLedger, Filings, Posts, StoredPost
 from bot.domain.votes import Votes
+from bot.observability.context import current_context, log_context
 from bot.service.channels import IdeaChannels
 
 logger = logging.getLogger(__name__)
@@ -91,7 +96,7 @@ DIGEST_FLAGS: dict[str, FlagKey] = {"meetings": "meeting-digest", "takeaways": "
 
 def digest_key(kind: str, channel: str, day: date) -> str:
     """The exactly-once key of one digest, also carried in the posted message's metadata."""
-    return f"{kind}:{channel}:{day.isoformat()}"
+    return digest_slot(kind, channel, day)
 
 
 MeetingRenderer = Callable[[MeetingDigest], Rendered]
@@ -121,6 +126,7 @@ class DigestService:
     stale_claim: timedelta = STALE_CLAIM
     metrics: Metrics = field(default_factory=NullMetrics)
     flags: Flags = field(default_factory=AllOn)
+    owner: str = "ideabot"  # published_by of its claims
 
     # ------------------------------------------------------------------ building
 
@@ -204,7 +210,10 @@ class DigestService:
         even when the key says it was already posted.
         """
         try:
-            result = self._run(kind, channel, day, dry_run, force, now)
+            # One trace per run (a scheduled run has no Slack event to take one from): its logs,
+            # its claim and its message's metadata all carry it.
+            with log_context(trace_id=None if self._trace() else new_id()):
+                result = self._run(kind, channel, day, dry_run, force, now)
         except Exception:
             self.metrics.inc(DIGEST_RUNS, digest=str(kind), outcome="failed")
             raise
@@ -239,12 +248,13 @@ class DigestService:
             if record is not None and record.state == "posted":
                 return DigestResult("already_posted", kind, channel, day, record.message_ts)
         token = uuid.uuid4().hex  # this run's own: a takeover replaces it (fencing)
-        if not self.store.claim_digest(kind, channel, day, force=force, token=token):
+        claim = self._claim_event(kind, channel, day).to_dict()
+        if not self.store.claim_digest(kind, channel, day, force=force, token=token, extra=claim):
             record = self.store.get_digest(kind, channel, day)
             if record is not None and record.state == "posted":
                 return DigestResult("already_posted", kind, channel, day, record.message_ts)
             if self.store.claim_digest(
-                kind, channel, day, stale_after=self.stale_claim, token=token
+                kind, channel, day, stale_after=self.stale_claim, token=token, extra=claim
             ):
                 return self._recover(kind, channel, day, token)
             logger.info("digest %s %s %s is being posted by another worker", kind, channel, day)
@@ -261,7 +271,7 @@ class DigestService:
             logger.warning("digest %s %s %s: history lookup failed: %s", kind, channel, day, exc)
             return DigestResult("failed", kind, channel, day, error=_reason(exc))
         if ts is not None:
-            self.store.mark_digest_posted(kind, channel, day, ts, token=token)
+            self._mark_posted(kind, channel, day, ts, token)
             logger.info("digest %s %s %s was posted (ts %s) before a crash", kind, channel, day, ts)
             return DigestResult("already_posted", kind, channel, day, ts)
         return self._post(kind, channel, day, token)
@@ -280,17 +290,22 @@ class DigestService:
                     day,
                 )
                 return DigestResult("in_progress", kind, channel, day)
-            meta = {
-                "event_type": DIGEST_EVENT_TYPE,
-                "event_payload": {"key": digest_key(kind, channel, day)},
-            }
+            slot = digest_key(kind, channel, day)
+            event = message_event(
+                DIGEST_EVENT_TYPE,
+                {"key": slot, "digest": kind, "channel": channel, "day": day.isoformat()},
+                event_id=derived_id(DIGEST_EVENT_TYPE, slot),
+                trace_id=self._trace(),
+                now=self.clock(),
+            )
+            meta = {"event_type": DIGEST_EVENT_TYPE, "event_payload": event.to_dict()}
             ts = self.chat.post(channel, rendered.summary, blocks=rendered.blocks, metadata=meta)
         except Exception as exc:
             logger.warning(
                 "digest %s for %s on %s not posted: %s", kind, channel, day, type(exc).__name__
             )
             return self._after_failed_post(kind, channel, day, exc, token)
-        if not self.store.mark_digest_posted(kind, channel, day, ts, token=token):
+        if not self._mark_posted(kind, channel, day, ts, token):
             # The remaining window (module docstring): the claim was taken over during the post.
             logger.error(
                 "digest %s %s %s posted (ts %s) after its claim was taken over; "
@@ -301,6 +316,14 @@ class DigestService:
                 ts,
             )
         logger.info("digest %s posted to %s for %s (ts %s)", kind, channel, day, ts)
+        audit(
+            AUDIT_DIGEST,
+            digest_key(kind, channel, day),
+            {"digest": kind, "channel": channel, "day": day.isoformat(), "message_ts": ts},
+            trace_id=self._trace(),
+            now=self.clock(),
+            by=self.owner,
+        )
         return DigestResult("posted", kind, channel, day, ts, rendered=rendered)
 
     def _after_failed_post(
@@ -313,7 +336,7 @@ class DigestService:
             # Cannot tell: keep the claim; a later run recovers it once it is stale.
             return DigestResult("failed", kind, channel, day, error=_reason(exc))
         if ts is not None:
-            self.store.mark_digest_posted(kind, channel, day, ts, token=token)
+            self._mark_posted(kind, channel, day, ts, token)
             return DigestResult("posted", kind, channel, day, ts)
         self.store.release_digest(kind, channel, day, token=token)
         return DigestResult("failed", kind, channel, day, error=_reason(exc))
@@ -328,6 +351,28 @@ class DigestService:
         )
 
     # ------------------------------------------------------------------ helpers
+
+    def _trace(self) -> str | None:
+        return current_context().get("trace_id")
+
+    def _claim_event(
+        self, kind: DigestKind, channel: str, day: date, message_ts: str | None = None
+    ) -> Envelope:
+        return digest_claim_event(
+            kind,
+            channel,
+            day,
+            now=self.clock(),
+            by=self.owner,
+            trace_id=self._trace(),
+            message_ts=message_ts,
+        )
+
+    def _mark_posted(self, kind: DigestKind, channel: str, day: date, ts: str, token: str) -> bool:
+        event = self._claim_event(kind, channel, day, message_ts=ts)
+        return self.store.mark_digest_posted(
+            kind, channel, day, ts, extra=event.to_dict(), token=token
+        )
 
     def _write(self, prompt: str, variables: dict[str, str]) -> str | None:
         if self.write is None:

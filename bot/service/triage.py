@@ -20,6 +20,7 @@ from bot.domain.metrics import (
 from bot.domain.models import Analysis, Match, Post, Triage
 from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
 from bot.domain.projects import ProjectRouting
+from bot.domain.tracing import SPAN_ANALYZE, SPAN_SEARCH, SPAN_TRIAGE, NoopTracer, Tracer
 from bot.service.notes import NotesFinder
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class Triager:
         offline: Analyzer | None = None,
         routing: ProjectRouting | None = None,
         notes: NotesFinder | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.index = index
@@ -74,6 +76,7 @@ class Triager:
         self.metrics: Metrics = metrics or NullMetrics()
         self.index_kind = index_kind  # the ``index`` label: local or pinecone
         self.flags: Flags = flags or AllOn()
+        self.tracer: Tracer = tracer or NoopTracer()
         # The analyzer for posts where the ``llm-analysis`` flag is off (None: *analyzer* is
         # already offline, so the flag changes nothing).
         self.offline = offline
@@ -136,9 +139,14 @@ class Triager:
     def triage(self, post: Post) -> Triage:
         """Analyses one post and looks up similar tickets (as the post's flags allow; timed, by
         analyzer); a notes post also gets its ideas (``bot.service.notes``)."""
-        with timed(self.metrics, TRIAGE_SECONDS, analyzer="offline") as labels:
+        with (
+            self.tracer.span(SPAN_TRIAGE) as span,
+            timed(self.metrics, TRIAGE_SECONDS, analyzer="offline") as labels,
+        ):
             result = self._with_ideas(_clip(post, self.policy.max_chars), self._triage(post))
             labels["analyzer"] = result.analyzer
+            span.set_attribute("analyzer", result.analyzer)
+            span.set_attribute("kind", result.kind)
         return result
 
     def _with_ideas(self, post: Post, verdict: Triage) -> Triage:
@@ -152,7 +160,10 @@ class Triager:
         post = _clip(post, self.policy.max_chars)
         matches: list[Match] = []
         if self.index is not None and post.text.strip() and self._checks_duplicates(post):
-            with timed(self.metrics, SEARCH_SECONDS, index=self.index_kind):
+            with (
+                self.tracer.span(SPAN_SEARCH, index=self.index_kind) as span,
+                timed(self.metrics, SEARCH_SECONDS, index=self.index_kind),
+            ):
                 projects = self._projects(post)
                 if projects is None:
                     matches = self.index.search(
@@ -162,14 +173,18 @@ class Triager:
                     matches = self.index.search(
                         self._search_text(post.text), top_k=self.policy.top_k, projects=projects
                     )
+                span.set_attribute("matches", len(matches))
         shown = self._shown(matches)
-        if not self._uses_llm(post):
-            assert self.offline is not None
-            return self._verdict(self.offline.analyze(post), shown, query=post.text)
-        if self._judge is not None:
-            analysis, judged = self._judge.analyze_with_candidates(post, shown)
-            return self._verdict(analysis, shown, judged, query=post.text)
-        return self._verdict(self.analyzer.analyze(post), shown, query=post.text)
+        with self.tracer.span(SPAN_ANALYZE) as span:
+            if not self._uses_llm(post):
+                assert self.offline is not None
+                analysis, judged = self.offline.analyze(post), None
+            elif self._judge is not None:
+                analysis, judged = self._judge.analyze_with_candidates(post, shown)
+            else:
+                analysis, judged = self.analyzer.analyze(post), None
+            span.set_attribute("analyzer", analysis.analyzer)
+        return self._verdict(analysis, shown, judged, query=post.text)
 
     def triage_many(self, posts: Sequence[Post]) -> list[Triage]:
         """Like :meth:`triage` for many posts, batching the embedding work where adapters allow."""

@@ -56,7 +56,7 @@ def build_app(bot: Bot, inbox: InboxWorkers, *, token_verification_enabled: bool
         app_home=bot.app_home,
         review_filing=bot.review,
     )
-    inbox.bind(replayer(app))
+    inbox.bind(replayer(app, bot.adapters.tracer))
     return app
 
 

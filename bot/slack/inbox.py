@@ -28,6 +28,7 @@ from slack_bolt.middleware import Middleware
 from bot.domain.envelope import derived_id, new_id
 from bot.domain.metrics import ACK_SECONDS, EVENTS_RECEIVED, Metrics, NullMetrics
 from bot.domain.ports import INBOX_VERSION, InboxEvent
+from bot.domain.tracing import SPAN_EVENT, NoopTracer, Tracer
 from bot.observability.context import log_context
 from bot.workers import FILING, TRIAGE, InboxWorkers
 
@@ -186,8 +187,10 @@ def answers_at_once(body: Any) -> bool:
     return isinstance(body, dict) and "command" in body and is_help(body.get("text"))
 
 
-def replayer(app: App) -> Callable[[InboxEvent], None]:
-    """The inbox workers' handler: runs *app*'s listeners on one recorded event."""
+def replayer(app: App, tracer: Tracer | None = None) -> Callable[[InboxEvent], None]:
+    """The inbox workers' handler: runs *app*'s listeners on one recorded event, in an
+    ``ideabot.event`` span whose trace id is the event's (the one in the logs)."""
+    spans: Tracer = tracer or NoopTracer()
 
     def replay(event: InboxEvent) -> None:
         body = event.envelope.get("data")
@@ -196,8 +199,12 @@ def replayer(app: App) -> Callable[[InboxEvent], None]:
         req = BoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: event.event_id})
         channel, ts = where(body)
         trace = event.trace_id or None
-        with log_context(event_id=event.event_id, trace_id=trace, channel=channel, ts=ts):
+        with (
+            log_context(event_id=event.event_id, trace_id=trace, channel=channel, ts=ts),
+            spans.span(SPAN_EVENT, trace_id=trace, type=event_type(body)) as span,
+        ):
             resp = app.dispatch(req)
+            span.set_attribute("status", resp.status)
         if resp.status >= 500:
             raise ListenerFailed(str(req.context.get(ERROR_KEY) or f"status {resp.status}"))
         if resp.status == 404:

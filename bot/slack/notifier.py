@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from bot.domain.envelope import derived_id
+from bot.domain.events import message_event
 from bot.domain.filing import FilingJob, FilingResult
 from bot.domain.issue_changes import IssueChange, IssueState
 from bot.domain.models import Match, MessageRef, Triage
 from bot.domain.notes import split_idea_ts
 from bot.domain.ports import Chat, StoredPost
+from bot.observability.context import current_context
 from bot.slack import blocks, loop_blocks
 from bot.slack.mrkdwn import escape_mrkdwn, truncate
 from bot.slack.notes_blocks import build_idea_outcome
@@ -45,10 +49,15 @@ class SlackNotifier:
             votes=post.votes,
             vote_emoji=self.vote_emoji,
         )
-        meta = {
-            "event_type": TRIAGE_REPLY_EVENT,
-            "event_payload": {"key": triage_reply_key(post.channel, post.ts)},
-        }
+        # The envelope like every other message of the bot's; data.key is what a worker taking
+        # over the post looks for (find_triage_reply).
+        meta = _meta(
+            TRIAGE_REPLY_EVENT,
+            post.channel,
+            post.ts,
+            kind=triage.kind,
+            key=triage_reply_key(post.channel, post.ts),
+        )
         return self.chat.post(
             post.channel, text, blks, thread_ts=post.thread_ts or post.ts, metadata=meta
         )
@@ -95,7 +104,8 @@ class SlackNotifier:
         self, post: StoredPost, filed: FilingResult, commented: bool | None
     ) -> None:
         text, blks = blocks.build_edited_after_filing(filed, commented)
-        self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts)
+        meta = _meta("ideabot_edit_notice", post.channel, post.ts, key=filed.key)
+        self.chat.post(post.channel, text, blks, thread_ts=post.thread_ts or post.ts, metadata=meta)
 
     def post_deleted(self, post: StoredPost, filed: FilingResult | None) -> None:
         if not post.reply_ts:
@@ -125,7 +135,10 @@ class SlackNotifier:
             blks.append(complete_actions(job.channel, job.ts))
         if not text:
             return
-        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
+        meta = _meta(
+            "ideabot_filing_outcome", job.channel, job.ts, status=result.status, key=result.key
+        )
+        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts, metadata=meta)
         if result.status in ("filed", "commented"):
             self.chat.react(job.channel, post_ts, self.filed_emoji)
 
@@ -137,7 +150,8 @@ class SlackNotifier:
 
     def duplicate_offer(self, job: FilingJob, match: Match) -> None:
         text, blks = blocks.build_duplicate_offer(match, job.channel, job.ts)
-        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts)
+        meta = _meta("ideabot_duplicate_offer", job.channel, job.ts, key=match.key)
+        self.chat.post(job.channel, text, blks, thread_ts=job.reply_ts, metadata=meta)
 
     def to_requester(
         self, ref: MessageRef, requester: str, thread_ts: str | None, result: FilingResult
@@ -153,7 +167,21 @@ class SlackNotifier:
 
     def idea_posted(self, channel: str, user: str, text: str) -> str:
         quoted = truncate(escape_mrkdwn(text), 2800).replace("\n", "\n>")
-        return self.chat.post(channel, f"<@{user}> shared an idea:\n>{quoted}")
+        meta = _meta("ideabot_idea_posted", channel, None)
+        return self.chat.post(channel, f"<@{user}> shared an idea:\n>{quoted}", metadata=meta)
+
+
+def _meta(event_type: str, channel: str, ts: str | None, **data: str | None) -> dict[str, Any]:
+    """The Slack metadata of one of the bot's own messages: the event envelope, carrying the
+    flow's trace id (the logs of the work that wrote it), about the message at (*channel*,
+    *ts*). One event per (type, message), so a repeated reply has the same event id."""
+    event = message_event(
+        event_type,
+        {"channel": channel, "ts": ts, **data},
+        trace_id=current_context().get("trace_id"),
+        event_id=derived_id(event_type, channel, ts) if ts else None,
+    )
+    return {"event_type": event_type, "event_payload": event.to_dict()}
 
 
 def _is_ts(ts: str) -> bool:

@@ -21,6 +21,8 @@ from bot.bootstrap import Bot, bootstrap, build_slack_client
 from bot.cli import build_parser
 from bot.cli.digest import run_digest
 from bot.config import Settings
+from bot.domain.envelope import read
+from bot.domain.events import read_digest_claim
 from bot.domain.ports import StoredPost
 from bot.scheduler import DigestScheduler
 from tests.fakes.embedder import HashEmbedder
@@ -397,12 +399,24 @@ def test_crash_after_claim_before_post_catch_up_posts_exactly_once(
     ).catch_up()
     assert [(r.digest, r.status) for r in results] == [("meetings", "posted")]
     (call,) = posted(slack)
-    assert call["metadata"] == {
-        "event_type": "ideabot_digest",
-        "event_payload": {"key": "meetings:CDIGEST:2026-04-15"},
+    # The message's metadata is the event envelope, in the shape Slack takes (one level deep).
+    meta = call["metadata"]
+    assert meta["event_type"] == "ideabot_digest"
+    assert set(meta["event_payload"]) == {"metadata", "data"}
+    assert meta["event_payload"]["data"] == {
+        "key": "meetings:CDIGEST:2026-04-15",
+        "digest": "meetings",
+        "channel": "CDIGEST",
+        "day": "2026-04-15",
     }
+    assert read(meta["event_payload"]).metadata.version == 1
     record = restarted.adapters.store.get_digest("meetings", "CDIGEST", WED)
     assert record is not None and record.state == "posted"
+    # The claim the crashed (older) run left was bare; the record now holds the envelope.
+    claim = read_digest_claim(record.extra, "meetings", "CDIGEST", WED)
+    assert claim.metadata.version == 1 and claim.type == "digest.claim"
+    assert claim.data["message_ts"] == record.message_ts
+    assert claim.trace_id == meta["event_payload"]["metadata"]["trace_id"]
     assert [record.message_ts] == _digest_messages(slack)
     # The history was read from the start of that day, with metadata.
     (history,) = slack.calls_to("conversations.history")
@@ -421,7 +435,8 @@ def test_crash_after_post_before_record_catch_up_finds_it_and_does_not_repost(
 ) -> None:
     crashed = make_services(settings, store_url)
     _crashed_claim(crashed)
-    # The dead process got its message out (tagged with the key) but never recorded it.
+    # The dead process (the previous release: a bare key, no envelope, in the metadata) got its
+    # message out but never recorded it.
     from bot.adapters.slack_chat import SlackChat
 
     assert crashed.adapters.slack_client is not None

@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 
 from bot.adapters.metrics_emf import EmfMetrics
+from bot.adapters.tracing_otel import OtelTracer
 from bot.observability.logs import make_handler
+from bot.slack.inbox import message_trace
 from tests.fakes import emf_schema
+from tests.fakes.otlp_server import OtlpReceiver, ReceivedSpan
 from tests.fakes.wiring import Rig
 
 
@@ -139,3 +142,57 @@ def test_one_trace_id_from_recording_to_reply_and_in_the_jira_issue(tmp_path: Pa
     assert filed and filed[0]["outbox_item"]
     (issue,) = rig.jira.issues.values()
     assert f"trace {trace}" in issue["fields"]["description"]
+
+
+def test_spans_of_one_post_and_its_filing_share_the_logs_trace_id(tmp_path: Path) -> None:
+    """OTLP on: the event, its analysis, the search and the Slack reply are spans of one trace
+    (the trace id of the logs); the filing's Jira calls are spans too."""
+    with OtlpReceiver() as otlp:
+        rig = Rig(tmp_path, otel_exporter_otlp_endpoint=otlp.base_url)
+        try:
+            ev = rig.message("Add dark mode to the dashboard")
+            assert rig.send_event(ev)[0] == 200
+            rig.wait_idle()
+            assert rig.send_event(rig.reaction("CIDEAS01", ev["ts"]))[0] == 200
+            rig.wait_idle()
+            assert len(rig.jira.issues) == 1
+            tracer = rig.bot.adapters.tracer
+            assert isinstance(tracer, OtelTracer)
+            assert tracer.flush()
+        finally:
+            rig.close()
+        spans = list(otlp.spans)
+    trace = message_trace("CIDEAS01", ev["ts"])
+    mine = [s for s in spans if s.trace_id == trace]
+    by_id = {s.span_id: s for s in mine}
+
+    def named(name: str, **attrs: Any) -> list[ReceivedSpan]:
+        return [
+            s
+            for s in mine
+            if s.name == name and all(s.attributes.get(k) == v for k, v in attrs.items())
+        ]
+
+    def root_of(span: ReceivedSpan) -> ReceivedSpan:
+        while span.parent_span_id:
+            span = by_id[span.parent_span_id]
+        return span
+
+    events = named("ideabot.event")
+    assert {e.attributes["type"] for e in events} == {"event:message", "event:reaction_added"}
+    post_event = named("ideabot.event", type="event:message")[0]
+    # The post: analysis and search inside the triage, inside the event; the reply too.
+    (triage,) = named("ideabot.triage")
+    assert root_of(triage) == post_event and triage.attributes["analyzer"] == "keyword"
+    (analyze,) = named("ideabot.analyze")
+    (search,) = named("ideabot.search")
+    assert by_id[analyze.parent_span_id] == triage and by_id[search.parent_span_id] == triage
+    replies = named("slack.call", method="chat.postMessage")
+    assert any(root_of(r) == post_event for r in replies)
+    # The filing: a Jira span (creating the issue) under the reaction's event.
+    reaction = named("ideabot.event", type="event:reaction_added")[0]
+    creates = named("jira.call", method="creating_the_issue")
+    assert creates and root_of(creates[0]) == reaction
+    assert named("ideabot.file", outcome="filed")
+    # Nothing identifying a person or a text in any attribute.
+    assert "dark mode" not in repr(spans)

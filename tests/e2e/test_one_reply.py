@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.domain.envelope import read
+from bot.domain.events import message_key
 from bot.slack.notifier import TRIAGE_REPLY_EVENT, triage_reply_key
 from tests.fakes.wiring import Rig
 
@@ -29,7 +31,10 @@ def test_the_reply_is_tagged_with_its_post(rig: Rig) -> None:
     rig.wait_idle()
     (reply,) = rig.slack.thread_replies("CIDEAS01", ev["ts"])
     assert reply["metadata"]["event_type"] == TRIAGE_REPLY_EVENT
-    assert reply["metadata"]["event_payload"] == {"key": triage_reply_key("CIDEAS01", ev["ts"])}
+    # The bot's envelope (docs: README "Events"), whose data.key names the post.
+    payload = reply["metadata"]["event_payload"]
+    assert message_key(payload) == triage_reply_key("CIDEAS01", ev["ts"])
+    assert read(payload).type == TRIAGE_REPLY_EVENT
 
 
 def test_a_post_whose_reply_went_out_unrecorded_is_not_answered_twice(rig: Rig) -> None:
@@ -54,7 +59,7 @@ def test_a_post_whose_reply_went_out_unrecorded_is_not_answered_twice(rig: Rig) 
     again = rig.store.get_post("CIDEAS01", ev["ts"])
     assert again is not None and again.reply_ts == posted.reply_ts
     assert ("CIDEAS01", again.reply_ts) in rig.slack.messages
-    assert first["metadata"]["event_payload"]["key"] == f"CIDEAS01:{ev['ts']}"
+    assert message_key(first["metadata"]["event_payload"]) == f"CIDEAS01:{ev['ts']}"
 
 
 def test_a_post_recorded_but_never_answered_is_answered_on_the_retry(rig: Rig) -> None:

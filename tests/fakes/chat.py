@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.domain.events import message_key
 from bot.domain.models import ChatMessage, Person
 
 
@@ -135,7 +136,7 @@ class RecordingChat:
                     p["channel"] == channel
                     and (thread_ts is None or p["thread_ts"] == thread_ts)
                     and meta.get("event_type") == event_type
-                    and (meta.get("event_payload") or {}).get("key") == key
+                    and message_key(meta.get("event_payload") or {}) == key
                 ):
                     return str(p["ts"])
         return None

@@ -41,6 +41,8 @@ class ScriptedChatModel(BaseChatModel):
     delay: float = 0.0
     model_name: str = "fake-chat"
     temperature: float | None = None
+    # Token counts every answer reports (LangChain's usage_metadata), as providers do; None: none.
+    usage: tuple[int, int] | None = None
     temperatures: list[float | None] = Field(default_factory=list)
     calls: list[list[BaseMessage]] = Field(default_factory=list)
     call_kwargs: list[dict[str, Any]] = Field(default_factory=list)
@@ -98,6 +100,12 @@ class ScriptedChatModel(BaseChatModel):
                 message = AIMessage(content=json.dumps(response))
         else:
             message = AIMessage(content=str(response))
+        if self.usage is not None:
+            message.usage_metadata = {
+                "input_tokens": self.usage[0],
+                "output_tokens": self.usage[1],
+                "total_tokens": sum(self.usage),
+            }
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def prompt_text(self, call: int = -1) -> str:

@@ -758,19 +758,21 @@ class MemoryStore:
         *,
         stale_after: timedelta | None = None,
         token: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         """Claims one digest for one channel and day; False if it is claimed or posted already.
 
         *force* takes over a posted digest or a claim abandoned for STALE_DIGEST_CLAIM;
         *stale_after* (without *force*) takes over only an unposted claim older than that.
-        *token* becomes the claim's own (a takeover replaces it).
+        *token* becomes the claim's own (a takeover replaces it); so does *extra* when given.
         """
+        body = None if extra is None else json.dumps(extra, separators=(",", ":"))
         with self._lock:
             now = self._now()
             rec = self._digests.get((digest, channel, day))
             if rec is None:
                 self._digests[(digest, channel, day)] = _Digest(
-                    state="claimed", claimed_at=now, token=token
+                    state="claimed", claimed_at=now, token=token, extra=body or "{}"
                 )
                 return True
             if stale_after is not None and not force:
@@ -780,6 +782,8 @@ class MemoryStore:
                     and rec.claimed_at < now - stale_after
                 ):
                     rec.claimed_at, rec.token = now, token
+                    if body is not None:
+                        rec.extra = body
                     return True
                 return False
             if not force:
@@ -787,9 +791,11 @@ class MemoryStore:
             abandoned = rec.state == "claimed" and rec.claimed_at < now - STALE_DIGEST_CLAIM
             if rec.state != "posted" and not abandoned:
                 return False
-            # Like the SQL UPDATE: the state resets, the extra details are left as they were.
+            # Like the SQL UPDATE: the state resets, the extra details stay unless given anew.
             rec.state, rec.claimed_at, rec.message_ts, rec.posted_at = "claimed", now, None, None
             rec.token = token
+            if body is not None:
+                rec.extra = body
             return True
 
     def renew_digest_claim(self, digest: str, channel: str, day: date, token: str) -> bool:

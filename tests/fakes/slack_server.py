@@ -423,6 +423,8 @@ class FakeSlack:
         )
         msg.blocks = p.get("blocks") if isinstance(p.get("blocks"), list) else None
         meta = p.get("metadata")
+        if meta is not None and not _metadata_ok(meta):
+            return {"ok": False, "error": "invalid_metadata_format"}
         if isinstance(meta, dict) and meta.get("event_type"):
             msg.metadata = {
                 "event_type": meta["event_type"],
@@ -599,3 +601,28 @@ class FakeSlack:
         with self._lock:
             self.homes[str(p["user_id"])] = blocks
         return {"ok": True, "view": {"id": f"V{next(self._ts)}", "type": "home", "blocks": blocks}}
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _metadata_ok(meta: Any) -> bool:
+    """Slack's message metadata rules: an alphanumeric-ish ``event_type`` and an
+    ``event_payload`` whose values are scalars, objects of scalars or lists of such objects
+    (no null, nothing deeper)."""
+
+    def flat(obj: Any) -> bool:
+        return isinstance(obj, dict) and all(isinstance(v, _SCALARS) for v in obj.values())
+
+    if not isinstance(meta, dict) or not isinstance(meta.get("event_type"), str):
+        return False
+    payload = meta.get("event_payload", {})
+    if not isinstance(payload, dict):
+        return False
+    for value in payload.values():
+        if isinstance(value, _SCALARS) or flat(value):
+            continue
+        if isinstance(value, list) and all(flat(v) for v in value):
+            continue
+        return False
+    return True

@@ -271,7 +271,9 @@ def test_run_posts_once_then_says_already_posted_and_force_posts_again(store: Sq
     assert [(p["channel"], p["text"], p["blocks"]) for p in chat.posts] == [
         ("CDIGEST", "meetings 2026-04-15", [{"type": "section"}])
     ]
-    assert chat.posts[0]["metadata"]["event_payload"] == {"key": "meetings:CDIGEST:2026-04-15"}
+    payload = chat.posts[0]["metadata"]["event_payload"]
+    assert payload["data"]["key"] == "meetings:CDIGEST:2026-04-15"
+    assert payload["metadata"]["type"] == "ideabot_digest" and payload["metadata"]["version"] == 1
     again = svc.run("meetings", "CDIGEST", DAY)
     assert (again.status, again.message_ts) == ("already_posted", first.message_ts)
     assert len(chat.posts) == 1
