@@ -12,7 +12,6 @@ LangChain is imported on first use, not at module import (the CLI must start fas
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,6 +29,7 @@ from bot.adapters.llm_text import (
     LlmUnavailable,
     TokenCounter,
     call_with_timeout,
+    json_object_in,
     record_llm_call,
 )
 from bot.adapters.prompts import Prompt, PromptError, load_prompt
@@ -80,22 +80,12 @@ class TriageOutput(BaseModel):
         return v
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
 def parse_json_output(text: str) -> TriageOutput:
     """Reads a ``TriageOutput`` from a text answer (bare JSON, fenced JSON or JSON inside prose)."""
-    fenced = _FENCE.search(text)
-    body = fenced.group(1) if fenced else text
-    start, end = body.find("{"), body.rfind("}")
-    if start < 0 or end <= start:
-        raise InvalidOutput("no JSON object in the answer")
     try:
-        data = json.loads(body[start : end + 1])
-    except json.JSONDecodeError as exc:
-        raise InvalidOutput(f"malformed JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise InvalidOutput("the JSON is not an object")
+        data = json_object_in(text)
+    except ValueError as exc:
+        raise InvalidOutput(str(exc)) from None
     return TriageOutput.model_validate(data)
 
 

@@ -11,10 +11,8 @@ LangChain is imported on first use.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ from bot.adapters.llm_text import (
     TokenCounter,
     call_with_timeout,
     defuse_mentions,
+    json_object_in,
     record_llm_call,
 )
 from bot.adapters.prompts import Prompt, PromptError, load_prompt
@@ -89,22 +88,12 @@ class IdeasOutput(BaseModel):
         return v
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
 def parse_ideas(text: str) -> IdeasOutput:
     """Reads ``IdeasOutput`` from a text answer (bare, fenced or embedded JSON)."""
-    fenced = _FENCE.search(text)
-    body = fenced.group(1) if fenced else text
-    start, end = body.find("{"), body.rfind("}")
-    if start < 0 or end <= start:
-        raise InvalidIdeas("no JSON object in the answer")
     try:
-        data = json.loads(body[start : end + 1])
-    except json.JSONDecodeError as exc:
-        raise InvalidIdeas(f"malformed JSON: {exc.msg}") from None
-    if not isinstance(data, dict):
-        raise InvalidIdeas("the JSON is not an object")
+        data = json_object_in(text)
+    except ValueError as exc:
+        raise InvalidIdeas(str(exc)) from None
     return IdeasOutput.model_validate(data)
 
 

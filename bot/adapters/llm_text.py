@@ -8,6 +8,7 @@ of raising when the model is missing, slow or failing, so a digest can go out wi
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import os
 import re
@@ -236,6 +237,28 @@ def record_llm_call(
 _BROADCAST = re.compile(r"<!(?:[^<>]*)>|<@[^<>]*>")
 _GAPS = re.compile(r"(?<=\S)[ \t]{2,}")
 _AT = re.compile(r"(?<![\w.])@(channel|here|everyone)\b", re.IGNORECASE)
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+def json_object_in(text: str) -> dict[str, Any]:
+    """The JSON object in a model's text answer: bare, fenced, or inside prose.
+
+    Raises ``ValueError`` saying what was wrong; callers re-raise it as their own "invalid
+    output" so a fallback can name the reason."""
+    fenced = _FENCE.search(text)
+    body = fenced.group(1) if fenced else text
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end <= start:
+        raise ValueError("no JSON object in the answer")
+    try:
+        data = json.loads(body[start : end + 1])
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ValueError("the JSON is not an object")
+    return data
 
 
 def defuse_mentions(text: str) -> str:
