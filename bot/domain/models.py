@@ -126,7 +126,30 @@ class Match(Frozen):
         return data
 
 
-class Analysis(Frozen):
+class _TicketText(Frozen):
+    """The title, summary and labels of an analysis or of one idea, cleaned the same way (the
+    fields are declared by each subclass, in its own order)."""
+
+    @field_validator("title", check_fields=False)
+    @classmethod
+    def _title(cls, v: str) -> str:
+        v = clean_title(v)
+        if not v:
+            raise ValueError("empty title")
+        return v
+
+    @field_validator("summary", check_fields=False)
+    @classmethod
+    def _summary(cls, v: str) -> str:
+        return plain_text(v)[:SUMMARY_MAX]
+
+    @field_validator("labels", check_fields=False)
+    @classmethod
+    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return clean_labels(v)
+
+
+class Analysis(_TicketText):
     """What an analyzer says of one post, before duplicates are looked up."""
 
     kind: Kind
@@ -136,26 +159,8 @@ class Analysis(Frozen):
     labels: tuple[str, ...] = ()
     analyzer: str
 
-    @field_validator("title")
-    @classmethod
-    def _title(cls, v: str) -> str:
-        v = clean_title(v)
-        if not v:
-            raise ValueError("empty title")
-        return v
 
-    @field_validator("summary")
-    @classmethod
-    def _summary(cls, v: str) -> str:
-        return plain_text(v)[:SUMMARY_MAX]
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return clean_labels(v)
-
-
-class Idea(Frozen):
+class Idea(_TicketText):
     """One actionable idea found in a notes post (meeting notes, a retro, a write-up).
 
     *excerpt* is the passage of the post it came from (what the ticket quotes); *similar* are
@@ -169,28 +174,10 @@ class Idea(Frozen):
     labels: tuple[str, ...] = ()
     similar: tuple[Match, ...] = ()
 
-    @field_validator("title")
-    @classmethod
-    def _title(cls, v: str) -> str:
-        v = clean_title(v)
-        if not v:
-            raise ValueError("empty title")
-        return v
-
-    @field_validator("summary")
-    @classmethod
-    def _summary(cls, v: str) -> str:
-        return plain_text(v)[:SUMMARY_MAX]
-
     @field_validator("excerpt")
     @classmethod
     def _excerpt(cls, v: str) -> str:
         return v.strip()[:EXCERPT_MAX]
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        return clean_labels(v)
 
 
 class Triage(Analysis):
