@@ -7,7 +7,7 @@ behaved before flags existed.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Literal, NamedTuple, Protocol, get_args, runtime_checkable
 
 FlagKey = Literal[
     "triage-replies",
@@ -24,19 +24,7 @@ FlagKey = Literal[
 ]
 
 # The keys the bot asks about, in the order ``doctor`` shows them. Each one is a boolean.
-FLAG_KEYS: tuple[FlagKey, ...] = (
-    "triage-replies",
-    "llm-analysis",
-    "duplicate-check",
-    "filing",
-    "comment-instead",
-    "meeting-digest",
-    "takeaway-digest",
-    "jira-announcements",
-    "votes-in-jira",
-    "notes-ideas",
-    "thread-comments",
-)
+FLAG_KEYS: tuple[FlagKey, ...] = get_args(FlagKey)
 
 # Flags that are off unless the flag file switches them on: features that change what reaches
 # Jira without anybody asking (every later reply in a filed thread becoming a comment).

@@ -9,7 +9,7 @@ characters), so nothing odd reaches a use case or the database.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 # Slack ids: upper-case letters and digits (C…, G…, D…, U…, W…, B…, T…); tests use the same.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
@@ -47,3 +47,33 @@ def event_id_of(body: Any) -> str | None:
 def nested_id(body: dict[str, Any], key: str) -> str | None:
     """``body[key]["id"]`` as a Slack id (interactive payloads: ``user``, ``channel``, ``team``)."""
     return slack_id(as_dict(body.get(key)).get("id"))
+
+
+class ShortcutMessage(NamedTuple):
+    """The message a message shortcut was used on, and who used it."""
+
+    channel: str
+    ts: str
+    requester: str
+    text: str | None  # as it is now (an edited text included)
+    author: str | None
+    thread_ts: str | None
+
+
+def message_shortcut(body: Any) -> ShortcutMessage | None:
+    """The message of a message-shortcut payload; None when the payload lacks what is needed."""
+    body = as_dict(body)
+    message = as_dict(body.get("message"))
+    channel, user = nested_id(body, "channel"), nested_id(body, "user")
+    ts = slack_ts(message.get("ts")) or slack_ts(body.get("message_ts"))
+    if not channel or not ts or not user:
+        return None
+    text = message.get("text")
+    return ShortcutMessage(
+        channel=channel,
+        ts=ts,
+        requester=user,
+        text=text if isinstance(text, str) else None,
+        author=slack_id(message.get("user")),
+        thread_ts=slack_ts(message.get("thread_ts")),
+    )

@@ -8,24 +8,20 @@ from typing import Any
 from bot.domain.models import MessageRef
 from bot.service.thread_comments import ReplyToAdd, ThreadComments
 from bot.slack import blocks
-from bot.slack.listeners.payload import as_dict, nested_id, slack_id, slack_ts
+from bot.slack.listeners.payload import message_shortcut
 
 
 def parse_add_reply(body: dict[str, Any]) -> ReplyToAdd | None:
     """The reply the shortcut was used on, with its thread, for the person who used it."""
-    body = as_dict(body)
-    message = as_dict(body.get("message"))
-    channel, user = nested_id(body, "channel"), nested_id(body, "user")
-    ts = slack_ts(message.get("ts")) or slack_ts(body.get("message_ts"))
-    if not channel or not ts or not user:
+    msg = message_shortcut(body)
+    if msg is None:
         return None
-    text = message.get("text")
     return ReplyToAdd(
-        ref=MessageRef(channel=channel, ts=ts),
-        thread_ts=slack_ts(message.get("thread_ts")),
-        requester=user,
-        text=text if isinstance(text, str) else None,
-        author=slack_id(message.get("user")),
+        ref=MessageRef(channel=msg.channel, ts=msg.ts),
+        requester=msg.requester,
+        text=msg.text,
+        author=msg.author,
+        thread_ts=msg.thread_ts,
     )
 
 
