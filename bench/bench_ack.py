@@ -134,11 +134,7 @@ def main() -> None:
         choices=("prometheus", "emf", "none"),
         help="METRICS_FORMAT (emf flushes to a discarded stream): the metrics' cost on the ack",
     )
-    ap.add_argument("--switch-interval", type=float, default=None)
     args = ap.parse_args()
-    if args.switch_interval:
-        import sys
-        sys.setswitchinterval(args.switch_interval)
 
     slack = TimedSlack()
     slack.start()
