@@ -42,6 +42,7 @@ from bot.domain.ports import (
     StoredPost,
     TicketIndex,
     Tracker,
+    Warmable,
 )
 from bot.domain.projects import ProjectRouting
 from bot.domain.threads import ThreadLimits
@@ -558,6 +559,13 @@ class Bot:
         problems = self.issue_type_problems()
         if problems:
             raise ConfigError(problems[0])
+
+    def warm_up(self) -> None:
+        """Starts loading, in the background, what the first post would wait for (the offline
+        classifier and its model); the long-running entry points call it after ``startup``."""
+        for analyzer in (self.triager.analyzer, self.triager.offline):
+            if isinstance(analyzer, Warmable):
+                analyzer.warm_up()
 
     def catalogue_ready(self) -> bool:
         """Readiness (``/readyz``): the database answers and the ticket cache has caught up
