@@ -130,6 +130,10 @@ def _record_fields(ticket: Ticket) -> tuple[str | None, ...]:
     )
 
 
+class IndexDimensionMismatch(ValueError):
+    """The Pinecone index was created for vectors of another dimension than the embedder's."""
+
+
 class PineconeState(TicketStore, KeyValue, Protocol):
     """The part of the store the Pinecone index keeps its state in (the SQL store is one)."""
 
@@ -190,6 +194,7 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         on_mismatch: Literal["raise", "reset"] = "raise",
         refresh_every: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        check_dimension: bool = True,
     ) -> None:
         if index is None:
             from pinecone import Pinecone
@@ -220,6 +225,9 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         self._checked_at = float("-inf")
         self._warming: threading.Thread | None = None
         self._warm_lock = threading.Lock()
+        self._name = index_name or host or "the Pinecone index"
+        if check_dimension:
+            self.check_dimension()
         model_key = f"pinecone:{namespace or 'default'}:model"
         model = catalogue.get_value(model_key)
         if model is None:
@@ -237,6 +245,20 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
             self._call(lambda: self._index.delete(delete_all=True, namespace=namespace))
             catalogue.set_value(model_key, embedder.model_id)
             self.refill()
+
+    def check_dimension(self) -> int:
+        """Pinecone's dimension for the index; raises ``IndexDimensionMismatch`` when it is
+        not the embedder's (every upsert and query would be refused)."""
+        stats = self._call(lambda: self._index.describe_index_stats())
+        dim = int(getattr(stats, "dimension", None) or 0)
+        if dim and dim != self._dim:
+            raise IndexDimensionMismatch(
+                f"{self._name} has dimension {dim}, but the embedding model "
+                f"{self.embedder.model_id!r} makes vectors of dimension {self._dim}: create a "
+                f"Pinecone index of dimension {self._dim} (metric cosine) for it, or use a model "
+                f"of dimension {dim}"
+            )
+        return dim
 
     # ------------------------------------------------------------------ calls
 
