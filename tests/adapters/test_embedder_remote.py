@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bot.adapters.embedder_onnx import OnnxEmbedder
 from bot.adapters.embedder_remote import (
     MAX_CHARS,
     EmbeddingsFailed,
@@ -24,12 +25,14 @@ from bot.adapters.embedder_remote import (
     build_langchain_embeddings,
     build_remote_embedder,
 )
-from bot.bootstrap import build_embedder, build_index
+from bot.adapters.index_local import LocalIndex
+from bot.bootstrap import bootstrap, build_embedder, build_index, previous_embedders
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain.filing import Backoff
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.openai_embeddings_server import FakeOpenAIEmbeddings
 from tests.fakes.pinecone_server import FakePinecone
+from tests.fakes.tickets import TICKETS
 
 MODEL = "openai:text-embedding-3-small"
 
@@ -210,8 +213,9 @@ def test_start_up_builds_and_probes_the_configured_model(
         EMBEDDINGS_MODEL=MODEL,
         EMBEDDINGS_BASE_URL=fake.base_url,
         EMBEDDINGS_BATCH_SIZE="5",
+        OPENAI_API_KEY=fake.api_key,  # the provider's own variable, read by its client
     )
-    emb = build_embedder(s, api_key=fake.api_key)
+    emb = build_embedder(s)
     assert emb.model_id == MODEL and emb.dim == 48
     assert fake.inputs() == [["dimension probe"]]
     emb.embed(["one", "two"])
@@ -262,3 +266,51 @@ def test_pinecone_dimension_is_checked_at_start_up(
         assert build_index(s, emb, MemoryStore()).count() == 0  # type: ignore[arg-type]
     finally:
         pinecone.stop()
+
+
+def test_the_previous_model_can_be_built_to_search_its_vectors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeOpenAIEmbeddings
+) -> None:
+    s = _settings(
+        monkeypatch,
+        tmp_path,
+        EMBEDDINGS_MODEL="openai:text-embedding-3-large",
+        EMBEDDINGS_BASE_URL=fake.base_url,
+        OPENAI_API_KEY=fake.api_key,
+    )
+    build = previous_embedders(s)
+    local = build(OnnxEmbedder.model_id)
+    assert local is not None and local.model_id == OnnxEmbedder.model_id and local.dim == 384
+    old = build(MODEL)  # the same provider: the same server
+    assert old is not None and old.model_id == MODEL and old.dim == 48
+    assert build("some-retired-model") is None
+    assert build("nosuchprovider:model") is None  # logged; the index then re-embeds at load
+
+
+def test_a_model_change_through_the_composition_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeOpenAIEmbeddings
+) -> None:
+    """The embedded model's vectors in the database; the bot restarts with a remote model:
+    searches answer at once from the stored vectors while the new ones are made."""
+    s = _settings(monkeypatch, tmp_path, JIRA_PROJECT="", BOT_DATA_DIR=str(tmp_path / "data"))
+    first = bootstrap(s, llm=None, tracker=None, slack_client=None, calendar=None)
+    first.adapters.index.upsert(TICKETS)
+    assert first.adapters.embedder.model_id == OnnxEmbedder.model_id
+    s = _settings(
+        monkeypatch,
+        tmp_path,
+        EMBEDDINGS_MODEL=MODEL,
+        EMBEDDINGS_BASE_URL=fake.base_url,
+        OPENAI_API_KEY=fake.api_key,
+    )
+    gate = fake.hold(probe=False)  # the start-up probe is answered; the re-embedding waits
+    bot = bootstrap(s, llm=None, tracker=None, slack_client=None, calendar=None)
+    assert bot.adapters.embedder.model_id == MODEL
+    index = bot.adapters.index
+    assert isinstance(index, LocalIndex)
+    assert index.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+    assert index.embedder.model_id == OnnxEmbedder.model_id  # the old vectors, the old model
+    gate.set()
+    assert index.reembedded.wait(20)
+    assert index.embedder.model_id == MODEL
+    assert index.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"

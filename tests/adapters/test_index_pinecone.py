@@ -14,7 +14,12 @@ import pytest
 from pinecone.errors import ApiError
 
 from bot.adapters.index_local import IndexModelMismatch
-from bot.adapters.index_pinecone import MAX_METADATA_BYTES, PineconeIndex, PineconeState
+from bot.adapters.index_pinecone import (
+    MAX_METADATA_BYTES,
+    IndexDimensionMismatch,
+    PineconeIndex,
+    PineconeState,
+)
 from bot.adapters.store_sql import SqlStore
 from bot.domain.models import Ticket
 from bot.domain.ports import CachedIndex, TicketIndex
@@ -293,6 +298,24 @@ def test_state_lives_in_the_database_and_model_mismatch_is_refused(
         fake.namespaces[NS]["APP-1"].values, other.embed([TICKETS[0].text()])[0], atol=1e-5
     )
     assert make(fake, cat, HashEmbedder(model_id="other-model")).count() == 4
+
+
+def test_a_new_model_needs_an_index_of_its_dimension_and_fills_it(
+    fake: FakePinecone, cat: MemoryStore
+) -> None:
+    make(fake, cat).upsert(TICKETS)
+    other = HashEmbedder(dim=64, model_id="other-model")
+    with pytest.raises(IndexDimensionMismatch, match=r"dimension 384.*dimension 64"):
+        make(fake, cat, other)
+    assert len(fake.ids(NS)) == 8  # nothing touched
+    fresh = FakePinecone(dimension=64).start()
+    try:
+        ix = make(fresh, cat, other)  # a new, empty index: filled from the catalogue
+        assert other.texts == 8
+        assert fresh.ids(NS) == {t.key for t in TICKETS} | {t.key + "#t" for t in TICKETS}
+        assert ix.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+    finally:
+        fresh.stop()
 
 
 def test_a_replica_that_never_synced_searches_pinecone(

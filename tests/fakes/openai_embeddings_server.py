@@ -42,6 +42,7 @@ class FakeOpenAIEmbeddings:
     failures: list[tuple[int, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     held: threading.Event | None = None
+    hold_probe: bool = True
     base_url: str = ""
     _server: ThreadingHTTPServer | None = None
 
@@ -73,9 +74,11 @@ class FakeOpenAIEmbeddings:
         with self.lock:
             self.failures.extend([(status, retry_after)] * times)
 
-    def hold(self) -> threading.Event:
-        """From now on requests wait (unanswered) until the returned event is set."""
+    def hold(self, probe: bool = True) -> threading.Event:
+        """From now on requests wait (unanswered) until the returned event is set; with
+        *probe* False, a start-up probe (one text, "dimension probe") is still answered."""
         self.held = threading.Event()
+        self.hold_probe = probe
         return self.held
 
     def inputs(self) -> list[list[str]]:
@@ -110,7 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body: Any = json.loads(raw) if raw else {}
         rec = EmbeddingsRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        if st.held is not None:
+        probe = body.get("input") == ["dimension probe"]
+        if st.held is not None and (st.hold_probe or not probe):
             st.held.wait(30)  # bounded: the test's deadline is far shorter
         with st.lock:
             st.requests.append(rec)
