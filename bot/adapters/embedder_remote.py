@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.adapters.llm_text import call_with_timeout
+from bot.config import redact_text
 from bot.domain.filing import Backoff
 
 logger = logging.getLogger(__name__)
@@ -40,6 +42,15 @@ RETRYABLE = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 _TRANSIENT_NAMES = ("Timeout", "Connection", "Connect", "Throttl", "Unavailable", "RateLimit")
 # The outbox's back-off, shorter: a batch has seconds, not hours.
 DEFAULT_BACKOFF = Backoff(base=0.5, cap=8.0, floor=0.25, max_retry_after=30.0)
+
+
+# The extras of pyproject.toml that bring each provider's LangChain package.
+EXTRAS = {
+    "openai": "remote-embeddings",
+    "azure_openai": "remote-embeddings",
+    "bedrock": "bedrock",
+    "ollama": "ollama",
+}
 
 
 class EmbeddingsUnavailable(RuntimeError):
@@ -98,14 +109,32 @@ def build_langchain_embeddings(
         from langchain.embeddings import init_embeddings
 
         return init_embeddings(name, provider=provider, **kwargs)
-    except ImportError as exc:
-        extra = "remote-embeddings" if provider in {"openai", "azure_openai"} else provider
-        raise EmbeddingsUnavailable(
-            f"{spec}: the provider package is missing ({exc.name or exc}); install ideabot[{extra}]"
-        ) from None
+    except ImportError:
+        extra = EXTRAS.get(provider)
+        how = f"install ideabot[{extra}]" if extra else f"pip install langchain-{provider}"
+        raise EmbeddingsUnavailable(f"{spec}: the provider's package is missing; {how}") from None
     except Exception as exc:
-        # The message, not the arguments: a key given in *params* is never in it.
-        raise EmbeddingsUnavailable(f"{spec}: {type(exc).__name__}: {exc}") from None
+        raise EmbeddingsUnavailable(f"{spec}: {_safe_message(exc)}") from None
+
+
+_API_KEY = re.compile(r"\b(sk|pk|rk)-[A-Za-z0-9_\-]{6,}")
+
+
+def _safe_message(exc: Exception) -> str:
+    """What went wrong building the model, without the arguments' values (a key among them):
+    pydantic's errors name the fields only; other messages are redacted and cut."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            fields = [
+                ".".join(str(p) for p in e.get("loc", ())) or e.get("type", "?") for e in errors()
+            ]
+            return f"{type(exc).__name__}: invalid {', '.join(fields)}"
+        except Exception:
+            pass
+    first = (str(exc).strip().splitlines() or [""])[0]  # one line: start-up errors are one
+    text = _API_KEY.sub("***", redact_text(first))
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -202,7 +231,7 @@ class RemoteEmbedder:
         try:
             vec = self._batch(["dimension probe"])
         except EmbeddingsFailed as exc:
-            raise EmbeddingsUnavailable(f"{self.model_id}: {exc}") from None
+            raise EmbeddingsUnavailable(str(exc)) from None
         self._dim = int(vec.shape[1])
         logger.info("embedding model %s: dimension %d", self.model_id, self._dim)
         return self._dim

@@ -520,7 +520,8 @@ class LocalIndex(CatalogueFollower, FusedSearch):
     def reembed(self) -> int:
         """Embeds with the configured model every stored text that has no vectors of it, in
         steps of ``reembed_batch`` tickets (each stored at once: an interrupted run resumes),
-        then serves the configured model's vectors. Returns how many texts were embedded."""
+        then serves the configured model's vectors. Returns for how many tickets (a body and a
+        title text each)."""
         target = self._target
         size = 2 * int(target.dim) * 4
         done, seq = 0, 0

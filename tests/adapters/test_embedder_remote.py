@@ -21,6 +21,7 @@ from bot.adapters.embedder_onnx import OnnxEmbedder
 from bot.adapters.embedder_remote import (
     MAX_CHARS,
     EmbeddingsFailed,
+    EmbeddingsUnavailable,
     RemoteEmbedder,
     build_langchain_embeddings,
     build_remote_embedder,
@@ -236,9 +237,18 @@ def test_start_up_errors_name_the_variable(
     fake.fail_next(503, times=1000)
     with pytest.raises(ConfigError, match=r"^EMBEDDINGS_MODEL: openai:.*HTTP 503.*gave up"):
         build_embedder(s, api_key=fake.api_key)
+    with pytest.raises(EmbeddingsUnavailable) as info:
+        build_langchain_embeddings(
+            MODEL, 5.0, params={"api_key": "sk-secret-0123456789", "chunk_size": "many"}
+        )
+    assert "chunk_size" in str(info.value) and "sk-secret" not in str(info.value)
     unknown = _settings(monkeypatch, tmp_path, EMBEDDINGS_MODEL="nosuchprovider:model")
-    with pytest.raises(ConfigError, match=r"^EMBEDDINGS_MODEL: nosuchprovider:model: "):
+    with pytest.raises(ConfigError, match=r"^EMBEDDINGS_MODEL: nosuchprovider:model: ") as err:
         build_embedder(unknown)
+    assert "\n" not in str(err.value)  # one line, though LangChain's message has many
+    missing = _settings(monkeypatch, tmp_path, EMBEDDINGS_MODEL="cohere:embed-english-v3.0")
+    with pytest.raises(ConfigError, match="package is missing; pip install langchain-cohere"):
+        build_embedder(missing)
 
 
 def test_pinecone_dimension_is_checked_at_start_up(
