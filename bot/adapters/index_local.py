@@ -372,8 +372,8 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         if not force and self._caught_up and now - self._checked_at < self.refresh_every:
             return
         if not self._chosen:
+            self._choose_model()  # a database error here is retried at the next catch-up
             self._chosen = True
-            self._choose_model()
         first = not self._caught_up
         started = time.perf_counter()
         while True:
