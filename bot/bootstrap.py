@@ -42,6 +42,7 @@ from bot.domain.ports import (
     StoredPost,
     TicketIndex,
     Tracker,
+    Warmable,
 )
 from bot.domain.projects import ProjectRouting
 from bot.domain.threads import ThreadLimits
@@ -380,23 +381,32 @@ def check_prompts(settings: Settings) -> None:
         raise ConfigError(f"PROMPTS_DIR: {exc}") from None
 
 
+# Every Slack Web API call ends within this, retries included (bot.adapters.slack_deadline):
+# under HANDOFF (10 s, bot.workers) and far under the inbox and filing leases, so a reply still in
+# flight never outlives the lease of the work that sent it.
+SLACK_CALL_DEADLINE = 8.0
+
+
 def build_slack_client(settings: Settings) -> Any:
     if not settings.slack_bot_token:
         return None
-    from slack_sdk import WebClient
-    from slack_sdk.http_retry.builtin_handlers import (
-        ConnectionErrorRetryHandler,
-        RateLimitErrorRetryHandler,
+    from bot.adapters.slack_deadline import (
+        DeadlineConnectionRetry,
+        DeadlineRateLimitRetry,
+        DeadlineWebClient,
     )
 
     kwargs: dict[str, Any] = {"token": settings.slack_bot_token.get_secret_value()}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    client = WebClient(**kwargs)
-    # Slack's 429s carry Retry-After; the SDK's handler sleeps for it and retries.
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
-    client.retry_handlers.append(ConnectionErrorRetryHandler(max_retry_count=2))
-    return client
+    # Slack's 429s carry Retry-After: waited for and retried while the wait fits the deadline.
+    retry = [DeadlineConnectionRetry(max_retry_count=2), DeadlineRateLimitRetry(max_retry_count=3)]
+    return DeadlineWebClient(
+        deadline=SLACK_CALL_DEADLINE,
+        timeout=int(SLACK_CALL_DEADLINE),
+        retry_handlers=retry,
+        **kwargs,
+    )
 
 
 def build_chat(
@@ -618,6 +628,13 @@ class Bot:
         problems = self.issue_type_problems()
         if problems:
             raise ConfigError(problems[0])
+
+    def warm_up(self) -> None:
+        """Starts loading, in the background, what the first post would wait for (the offline
+        classifier and its model); the long-running entry points call it after ``startup``."""
+        for analyzer in (self.triager.analyzer, self.triager.offline):
+            if isinstance(analyzer, Warmable):
+                analyzer.warm_up()
 
     def catalogue_ready(self) -> bool:
         """Readiness (``/readyz``): the database answers and the ticket cache has caught up

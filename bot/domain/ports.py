@@ -105,6 +105,14 @@ class BatchAnalyzer(Protocol):
 
 
 @runtime_checkable
+class Warmable(Protocol):
+    """Prepares in the background what its first use would otherwise wait for (a model to
+    load, a classifier to train)."""
+
+    def warm_up(self) -> None: ...
+
+
+@runtime_checkable
 class DuplicateJudge(Protocol):
     """Analyses a post while reading the similar tickets, and names the one it duplicates."""
 
