@@ -645,6 +645,11 @@ class TicketStore(Protocol):
         """The stored vectors of *model* for those of *hashes* that have them."""
         ...
 
+    def embedding_models(self, project: str) -> dict[str, int]:
+        """Each embedding model that made vectors for *project*'s live tickets, and for how
+        many of them: which model the stored vectors are from, e.g. after a model change."""
+        ...
+
 
 class PostsByAuthor(Protocol):
     """One person's posts (the App Home's "your ideas")."""
