@@ -42,6 +42,7 @@ from bot.domain.ports import (
     StoredPost,
     TicketIndex,
     Tracker,
+    TrainsInBackground,
 )
 from bot.domain.projects import ProjectRouting
 from bot.domain.threads import ThreadLimits
@@ -508,6 +509,8 @@ class Adapters:
     # Built once from METRICS_FORMAT / OTEL_* (bot.observability.setup); serve starts them.
     metrics: Metrics = field(default_factory=NullMetrics)
     tracer: Tracer | None = None
+    # The analyzer without an LLM (``analyzer`` itself when no LLM is configured), or None.
+    offline_analyzer: Analyzer | None = None
 
 
 @dataclass
@@ -546,6 +549,11 @@ class Bot:
         # Loading the ticket cache from the database takes a moment: start it now, in the
         # background, so the first post does not wait for it (``catalogue_ready`` tells when).
         self.catalogue.warm_up()
+        # Serving: the kind model learns from the backlog in a background thread from now on,
+        # so no request waits for a training (batch commands keep training inline: they want
+        # the backlog's model for their first post).
+        if isinstance(self.adapters.offline_analyzer, TrainsInBackground):
+            self.adapters.offline_analyzer.train_in_background()
         problems = self.issue_type_problems()
         if problems:
             raise ConfigError(problems[0])
@@ -639,6 +647,7 @@ def bootstrap(
         flags=flags,
         metrics=metrics,
         tracer=tracer,
+        offline_analyzer=offline or analyzer,
     )
     channels = IdeaChannels(settings.idea_channels)
     index_kind = "pinecone" if settings.pinecone_configured else "local"

@@ -157,6 +157,15 @@ class TicketIndex(Protocol):
 
 
 @runtime_checkable
+class TrainsInBackground(Protocol):
+    """An analyzer capability: it learns from the backlog, and can do so off the request path."""
+
+    def train_in_background(self) -> None:
+        """Trains from now on in the background, starting now; requests never wait for it."""
+        ...
+
+
+@runtime_checkable
 class CachedIndex(Protocol):
     """An index capability: a local cache of the catalogue that catches up with the database.
 
