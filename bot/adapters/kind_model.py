@@ -257,7 +257,7 @@ def train(
     v = np.ones(xb.shape[1], dtype=np.float32)
     lam = 1.0
     for _ in range(30):
-        u = xb.T @ (sw * (xb @ v))
+        u = np.einsum("nd,n->d", xb, sw * np.einsum("nd,d->n", xb, v))
         lam = float(np.linalg.norm(u)) / max(float(np.linalg.norm(v)), 1e-12)
         v = u / max(float(np.linalg.norm(u)), 1e-12)
     step = np.float32(1.0 / (0.5 * (lam + 1.0) + hyper.l2))
@@ -270,10 +270,12 @@ def train(
     for t in range(1, hyper.iters + 1):
         mom = np.float32((t - 1) / (t + 2))
         yd, ys, yb = wd + mom * (wd - pd), ws + mom * (ws - ps), b + mom * (b - pb)
-        p = softmax_t(yd @ xd.T + xs.dot(ys) + yb[:, None])
+        # einsum, not @: these skinny products are memory-bound, and BLAS's thread pool made
+        # them 5-50x slower in CPU and wall time on a busy 2-core machine (measured).
+        p = softmax_t(np.einsum("kd,nd->kn", yd, xd) + xs.dot(ys) + yb[:, None])
         g = (p - onehot_t) * sw
         pd, ps, pb = wd, ws, b
-        wd = np.asarray(yd - step * (g @ xd + l2 * yd), np.float32)
+        wd = np.asarray(yd - step * (np.einsum("kn,nd->kd", g, xd) + l2 * yd), np.float32)
         ws = np.asarray(ys - step * (xt.dot(g) + l2 * ys), np.float32)
         b = np.asarray(yb - step * g.sum(axis=1), np.float32)
     w_sparse = np.zeros((kk, hyper.hash_dim), dtype=np.float32)
