@@ -39,7 +39,7 @@ class Hyper:
     feature_chars: int = 2000
     embed_chars: int = 1000
     # Weight of one own example relative to one backlog ticket, before classes are balanced.
-    own_weight: float = 2.0
+    own_weight: float = 0.5
     # The first words of a post count twice (as marked features): that is where its kind shows.
     lead: int = 20
     # A backlog is capped per kind so that retraining stays within seconds on 2 cores.
