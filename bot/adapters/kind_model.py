@@ -46,8 +46,8 @@ class Hyper:
     max_per_kind: int = 2000
     # Temperature of the softmax, by what the model learnt from: < 1 sharpens. Chosen for the
     # lowest expected calibration error (bench/eval_kinds.py reports ECE).
-    temperature: float = 0.5
-    cold_temperature: float = 1.0
+    temperature: float = 0.6
+    cold_temperature: float = 0.9
     # Backlog tickets as nearest-neighbour evidence: only for a post whose closest ticket is at
     # least *knn_gate* similar ([body | headline] cosine), the kinds of its *knn_k* closest
     # tickets (softmax of similarity / *knn_temp*, per kind share of the backlog) are mixed in
