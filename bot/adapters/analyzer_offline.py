@@ -11,8 +11,8 @@ A post that nearly repeats backlog tickets also hears their kinds (``kind_model.
 the vectors the catalogue already stores: nothing is embedded twice). Probabilities are temperature
 scaled, so the confidence reads as a probability.
 
-Training is kept off the request path when a *train_in* runner is given (``serve`` passes a
-background thread): a request never waits for the backlog model; it is served by the previous
+Training is kept off the request path once ``warm_up`` (``serve`` calls it) hands it to a
+background thread: a request never waits for the backlog model; it is served by the previous
 model, or the examples' model until the first backlog model is ready.
 
 onnxruntime is never imported here: the embedder is injected.
@@ -124,6 +124,15 @@ class OfflineAnalyzer:
         self._scheduled = False  # a retraining was handed to train_in and has not finished
         self._sched_lock = threading.Lock()
         self._cold_lock = threading.RLock()
+
+    def warm_up(self) -> None:
+        """Loads the embedding model and trains the classifier in a background thread, so the
+        first post after start-up does not wait for them (on a busy machine, longer than a
+        shutdown's grace); from then on every retraining runs in the background too
+        (``train_in_background``). A post that comes before the examples' model is ready waits
+        for that one only; nothing trains twice.
+        """
+        self.train_in_background()
 
     # ------------------------------------------------------------------ features
 
@@ -329,6 +338,8 @@ class OfflineAnalyzer:
                 if self.index is not None:
                     with self._lock:
                         self._retrain()
+            except Exception:  # the next post retries; a training must never stop the process
+                logger.warning("offline classifier: training failed", exc_info=True)
             finally:
                 with self._sched_lock:
                     self._scheduled = False
