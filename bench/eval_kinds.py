@@ -361,6 +361,16 @@ def main() -> None:
                 "temperature 0.4 / cold 0.7": replace(base, temperature=0.4, cold_temperature=0.7),
                 "lead=10": replace(base, lead=10),
                 "lead=40": replace(base, lead=40),
+                "no intent cues (before)": replace(base, intent_prior=0.0, intent_features=0.0),
+                "intent cues as features only": replace(base, intent_prior=0.0),
+                "cold intent prior only": replace(base, intent_features=0.0),
+                "cold intent prior 1.0": replace(base, intent_prior=1.0),
+                "intent features tf 0.5, no prior": replace(
+                    base, intent_prior=0.0, intent_features=0.5
+                ),
+                "intent features tf 3, no prior": replace(
+                    base, intent_prior=0.0, intent_features=3.0
+                ),
             }
         )
     try:

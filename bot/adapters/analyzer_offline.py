@@ -31,6 +31,7 @@ import numpy as np
 
 from bot.adapters.extract import (
     MAX_WORK_CHARS,
+    bucket,
     has_words,
     hashed_counts,
     slack_to_text,
@@ -39,7 +40,7 @@ from bot.adapters.extract import (
 from bot.adapters.index_local import embed_queries
 from bot.adapters.keyphrases import keyphrase_labels
 from bot.adapters.kind_model import F32, Hyper, KindModel, Neighbours, train
-from bot.adapters.post_intent import settle_kind
+from bot.adapters.post_intent import proposes, seeks_help, settle_kind
 from bot.domain.models import KINDS, Analysis, Kind, Post, Ticket
 from bot.domain.ports import Embedder, TicketIndex
 
@@ -65,6 +66,25 @@ class _Examples:
     kinds: list[Kind]
     vecs: F32
     counts: list[dict[int, float]]
+
+
+def intent_cues(text: str) -> dict[str, bool]:
+    """What *text* does on the page that marks a kind: seeks help (question), proposes (idea)."""
+    return {"__seeks_help__": seeks_help(text), "__proposes__": proposes(text)}
+
+
+def intent_prior(probs: F32, kinds: Sequence[Kind], texts: Sequence[str], strength: float) -> F32:
+    """*probs* with ``question`` raised by *strength* in log-odds for texts that seek help and
+    ``idea`` for texts that propose a change; rows renormalised."""
+    out = probs.copy()
+    for col, cue in (("question", seeks_help), ("idea", proposes)):
+        if col not in kinds:
+            continue
+        c = kinds.index(col)
+        hit = np.asarray([cue(t) for t in texts], dtype=bool)
+        out[hit, c] *= np.float32(np.exp(strength))
+    out /= out.sum(axis=1, keepdims=True)
+    return out
 
 
 def load_examples(path: Path) -> list[tuple[str, Kind]]:
@@ -151,7 +171,13 @@ class OfflineAnalyzer:
             body = np.asarray(self.embedder.embed(cut), dtype=np.float32)
             head = body
         vecs = np.concatenate([body, head], axis=1)
-        return vecs, hashed_counts([t[: h.feature_chars] for t in texts], h.hash_dim, h.lead)
+        counts = hashed_counts([t[: h.feature_chars] for t in texts], h.hash_dim, h.lead)
+        if h.intent_features:
+            for t, row in zip(texts, counts, strict=True):
+                for name, on in intent_cues(t[: h.feature_chars]).items():
+                    if on:
+                        row[bucket(name, h.hash_dim)] = h.intent_features
+        return vecs, counts
 
     def _title_vectors(self, tickets: Sequence[Ticket], body: F32) -> F32:
         """Embeddings of the tickets' titles (the index's title vectors, when it has them).
@@ -389,6 +415,13 @@ class OfflineAnalyzer:
             model = self._current()
             vecs, counts = self._features([prepared[i] for i in live])
             probs = model.proba(vecs, counts)
+            if model.source == "examples" and self.hyper.intent_prior:
+                probs = intent_prior(
+                    probs,
+                    model.kinds,
+                    [prepared[i][: self.hyper.feature_chars] for i in live],
+                    self.hyper.intent_prior,
+                )
         row_of = {i: r for r, i in enumerate(live)}
         out: list[Analysis] = []
         for i, post in enumerate(posts):

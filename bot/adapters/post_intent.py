@@ -39,6 +39,21 @@ _REPORTS = re.compile(
     r"|timed out|stack ?trace|never (?:arrives|loads|finishes)|wrong|missing|cuts? off|ignores?)\b",
     re.I,
 )
+# Help-seeking: the writer asks how to do something, or for help with what they are doing, which
+# is what makes a GitHub-style question that describes an error a question and not a bug report.
+# Deliberately narrower than ``_ASKS``: a question mark alone also shows up in bug reports
+# ("Expected: true?", a stack trace, a URL's query string).
+_SEEKS_HELP = re.compile(
+    r"\b(?:how (?:do|can|should|would) (?:i|we|you)|how to|is it possible|is there (?:a|any) "
+    r"(?:way|option|setting)|what(?:'s| is) the (?:best|right|correct|recommended|proper) way"
+    r"|am i (?:doing|missing)|what am i (?:doing|missing)|(?:any|some) (?:help|advice|hints?"
+    r"|pointers|suggestions|ideas)|help (?:me|needed|please|is appreciated)|please help"
+    r"|need (?:some )?help|thanks in advance|(?:i'?m|i am) (?:trying|new|a beginner|not sure"
+    r"|confused|stuck)|(?:can'?t|cannot|could not|couldn'?t) figure out|(?:don'?t|do not) "
+    r"understand|is this (?:expected|normal|intended|by design)|what should i"
+    r"|how (?:would|should) i)\b",
+    re.I,
+)
 _NOTES = re.compile(
     r"\b(?:announce(?:s|d|ment|ments)?|announcing|fyi|heads[- ]up|reminder|notes? (?:from|on)"
     r"|recap|summary of|takeaways?|highlights?(?: of|:)|we (?:just )?(?:released|shipped|launched"
@@ -64,6 +79,11 @@ def proposes(text: str) -> bool:
 def reports_problem(text: str) -> bool:
     """True when *text* reports a failure."""
     return bool(_REPORTS.search(text))
+
+
+def seeks_help(text: str) -> bool:
+    """True when *text* asks for help or how to do something (not merely has a "?")."""
+    return bool(_SEEKS_HELP.search(text))
 
 
 def reads_as_notes(text: str) -> bool:

@@ -15,7 +15,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from bot.adapters.analyzer_offline import EXAMPLES_PATH, Hyper, OfflineAnalyzer, load_examples
+from bot.adapters.analyzer_offline import (
+    EXAMPLES_PATH,
+    Hyper,
+    OfflineAnalyzer,
+    intent_prior,
+    load_examples,
+)
 from bot.config import DEFAULT_TYPE_KINDS
 from bot.domain.models import KINDS, SUMMARY_MAX, TITLE_MAX, Analysis, Match, Post, Ticket
 from bot.domain.ports import Analyzer
@@ -125,6 +131,40 @@ def test_cold_mode_learns_the_projects_own_examples() -> None:
     results = analyzer.analyze_many([Post(id=str(i), text=t) for i, (t, _) in enumerate(rows)])
     right = sum(r.kind == k for r, (_, k) in zip(results, rows, strict=True))
     assert right / len(rows) > 0.9
+
+
+HELP_WITH_ERROR = Post(
+    id="h",
+    text="Getting a KeyError when I load my settings file\nI am trying to load the settings from "
+    "a JSON file and the app stops with KeyError: 'port'. I am new to this, what am I missing?",
+)
+BUG_WITH_TRACE = Post(
+    id="b",
+    text="Export crashes with KeyError on empty rows\nSteps: export a sheet with an empty row. "
+    "Expected a CSV, got:\n```\nFile \"export.py\", line 12, in row?.get\nKeyError: 'port'\n```",
+)
+
+
+def test_cold_prior_turns_a_close_call_on_a_help_seeking_post_into_a_question() -> None:
+    kinds = ("idea", "bug", "question", "other")
+    probs = np.asarray([[0.1, 0.45, 0.4, 0.05]] * 2, dtype=np.float32)
+    texts = [HELP_WITH_ERROR.text, BUG_WITH_TRACE.text]
+    out = intent_prior(probs, kinds, texts, 0.5)
+    assert [kinds[int(i)] for i in out.argmax(axis=1)] == ["question", "bug"]
+    assert np.allclose(out.sum(axis=1), 1.0)
+    assert np.allclose(out[1], probs[1])  # no cue: unchanged
+
+
+def test_cold_mode_reads_a_help_seeking_error_post_as_a_question() -> None:
+    def analyse(hyper: Hyper) -> list[Analysis]:
+        analyzer = OfflineAnalyzer(BagEmbedder(), None, DEFAULT_TYPE_KINDS, hyper=hyper)
+        return analyzer.analyze_many([HELP_WITH_ERROR, BUG_WITH_TRACE])
+
+    plain = analyse(Hyper(intent_prior=0.0))
+    helped, bug = analyse(Hyper())
+    assert helped.kind == "question" and helped.confidence > plain[0].confidence
+    # a "?" inside a stack trace asks nothing: the report stays a bug, as sure as before
+    assert bug.kind == "bug" and bug.confidence == pytest.approx(plain[1].confidence, abs=0.02)
 
 
 def test_own_examples_cover_every_kind_with_several_dozen_each() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from bot.adapters.extract import make_title
 from bot.adapters.keyphrases import is_topic_word, keyphrase_labels
-from bot.adapters.post_intent import settle_kind
+from bot.adapters.post_intent import proposes, seeks_help, settle_kind
 from bot.domain.labels import merge_labels, team_labels
 from bot.domain.models import Match
 
@@ -34,6 +34,27 @@ from bot.domain.models import Match
 )  # fmt: skip
 def test_settle_kind(model_says: str, text: str, kind: str) -> None:
     assert settle_kind(model_says, text) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "helps", "proposes_change"),
+    [
+        # a help-seeking post that describes an error: it asks for help, proposes nothing
+        ("Getting KeyError when loading my settings\nI am trying to load them from a JSON file "
+         "and it stops with KeyError: 'port'. What am I missing?", True, False),
+        ("Is there a way to run two instances on one machine?", True, False),
+        # a bug report whose only "?" is in a stack trace or a URL does not seek help
+        ("Export crashes on empty rows\nExpected a CSV, got:\nFile \"export.py\", line 12, in "
+         "row?.get\nKeyError: 'port' (GET /export?sheet=1)", False, False),
+        # a proposal
+        ("It would be nice to export the report as a PDF.", False, True),
+    ],
+)  # fmt: skip
+def test_help_seeking_and_proposals_are_told_apart(
+    text: str, helps: bool, proposes_change: bool
+) -> None:
+    assert seeks_help(text) is helps
+    assert proposes(text) is proposes_change
 
 
 @pytest.mark.parametrize(
