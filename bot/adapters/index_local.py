@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -50,6 +51,11 @@ CANDIDATES = 256
 LEXICAL_CANDIDATES = 128
 # Tickets embedded per step when re-embedding after a model change (two texts each).
 REEMBED_BATCH = 256
+# The re-embedding lease (one replica pays the provider): held this long past each step, so a
+# step must take less; a replica that died frees it after that long.
+REEMBED_LEASE = 300.0
+# How often a replica not holding the lease looks whether the work is done (or the holder died).
+REEMBED_POLL = 30.0
 
 Array = npt.NDArray[np.float32]
 
@@ -303,6 +309,9 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         previous: Callable[[str], Embedder | None] | None = None,
         reembed_batch: int = REEMBED_BATCH,
         background: bool = True,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        reembed_lease: float = REEMBED_LEASE,
+        reembed_poll: float = REEMBED_POLL,
     ) -> None:
         self.embedder = embedder  # the model of the vectors in memory: queries are embedded by it
         self._target = embedder  # the configured model
@@ -312,6 +321,14 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._chosen = previous is None  # whether the model to serve has been decided
         self._reembedding: threading.Thread | None = None
         self.reembedded = threading.Event()  # set once the configured model's vectors serve
+        # The re-embedding lease is dated by the wall clock: replicas share it, not a monotonic one.
+        self._wall_clock = wall_clock
+        self._lease_for = timedelta(seconds=reembed_lease)
+        self._reembed_poll = reembed_poll
+        self._lease_token: int | None = (
+            None  # this replica's re-embedding lease, while it holds one
+        )
+        self._stop_reembed = threading.Event()
         self.catalogue = catalogue
         self.namespace = namespace
         self.weights = weights
@@ -501,10 +518,12 @@ class LocalIndex(CatalogueFollower, FusedSearch):
 
     def _reembed_until_done(self) -> None:
         attempt = 0
-        while True:
+        while not self._stop_reembed.is_set():
             try:
                 self.reembed()
-                return
+                if self.reembedded.is_set():
+                    return
+                wait, attempt = self._reembed_poll, 0  # another replica holds the lease
             except Exception:
                 # The old vectors keep serving; the work done so far is stored.
                 wait = min(300.0, 5.0 * 2**attempt)
@@ -515,21 +534,38 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                     exc_info=True,
                 )
                 attempt = min(attempt + 1, 6)
-                time.sleep(wait)
+            self._stop_reembed.wait(wait)
+
+    def stop_reembedding(self) -> None:
+        """Stops the background re-embedding after its current step (the lease then expires)."""
+        self._stop_reembed.set()
 
     def reembed(self) -> int:
-        """Embeds with the configured model every stored text that has no vectors of it, in
-        steps of ``reembed_batch`` tickets (each stored at once: an interrupted run resumes),
-        then serves the configured model's vectors. Returns for how many tickets (a body and a
-        title text each)."""
+        """Makes the configured model's vectors of every stored text that has none, then serves
+        them; returns for how many tickets (a body and a title text each) this replica did.
+
+        The work is claimed through a fenced lease in the store, so one replica pays the
+        provider: the holder embeds in steps of ``reembed_batch`` tickets, renewing the lease
+        before each step and writing each step fenced (a holder that lost the lease stops
+        without writing more; an interrupted run resumes from what is stored). Another replica
+        returns 0 at once and keeps serving the old vectors until the catalogue holds the new
+        model's for every live ticket, or takes the lease over once it has expired.
+        """
         target = self._target
+        model = target.model_id
+        if self.reembedded.is_set():
+            return 0
+        if self._covered(model):
+            self._switch_to_target(0, time.perf_counter())
+            return 0
+        token = self._hold_lease(model)
+        if token is None:
+            return 0
         size = 2 * int(target.dim) * 4
         done, seq = 0, 0
         started = time.perf_counter()
         while True:
-            rows = self.catalogue.tickets_since(
-                self.namespace, seq, model=target.model_id, limit=PAGE
-            )
+            rows = self.catalogue.tickets_since(self.namespace, seq, model=model, limit=PAGE)
             todo = {
                 r.content_hash: r.ticket
                 for r in rows
@@ -537,16 +573,52 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             }
             items = [(h, t) for h, t in todo.items() if t is not None]
             for start in range(0, len(items), self._reembed_batch):
+                if self._stop_reembed.is_set() or not self._renew_lease(model, token, {}):
+                    return done
                 step = items[start : start + self._reembed_batch]
                 body, title = self._embed([t for _, t in step], target)
-                self.catalogue.put_embeddings(
-                    target.model_id,
-                    {h: encode_vectors(body[i], title[i]) for i, (h, _) in enumerate(step)},
-                )
+                made = {h: encode_vectors(body[i], title[i]) for i, (h, _) in enumerate(step)}
+                if not self._renew_lease(model, token, made):
+                    return done
                 done += len(step)
             if len(rows) < PAGE:
                 break
             seq = rows[-1].seq
+        self._switch_to_target(done, started)
+        return done
+
+    def _covered(self, model: str) -> bool:
+        """Whether the catalogue holds *model*'s vectors for every live ticket."""
+        have = self.catalogue.embedding_models(self.namespace).get(model, 0)
+        return have >= self.catalogue.count_tickets(self.namespace)
+
+    def _hold_lease(self, model: str) -> int | None:
+        """This replica's re-embedding lease: the one it holds still, or a new one if free."""
+        token = self._lease_token
+        if token is not None and self._renew_lease(model, token, {}):
+            return token
+        until = self._wall_clock() + self._lease_for
+        token = self.catalogue.lease_reembed(self.namespace, model, self._wall_clock(), until)
+        self._lease_token = token
+        if token is not None:
+            logger.info("index %s: took the lease on re-embedding with %s", self.namespace, model)
+        return token
+
+    def _renew_lease(self, model: str, token: int, vectors: dict[str, bytes]) -> bool:
+        """Writes *vectors* and renews the lease, fenced by *token*; False once it is lost."""
+        until = self._wall_clock() + self._lease_for
+        if self.catalogue.put_reembedded(self.namespace, model, token, vectors, until):
+            return True
+        self._lease_token = None
+        logger.warning(
+            "index %s: lost the lease on re-embedding with %s; another replica goes on",
+            self.namespace,
+            model,
+        )
+        return False
+
+    def _switch_to_target(self, done: int, started: float) -> None:
+        target = self._target
         with self._lock:
             if self.embedder is not target:
                 self.embedder = target
@@ -560,7 +632,6 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             target.model_id,
             time.perf_counter() - started,
         )
-        return done
 
     def search_many(
         self, texts: Sequence[str], top_k: int = 10, projects: Sequence[str] | None = None
