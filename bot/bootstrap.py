@@ -42,6 +42,7 @@ from bot.domain.ports import (
     StoredPost,
     TicketIndex,
     Tracker,
+    Warmable,
 )
 from bot.domain.projects import ProjectRouting
 from bot.domain.threads import ThreadLimits
@@ -118,13 +119,8 @@ def build_store(settings: Settings) -> Store:
     return SqlStore(settings.sqlalchemy_url)
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    if settings.embeddings_model and settings.embeddings_model not in {"local", "minilm"}:
-        # Only the embedded model is supported; saying so beats silently ignoring the setting.
-        raise ConfigError(
-            f"EMBEDDINGS_MODEL: unsupported value {settings.embeddings_model!r}; "
-            "leave it unset (or 'local') for the embedded all-MiniLM-L6-v2 model"
-        )
+def build_local_embedder() -> Embedder:
+    """The embedded all-MiniLM-L6-v2 model (no network, nothing downloaded)."""
     from bot.adapters.embedder_cache import CachedEmbedder
     from bot.adapters.embedder_onnx import OnnxEmbedder
 
@@ -133,30 +129,104 @@ def build_embedder(settings: Settings) -> Embedder:
     return CachedEmbedder(OnnxEmbedder(max_tokens=256))
 
 
+def build_remote_embedder(settings: Settings, spec: str, **params: Any) -> Embedder:
+    """A ``provider:model`` embedder through LangChain, its dimension probed now (one call).
+
+    Raises ConfigError naming EMBEDDINGS_MODEL when the package is missing or the model does
+    not answer within EMBEDDINGS_TIMEOUT.
+    """
+    from bot.adapters.embedder_cache import CachedEmbedder
+    from bot.adapters.embedder_remote import EmbeddingsUnavailable
+    from bot.adapters.embedder_remote import build_remote_embedder as build
+
+    try:
+        remote = build(
+            spec,
+            timeout=settings.embeddings_timeout,
+            batch_size=settings.embeddings_batch_size,
+            requests_per_minute=settings.embeddings_requests_per_minute,
+            base_url=settings.embeddings_base_url,
+            params=params,
+        )
+    except EmbeddingsUnavailable as exc:
+        raise ConfigError(f"EMBEDDINGS_MODEL: {exc}") from None
+    return CachedEmbedder(remote)
+
+
+def build_embedder(settings: Settings, **params: Any) -> Embedder:
+    """EMBEDDINGS_MODEL's embedder: a remote ``provider:model``, else the embedded model.
+    *params* go to the remote model's LangChain class (tests give the key and URL)."""
+    if settings.embeddings_model:
+        return build_remote_embedder(settings, settings.embeddings_model, **params)
+    return build_local_embedder()
+
+
+def previous_embedders(settings: Settings, **params: Any) -> Callable[[str], Embedder | None]:
+    """Builds the embedder of a model whose vectors the catalogue holds (the model before
+    EMBEDDINGS_MODEL changed), so searches can go on with its vectors while the new model's
+    are made. The embedded model always can be; a remote one with its provider's defaults
+    (its key variable) and, for the same provider, EMBEDDINGS_BASE_URL; None when it cannot."""
+
+    def build(model_id: str) -> Embedder | None:
+        from bot.adapters.embedder_onnx import OnnxEmbedder
+
+        if model_id == OnnxEmbedder.model_id:
+            return build_local_embedder()
+        if ":" not in model_id:
+            return None
+        same = (settings.embeddings_model or "").split(":", 1)[0] == model_id.split(":", 1)[0]
+        try:
+            return build_remote_embedder(
+                settings.model_copy(
+                    update={"embeddings_base_url": settings.embeddings_base_url if same else None}
+                ),
+                model_id,
+                **(params if same else {}),
+            )
+        except ConfigError as exc:
+            logger.warning("the previous embedding model cannot be used: %s", exc)
+            return None
+
+    return build
+
+
 def _namespace(settings: Settings) -> str:
     return settings.jira_project or "default"
 
 
-def build_index(settings: Settings, embedder: Embedder, store: Store) -> TicketIndex:
+def build_index(
+    settings: Settings,
+    embedder: Embedder,
+    store: Store,
+    previous: Callable[[str], Embedder | None] | None = None,
+) -> TicketIndex:
     """The ticket index: a cache of the store's catalogue (local), or Pinecone beside it.
 
-    Neither writes to ``BOT_DATA_DIR``: the database is the only state.
+    Neither writes to ``BOT_DATA_DIR``: the database is the only state. Pinecone's dimension is
+    checked against the embedder's here (a ConfigError naming PINECONE_INDEX). After a model
+    change the local index searches the old vectors, embedded by *previous*, until the new
+    model's are made in the background.
     """
     if settings.pinecone_configured:
-        from bot.adapters.index_pinecone import PineconeIndex
+        from bot.adapters.index_local import IndexModelMismatch
+        from bot.adapters.index_pinecone import IndexDimensionMismatch, PineconeIndex
 
         assert settings.pinecone_api_key is not None
-        return PineconeIndex(
-            embedder,
-            catalogue=store,
-            api_key=settings.pinecone_api_key.get_secret_value(),
-            index_name=settings.pinecone_index,
-            host=settings.pinecone_host,
-            namespace=_namespace(settings),
-        )
+        try:
+            return PineconeIndex(
+                embedder,
+                catalogue=store,
+                api_key=settings.pinecone_api_key.get_secret_value(),
+                index_name=settings.pinecone_index,
+                host=settings.pinecone_host,
+                namespace=_namespace(settings),
+            )
+        except (IndexDimensionMismatch, IndexModelMismatch) as exc:
+            name = "PINECONE_INDEX" if settings.pinecone_index else "PINECONE_HOST"
+            raise ConfigError(f"{name}: {exc}") from None
     from bot.adapters.index_local import LocalIndex
 
-    return LocalIndex(embedder, store, _namespace(settings))
+    return LocalIndex(embedder, store, _namespace(settings), previous=previous)
 
 
 def build_tracker(
@@ -311,23 +381,32 @@ def check_prompts(settings: Settings) -> None:
         raise ConfigError(f"PROMPTS_DIR: {exc}") from None
 
 
+# Every Slack Web API call ends within this, retries included (bot.adapters.slack_deadline):
+# under HANDOFF (10 s, bot.workers) and far under the inbox and filing leases, so a reply still in
+# flight never outlives the lease of the work that sent it.
+SLACK_CALL_DEADLINE = 8.0
+
+
 def build_slack_client(settings: Settings) -> Any:
     if not settings.slack_bot_token:
         return None
-    from slack_sdk import WebClient
-    from slack_sdk.http_retry.builtin_handlers import (
-        ConnectionErrorRetryHandler,
-        RateLimitErrorRetryHandler,
+    from bot.adapters.slack_deadline import (
+        DeadlineConnectionRetry,
+        DeadlineRateLimitRetry,
+        DeadlineWebClient,
     )
 
     kwargs: dict[str, Any] = {"token": settings.slack_bot_token.get_secret_value()}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    client = WebClient(**kwargs)
-    # Slack's 429s carry Retry-After; the SDK's handler sleeps for it and retries.
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
-    client.retry_handlers.append(ConnectionErrorRetryHandler(max_retry_count=2))
-    return client
+    # Slack's 429s carry Retry-After: waited for and retried while the wait fits the deadline.
+    retry = [DeadlineConnectionRetry(max_retry_count=2), DeadlineRateLimitRetry(max_retry_count=3)]
+    return DeadlineWebClient(
+        deadline=SLACK_CALL_DEADLINE,
+        timeout=int(SLACK_CALL_DEADLINE),
+        retry_handlers=retry,
+        **kwargs,
+    )
 
 
 def build_chat(
@@ -550,6 +629,13 @@ class Bot:
         if problems:
             raise ConfigError(problems[0])
 
+    def warm_up(self) -> None:
+        """Starts loading, in the background, what the first post would wait for (the offline
+        classifier and its model); the long-running entry points call it after ``startup``."""
+        for analyzer in (self.triager.analyzer, self.triager.offline):
+            if isinstance(analyzer, Warmable):
+                analyzer.warm_up()
+
     def catalogue_ready(self) -> bool:
         """Readiness (``/readyz``): the database answers and the ticket cache has caught up
         with the catalogue at least once. Cheap; never waits for the load."""
@@ -606,7 +692,9 @@ def bootstrap(
     clock = clock or (lambda: datetime.now(UTC))
     store: Store = overrides.get("store") or build_store(settings)
     embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
-    index: TicketIndex = overrides.get("index") or build_index(settings, embedder, store)
+    index: TicketIndex = overrides.get("index") or build_index(
+        settings, embedder, store, previous_embedders(settings)
+    )
     llm = overrides["llm"] if "llm" in overrides else build_llm(settings)
     # With an LLM the Triager also gets the offline analyzer: the ``llm-analysis`` flag picks one
     # per post. (An injected analyzer comes with its own ``offline_analyzer``, or none.)

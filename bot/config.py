@@ -247,7 +247,13 @@ class Settings(BaseSettings):
     # analysis
     llm_model: str | None = None
     llm_timeout: float = Field(20.0, gt=0, le=600)
+    # provider:model through LangChain (bot/adapters/embedder_remote.py); unset: the embedded one.
     embeddings_model: str | None = None
+    embeddings_base_url: str | None = None
+    # One batch's total time, retries included.
+    embeddings_timeout: float = Field(30.0, gt=0, le=600)
+    embeddings_batch_size: int = Field(64, ge=1, le=2048)
+    embeddings_requests_per_minute: float = Field(0.0, ge=0)
     offline_min_labelled: int = Field(30, ge=1)
     # Only the pairs set here; `type_kinds` adds the defaults.
     jira_type_kinds: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
@@ -418,6 +424,28 @@ class Settings(BaseSettings):
             return None
         if ":" not in v or not all(p.strip() for p in v.split(":", 1)):
             raise ValueError(f"expected provider:model (e.g. openai:gpt-4o-mini), got {v!r}")
+        return v.strip()
+
+    @field_validator("embeddings_model")
+    @classmethod
+    def _embeddings(cls, v: str | None) -> str | None:
+        if v is None or not v.strip() or v.strip().lower() in {"local", "minilm"}:
+            return None
+        provider, sep, name = v.strip().partition(":")
+        if not sep or not provider.strip() or not name.strip():
+            raise ValueError(
+                "expected provider:model (e.g. openai:text-embedding-3-small), "
+                f"or 'local' for the embedded model; got {v!r}"
+            )
+        return f"{provider.strip().lower()}:{name.strip()}"
+
+    @field_validator("embeddings_base_url")
+    @classmethod
+    def _embeddings_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        if not re.match(r"^https?://[^/\s]+", v.strip()):
+            raise ValueError(f"expected an http(s) URL such as http://localhost:8080/v1, got {v!r}")
         return v.strip()
 
     @field_validator("digest_timezone")

@@ -101,6 +101,20 @@ class OfflineAnalyzer:
         self._version: str | None = None
         self._titles: dict[str, F32] = {}
 
+    def warm_up(self) -> None:
+        """Loads the embedding model and trains the classifier in a background thread, so the
+        first post after start-up does not wait for them (on a busy machine, longer than a
+        shutdown's grace). A post that comes first waits on the same lock; nothing trains twice.
+        """
+
+        def run() -> None:
+            try:
+                self._current()
+            except Exception:  # the first post retries; a warm-up must never stop the process
+                logger.warning("offline classifier: warm-up failed", exc_info=True)
+
+        threading.Thread(target=run, name="ideabot-classifier-warm-up", daemon=True).start()
+
     # ------------------------------------------------------------------ features
 
     def _features(self, texts: Sequence[str]) -> tuple[F32, list[dict[int, float]]]:

@@ -51,6 +51,8 @@ LEXICAL_CANDIDATES = 128
 # Rows sampled (evenly) to estimate how far down the corpus a candidate ranks on a signal whose
 # leaders it is not among.
 SAMPLE_ROWS = 8192
+# Tickets embedded per step when re-embedding after a model change (two texts each).
+REEMBED_BATCH = 256
 
 Array = npt.NDArray[np.float32]
 
@@ -312,8 +314,18 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         clock: Callable[[], float] = time.monotonic,
         fusion: Fusion = DEFAULT_FUSION,
         project_from: int = PROJECT_FROM,
+        previous: Callable[[str], Embedder | None] | None = None,
+        reembed_batch: int = REEMBED_BATCH,
+        background: bool = True,
     ) -> None:
-        self.embedder = embedder
+        self.embedder = embedder  # the model of the vectors in memory: queries are embedded by it
+        self._target = embedder  # the configured model
+        self._previous = previous
+        self._reembed_batch = reembed_batch
+        self._background = background
+        self._chosen = previous is None  # whether the model to serve has been decided
+        self._reembedding: threading.Thread | None = None
+        self.reembedded = threading.Event()  # set once the configured model's vectors serve
         self.catalogue = catalogue
         self.namespace = namespace
         self.weights = weights
@@ -322,7 +334,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self.refresh_every = refresh_every
         self._clock = clock
         self._lock = threading.RLock()
-        self._dim = int(embedder.dim)
+        self._project_from = project_from
         w = fusion
         # The candidate stage reads one (rows x dim) matrix mixing body and title as the fusion
         # weighs them, queried with the text/headline mix: half the bytes of both.
@@ -331,11 +343,16 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._mix_body = np.float32((w.body + w.head_body) / (dense_total or 1.0))
         self._mix_title = np.float32((w.title + w.head_title) / (dense_total or 1.0))
         self._mix_q = (w.body + w.title) / dense_total if dense_total else 1.0
+        self._warming: threading.Thread | None = None
+        self._warm_lock = threading.Lock()
+        self._reset_cache()
+
+    def _reset_cache(self) -> None:
+        """An empty cache for ``self.embedder``'s vectors (the next catch-up loads it)."""
+        self._dim = int(self.embedder.dim)
         self._seq = 0  # the catalogue number applied last
         self._caught_up = False
         self._checked_at = float("-inf")
-        self._warming: threading.Thread | None = None
-        self._warm_lock = threading.Lock()
         self._keys: list[str] = []
         self._pos: dict[str, int] = {}
         self._tickets: list[Ticket] = []
@@ -352,7 +369,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         self._mix: Array = np.zeros((0, self._dim), dtype=np.float32)
         # From 20,000 rows on, the candidate pass reads the mixed rows' PCA projection (1/3 of
         # the bytes); candidates are re-scored exactly either way.
-        self._proj = ProjectedRows(self._dim, min_rows=project_from)
+        self._proj = ProjectedRows(self._dim, min_rows=self._project_from)
         # Per-query n-row buffers, reused (searches hold the lock).
         self._scratch: Array = np.zeros(0, dtype=np.float32)
         self._dense_out: Array = np.zeros(0, dtype=np.float32)
@@ -368,6 +385,9 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         now = self._clock()
         if not force and self._caught_up and now - self._checked_at < self.refresh_every:
             return
+        if not self._chosen:
+            self._choose_model()  # a database error here is retried at the next catch-up
+            self._chosen = True
         first = not self._caught_up
         started = time.perf_counter()
         while True:
@@ -434,6 +454,144 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         made = {h: encode_vectors(body[i], title[i]) for i, h in enumerate(hashes)}
         self.catalogue.put_embeddings(self.embedder.model_id, made)
         return made
+
+    # ------------------------------------------------------------------ a model change
+
+    def _choose_model(self) -> None:
+        """Serves the stored vectors of the model that covers most live tickets (lock held).
+
+        When that is not the configured model (it changed) and *previous* can build the old
+        one, searches keep using the old vectors, queries embedded by the old model, while the
+        configured model's vectors are made in the background (``reembed``); then the cache is
+        reloaded with them. Otherwise the missing vectors are made at load, as before.
+        """
+        assert self._previous is not None
+        target = self._target.model_id
+        models = self.catalogue.embedding_models(self.namespace)
+        covered = models.get(target, 0)
+        if covered >= self.catalogue.count_tickets(self.namespace):
+            return
+        best = max(
+            (m for m in models if m != target and models[m] > covered),
+            key=lambda m: models[m],
+            default=None,
+        )
+        if best is None:
+            return
+        try:
+            old = self._previous(best)
+        except Exception:
+            logger.warning("index %s: cannot build %s", self.namespace, best, exc_info=True)
+            old = None
+        if old is None or old.model_id != best:
+            logger.warning(
+                "index %s: the stored vectors are of %s, which cannot be used for queries; "
+                "embedding every text with %s before serving",
+                self.namespace,
+                best,
+                target,
+            )
+            return
+        logger.warning(
+            "index %s: %d of %d tickets have vectors of %s, %d of %s: searching %s's while "
+            "re-embedding in the background",
+            self.namespace,
+            models[best],
+            self.catalogue.count_tickets(self.namespace),
+            best,
+            covered,
+            target,
+            best,
+        )
+        self.embedder = old
+        self._reset_cache()
+        if self._background:
+            self._reembedding = threading.Thread(
+                target=self._reembed_until_done,
+                name=f"index-reembed-{self.namespace}",
+                daemon=True,
+            )
+            self._reembedding.start()
+
+    def _reembed_until_done(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                self.reembed()
+                return
+            except Exception:
+                # The old vectors keep serving; the work done so far is stored.
+                wait = min(300.0, 5.0 * 2**attempt)
+                logger.warning(
+                    "index %s: re-embedding failed; trying again in %.0f s",
+                    self.namespace,
+                    wait,
+                    exc_info=True,
+                )
+                attempt = min(attempt + 1, 6)
+                time.sleep(wait)
+
+    def reembed(self) -> int:
+        """Embeds with the configured model every stored text that has no vectors of it, in
+        steps of ``reembed_batch`` tickets (each stored at once: an interrupted run resumes),
+        then serves the configured model's vectors. Returns for how many tickets (a body and a
+        title text each)."""
+        target = self._target
+        size = 2 * int(target.dim) * 4
+        done, seq = 0, 0
+        started = time.perf_counter()
+        while True:
+            rows = self.catalogue.tickets_since(
+                self.namespace, seq, model=target.model_id, limit=PAGE
+            )
+            todo = {
+                r.content_hash: r.ticket
+                for r in rows
+                if r.ticket is not None and (r.vectors is None or len(r.vectors) != size)
+            }
+            items = [(h, t) for h, t in todo.items() if t is not None]
+            for start in range(0, len(items), self._reembed_batch):
+                step = items[start : start + self._reembed_batch]
+                body, title = self._embed([t for _, t in step], target)
+                self.catalogue.put_embeddings(
+                    target.model_id,
+                    {h: encode_vectors(body[i], title[i]) for i, (h, _) in enumerate(step)},
+                )
+                done += len(step)
+            if len(rows) < PAGE:
+                break
+            seq = rows[-1].seq
+        with self._lock:
+            if self.embedder is not target:
+                self.embedder = target
+                self._reset_cache()
+                self._catch_up()  # texts written meanwhile without its vectors are made here
+        self.reembedded.set()
+        logger.info(
+            "index %s: %d texts re-embedded with %s in %.1f s; now serving its vectors",
+            self.namespace,
+            done,
+            target.model_id,
+            time.perf_counter() - started,
+        )
+        return done
+
+    def search_many(
+        self, texts: Sequence[str], top_k: int = 10, projects: Sequence[str] | None = None
+    ) -> list[list[Match]]:
+        """``search`` for many texts, embedding them (and their headlines) in one batch, with
+        the model whose vectors are in memory (the old one while re-embedding)."""
+        if not texts:
+            return []
+        if self._is_empty():
+            return [[] for _ in texts]
+        while True:
+            embedder = self.embedder
+            q, h = embed_queries(embedder, texts)
+            with self._lock:
+                # The model switched while the query was embedded: embed it again.
+                if self.embedder is embedder:
+                    return self.search_vectors(texts, q, h, top_k, projects)
 
     def _apply(
         self,
@@ -502,17 +660,20 @@ class LocalIndex(CatalogueFollower, FusedSearch):
 
     # ------------------------------------------------------------------ writes
 
-    def _embed(self, tickets: Sequence[Ticket]) -> tuple[Array, Array]:
-        n = len(tickets)
+    def _embed(
+        self, tickets: Sequence[Ticket], embedder: Embedder | None = None
+    ) -> tuple[Array, Array]:
+        embedder = embedder or self.embedder
+        n, dim = len(tickets), int(embedder.dim)
         if n == 0:
-            empty = np.zeros((0, self._dim), dtype=np.float32)
+            empty = np.zeros((0, dim), dtype=np.float32)
             return empty, empty.copy()
         vecs = np.asarray(
-            self.embedder.embed([ticket_text(t) for t in tickets] + [t.title for t in tickets]),
+            embedder.embed([ticket_text(t) for t in tickets] + [t.title for t in tickets]),
             dtype=np.float32,
         )
-        if vecs.shape != (2 * n, self._dim):
-            raise ValueError(f"embedder returned shape {vecs.shape}, expected {(2 * n, self._dim)}")
+        if vecs.shape != (2 * n, dim):
+            raise ValueError(f"embedder returned shape {vecs.shape}, expected {(2 * n, dim)}")
         return vecs[:n], vecs[n:]
 
     def upsert(self, tickets: Sequence[Ticket]) -> int:
@@ -526,6 +687,10 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             latest[t.key] = t
         with self._lock:
             self._catch_up()
+            # While the configured model's vectors are being made, new texts get both models'.
+            models = [self.embedder]
+            if self._target is not self.embedder:
+                models.append(self._target)
             changed: list[Ticket] = []
             new_text: dict[str, Ticket] = {}
             for t in latest.values():
@@ -540,15 +705,20 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             return 0
         # Embedding runs outside the lock: searches go on meanwhile. The catalogue compares
         # again inside its own transaction, so a racing writer cannot make this one wrong.
-        model = self.embedder.model_id
-        stored = self.catalogue.get_embeddings(model, list(new_text)) if new_text else {}
-        todo = [t for h, t in new_text.items() if h not in stored]
-        if todo:
-            body, title = self._embed(todo)
-            self.catalogue.put_embeddings(
-                model,
-                {t.content_hash(): encode_vectors(body[i], title[i]) for i, t in enumerate(todo)},
-            )
+        todo: list[Ticket] = []
+        for embedder in models:
+            model = embedder.model_id
+            stored = self.catalogue.get_embeddings(model, list(new_text)) if new_text else {}
+            todo = [t for h, t in new_text.items() if h not in stored]
+            if todo:
+                body, title = self._embed(todo, embedder)
+                self.catalogue.put_embeddings(
+                    model,
+                    {
+                        t.content_hash(): encode_vectors(body[i], title[i])
+                        for i, t in enumerate(todo)
+                    },
+                )
         written = self.catalogue.put_tickets(self.namespace, changed)
         with self._lock:
             self._catch_up()
@@ -722,6 +892,10 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         """
         with self._lock:
             self._catch_up()
+            if self.embedder is not self._target:
+                # Other vectors than the configured model's: a classifier on them would be fed
+                # queries of another model. Until re-embedding ends, nothing is labelled.
+                return []
             d2 = 2 * self._dim
             return [(t, self._buf[i, :d2].copy()) for i, t in enumerate(self._tickets) if t.type]
 
@@ -729,6 +903,8 @@ class LocalIndex(CatalogueFollower, FusedSearch):
         """Changes whenever the contents change; equal in every process that caught up as far."""
         with self._lock:
             self._catch_up(force=False)
+            if self.embedder is not self._target:
+                return f"{self.namespace}@{self._seq}~{self.embedder.model_id}"
             return f"{self.namespace}@{self._seq}"
 
     def get(self, key: str) -> Ticket | None:

@@ -130,6 +130,17 @@ def _record_fields(ticket: Ticket) -> tuple[str | None, ...]:
     )
 
 
+def _vector_count(stats: Any, namespace: str) -> int:
+    """How many records Pinecone's statistics say *namespace* holds (0 when not listed)."""
+    spaces = getattr(stats, "namespaces", None) or {}
+    summary = spaces.get(namespace) if hasattr(spaces, "get") else None
+    return int(getattr(summary, "vector_count", 0) or 0) if summary is not None else 0
+
+
+class IndexDimensionMismatch(ValueError):
+    """The Pinecone index was created for vectors of another dimension than the embedder's."""
+
+
 class PineconeState(TicketStore, KeyValue, Protocol):
     """The part of the store the Pinecone index keeps its state in (the SQL store is one)."""
 
@@ -190,6 +201,7 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         on_mismatch: Literal["raise", "reset"] = "raise",
         refresh_every: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        check_dimension: bool = True,
     ) -> None:
         if index is None:
             from pinecone import Pinecone
@@ -220,23 +232,41 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         self._checked_at = float("-inf")
         self._warming: threading.Thread | None = None
         self._warm_lock = threading.Lock()
+        self._name = index_name or host or "the Pinecone index"
+        stats = self.check_dimension() if check_dimension else None
         model_key = f"pinecone:{namespace or 'default'}:model"
         model = catalogue.get_value(model_key)
         if model is None:
             catalogue.set_value(model_key, embedder.model_id)
         elif model != embedder.model_id:
-            if on_mismatch == "raise":
+            # A new, empty index for the new model (its dimension differs, as a rule): fill it.
+            empty = stats is not None and not _vector_count(stats, namespace)
+            if on_mismatch == "raise" and not empty:
                 raise IndexModelMismatch(
-                    f"Pinecone namespace {namespace!r} holds vectors of {model!r}, the "
-                    f"embedder is {embedder.model_id!r}; start with on_mismatch='reset' to "
-                    "refill it from the catalogue"
+                    f"Pinecone namespace {namespace!r} holds vectors of {model!r}, but the "
+                    f"embedding model is {embedder.model_id!r}: point the bot at a new, empty "
+                    f"index of dimension {self._dim} (it is filled from the database at "
+                    "start-up), or go back to the old model"
                 )
-            logger.warning(
-                "namespace %s: model changed, refilling it from the catalogue", namespace
-            )
-            self._call(lambda: self._index.delete(delete_all=True, namespace=namespace))
+            logger.warning("namespace %s: model changed, filling it from the catalogue", namespace)
+            if not empty:
+                self._call(lambda: self._index.delete(delete_all=True, namespace=namespace))
             catalogue.set_value(model_key, embedder.model_id)
             self.refill()
+
+    def check_dimension(self) -> Any:
+        """Pinecone's statistics of the index; raises ``IndexDimensionMismatch`` when its
+        dimension is not the embedder's (every upsert and query would be refused)."""
+        stats = self._call(lambda: self._index.describe_index_stats())
+        dim = int(getattr(stats, "dimension", None) or 0)
+        if dim and dim != self._dim:
+            raise IndexDimensionMismatch(
+                f"{self._name} has dimension {dim}, but the embedding model "
+                f"{self.embedder.model_id!r} makes vectors of dimension {self._dim}: create a "
+                f"Pinecone index of dimension {self._dim} (metric cosine) for it, or use a model "
+                f"of dimension {dim}"
+            )
+        return stats
 
     # ------------------------------------------------------------------ calls
 

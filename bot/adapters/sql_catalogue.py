@@ -317,6 +317,20 @@ class SqlCatalogue(SqlBase):
                 out.update((r.content_hash, bytes(r.vectors)) for r in rows)
         return out
 
+    def embedding_models(self, project: str) -> dict[str, int]:
+        """Model -> how many of *project*'s live tickets have its vectors."""
+        t, e = catalogue_tickets.c, catalogue_embeddings.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(e.model, func.count())
+                .select_from(
+                    catalogue_tickets.join(catalogue_embeddings, e.content_hash == t.content_hash)
+                )
+                .where(t.project == project, t.deleted.is_(False))
+                .group_by(e.model)
+            ).all()
+        return {str(model): int(n) for model, n in rows}
+
 
 def _ticket_of(row: Any | None) -> Ticket | None:
     return None if row is None else _ticket(row)

@@ -105,6 +105,14 @@ class BatchAnalyzer(Protocol):
 
 
 @runtime_checkable
+class Warmable(Protocol):
+    """Prepares in the background what its first use would otherwise wait for (a model to
+    load, a classifier to train)."""
+
+    def warm_up(self) -> None: ...
+
+
+@runtime_checkable
 class DuplicateJudge(Protocol):
     """Analyses a post while reading the similar tickets, and names the one it duplicates."""
 
@@ -633,6 +641,11 @@ class TicketStore(Protocol):
 
     def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
         """The stored vectors of *model* for those of *hashes* that have them."""
+        ...
+
+    def embedding_models(self, project: str) -> dict[str, int]:
+        """Each embedding model that made vectors for *project*'s live tickets, and for how
+        many of them: which model the stored vectors are from, e.g. after a model change."""
         ...
 
 

@@ -14,7 +14,12 @@ import pytest
 from pinecone.errors import ApiError
 
 from bot.adapters.index_local import IndexModelMismatch
-from bot.adapters.index_pinecone import MAX_METADATA_BYTES, PineconeIndex, PineconeState
+from bot.adapters.index_pinecone import (
+    MAX_METADATA_BYTES,
+    IndexDimensionMismatch,
+    PineconeIndex,
+    PineconeState,
+)
 from bot.adapters.store_sql import SqlStore
 from bot.domain.models import Ticket
 from bot.domain.ports import CachedIndex, TicketIndex
@@ -206,10 +211,11 @@ def test_large_metadata_is_cut_to_fit_and_requests_split_by_size(
 
 def test_retries_429_then_succeeds(fake: FakePinecone, cat: MemoryStore) -> None:
     ix = make(fake, cat)
+    started = len(fake.requests)  # after the start-up's dimension check
     fake.fail_next(429, times=2)
     assert ix.upsert(TICKETS) == 4
     # The first request asks whether Pinecone already holds these texts (see the upgrade test).
-    calls = [(r.path, r.status) for r in fake.requests]
+    calls = [(r.path, r.status) for r in fake.requests[started:]]
     assert calls == [("/vectors/fetch", 429)] * 2 + [("/vectors/fetch", 200)] + [
         ("/vectors/upsert", 200)
     ]
@@ -239,7 +245,7 @@ def test_gives_up_after_repeated_server_errors(fake: FakePinecone, cat: MemorySt
 
 def test_bad_request_is_not_retried(fake: FakePinecone, cat: MemoryStore) -> None:
     fake.dimension = 8  # the index was created with another dimension
-    ix = make(fake, cat)
+    ix = make(fake, cat, check_dimension=False)  # as before the start-up check existed
     with pytest.raises(ApiError) as info:
         ix.upsert(TICKETS)
     assert info.value.status_code == 400
@@ -292,6 +298,24 @@ def test_state_lives_in_the_database_and_model_mismatch_is_refused(
         fake.namespaces[NS]["APP-1"].values, other.embed([TICKETS[0].text()])[0], atol=1e-5
     )
     assert make(fake, cat, HashEmbedder(model_id="other-model")).count() == 4
+
+
+def test_a_new_model_needs_an_index_of_its_dimension_and_fills_it(
+    fake: FakePinecone, cat: MemoryStore
+) -> None:
+    make(fake, cat).upsert(TICKETS)
+    other = HashEmbedder(dim=64, model_id="other-model")
+    with pytest.raises(IndexDimensionMismatch, match=r"dimension 384.*dimension 64"):
+        make(fake, cat, other)
+    assert len(fake.ids(NS)) == 8  # nothing touched
+    fresh = FakePinecone(dimension=64).start()
+    try:
+        ix = make(fresh, cat, other)  # a new, empty index: filled from the catalogue
+        assert other.texts == 8
+        assert fresh.ids(NS) == {t.key for t in TICKETS} | {t.key + "#t" for t in TICKETS}
+        assert ix.search("Safari crashes when I open the login page", 1)[0].key == "APP-1"
+    finally:
+        fresh.stop()
 
 
 def test_a_replica_that_never_synced_searches_pinecone(

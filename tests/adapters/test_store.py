@@ -9,6 +9,7 @@ Fixtures: ``store_backend``/``store_url`` in tests/conftest.py.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import threading
 from collections.abc import Callable, Iterator
@@ -1340,3 +1341,33 @@ def test_a_database_from_before_the_catalogue_gets_its_tables(
         assert upgraded.catalogue_head("APP") == 1
     finally:
         upgraded.close()
+
+
+def test_one_group_of_deliveries_is_written_in_one_statement(backend: Backend) -> None:
+    # What concurrent acknowledgements share (bot.adapters.group_commit): a redelivery and the
+    # same id twice in one group are each "not new", and the first copy is the one kept.
+    store = backend.store
+    if not isinstance(store, SqlStore):
+        pytest.skip("the memory fake has no group writes")
+    assert store.record_event("Old", "triage", _env("Old"), T0)
+
+    def row(event_id: str, text: str) -> dict[str, Any]:
+        return {
+            "event_id": event_id,
+            "pool": "triage",
+            "state": "pending",
+            "envelope": json.dumps(_env(event_id, text=text)),
+            "attempts": 0,
+            "received": T0,
+            "next_at": T0,
+            "owner": None,
+            "lease_until": None,
+        }
+
+    got = store._record_group(
+        [row("A", "first"), row("Old", "x"), row("A", "second"), row("B", "")]
+    )
+    assert got == [True, False, False, True]
+    a = store.get_event("A")
+    assert a is not None and a.envelope == _env("A", text="first")
+    assert {e.event_id for e in store.pending_events("triage")} == {"Old", "A", "B"}

@@ -31,6 +31,7 @@ import dataclasses
 import json
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -946,6 +947,17 @@ class MemoryStore:
         """The stored vectors of *model* for those of *hashes* that have them."""
         with self._lock:
             return {h: v for h in hashes if (v := self._embeddings.get((model, h))) is not None}
+
+    def embedding_models(self, project: str) -> dict[str, int]:
+        """Model -> how many of *project*'s live tickets have its vectors."""
+        with self._lock:
+            live = Counter(
+                r.content_hash for r in self._catalogue.get(project, {}).values() if not r.deleted
+            )
+            out: Counter[str] = Counter()
+            for model, h in self._embeddings:
+                out[model] += live.get(h, 0)
+            return {m: n for m, n in out.items() if n}
 
 
 def _utc(value: datetime) -> datetime:

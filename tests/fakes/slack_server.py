@@ -94,6 +94,7 @@ class FakeSlack:
         self.file_downloads: list[tuple[str, bool]] = []  # (file id, had the bot token)
         self._lock = threading.RLock()
         self._rate_limits: dict[str, tuple[int, int]] = {}
+        self._trickles: dict[str, tuple[int, float]] = {}
         self._errors: dict[str, list[str]] = {}
         self._ts = itertools.count(1)
         self._base_ts = int(time.time())
@@ -235,6 +236,12 @@ class FakeSlack:
         with self._lock:
             self._rate_limits[method] = (times, retry_after)
 
+    def trickle_next(self, method: str, times: int = 1, interval: float = 0.5) -> None:
+        """The next *times* answers to *method* send their body one byte every *interval* s (a
+        slow edge: every read gets a byte, so only a total deadline ends the call)."""
+        with self._lock:
+            self._trickles[method] = (times, interval)
+
     def fail_next(self, method: str, error: str, times: int = 1) -> None:
         """The next *times* calls to *method* answer ``{"ok": false, "error": error}``."""
         with self._lock:
@@ -349,6 +356,11 @@ class FakeSlack:
             self.calls.append((method, params))
             self._call_event.notify_all()
             limited = self._rate_limits.get(method)
+            trickle = self._trickles.get(method)
+            interval = 0.0
+            if trickle and trickle[0] > 0:
+                self._trickles[method] = (trickle[0] - 1, trickle[1])
+                interval = trickle[1]
             err = self._errors.get(method)
             if limited and limited[0] > 0:
                 left, retry_after = limited
@@ -373,7 +385,16 @@ class FakeSlack:
         for k, v in headers.items():
             req.send_header(k, v)
         req.end_headers()
-        req.wfile.write(data)
+        if not interval:
+            req.wfile.write(data)
+            return
+        try:
+            for i in range(len(data)):
+                req.wfile.write(data[i : i + 1])
+                req.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            pass  # the client gave up (its deadline): what this failure injection is for
 
     def _methods(self) -> dict[str, Callable[[Params], dict[str, Any]]]:
         return {
