@@ -7,8 +7,14 @@
    analyzer never sees the held-out fold's labels; its ticket titles are embedded (for the headline
    block) from the training folds only.
 2. Cold: nothing indexed; all issues are classified from the project's own examples.
-Macro-F1 over bug / idea / question (a prediction of ``other`` counts as wrong).
+Macro-F1 over bug / idea / question (a prediction of ``other`` counts as wrong), and the expected
+calibration error (ECE, 10 equal-width bins) of the confidence the analyzer reports.
 3. Throughput of ``analyze_many`` plus index search on 1,000 Slack-length posts.
+4. ``--train-time N``: the first training on a backlog of N labelled tickets (titles and bodies of
+the dev issues recombined at random, with their cached vectors; the index hands out [body | title]
+vectors as the catalogue does), wall and CPU time.
+
+    .venv/bin/python bench/eval_kinds.py --data <dev.jsonl> --no-throughput --train-time 6000
 
 Embeddings are cached under bench/out/ (keyed by the text's SHA-1) so reruns are fast.
 """
@@ -86,6 +92,8 @@ class MemIndex:
         self.embedder = embedder
         self.tickets: dict[str, Ticket] = {}
         self.vecs: dict[str, np.ndarray] = {}
+        # key -> [body | title] vector, handed out by labelled() instead of the body's alone
+        self.pairs: dict[str, np.ndarray] = {}
         self._version = 0
 
     def upsert(self, tickets: Sequence[Ticket]) -> int:
@@ -130,10 +138,24 @@ class MemIndex:
         return len(self.tickets)
 
     def labelled(self) -> list[tuple[Ticket, np.ndarray]]:
-        return [(t, self.vecs[k]) for k, t in self.tickets.items() if t.type]
+        return [(t, self.pairs.get(k, self.vecs[k])) for k, t in self.tickets.items() if t.type]
 
     def version(self) -> str:
         return str(self._version)
+
+
+def ece(conf: Sequence[float], correct: Sequence[bool], bins: int = 10) -> float:
+    """Expected calibration error: the bins' |mean confidence - accuracy|, weighted by size."""
+    c = np.asarray(conf, dtype=np.float64)
+    ok = np.asarray(correct, dtype=np.float64)
+    which = np.minimum((c * bins).astype(int), bins - 1)
+    return float(
+        sum(
+            (which == b).mean() * abs(c[which == b].mean() - ok[which == b].mean())
+            for b in range(bins)
+            if (which == b).any()
+        )
+    )
 
 
 def macro_f1(gold: Sequence[str], pred: Sequence[str]) -> tuple[float, dict[str, float]]:
@@ -164,6 +186,7 @@ def backlog_cv(
     random.Random(7).shuffle(order)
     gold: list[str] = []
     pred: list[str] = []
+    conf: list[float] = []
     other = 0
     fit_s = 0.0
     for f in range(folds):
@@ -186,12 +209,15 @@ def backlog_cv(
         assert an.source == "backlog"
         gold += [r["kind"] for r in test]
         pred += [a.kind for a in res]
+        conf += [a.confidence for a in res]
         other += sum(a.kind == "other" for a in res)
     f1, per = macro_f1(gold, pred)
+    calib = ece(conf, [g == p for g, p in zip(gold, pred, strict=True)])
     print(
         f"  backlog {folds}-fold macro-F1 {f1:.3f}  per-class "
         + " ".join(f"{k}={v:.3f}" for k, v in per.items())
-        + f"  other={other}  train {fit_s / folds:.1f} s/fold ({len(train)} tickets)"
+        + f"  ECE {calib:.3f}  other={other}  train {fit_s / folds:.1f} s/fold"
+        + f" ({len(train)} tickets)"
     )
     return f1
 
@@ -201,12 +227,51 @@ def cold(rows: list[dict[str, str]], emb: CachedEmbedder, hyper: Hyper) -> float
     res = an.analyze_many([Post(id=r["id"], text=post_text(r)) for r in rows])
     f1, per = macro_f1([r["kind"] for r in rows], [a.kind for a in res])
     other = sum(a.kind == "other" for a in res)
+    calib = ece(
+        [a.confidence for a in res], [a.kind == r["kind"] for a, r in zip(res, rows, strict=True)]
+    )
     print(
         f"  cold macro-F1 {f1:.3f}  per-class "
         + " ".join(f"{k}={v:.3f}" for k, v in per.items())
-        + f"  other={other}"
+        + f"  ECE {calib:.3f}  other={other}"
     )
     return f1
+
+
+def train_time(rows: list[dict[str, str]], emb: CachedEmbedder, n: int) -> None:
+    """Times the first training on a backlog of *n* labelled tickets (no request waits for it
+    in ``serve``, which trains in a background thread)."""
+    rng = random.Random(11)
+    body = emb.embed([r["title"] + "\n" + r["body"] for r in rows])
+    title = emb.embed([r["title"] for r in rows])
+    index = MemIndex(emb)
+    by_kind: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_kind.setdefault(r["kind"], []).append(i)
+    for i in range(n):
+        # A title of one issue over the body of another of the same kind: distinct texts.
+        a = rng.randrange(len(rows))
+        kind = rows[a]["kind"]
+        same = rng.choice(by_kind[kind])
+        t = Ticket(
+            key=f"T-{i}",
+            title=rows[a]["title"],
+            description=rows[same]["body"],
+            type=KIND_TYPE[kind],
+        )
+        index.tickets[t.key] = t
+        index.vecs[t.key] = body[same]
+        index.pairs[t.key] = np.concatenate([body[same], title[a]])
+    an = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS)
+    an._own_examples()  # the examples' vectors are cached by the benchmark, not what we time
+    wall, cpu = time.perf_counter(), time.process_time()
+    source = an.source
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    model = an._current()
+    print(
+        f"first training on {n} labelled tickets ({source}, {model.trained_on} rows with the "
+        f"own examples): {wall:.1f} s wall, {cpu:.1f} s CPU"
+    )
 
 
 def throughput(rows: list[dict[str, str]], n: int = 1000) -> None:
@@ -258,10 +323,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--sweep", action="store_true", help="also try other hyper-parameters")
     ap.add_argument("--no-throughput", action="store_true")
+    ap.add_argument("--no-eval", action="store_true", help="skip the F1 / ECE runs")
+    ap.add_argument(
+        "--train-time", type=int, default=0, metavar="N", help="time a first training at N tickets"
+    )
     args = ap.parse_args()
     rows = load(args.data)
     emb = CachedEmbedder(OUT / "eval_kinds_embeddings.npz")
-    variants = {"default": Hyper()}
+    variants = {} if args.no_eval else {"default": Hyper()}
     if args.sweep:
         base = Hyper()
         variants.update(
@@ -282,6 +351,16 @@ def main() -> None:
                 "own_weight=0.5": replace(base, own_weight=0.5),
                 "own_weight=5": replace(base, own_weight=5.0),
                 "iters=600": replace(base, iters=600),
+                "no kNN evidence": replace(base, knn_weight=0.0),
+                "kNN ungated (gate=0), k=10, temp=1": replace(
+                    base, knn_gate=0.0, knn_k=10, knn_temp=1.0, knn_weight=0.2
+                ),
+                "kNN gate=0.7": replace(base, knn_gate=0.7),
+                "kNN weight=0.8": replace(base, knn_weight=0.8),
+                "no temperature (T=1)": replace(base, temperature=1.0, cold_temperature=1.0),
+                "temperature 0.4 / cold 0.7": replace(base, temperature=0.4, cold_temperature=0.7),
+                "lead=10": replace(base, lead=10),
+                "lead=40": replace(base, lead=40),
             }
         )
     try:
@@ -292,6 +371,8 @@ def main() -> None:
             cold(rows, emb, hyper)
             emb.save()
             print(f"  ({time.perf_counter() - t:.0f} s)")
+        if args.train_time:
+            train_time(rows, emb, args.train_time)
     finally:
         emb.save()
     if not args.no_throughput:

@@ -42,6 +42,7 @@ from bot.domain.ports import (
     StoredPost,
     TicketIndex,
     Tracker,
+    TrackerRejected,
     Warmable,
 )
 from bot.domain.projects import ProjectRouting
@@ -662,11 +663,28 @@ class Bot:
         return problems
 
     def issue_type_problems(self) -> list[str]:
-        """What is wrong with JIRA_ISSUE_TYPES for the project (asks Jira; empty: fine)."""
+        """What is wrong with the issue types the bot would file as (asks Jira; empty: fine):
+        JIRA_ISSUE_TYPES in the project, and each project of JIRA_PROJECTS with its own map."""
         tracker = self.adapters.tracker
         if tracker is None:
             return []
-        return check_issue_types(self.settings.issue_types, tracker.issue_types())
+        defaults = self.settings.issue_types
+        problems = check_issue_types(defaults, tracker.issue_types())
+        main = self.settings.jira_project.strip().upper() if self.settings.jira_project else ""
+        for project in self.routing.allowed_projects():
+            if project.upper() == main:
+                continue
+            wanted = {**defaults, **self.routing.route_for_project(project).issue_types}
+            try:
+                available = tracker.issue_types(project)
+            except TrackerRejected as exc:
+                problems.append(f"JIRA_PROJECTS: project {project}: {exc}")
+                continue
+            problems += [
+                f"JIRA_PROJECTS: project {project}: {p.removeprefix('JIRA_ISSUE_TYPES: ')}"
+                for p in check_issue_types(wanted, available)
+            ]
+        return problems
 
 
 def bootstrap(

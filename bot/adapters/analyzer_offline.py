@@ -7,6 +7,14 @@ of them, and on the project's own examples otherwise. The project's ``other`` ex
 thanks, announcements) are always mixed in, since a backlog never holds them. Title, summary and
 labels are extracted from the post text, not generated.
 
+A post that nearly repeats backlog tickets also hears their kinds (``kind_model.Neighbours``, over
+the vectors the catalogue already stores: nothing is embedded twice). Probabilities are temperature
+scaled, so the confidence reads as a probability.
+
+Training is kept off the request path once ``warm_up`` (``serve`` calls it) hands it to a
+background thread: a request never waits for the backlog model; it is served by the previous
+model, or the examples' model until the first backlog model is ready.
+
 onnxruntime is never imported here: the embedder is injected.
 """
 
@@ -15,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +38,21 @@ from bot.adapters.extract import (
 )
 from bot.adapters.index_local import embed_queries
 from bot.adapters.keyphrases import keyphrase_labels
-from bot.adapters.kind_model import F32, Hyper, KindModel, train
+from bot.adapters.kind_model import F32, Hyper, KindModel, Neighbours, train
 from bot.adapters.post_intent import settle_kind
 from bot.domain.models import KINDS, Analysis, Kind, Post, Ticket
 from bot.domain.ports import Embedder, TicketIndex
 
 logger = logging.getLogger(__name__)
+
+# Runs a training job: inline (None), or e.g. ``in_background`` so no request waits for it.
+TrainRunner = Callable[[Callable[[], None]], None]
+
+
+def in_background(job: Callable[[], None]) -> None:
+    """A ``TrainRunner`` that trains in a daemon thread."""
+    threading.Thread(target=job, name="kind-model-training", daemon=True).start()
+
 
 EXAMPLES_PATH = Path(__file__).resolve().parent.parent / "examples" / "kinds.jsonl"
 # Code blocks are not read, but that a post has one (a stack trace, a config) is a hint to its kind.
@@ -71,8 +88,10 @@ class OfflineAnalyzer:
     *type_kinds* maps lower-case Jira issue type names to kinds. With at least *min_labelled*
     labelled tickets of two or more kinds in *index*, the classifier learns from them (plus the
     project's own examples); otherwise from the project's examples alone. It retrains lazily when
-    ``index.version()`` changes: one caller pays for the retraining while concurrent callers keep
-    using the previous model. Safe to share between threads.
+    ``index.version()`` changes. Without *train_in* the caller that notices pays for the
+    retraining while concurrent callers keep using the previous model (batch commands and
+    benches want the backlog model for their first post); with it, the retraining is handed to
+    *train_in* and every caller keeps the model it has. Safe to share between threads.
     """
 
     name = "offline"
@@ -85,6 +104,7 @@ class OfflineAnalyzer:
         min_labelled: int = 30,
         examples_path: Path | None = None,
         hyper: Hyper | None = None,
+        train_in: TrainRunner | None = None,
     ) -> None:
         self.embedder = embedder
         self.index = index
@@ -100,20 +120,19 @@ class OfflineAnalyzer:
         self._model: KindModel | None = None
         self._version: str | None = None
         self._titles: dict[str, F32] = {}
+        self.train_in = train_in
+        self._scheduled = False  # a retraining was handed to train_in and has not finished
+        self._sched_lock = threading.Lock()
+        self._cold_lock = threading.RLock()
 
     def warm_up(self) -> None:
         """Loads the embedding model and trains the classifier in a background thread, so the
         first post after start-up does not wait for them (on a busy machine, longer than a
-        shutdown's grace). A post that comes first waits on the same lock; nothing trains twice.
+        shutdown's grace); from then on every retraining runs in the background too
+        (``train_in_background``). A post that comes before the examples' model is ready waits
+        for that one only; nothing trains twice.
         """
-
-        def run() -> None:
-            try:
-                self._current()
-            except Exception:  # the first post retries; a warm-up must never stop the process
-                logger.warning("offline classifier: warm-up failed", exc_info=True)
-
-        threading.Thread(target=run, name="ideabot-classifier-warm-up", daemon=True).start()
+        self.train_in_background()
 
     # ------------------------------------------------------------------ features
 
@@ -170,13 +189,20 @@ class OfflineAnalyzer:
     # ------------------------------------------------------------------ training
 
     def _own_examples(self) -> _Examples:
-        if self._own is None:
-            rows = load_examples(self.examples_path)
-            vecs, counts = self._features([self._prepare(t) for t, _ in rows])
-            self._own = _Examples([k for _, k in rows], vecs, counts)
-        return self._own
+        with self._cold_lock:
+            if self._own is None:
+                rows = load_examples(self.examples_path)
+                vecs, counts = self._features([self._prepare(t) for t, _ in rows])
+                self._own = _Examples([k for _, k in rows], vecs, counts)
+            return self._own
 
     def _train_cold(self) -> KindModel:
+        # Its own lock: a request waiting for the examples' model must not wait for a backlog
+        # training that holds ``_lock``.
+        with self._cold_lock:
+            return self._train_cold_locked()
+
+    def _train_cold_locked(self) -> KindModel:
         if self._cold is None:
             own = self._own_examples()
             self._cold = train(
@@ -187,6 +213,7 @@ class OfflineAnalyzer:
                 self.hyper,
                 "examples",
                 head_dim=self.embedder.dim,
+                temperature=self.hyper.cold_temperature,
             )
             logger.info("offline classifier trained on %d own examples", len(own.kinds))
         return self._cold
@@ -231,7 +258,20 @@ class OfflineAnalyzer:
         counts = hashed_counts(texts, self.hyper.hash_dim, self.hyper.lead) + own.counts
         labels = [k for _, _, k in picked] + own.kinds
         weights = [1.0] * len(picked) + [self.hyper.own_weight] * len(own.kinds)
-        model = train(dense, counts, labels, weights, self.hyper, "backlog", head_dim=dim)
+        model = train(
+            dense,
+            counts,
+            labels,
+            weights,
+            self.hyper,
+            "backlog",
+            head_dim=dim,
+            temperature=self.hyper.temperature,
+        )
+        if self.hyper.knn_weight > 0:
+            # The tickets' own vectors, as the catalogue stores them: no second embedding.
+            ids = np.asarray([model.kinds.index(k) for _, _, k in picked], dtype=np.int64)
+            model.neighbours = Neighbours.of(body, head, ids, len(model.kinds))
         logger.info(
             "offline classifier trained on %d labelled tickets (%s) and %d own examples",
             len(picked),
@@ -242,36 +282,91 @@ class OfflineAnalyzer:
 
     def _current(self) -> KindModel:
         if self.index is None:
-            if self._cold is not None:
-                return self._cold
-            with self._lock:
-                return self._train_cold()
+            return self._cold or self._train_cold()
         try:
             version = self.index.version()
         except Exception:  # an unreachable index must not stop triage
             logger.warning("offline classifier: index version unavailable", exc_info=True)
-            with self._lock:
-                return self._model or self._train_cold()
+            return self._model or self._train_cold()
         model = self._model
         if model is not None and version == self._version:
             return model
+        if self.train_in is not None:
+            self._schedule()
+            if model is not None:
+                return model
+            # Until the first backlog model is ready: the examples' model (small, and trained
+            # once; ``warm_up`` at start-up trains it before any request comes).
+            return self._model or self._train_cold()
         # Somebody else is retraining: keep serving with the model we have.
         if not self._lock.acquire(blocking=model is None):
             return model  # type: ignore[return-value]
         try:
-            if self._model is not None and version == self._version:
-                return self._model
-            try:
-                fresh = self._train_backlog(self.index.labelled())
-            except Exception:
-                logger.warning(
-                    "offline classifier: learning from the backlog failed", exc_info=True
-                )
-                fresh = None
-            self._model, self._version = fresh or self._train_cold(), version
-            return self._model
+            return self._retrain()
         finally:
             self._lock.release()
+
+    def _retrain(self) -> KindModel:
+        """Trains for the index's current version unless that is done already (lock held)."""
+        assert self.index is not None
+        try:
+            version = self.index.version()
+        except Exception:
+            logger.warning("offline classifier: index version unavailable", exc_info=True)
+            return self._model or self._train_cold()
+        if self._model is not None and version == self._version:
+            return self._model
+        try:
+            fresh = self._train_backlog(self.index.labelled())
+        except Exception:
+            logger.warning("offline classifier: learning from the backlog failed", exc_info=True)
+            fresh = None
+        self._model, self._version = fresh or self._train_cold(), version
+        return self._model
+
+    def _schedule(self) -> None:
+        """Hands one retraining to ``train_in`` unless one is pending."""
+        with self._sched_lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+
+        def job() -> None:
+            try:
+                # The examples' model first: it serves until the backlog's is ready.
+                self._train_cold()
+                if self.index is not None:
+                    with self._lock:
+                        self._retrain()
+            except Exception:  # the next post retries; a training must never stop the process
+                logger.warning("offline classifier: training failed", exc_info=True)
+            finally:
+                with self._sched_lock:
+                    self._scheduled = False
+
+        try:
+            assert self.train_in is not None
+            self.train_in(job)
+        except Exception:
+            logger.warning("offline classifier: could not start training", exc_info=True)
+            with self._sched_lock:
+                self._scheduled = False
+
+    def train_in_background(self, runner: TrainRunner = in_background) -> None:
+        """From now on trains through *runner* (a daemon thread by default), starting now: no
+        request waits for a training, except one that comes before the examples' model is
+        ready (it is small: a couple of seconds at start-up)."""
+        self.train_in = runner
+        self._schedule()
+
+    def trained(self) -> bool:
+        """True once a model for the index's current contents is in use (cheap)."""
+        if self.index is None:
+            return self._cold is not None
+        try:
+            return self._model is not None and self._version == self.index.version()
+        except Exception:
+            return False
 
     @property
     def source(self) -> str:
@@ -328,4 +423,12 @@ class OfflineAnalyzer:
         return out
 
 
-__all__ = ["EXAMPLES_PATH", "Hyper", "OfflineAnalyzer", "load_examples", "train"]
+__all__ = [
+    "EXAMPLES_PATH",
+    "Hyper",
+    "OfflineAnalyzer",
+    "TrainRunner",
+    "in_background",
+    "load_examples",
+    "train",
+]

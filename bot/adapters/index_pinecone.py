@@ -41,6 +41,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from bot.adapters.fusion import DEFAULT_FUSION, Fusion
 from bot.adapters.index_local import (
     PAGE,
     CatalogueFollower,
@@ -194,6 +195,7 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         index_name: str | None = None,
         index: Any = None,
         weights: FusionWeights = DEFAULT_WEIGHTS,
+        fusion: Fusion | None = DEFAULT_FUSION,
         candidates: int = 50,
         retries: int = 3,
         backoff: float = 1.0,
@@ -215,6 +217,7 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         self.catalogue = catalogue
         self.namespace = namespace
         self.weights = weights
+        self.fusion = fusion
         self.candidates = candidates
         self.retries = retries
         self.backoff = backoff
@@ -227,6 +230,9 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         # BM25 statistics over the catalogue's tickets, as their body records store the text.
         self._stats = CorpusStats()
         self._texts: dict[str, str] = {}
+        # ... and over their titles alone: the title-field BM25 that rank fusion reads.
+        self._title_stats = CorpusStats()
+        self._titles: dict[str, str] = {}
         self._seq = 0
         self._caught_up = False
         self._checked_at = float("-inf")
@@ -455,10 +461,15 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         old = self._texts.pop(row.key, None)
         if old is not None:
             self._stats.remove(old)
+        old_title = self._titles.pop(row.key, None)
+        if old_title is not None:
+            self._title_stats.remove(old_title)
         if row.ticket is not None:
             text = stored_text(body_metadata(row.ticket, row.content_hash))
             self._stats.add(text)
             self._texts[row.key] = text
+            self._title_stats.add(row.ticket.title)
+            self._titles[row.key] = row.ticket.title
 
     # ------------------------------------------------------------------ reads
 
@@ -500,15 +511,18 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
         if not rows:
             return []
         texts = [f"{r[0].title}\n{r[0].description}" for r in rows]
+        title_texts = [r[0].title for r in rows]
         with self._lock:
-            stats = self._stats
+            stats, title_stats = self._stats, self._title_stats
             if stats.n_docs == 0:
                 # Nothing in the catalogue yet (Pinecone filled before it existed, or by a
                 # deployment on another database): count the candidates themselves.
-                stats = CorpusStats()
-                for t in texts:
+                stats, title_stats = CorpusStats(), CorpusStats()
+                for t, title in zip(texts, title_texts, strict=True):
                     stats.add(t)
+                    title_stats.add(title)
             lex_abs = stats.score(text, texts)
+            lex_title = title_stats.score(text, title_texts)
         return rank_candidates(
             [r[0] for r in rows],
             np.asarray([r[1] for r in rows], dtype=np.float32),
@@ -519,6 +533,10 @@ class PineconeIndex(CatalogueFollower, FusedSearch):
             lex_abs,
             self.weights,
             k,
+            lex_title,
+            # The same rank fusion as the local index, over Pinecone's candidates (its dense
+            # leaders; BM25's own leaders elsewhere in the corpus are out of its reach).
+            self.fusion,
         )
 
     def _is_empty(self) -> bool:

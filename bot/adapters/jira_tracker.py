@@ -486,17 +486,16 @@ class JiraTracker:
                 return True
         return False
 
-    def issue_types(self) -> list[str]:
-        """Names of the issue types that can be created in the project."""
+    def issue_types(self, project: str | None = None) -> list[str]:
+        """Names of the issue types that can be created in *project* (default: the bot's)."""
+        key = project or self.project
         try:
-            return self._createmeta_types()
+            return self._createmeta_types(key)
         except TrackerRejected as exc:
             # Older Data Center (< 8.4) has no createmeta/{project}/issuetypes: ask the project.
             if "HTTP 404" not in str(exc):
                 raise
-        raw = self._call(
-            "reading the project", lambda: self.client._get_json(f"project/{self.project}")
-        )
+        raw = self._call("reading the project", lambda: self.client._get_json(f"project/{key}"))
         return [str(t["name"]) for t in raw.get("issueTypes", []) if not t.get("subtask")]
 
     def find_people(self, issue: NewIssue) -> None:
@@ -630,7 +629,7 @@ class JiraTracker:
         except (TrackerRejected, TrackerRetryable) as exc:
             logger.warning("could not add the remote link to %s: %s", key, exc)
 
-    def _createmeta_types(self) -> list[str]:
+    def _createmeta_types(self, project: str) -> list[str]:
         names: list[str] = []
         start = 0
         for _ in range(20):  # a project has a handful of types; the bound guards a looping server
@@ -639,7 +638,7 @@ class JiraTracker:
                 "listing issue types",
                 partial(
                     self.client._get_json,
-                    f"issue/createmeta/{self.project}/issuetypes",
+                    f"issue/createmeta/{project}/issuetypes",
                     params=params,
                 ),
             )

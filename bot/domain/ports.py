@@ -188,7 +188,9 @@ class Tracker(Protocol):
 
     def add_comment(self, comment: NewComment) -> str: ...
 
-    def issue_types(self) -> list[str]: ...
+    def issue_types(self, project: str | None = None) -> list[str]:
+        """Names of the issue types *project* (default: the configured one) can create."""
+        ...
 
     def find_by_marker(self, project: str, marker: str) -> CreatedIssue | None:
         """The issue carrying *marker* (see ``NewIssue.marker``), or None."""

@@ -398,3 +398,34 @@ def test_bootstrap_wires_pinecone_on_the_database(
     b.adapters.index._warming.join(timeout=30)  # type: ignore[attr-defined]
     assert b.catalogue_ready() and b.catalogue.count() == 4
     assert [p for name in ("a", "b") for p in (tmp_path / name).rglob("*")] == []  # no files
+
+
+QUERIES = [
+    "the admin page search is slow",
+    "Safari crashes when I open the login page",
+    "csv export is broken",
+    "add dark mode",
+    "login fails with SSO",
+    "the report takes minutes to load",
+    "crash on export of large files",
+    "search results are wrong on the admin page",
+]
+
+
+@pytest.mark.parametrize("fusion_off", [False, True])
+def test_ranks_as_the_local_index_does_with_rank_fusion(
+    fake: FakePinecone, cat: MemoryStore, fusion_off: bool
+) -> None:
+    # One ranking for both adapters (the fusion cross-validated in bench/eval_fusion_cv.py):
+    # with every ticket a Pinecone candidate, the orders agree query by query. Without rank
+    # fusion (the weighted mean the Pinecone adapter used before) they do not.
+    from bot.adapters.index_local import LocalIndex
+
+    ix = make(fake, cat, **({"fusion": None} if fusion_off else {}))
+    local = LocalIndex(HashEmbedder(), MemoryStore(), NS)
+    ix.upsert(TICKETS)
+    local.upsert(TICKETS)
+    agree = [
+        [m.key for m in ix.search(q, 5)] == [m.key for m in local.search(q, 5)] for q in QUERIES
+    ]
+    assert all(agree) != fusion_off, agree

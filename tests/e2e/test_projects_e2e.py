@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bot.config import ConfigError
 from tests.fakes.jira_server import FakeJira
 from tests.fakes.wiring import Rig
 
@@ -86,3 +89,31 @@ def test_similar_across_projects_widens_the_search(tmp_path: Path) -> None:
         assert r.index.searched_projects[-1] is None
     finally:
         r.close()
+
+
+def test_each_mapped_project_is_checked_for_the_issue_types_it_would_file_as(
+    tmp_path: Path,
+) -> None:
+    # Start-up (Bot.startup) refuses the first problem: a mapped project that cannot take its
+    # issue types, or that this Jira does not have, is a one-line error instead of a filing
+    # that Jira rejects days later.
+    r = _two_projects(tmp_path)
+    try:
+        assert r.bot.issue_type_problems() == []  # MOB files ideas as Task: it has Task
+    finally:
+        r.close()
+    cases = {
+        "CMOBILE1=MOB|types=idea:Feature": "JIRA_PROJECTS: project MOB: idea=Feature is not an "
+        "issue type of the project (available: Bug, Epic, Story, Task)",
+        "CMOBILE1=WEB": "JIRA_PROJECTS: project WEB: ",
+    }
+    for n, (mapping, message) in enumerate(cases.items()):
+        with pytest.raises(ConfigError) as err:
+            Rig(
+                tmp_path / str(n),
+                channels=("CIDEAS01", "CMOBILE1"),
+                jira=FakeJira(project="PROJ", other_projects=("MOB",)),
+                jira_projects=mapping,
+            )
+        assert str(err.value).startswith(message)
+    assert "No project could be found" in str(err.value)

@@ -68,7 +68,7 @@ class FakeTracker:
         with self._lock:
             return any(c.key == key and c.marker == marker for c in self.comments)
 
-    def issue_types(self) -> list[str]:
+    def issue_types(self, project: str | None = None) -> list[str]:
         return ["Story", "Bug", "Task"]
 
     def find_by_marker(self, project: str, marker: str) -> CreatedIssue | None:

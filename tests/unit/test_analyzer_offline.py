@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -427,3 +427,79 @@ def test_sparse_products_match_dense_numpy() -> None:
     g_t = rng.normal(size=(3, 7)).astype(np.float32)
     np.testing.assert_allclose(x.dot(w_t), (dense @ w_t.T).T, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(x.transpose(50).dot(g_t), (dense.T @ g_t.T).T, rtol=1e-5, atol=1e-5)
+
+
+class QueuedRunner:
+    """A TrainRunner that keeps the jobs until the test runs them: what a background thread
+    would do later, made deterministic."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Callable[[], None]] = []
+
+    def __call__(self, job: Callable[[], None]) -> None:
+        self.jobs.append(job)
+
+    def run(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job()
+
+
+def test_training_in_background_never_makes_a_request_wait() -> None:
+    emb = BagEmbedder()
+    index = ListIndex(emb, _backlog("Question"))
+    runner = QueuedRunner()
+    analyzer = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS, min_labelled=30)
+    analyzer.train_in_background(runner)
+    assert len(runner.jobs) == 1 and index.labelled_calls == 0  # handed over, not run
+
+    # Before the job runs, requests are served by the examples' model and queue nothing more.
+    analyzer.analyze(FROB)
+    analyzer.analyze(FROB)
+    assert index.labelled_calls == 0 and len(runner.jobs) == 1
+    assert analyzer.source == "examples" and not analyzer.trained()
+
+    runner.run()
+    assert analyzer.trained() and analyzer.source == "backlog"
+    assert analyzer.analyze(FROB).kind == "question"
+
+    # The backlog changes: the next request still gets the previous model's answer at once.
+    index.upsert(_backlog("Bug"))
+    assert analyzer.analyze(FROB).kind == "question"
+    assert index.labelled_calls == 1 and len(runner.jobs) == 1
+    runner.run()
+    assert analyzer.analyze(FROB).kind == "bug"
+    assert index.labelled_calls == 2 and not runner.jobs
+
+
+def test_a_failing_background_training_keeps_the_model_and_tries_again() -> None:
+    emb = BagEmbedder()
+    index = ListIndex(emb, _backlog("Question"))
+    runner = QueuedRunner()
+    analyzer = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS, min_labelled=30)
+    analyzer.train_in_background(runner)
+    runner.run()
+    index.upsert(_backlog("Bug"))
+    analyzer.analyze(FROB)
+    assert len(runner.jobs) == 1
+    index.fail_version = True  # the job cannot read the index
+    runner.run()
+    assert analyzer.analyze(FROB).kind == "question"  # still the last good model
+    index.fail_version = False
+    analyzer.analyze(FROB)  # schedules again: the failed job did not stay "pending"
+    runner.run()
+    assert analyzer.analyze(FROB).kind == "bug"
+
+
+def test_by_default_training_runs_in_a_daemon_thread() -> None:
+    from bot.adapters.analyzer_offline import in_background
+
+    emb = BagEmbedder()
+    index = ListIndex(emb, _backlog("Question"))
+    analyzer = OfflineAnalyzer(emb, index, DEFAULT_TYPE_KINDS, min_labelled=30)
+    assert analyzer.train_in is None  # batch commands and benches train inline
+    analyzer.train_in_background(in_background)
+    for t in threading.enumerate():
+        if t.name == "kind-model-training":
+            t.join(timeout=60)
+    assert analyzer.trained() and analyzer.source == "backlog"

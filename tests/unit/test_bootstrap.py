@@ -93,3 +93,16 @@ def test_channel_names_reach_the_takeaway_digest_resolved(tmp_path: Path) -> Non
     assert bot.channels.ids == {"CIDEAS01"}
     digest = bot.digests.build_takeaways(date(2026, 4, 15), "CIDEAS01")
     assert digest.total == 1
+
+
+def test_serve_warm_up_trains_the_kind_model_off_the_request_path(tmp_path: Path) -> None:
+    from bot.adapters.analyzer_offline import OfflineAnalyzer
+
+    settings = load_settings(bot_data_dir=tmp_path / "data", _env_file=None)
+    bot = bootstrap(settings, embedder=HashEmbedder(), llm=None, tracker=None, chat=None)
+    offline = bot.triager.analyzer
+    assert isinstance(offline, OfflineAnalyzer)
+    assert offline.train_in is None  # batch commands train inline, for their first post
+    bot.startup()
+    bot.warm_up()  # what serve does after start-up
+    assert offline.train_in is not None  # serving: a background thread trains from now on
