@@ -12,6 +12,8 @@ shows the cost of a re-sync when nothing changed (content hashes, no embedding).
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import sys
 import tempfile
 import time
@@ -40,28 +42,33 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-tokens", type=int, nargs="+", default=[256])
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16])
     ap.add_argument("--limit", type=int, default=0, help="index only the first N tickets")
+    ap.add_argument(
+        "--workers", type=int, nargs="+", default=[0], help="batches run at once (0: default)"
+    )
     args = ap.parse_args(argv)
     tickets = load(args.data)
     if args.limit:
         tickets = tickets[: args.limit]
-    for mt in args.max_tokens:
-        for bs in args.batch_sizes:
-            emb = OnnxEmbedder(max_tokens=mt, batch_size=bs)
-            emb.embed(["warm up the session"])
-            with tempfile.TemporaryDirectory() as tmp:
-                store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
-                ix = LocalIndex(emb, store, "DUP")
-                t = time.perf_counter()
-                ix.upsert(tickets)
-                secs = time.perf_counter() - t
-                t = time.perf_counter()
-                ix.upsert(tickets)
-                resync = time.perf_counter() - t
-                store.close()
-            print(
-                f"max_tokens={mt} batch_size={bs}: {len(tickets)} tickets in {secs:.1f} s = "
-                f"{len(tickets) / secs:.1f} tickets/s; unchanged re-sync {resync * 1000:.0f} ms"
-            )
+    print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores)")
+    for mt, bs, workers in itertools.product(args.max_tokens, args.batch_sizes, args.workers):
+        emb = OnnxEmbedder(max_tokens=mt, batch_size=bs, workers=workers or None)
+        emb.embed(["warm up the session"])
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+            ix = LocalIndex(emb, store, "DUP")
+            t, cpu = time.perf_counter(), time.process_time()
+            ix.upsert(tickets)
+            secs, cpu = time.perf_counter() - t, time.process_time() - cpu
+            t = time.perf_counter()
+            ix.upsert(tickets)
+            resync = time.perf_counter() - t
+            store.close()
+        print(
+            f"max_tokens={mt} batch_size={bs} workers={emb.workers}: {len(tickets)} tickets "
+            f"in {secs:.1f} s = {len(tickets) / secs:.1f} tickets/s "
+            f"(CPU {cpu * 1000 / len(tickets):.0f} ms/ticket); "
+            f"unchanged re-sync {resync * 1000:.0f} ms; load {os.getloadavg()[0]:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ both on the real int8 MiniLM behind the embedding cache, in batches of 64.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -63,9 +64,11 @@ def main() -> None:
     ap.add_argument("--posts", type=int, default=1000)
     ap.add_argument("--tickets", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=0, help="embedder batches at once (0: default)")
+    ap.add_argument("--embed-batch", type=int, default=4, help="texts per model run")
     args = ap.parse_args()
     rng = random.Random(1)
-    real = OnnxEmbedder(max_tokens=256)
+    real = OnnxEmbedder(max_tokens=256, batch_size=args.embed_batch, workers=args.workers or None)
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
         filler = LocalIndex(RandomVectors(real.model_id, real.dim), store)  # type: ignore[arg-type]
@@ -85,13 +88,19 @@ def main() -> None:
         ]
         service.triage_many(posts[:8])  # load the model and train the classifier
         embedder._cache.clear()
-        t0 = time.perf_counter()
+        load = os.getloadavg()[0]
+        t0, cpu = time.perf_counter(), time.process_time()
         done = 0
         for start in range(0, len(posts), args.batch):
             done += len(service.triage_many(posts[start : start + args.batch]))
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - cpu
         print(f"triage: {done} posts (20-80 words) against {index.count()} tickets")
-        print(f"  {dt:.1f} s, {done / dt:.0f} posts/s (batch {args.batch}, offline analyzer)")
+        print(
+            f"  {dt:.1f} s, {done / dt:.0f} posts/s (batch {args.batch}, offline analyzer, "
+            f"embedder: {real.workers} worker(s), {real.batch_size} texts per run); "
+            f"CPU {cpu * 1000 / done:.1f} ms/post; load average {load:.2f} -> "
+            f"{os.getloadavg()[0]:.2f} (2 cores)"
+        )
 
 
 if __name__ == "__main__":

@@ -415,5 +415,6 @@ def top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
     if n == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
     k = min(k, n)
-    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    # Partitioning at n - k spares a negated copy of *scores* (100,000 rows per search).
+    part = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
     return part[np.lexsort((part, -scores[part]))].astype(np.int64)

@@ -17,8 +17,10 @@ cursor past 7 for good.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -41,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from bot.adapters.sql_base import SqlBase
-from bot.adapters.sql_schema import UTCDateTime, metadata
+from bot.adapters.sql_schema import UTCDateTime, kv, metadata
 from bot.domain.models import Ticket
 from bot.domain.ports import CatalogueRow
 
@@ -291,6 +293,12 @@ class SqlCatalogue(SqlBase):
         """Stores vectors by content hash; a hash already stored for *model* is kept."""
         if not vectors:
             return
+        with self._write() as conn:
+            self._insert_embeddings(conn, model, vectors)
+
+    def _insert_embeddings(
+        self, conn: Connection, model: str, vectors: Mapping[str, bytes]
+    ) -> None:
         rows = [{"model": model, "content_hash": h, "vectors": v} for h, v in vectors.items()]
         if self.backend == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -300,8 +308,7 @@ class SqlCatalogue(SqlBase):
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             stmt = sqlite_insert(catalogue_embeddings).on_conflict_do_nothing()
-        with self._write() as conn:
-            conn.execute(stmt, rows)
+        conn.execute(stmt, rows)
 
     def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, bytes]:
         """The stored vectors of *model* for those of *hashes* that have them."""
@@ -330,6 +337,49 @@ class SqlCatalogue(SqlBase):
                 .group_by(e.model)
             ).all()
         return {str(model): int(n) for model, n in rows}
+
+    # The re-embedding lease lives in ``kv`` (one row per project and model, its value
+    # {"token", "until"}): a rare, single-row claim needs no table of its own.
+
+    def _reembed_lease(self, conn: Connection, key: str) -> dict[str, Any]:
+        """The lease's row, locked for this transaction (created unleased when missing)."""
+        conn.execute(self._insert_ignore(kv, {"key": key, "value": '{"token": 0, "until": null}'}))
+        value = conn.execute(select(kv.c.value).where(kv.c.key == key).with_for_update()).scalar()
+        return dict(json.loads(str(value)))
+
+    def lease_reembed(self, project: str, model: str, now: datetime, until: datetime) -> int | None:
+        """Takes the re-embedding lease unless an unexpired one holds it (see ``TicketStore``)."""
+        key = reembed_lease_key(project, model)
+        with self._write() as conn:
+            lease = self._reembed_lease(conn, key)
+            held = lease["until"] is not None and datetime.fromisoformat(lease["until"]) > now
+            if held:
+                return None
+            token = int(lease["token"]) + 1
+            value = json.dumps({"token": token, "until": until.isoformat()})
+            conn.execute(update(kv).where(kv.c.key == key).values(value=value))
+        return token
+
+    def put_reembedded(
+        self, project: str, model: str, token: int, vectors: Mapping[str, bytes], until: datetime
+    ) -> bool:
+        """Fenced ``put_embeddings`` that also renews the lease (see ``TicketStore``)."""
+        key = reembed_lease_key(project, model)
+        with self._write() as conn:
+            if int(self._reembed_lease(conn, key)["token"]) != token:
+                return False  # taken over: the new holder writes these
+            value = json.dumps({"token": token, "until": until.isoformat()})
+            conn.execute(update(kv).where(kv.c.key == key).values(value=value))
+            if vectors:
+                self._insert_embeddings(conn, model, vectors)
+        return True
+
+
+def reembed_lease_key(project: str, model: str) -> str:
+    """The ``kv`` key of the re-embedding lease of (*project*, *model*): hashed, as a model id
+    may be as long as the key column."""
+    digest = hashlib.sha256(f"{project}\0{model}".encode()).hexdigest()
+    return f"reembed-lease:{digest}"
 
 
 def _ticket_of(row: Any | None) -> Ticket | None:

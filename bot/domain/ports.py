@@ -650,6 +650,20 @@ class TicketStore(Protocol):
         many of them: which model the stored vectors are from, e.g. after a model change."""
         ...
 
+    def lease_reembed(self, project: str, model: str, now: datetime, until: datetime) -> int | None:
+        """Takes the fenced lease on re-embedding *project*'s texts with *model* until *until*,
+        unless a lease unexpired at *now* holds it; returns its token (greater than any earlier
+        one), or None. One replica pays the provider for a model change, not every one."""
+        ...
+
+    def put_reembedded(
+        self, project: str, model: str, token: int, vectors: Mapping[str, bytes], until: datetime
+    ) -> bool:
+        """Stores *vectors* of *model* (as ``put_embeddings``) and extends the lease to *until*,
+        in one transaction, only while *token* is the latest lease; False, with nothing
+        written, when it was lost. Empty *vectors*: a heartbeat."""
+        ...
+
 
 class PostsByAuthor(Protocol):
     """One person's posts (the App Home's "your ideas")."""

@@ -6,16 +6,21 @@ fake server; the old one the hashing stand-in for the embedded model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from bot.adapters.embedder_remote import RemoteEmbedder, build_remote_embedder
 from bot.adapters.index_local import LocalIndex
 from bot.adapters.store_sql import SqlStore
 from bot.domain.models import Ticket
-from bot.domain.ports import Embedder
+from bot.domain.ports import Embedder, TicketStore
 from tests.fakes.embedder import HashEmbedder
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.openai_embeddings_server import FakeOpenAIEmbeddings
@@ -118,3 +123,154 @@ def test_the_sql_catalogue_counts_vectors_per_model(tmp_path: Path) -> None:
         assert store.embedding_models("OTHER") == {}
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- one replica pays the provider
+
+LEASE = 60.0
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+class WallClock:
+    """The replicas' shared wall clock, moved by hand (leases are dated by it)."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class CountingEmbedder(HashEmbedder):
+    """The new model, counting each text it was paid to embed; *before* runs ahead of a call
+    (to interleave another replica, or to fail like a dying process)."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=32, model_id=NEW)
+        self.per_text: Counter[str] = Counter()
+        self.before: Callable[[], None] | None = None
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        if self.before is not None:
+            self.before()
+        self.per_text.update(texts)
+        return super().embed(texts)
+
+
+def many_tickets(n: int) -> list[Ticket]:
+    return [
+        Ticket(key=f"APP-{i}", title=f"Ticket number {i} title", description=f"body text {i}")
+        for i in range(1, n + 1)
+    ]
+
+
+@pytest.fixture
+def shared(store_backend: str) -> Iterator[TicketStore]:
+    """One catalogue on each backend (memory, SQLite, PostgreSQL), filled by the old model."""
+    cat: Any = MemoryStore() if store_backend == "memory" else SqlStore(store_backend)
+    try:
+        LocalIndex(HashEmbedder(dim=16, model_id=OLD), cat, "APP").upsert(many_tickets(10))
+        yield cat
+    finally:
+        if isinstance(cat, SqlStore):
+            cat.close()
+
+
+def replica(cat: TicketStore, new: Embedder, clock: WallClock) -> LocalIndex:
+    old = HashEmbedder(dim=16, model_id=OLD)
+    ix = LocalIndex(
+        new,
+        cat,
+        "APP",
+        previous=previous(old).get,
+        background=False,
+        reembed_batch=3,
+        wall_clock=clock,
+        reembed_lease=LEASE,
+    )
+    assert ix.count() == 10 and ix.embedder is old  # serving the old vectors
+    return ix
+
+
+def expected_texts() -> set[str]:
+    return {t.text() for t in many_tickets(10)} | {t.title for t in many_tickets(10)}
+
+
+def test_two_replicas_embed_each_ticket_once(shared: TicketStore) -> None:
+    clock = WallClock()
+    new_a, new_b = CountingEmbedder(), CountingEmbedder()
+    a, b = replica(shared, new_a, clock), replica(shared, new_b, clock)
+    seen: list[int] = []
+    # While A holds the lease (inside its first provider call), B tries: it must not embed.
+    new_a.before = lambda: seen.append(b.reembed()) if not seen else None
+    assert a.reembed() == 10
+    assert seen == [0] and new_b.calls == 0 and b.embedder.model_id == OLD
+    assert b.reembed() == 0  # every vector stored: B switches without a provider call
+    assert new_b.calls == 0
+    assert a.embedder is new_a and b.embedder is new_b
+    assert set(new_a.per_text) == expected_texts()
+    assert set(new_a.per_text.values()) == {1}  # each text embedded exactly once in total
+    assert "~" not in a.version() and "~" not in b.version()  # both serve the new vectors
+    assert a.count() == b.count() == 10
+
+
+def test_a_dead_holders_lease_expires_and_another_finishes(shared: TicketStore) -> None:
+    clock = WallClock()
+    new_a, new_b = CountingEmbedder(), CountingEmbedder()
+    a, b = replica(shared, new_a, clock), replica(shared, new_b, clock)
+
+    def die() -> None:
+        if new_a.calls == 1:  # its second step, after one stored step of 3 tickets
+            raise RuntimeError("the process was killed")
+
+    new_a.before = die
+    with pytest.raises(RuntimeError):
+        a.reembed()
+    assert shared.embedding_models("APP").get(NEW) == 3
+    clock.advance(LEASE - 1)
+    assert b.reembed() == 0 and new_b.calls == 0  # the lease still holds
+    clock.advance(2)
+    assert b.reembed() == 7  # taken over: only what is not stored yet
+    assert b.embedder is new_b
+    assert set(new_a.per_text) | set(new_b.per_text) == expected_texts()
+    assert not set(new_a.per_text) & set(new_b.per_text)  # nothing embedded twice
+    new_a.before = None
+    assert a.reembed() == 0 and new_a.calls == 1  # A comes back: all done, it switches
+    assert a.embedder is new_a
+
+
+def test_a_holder_that_lost_its_lease_writes_nothing_more(shared: TicketStore) -> None:
+    clock = WallClock()
+    new_a, new_b = CountingEmbedder(), CountingEmbedder()
+    a, b = replica(shared, new_a, clock), replica(shared, new_b, clock)
+
+    def stall() -> None:
+        if new_a.calls == 1:  # A stalls past its lease in its second step; B takes over
+            new_a.before = None
+            clock.advance(LEASE + 1)
+            assert b.reembed() == 7
+
+    new_a.before = stall
+    assert a.reembed() == 3  # its second step was refused; it stopped
+    assert new_a.calls == 2  # and asked the provider for no third step
+    assert shared.embedding_models("APP").get(NEW) == 10
+    assert a.embedder.model_id == OLD  # still the old vectors until it sees the work done
+    assert a.reembed() == 0 and a.embedder is new_a
+
+
+def test_the_reembed_lease_is_fenced(shared: TicketStore) -> None:
+    later = T0 + timedelta(seconds=LEASE)
+    first = shared.lease_reembed("APP", NEW, T0, later)
+    assert first is not None
+    assert shared.lease_reembed("APP", NEW, T0, later) is None  # held
+    assert shared.lease_reembed("APP", "other-model", T0, later) is not None  # per model
+    assert shared.put_reembedded("APP", NEW, first, {"h1": b"x" * 8}, later + timedelta(1))
+    assert shared.lease_reembed("APP", NEW, later, later) is None  # renewed past *later*
+    second = shared.lease_reembed("APP", NEW, later + timedelta(2), later + timedelta(3))
+    assert second is not None and second > first
+    assert not shared.put_reembedded("APP", NEW, first, {"h2": b"y" * 8}, later)
+    assert shared.get_embeddings(NEW, ["h1", "h2"]) == {"h1": b"x" * 8}
+    assert shared.put_reembedded("APP", NEW, second, {"h2": b"y" * 8}, later)

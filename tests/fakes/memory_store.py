@@ -184,6 +184,8 @@ class MemoryStore:
         self._seq = 0
         self._catalogue: dict[str, dict[str, CatalogueRow]] = {}  # project -> key -> row
         self._embeddings: dict[tuple[str, str], bytes] = {}  # (model, content hash) -> vectors
+        # (project, model) -> (latest token, until): the re-embedding leases
+        self._reembed_leases: dict[tuple[str, str], tuple[int, datetime | None]] = {}
 
     def close(self) -> None:
         """Nothing to release; here so the fake drops in where a ``SqlStore`` is closed."""
@@ -958,6 +960,27 @@ class MemoryStore:
             for model, h in self._embeddings:
                 out[model] += live.get(h, 0)
             return {m: n for m, n in out.items() if n}
+
+    def lease_reembed(self, project: str, model: str, now: datetime, until: datetime) -> int | None:
+        """Takes the re-embedding lease unless an unexpired one holds it."""
+        with self._lock:
+            token, held_until = self._reembed_leases.get((project, model), (0, None))
+            if held_until is not None and held_until > _utc(now):
+                return None
+            self._reembed_leases[(project, model)] = (token + 1, _utc(until))
+            return token + 1
+
+    def put_reembedded(
+        self, project: str, model: str, token: int, vectors: Mapping[str, bytes], until: datetime
+    ) -> bool:
+        """Stores *vectors* and renews the lease while *token* is the latest lease."""
+        with self._lock:
+            if self._reembed_leases.get((project, model), (0, None))[0] != token:
+                return False
+            self._reembed_leases[(project, model)] = (token, _utc(until))
+            for h, v in vectors.items():
+                self._embeddings.setdefault((model, h), bytes(v))
+            return True
 
 
 def _utc(value: datetime) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.adapters.fusion import Fusion, corpus_ranks, ranks_of, rrf_fuse
+from bot.adapters.fusion import Fusion, corpus_ranks, count_above, ranks_of, rrf_fuse
 
 
 def test_ranks_are_one_based_descending_with_ties_by_position() -> None:
@@ -37,6 +37,24 @@ def test_corpus_ranks_give_leaders_their_true_rank_and_the_rest_follow() -> None
     # candidates are corpus rows 7, 3, 9, 4; the corpus's best rows are 3 then 50 then 7
     ranks = corpus_ranks(np.array([7, 3, 9, 4]), np.array([0.5, 0.9, 0.1, 0.2]), [3, 50, 7])
     assert ranks.tolist() == [3, 1, 5, 4]
+
+
+def test_count_above_counts_the_greater_sample_values() -> None:
+    sample = np.array([0.9, 0.1, 0.5, 0.5, 0.7])
+    assert count_above(sample, np.array([0.5, 1.0, 0.0, 0.7])).tolist() == [2, 0, 5, 1]
+
+
+def test_candidates_beaten_by_many_rows_rank_that_far_down() -> None:
+    # rows 9 and 4 are not leaders; 2,000 and 50 corpus rows score above them
+    ranks = corpus_ranks(
+        np.array([7, 3, 9, 4]), np.array([0.5, 0.9, 0.1, 0.2]), [3, 50, 7], [1, 0, 2000, 50]
+    )
+    assert ranks.tolist() == [3, 1, 2001, 51]
+    # an estimate below the leaders' count never lifts a candidate above them
+    low = corpus_ranks(
+        np.array([7, 3, 9, 4]), np.array([0.5, 0.9, 0.1, 0.2]), [3, 50, 7], [1, 0, 0, 0]
+    )
+    assert low.tolist() == [3, 1, 5, 4]
 
 
 def test_known_ranks_replace_the_candidates_own() -> None:
