@@ -63,7 +63,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def send_all(
-    port: int, events: int, concurrency: int, run: str
+    port: int, events: int, concurrency: int, run: str, first: int = 0
 ) -> tuple[dict[str, float], list[float]]:
     """Sends *events* signed message events over *concurrency* keep-alive connections; returns
     when each was sent (by ts) and each ack's latency in ms."""
@@ -71,7 +71,7 @@ def send_all(
     acks: list[float] = []
     connects: list[float] = []
     lock = threading.Lock()
-    counter = iter(range(events))
+    counter = iter(range(first, first + events))
     base = 1_700_000_000 + int(run) * 1000
 
     def client() -> None:
@@ -125,6 +125,13 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
     ap.add_argument("--triage-threads", type=int, default=TRIAGE.threads)
+    ap.add_argument(
+        "--client-processes",
+        type=int,
+        default=1,
+        help="spread the concurrent clients over N processes (Slack's deliveries come from many "
+        "machines: one Python process's 20 threads add their own GIL waits to the ack)",
+    )
     ap.add_argument(
         "--same-process", action="store_true", help="run the client threads in the server's process"
     )
@@ -200,8 +207,19 @@ def main() -> None:
         # The client in its own process, so that its threads do not compete with the server's
         # for the GIL (perf_counter is CLOCK_MONOTONIC: comparable across processes on Linux).
         ctx = mp.get_context("spawn")
-        with ctx.Pool(1) as pool:
-            sent_at, acks = pool.apply(send_all, (server.port, args.events, args.concurrency, run))
+        n = max(1, args.client_processes)
+        share = [args.events // n + (p < args.events % n) for p in range(n)]
+        firsts = [sum(share[:p]) for p in range(n)]
+        conc = [args.concurrency // n + (p < args.concurrency % n) for p in range(n)]
+        with ctx.Pool(n) as pool:
+            parts = pool.starmap(
+                send_all,
+                [(server.port, share[p], conc[p], run, firsts[p]) for p in range(n)],
+            )
+        sent_at, acks = {}, []
+        for part_sent, part_acks in parts:
+            sent_at.update(part_sent)
+            acks.extend(part_acks)
     send_s = time.perf_counter() - start
     # Events that found a queue full wait in the inbox for the poller: wait for all replies.
     deadline = time.monotonic() + 600
