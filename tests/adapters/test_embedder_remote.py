@@ -179,6 +179,15 @@ def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Se
     return load_settings()
 
 
+def _remote(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeOpenAIEmbeddings, **env: str
+) -> Settings:
+    """Settings for the remote model served by *fake*, plus *env*."""
+    return _settings(
+        monkeypatch, tmp_path, EMBEDDINGS_MODEL=MODEL, EMBEDDINGS_BASE_URL=fake.base_url, **env
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -208,11 +217,10 @@ def test_a_malformed_embeddings_model_is_one_clear_line(
 def test_start_up_builds_and_probes_the_configured_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeOpenAIEmbeddings
 ) -> None:
-    s = _settings(
+    s = _remote(
         monkeypatch,
         tmp_path,
-        EMBEDDINGS_MODEL=MODEL,
-        EMBEDDINGS_BASE_URL=fake.base_url,
+        fake,
         EMBEDDINGS_BATCH_SIZE="5",
         OPENAI_API_KEY=fake.api_key,  # the provider's own variable, read by its client
     )
@@ -227,11 +235,10 @@ def test_start_up_builds_and_probes_the_configured_model(
 def test_start_up_errors_name_the_variable(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake: FakeOpenAIEmbeddings
 ) -> None:
-    s = _settings(
+    s = _remote(
         monkeypatch,
         tmp_path,
-        EMBEDDINGS_MODEL=MODEL,
-        EMBEDDINGS_BASE_URL=fake.base_url,
+        fake,
         EMBEDDINGS_TIMEOUT="0.5",
     )
     fake.fail_next(503, times=1000)
@@ -256,11 +263,10 @@ def test_pinecone_dimension_is_checked_at_start_up(
 ) -> None:
     pinecone = FakePinecone(dimension=384).start()
     try:
-        s = _settings(
+        s = _remote(
             monkeypatch,
             tmp_path,
-            EMBEDDINGS_MODEL=MODEL,
-            EMBEDDINGS_BASE_URL=fake.base_url,
+            fake,
             PINECONE_API_KEY=pinecone.api_key,
             PINECONE_HOST=pinecone.url,
         )
@@ -306,11 +312,10 @@ def test_a_model_change_through_the_composition_root(
     first = bootstrap(s, llm=None, tracker=None, slack_client=None, calendar=None)
     first.adapters.index.upsert(TICKETS)
     assert first.adapters.embedder.model_id == OnnxEmbedder.model_id
-    s = _settings(
+    s = _remote(
         monkeypatch,
         tmp_path,
-        EMBEDDINGS_MODEL=MODEL,
-        EMBEDDINGS_BASE_URL=fake.base_url,
+        fake,
         OPENAI_API_KEY=fake.api_key,
     )
     gate = fake.hold(probe=False)  # the start-up probe is answered; the re-embedding waits
