@@ -52,19 +52,27 @@ def submit_in_thread(
     return t
 
 
+def behind_a_held_flush(
+    gc: GroupCommit[str, str], flush: GatedFlush, names: str
+) -> dict[str, object]:
+    """Submits "a", holds its flush, submits *names* one after the other (each pending before
+    the next comes, so the arrival order is known), releases the flush; each caller's outcome."""
+    results: dict[str, object] = {}
+    threads = [submit_in_thread(gc, "a", results)]
+    assert flush.entered.wait(10)
+    for name in names:
+        threads.append(submit_in_thread(gc, name, results))
+        wait_until(lambda n=name: n in [s.item for s in gc._pending])
+    flush.gate.set()
+    for t in threads:
+        t.join(10)
+    return results
+
+
 def test_items_arriving_during_a_flush_are_written_together_in_arrival_order() -> None:
     flush = GatedFlush()
     gc: GroupCommit[str, str] = GroupCommit(flush)
-    results: dict[str, object] = {}
-    first = submit_in_thread(gc, "a", results)
-    assert flush.entered.wait(10)
-    rest = []
-    for name in "bcdef":
-        rest.append(submit_in_thread(gc, name, results))
-        wait_until(lambda n=name: n in [s.item for s in gc._pending])  # arrival order is known
-    flush.gate.set()
-    for t in [first, *rest]:
-        t.join(10)
+    results = behind_a_held_flush(gc, flush, "bcdef")
     assert flush.groups == [["a"], ["b", "c", "d", "e", "f"]]
     assert results == {n: f"ok:{n}" for n in "abcdef"}
     assert (gc.groups, gc.items) == (2, 6)
@@ -73,15 +81,7 @@ def test_items_arriving_during_a_flush_are_written_together_in_arrival_order() -
 def test_a_group_is_capped_and_the_rest_follows() -> None:
     flush = GatedFlush()
     gc: GroupCommit[str, str] = GroupCommit(flush, max_group=2)
-    results: dict[str, object] = {}
-    threads = [submit_in_thread(gc, "a", results)]
-    assert flush.entered.wait(10)
-    for name in "bcd":
-        threads.append(submit_in_thread(gc, name, results))
-        wait_until(lambda n=name: n in [s.item for s in gc._pending])
-    flush.gate.set()
-    for t in threads:
-        t.join(10)
+    results = behind_a_held_flush(gc, flush, "bcd")
     assert flush.groups == [["a"], ["b", "c"], ["d"]]
     assert results == {n: f"ok:{n}" for n in "abcd"}
 
@@ -104,15 +104,7 @@ def test_a_caller_whose_deadline_passes_while_pending_is_told_and_its_item_never
 def test_a_failed_flush_fails_each_caller_of_its_group_and_the_next_group_is_written() -> None:
     flush = GatedFlush(fail_on="c")
     gc: GroupCommit[str, str] = GroupCommit(flush)
-    results: dict[str, object] = {}
-    threads = [submit_in_thread(gc, "a", results)]
-    assert flush.entered.wait(10)
-    for name in "bc":
-        threads.append(submit_in_thread(gc, name, results))
-        wait_until(lambda n=name: n in [s.item for s in gc._pending])
-    flush.gate.set()
-    for t in threads:
-        t.join(10)
+    results = behind_a_held_flush(gc, flush, "bc")
     assert results["a"] == "ok:a"
     assert isinstance(results["b"], OSError) and isinstance(results["c"], OSError)
     assert gc.submit("d", 10) == "ok:d"
