@@ -159,38 +159,10 @@ class DeadlineWebClient(WebClient):
             watchdog.disarm()
 
 
-def _wait_fits(wait: float) -> bool:
-    left = time_left()
-    return left is None or wait < left
-
-
-class DeadlineRateLimitRetry(RateLimitErrorRetryHandler):
-    """Retries a 429 after its ``Retry-After`` only when that wait fits in the call's deadline."""
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if not super()._can_retry(state=state, request=request, response=response, error=error):
-            return False
-        assert response is not None  # a 429 is a response
-        retry_after = next(
-            (v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"]
-        )
-        try:
-            wait = float(retry_after[0] if isinstance(retry_after, list) else retry_after) + 1
-        except ValueError:
-            wait = 2.0
-        return _wait_fits(wait)
-
-
-class DeadlineConnectionRetry(ConnectionErrorRetryHandler):
-    """Retries a dropped connection only when the back-off fits in the call's deadline, and
-    never after the deadline itself cut the connection."""
+class _FitsDeadline:
+    """A retry handler that retries only when its wait before the next attempt (``_wait``)
+    fits in what is left of the call's deadline, and never after the deadline itself cut the
+    connection."""
 
     def _can_retry(
         self,
@@ -202,7 +174,35 @@ class DeadlineConnectionRetry(ConnectionErrorRetryHandler):
     ) -> bool:
         if isinstance(error, SlackDeadlineError):
             return False
-        if not super()._can_retry(state=state, request=request, response=response, error=error):
+        retry = super()._can_retry(  # type: ignore[misc]
+            state=state, request=request, response=response, error=error
+        )
+        if not retry:
             return False
-        wait = self.interval_calculator.calculate_sleep_duration(state.current_attempt)
-        return _wait_fits(wait + 0.5)
+        left = time_left()
+        return left is None or self._wait(state, response) < left
+
+    def _wait(self, state: RetryState, response: HttpResponse | None) -> float:
+        raise NotImplementedError
+
+
+class DeadlineRateLimitRetry(_FitsDeadline, RateLimitErrorRetryHandler):
+    """Retries a 429 after its ``Retry-After`` only when that wait fits in the call's deadline."""
+
+    def _wait(self, state: RetryState, response: HttpResponse | None) -> float:
+        assert response is not None  # a 429 is a response
+        retry_after = next(
+            (v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"]
+        )
+        try:
+            # The SDK sleeps Retry-After plus up to a second of jitter.
+            return float(retry_after[0] if isinstance(retry_after, list) else retry_after) + 1
+        except ValueError:
+            return 2.0
+
+
+class DeadlineConnectionRetry(_FitsDeadline, ConnectionErrorRetryHandler):
+    """Retries a dropped connection only when the back-off fits in the call's deadline."""
+
+    def _wait(self, state: RetryState, response: HttpResponse | None) -> float:
+        return self.interval_calculator.calculate_sleep_duration(state.current_attempt) + 0.5
