@@ -371,6 +371,9 @@ def main() -> None:
                 "intent features tf 3, no prior": replace(
                     base, intent_prior=0.0, intent_features=3.0
                 ),
+                "cold change-title prior 0 (before)": replace(base, change_title_prior=0.0),
+                "cold change-title prior 0.5": replace(base, change_title_prior=0.5),
+                "cold change-title prior 2": replace(base, change_title_prior=2.0),
             }
         )
     try:

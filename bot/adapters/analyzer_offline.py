@@ -40,7 +40,7 @@ from bot.adapters.extract import (
 from bot.adapters.index_local import embed_queries
 from bot.adapters.keyphrases import keyphrase_labels
 from bot.adapters.kind_model import F32, Hyper, KindModel, Neighbours, train
-from bot.adapters.post_intent import proposes, seeks_help, settle_kind
+from bot.adapters.post_intent import proposes, seeks_help, settle_kind, titled_as_change
 from bot.domain.models import KINDS, Analysis, Kind, Post, Ticket
 from bot.domain.ports import Embedder, TicketIndex
 
@@ -73,16 +73,28 @@ def intent_cues(text: str) -> dict[str, bool]:
     return {"__seeks_help__": seeks_help(text), "__proposes__": proposes(text)}
 
 
-def intent_prior(probs: F32, kinds: Sequence[Kind], texts: Sequence[str], strength: float) -> F32:
+def intent_prior(
+    probs: F32,
+    kinds: Sequence[Kind],
+    texts: Sequence[str],
+    strength: float,
+    change_title: float = 0.0,
+) -> F32:
     """*probs* with ``question`` raised by *strength* in log-odds for texts that seek help and
-    ``idea`` for texts that propose a change; rows renormalised."""
+    ``idea`` for texts that propose a change, and ``idea`` by *change_title* more for texts whose
+    first line is titled as a change ("Add a CSV export"); rows renormalised."""
     out = probs.copy()
-    for col, cue in (("question", seeks_help), ("idea", proposes)):
-        if col not in kinds:
+    cues: tuple[tuple[Kind, Callable[[str], bool], float], ...] = (
+        ("question", seeks_help, strength),
+        ("idea", proposes, strength),
+        ("idea", titled_as_change, change_title),
+    )
+    for col, cue, raise_by in cues:
+        if col not in kinds or not raise_by:
             continue
         c = kinds.index(col)
         hit = np.asarray([cue(t) for t in texts], dtype=bool)
-        out[hit, c] *= np.float32(np.exp(strength))
+        out[hit, c] *= np.float32(np.exp(raise_by))
     out /= out.sum(axis=1, keepdims=True)
     return out
 
@@ -415,12 +427,15 @@ class OfflineAnalyzer:
             model = self._current()
             vecs, counts = self._features([prepared[i] for i in live])
             probs = model.proba(vecs, counts)
-            if model.source == "examples" and self.hyper.intent_prior:
+            if model.source == "examples" and (
+                self.hyper.intent_prior or self.hyper.change_title_prior
+            ):
                 probs = intent_prior(
                     probs,
                     model.kinds,
                     [prepared[i][: self.hyper.feature_chars] for i in live],
                     self.hyper.intent_prior,
+                    self.hyper.change_title_prior,
                 )
         row_of = {i: r for r, i in enumerate(live)}
         out: list[Analysis] = []

@@ -54,6 +54,17 @@ _SEEKS_HELP = re.compile(
     r"|how (?:would|should) i)\b",
     re.I,
 )
+# A headline that opens with a verb of change ("Add CSV export", "UI: allow dark mode", "[Editor]
+# Support tabs") names the change it asks for, the way feature requests are titled; a bug report's
+# title names what is wrong. Verbs of maintenance that announcements open with too ("Update:",
+# "Upgrade", "Fix") are left out, and so are "make sure" (an instruction) and verbs that title
+# bug reports as nouns ("Export crashes on empty rows").
+_TITLED_AS_CHANGE = re.compile(
+    r"^\s*(?:\[[^\]\n]*\]\s*|[\w.-]+:\s*)?(?:add|allow|support|provide|enable|implement|introduce"
+    r"|improve|expose|make(?! sure)|let|offer|create|extend|include|consider|rename|replace|remove"
+    r"|deprecate|hide|accept|reduce|increase|feature request|proposal)\b",
+    re.I,
+)
 _NOTES = re.compile(
     r"\b(?:announce(?:s|d|ment|ments)?|announcing|fyi|heads[- ]up|reminder|notes? (?:from|on)"
     r"|recap|summary of|takeaways?|highlights?(?: of|:)|we (?:just )?(?:released|shipped|launched"
@@ -84,6 +95,13 @@ def reports_problem(text: str) -> bool:
 def seeks_help(text: str) -> bool:
     """True when *text* asks for help or how to do something (not merely has a "?")."""
     return bool(_SEEKS_HELP.search(text))
+
+
+def titled_as_change(text: str) -> bool:
+    """True when the first line of *text* opens with a verb of change, as a request is titled
+    ("Add a CSV export", "Settings: allow a dark theme")."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return bool(_TITLED_AS_CHANGE.match(first))
 
 
 def reads_as_notes(text: str) -> bool:

@@ -167,6 +167,34 @@ def test_cold_mode_reads_a_help_seeking_error_post_as_a_question() -> None:
     assert bug.kind == "bug" and bug.confidence == pytest.approx(plain[1].confidence, abs=0.02)
 
 
+CHANGE_TITLED = Post(
+    id="c",
+    text="Add a CSV export to the monthly report\nThe finance team copies the table by hand "
+    "every month and the numbers come out wrong.",
+)
+
+
+def test_cold_prior_raises_idea_for_a_post_titled_as_a_change() -> None:
+    kinds = ("idea", "bug", "question", "other")
+    probs = np.asarray([[0.3, 0.5, 0.15, 0.05]] * 2, dtype=np.float32)
+    texts = [CHANGE_TITLED.text, BUG_WITH_TRACE.text]
+    assert intent_prior(probs, kinds, texts, 0.0, 0.0)[0].argmax() == 1
+    out = intent_prior(probs, kinds, texts, 0.0, 1.0)
+    assert out[0, 0] / out[0, 1] == pytest.approx(np.e * 0.3 / 0.5, rel=1e-5)
+    assert [kinds[int(i)] for i in out.argmax(axis=1)] == ["idea", "bug"]
+    assert np.allclose(out[1], probs[1])  # a title that names a failure: unchanged
+
+
+def test_cold_mode_is_surer_of_an_idea_titled_as_a_change() -> None:
+    def analyse(hyper: Hyper) -> Analysis:
+        analyzer = OfflineAnalyzer(BagEmbedder(), None, DEFAULT_TYPE_KINDS, hyper=hyper)
+        return analyzer.analyze(CHANGE_TITLED)
+
+    plain, titled = analyse(Hyper(change_title_prior=0.0)), analyse(Hyper())
+    assert titled.kind == "idea"
+    assert plain.kind != "idea" or titled.confidence > plain.confidence
+
+
 def test_own_examples_cover_every_kind_with_several_dozen_each() -> None:
     rows = load_examples(EXAMPLES_PATH)
     for kind in KINDS:

@@ -6,7 +6,7 @@ import pytest
 
 from bot.adapters.extract import make_title
 from bot.adapters.keyphrases import is_topic_word, keyphrase_labels
-from bot.adapters.post_intent import proposes, seeks_help, settle_kind
+from bot.adapters.post_intent import proposes, seeks_help, settle_kind, titled_as_change
 from bot.domain.labels import merge_labels, team_labels
 from bot.domain.models import Match
 
@@ -34,6 +34,28 @@ from bot.domain.models import Match
 )  # fmt: skip
 def test_settle_kind(model_says: str, text: str, kind: str) -> None:
     assert settle_kind(model_says, text) == kind
+
+
+@pytest.mark.parametrize(
+    ("text", "titled"),
+    [
+        ("Add a CSV export to the monthly report\nThe finance team asks for it every month.", True),
+        ("Settings: allow a dark theme", True),
+        ("[Editor] Support soft tabs", True),
+        ("\n  Make the sidebar resizable", True),
+        # a title that names what is wrong, an instruction, an announcement
+        ("The add button does nothing on Safari", False),
+        ("Make sure you rotate the staging token today", False),
+        ("Update: the deploy is done", False),
+        ("Fix: login fails after the upgrade", False),
+        # only the first line counts
+        ("Login fails after the upgrade\nAdd this to the known issues.", False),
+    ],
+)  # fmt: skip
+def test_a_title_that_opens_with_a_verb_of_change_reads_as_a_request(
+    text: str, titled: bool
+) -> None:
+    assert titled_as_change(text) is titled
 
 
 @pytest.mark.parametrize(
