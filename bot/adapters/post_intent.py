@@ -100,8 +100,7 @@ def seeks_help(text: str) -> bool:
 def titled_as_change(text: str) -> bool:
     """True when the first line of *text* opens with a verb of change, as a request is titled
     ("Add a CSV export", "Settings: allow a dark theme")."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    return bool(_TITLED_AS_CHANGE.match(first))
+    return bool(_TITLED_AS_CHANGE.match(text.lstrip().split("\n", 1)[0]))
 
 
 def reads_as_notes(text: str) -> bool:
