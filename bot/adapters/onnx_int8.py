@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 # Field numbers from onnx.proto.
 _MODEL_OPSET_IMPORT, _MODEL_GRAPH = 8, 7
@@ -50,10 +52,37 @@ _NODE_INPUT, _NODE_OUTPUT, _NODE_NAME, _NODE_OP_TYPE, _NODE_ATTRIBUTE, _NODE_DOM
 )
 _ATTR_NAME, _ATTR_F, _ATTR_I, _ATTR_TYPE = 1, 2, 3, 20
 _ATTR_FLOAT, _ATTR_INT = 1, 2
-_FLOAT, _INT8, _INT32 = 1, 3, 6  # TensorProto.DataType
+_FLOAT, _INT8, _INT32, _INT64 = 1, 3, 6, 7  # TensorProto.DataType
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 MS = "com.microsoft"
+
+
+# Per input of the matrix products, the channels that are multiplied in float32 rather than
+# quantised: those over 3x the median magnitude, at most 4 (bench/calibrate_int8.py, on the
+# project's own example texts). The names are the model's own tensor names (the attention
+# outputs keep the names of the reshapes they replace).
+OUTLIERS: dict[str, tuple[int, ...]] = {
+    "layer_norm": (62, 99),  # max 7.2, median 2.0
+    "view_3": (132, 160, 187, 311),  # max 3.3, median 0.7
+    "layer_norm_1": (62, 63, 99, 303),  # max 27.9, median 2.0
+    "gelu": (329, 856, 1096, 1389),  # max 23.9, median 1.6
+    "layer_norm_2": (62, 99, 157),  # max 8.1, median 2.0
+    "layer_norm_3": (62, 63, 99, 157),  # max 30.2, median 1.9
+    "gelu_1": (607, 821, 869, 1157),  # max 20.5, median 1.9
+    "layer_norm_4": (62, 99),  # max 8.0, median 2.0
+    "layer_norm_5": (62, 63, 99, 223),  # max 27.4, median 2.0
+    "gelu_2": (218, 409, 1004, 1265),  # max 17.3, median 1.9
+    "layer_norm_6": (62, 99, 157),  # max 9.7, median 2.0
+    "layer_norm_7": (62, 63, 99, 223),  # max 28.4, median 1.9
+    "gelu_3": (358, 750, 1155, 1383),  # max 13.3, median 1.6
+    "layer_norm_8": (99, 157),  # max 10.5, median 2.2
+    "layer_norm_9": (62, 99, 127, 223),  # max 21.5, median 1.6
+    "gelu_4": (637, 661, 1097, 1357),  # max 7.7, median 1.7
+    "layer_norm_10": (99, 338),  # max 10.0, median 2.0
+    "layer_norm_11": (62, 99, 223, 319),  # max 12.8, median 1.8
+    "gelu_5": (119, 256, 1302),  # max 8.0, median 1.9
+}
 
 
 class RewriteError(ValueError):
@@ -191,6 +220,17 @@ class _Tensor:
     dtype: int
     dims: tuple[int, ...]
     scalar: float | None  # the value of a one-element float tensor
+    data: bytes = b""  # raw little-endian values
+
+
+def _encode_tensor(name: str, dtype: int, dims: tuple[int, ...], data: bytes) -> bytes:
+    out = b"".join(_varint_field(_TENSOR_DIMS, d) for d in dims)
+    return (
+        out
+        + _varint_field(_TENSOR_DATA_TYPE, dtype)
+        + _len_field(_TENSOR_NAME, name.encode())
+        + _len_field(_TENSOR_RAW_DATA, data)
+    )
 
 
 def _tensor(raw: bytes) -> tuple[str, _Tensor]:
@@ -215,7 +255,7 @@ def _tensor(raw: bytes) -> tuple[str, _Tensor]:
     scalar = None
     if dtype == _FLOAT and math.prod(dims) == 1 and len(blob) == 4:
         scalar = struct.unpack("<f", blob)[0]
-    return name, _Tensor(dtype, tuple(dims), scalar)
+    return name, _Tensor(dtype, tuple(dims), scalar, blob)
 
 
 class _Graph:
@@ -224,6 +264,7 @@ class _Graph:
         self.tensors = tensors
         self.graph_outputs = outputs
         self.renamed: dict[str, str] = {}
+        self.new_tensors: list[bytes] = []  # encoded TensorProtos to add as initializers
         self.index()
 
     def index(self) -> None:
@@ -365,9 +406,13 @@ def _gelu(g: _Graph) -> int:
     return fused
 
 
-def _int8_matmuls(g: _Graph) -> int:
+def _int8_matmuls(g: _Graph, outliers: dict[str, tuple[int, ...]]) -> int:
+    """Each ``MatMul`` of an int8 matrix (and its bias ``Add``) as ``DynamicQuantizeMatMul``;
+    where *outliers* names channels of its input, those are multiplied in float32 instead and
+    zeroed in what is quantised (new initializers go to ``g.new_tensors``)."""
     done = 0
     nodes: list[_Node] = []
+    split: dict[str, tuple[str, str]] = {}  # input -> (its inlier part, its outlier channels)
     for mm in g.nodes:
         nodes.append(mm)
         if mm.op_type != "MatMul":
@@ -393,15 +438,52 @@ def _int8_matmuls(g: _Graph) -> int:
         col_scale = f"{weight.inputs[1]}__1d"
         # The kernel takes the scales as a vector; Squeeze with no axes drops the leading 1.
         nodes[-1] = _Node("Squeeze", [weight.inputs[1]], [col_scale], f"{mm.name}__scale")
+        a, channels = mm.inputs[0], outliers.get(mm.inputs[0], ())
+        if channels and max(channels) >= w.dims[0]:
+            raise RewriteError(f"outlier channel {max(channels)} of {a} out of range")
+        if channels and a not in split:
+            split[a] = (f"{a}__inliers", f"{a}__outliers")
+            keep = np.ones(w.dims[0], dtype=np.float32)
+            keep[list(channels)] = 0
+            g.new_tensors += [
+                _encode_tensor(f"{a}__keep", _FLOAT, (w.dims[0],), keep.tobytes()),
+                _encode_tensor(
+                    f"{a}__channels", _INT64, (len(channels),), np.array(channels, "<i8").tobytes()
+                ),
+            ]
+            nodes += [
+                _Node("Mul", [a, f"{a}__keep"], [split[a][0]], f"{a}__zero_outliers"),
+                _Node(
+                    "Gather",
+                    [a, f"{a}__channels"],
+                    [split[a][1]],
+                    f"{a}__take_outliers",
+                    attributes=[_int_attribute("axis", -1)],
+                ),
+            ]
+        quantised_out = f"{out}__int8" if channels else out
         nodes.append(
             _Node(
                 "DynamicQuantizeMatMul",
-                [mm.inputs[0], cast.inputs[0], col_scale, "", bias],
-                [out],
+                [split[a][0] if channels else a, cast.inputs[0], col_scale, "", bias],
+                [quantised_out],
                 f"{mm.name}__int8",
                 domain=MS,
             )
         )
+        if channels:
+            rows = np.frombuffer(w.data, np.int8).reshape(w.dims)[list(channels)]
+            col = np.frombuffer(scale.data, "<f4").reshape(-1)
+            w_out = f"{cast.inputs[0]}__outlier_rows"
+            g.new_tensors.append(
+                _encode_tensor(
+                    w_out, _FLOAT, (len(channels), w.dims[1]), (rows * col).astype("<f4").tobytes()
+                )
+            )
+            nodes += [
+                _Node("MatMul", [split[a][1], w_out], [f"{out}__outliers"], f"{mm.name}__outliers"),
+                _Node("Add", [quantised_out, f"{out}__outliers"], [out], f"{mm.name}__sum"),
+            ]
         done += 1
     g.nodes = nodes
     return done
@@ -429,18 +511,25 @@ class RewriteReport:
     gelus: int
 
 
-def rewrite_int8(model: bytes, num_layers: int | None = None) -> tuple[bytes, RewriteReport]:
+def rewrite_int8(
+    model: bytes,
+    num_layers: int | None = None,
+    outliers: Mapping[str, tuple[int, ...]] | None = None,
+) -> tuple[bytes, RewriteReport]:
     """The rewritten model and what was replaced. With *num_layers*, each pattern must be found
-    exactly that many times (6 attentions and GELUs, 36 matrix products for MiniLM-L6)."""
+    exactly that many times (6 attentions and GELUs, 36 matrix products for MiniLM-L6).
+    *outliers* (default ``OUTLIERS``) names, per product input, the channels kept in float32."""
     try:
-        return _rewrite(model, num_layers)
+        return _rewrite(model, num_layers, dict(OUTLIERS if outliers is None else outliers))
     except (IndexError, KeyError, ValueError, struct.error) as exc:  # RewriteError is a ValueError
         if isinstance(exc, RewriteError):
             raise
         raise RewriteError(f"not a model this rewrite can read: {exc!r}") from None
 
 
-def _rewrite(model: bytes, num_layers: int | None) -> tuple[bytes, RewriteReport]:
+def _rewrite(
+    model: bytes, num_layers: int | None, outliers: dict[str, tuple[int, ...]]
+) -> tuple[bytes, RewriteReport]:
     top = list(_fields(model))
     graph_fields = [v for n, _w, v, _ in top if n == _MODEL_GRAPH]
     if len(graph_fields) != 1:
@@ -473,7 +562,7 @@ def _rewrite(model: bytes, num_layers: int | None) -> tuple[bytes, RewriteReport
     g.index()
     gelus = _gelu(g)
     g.index()
-    matmuls = _int8_matmuls(g)
+    matmuls = _int8_matmuls(g, outliers)
     g.index()
     nodes = _live(g)
     report = RewriteReport(matmuls, attentions, gelus)
@@ -488,6 +577,7 @@ def _rewrite(model: bytes, num_layers: int | None) -> tuple[bytes, RewriteReport
 
     new_graph = b"".join(_len_field(_GRAPH_NODE, n.encode()) for n in nodes)
     new_graph += b"".join(r for n, _w, _v, r in _fields(graph) if n != _GRAPH_NODE)
+    new_graph += b"".join(_len_field(_GRAPH_INITIALIZER, t) for t in g.new_tensors)
     parts = [
         _len_field(_MODEL_GRAPH, new_graph) if n == _MODEL_GRAPH else r for n, _w, _v, r in top
     ]

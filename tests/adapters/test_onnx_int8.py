@@ -52,9 +52,34 @@ def test_the_rewrite_replaces_every_layer_and_copies_the_weights(model: bytes) -
         graph = onnx_int8._bytes_of(blob, onnx_int8._MODEL_GRAPH)[0]
         return onnx_int8._bytes_of(graph, onnx_int8._GRAPH_INITIALIZER)
 
-    # The weights are the file's own int8 matrices, byte for byte: nothing is re-quantised.
-    assert initializers(rewritten) == initializers(model)
+    # The weights are the file's own int8 matrices, byte for byte: nothing is re-quantised;
+    # what is added are the float32 rows of the outlier channels (and their masks).
+    original = initializers(model)
+    assert initializers(rewritten)[: len(original)] == original
+    assert initializers(rewrite_int8(model, outliers={})[0]) == original
     assert rewrite_int8(model)[0] == rewritten  # deterministic: same input, same bytes
+
+
+def test_outlier_channels_in_float32_bring_the_vectors_closer(
+    model: bytes, float32: OnnxEmbedder, int8: OnnxEmbedder
+) -> None:
+    plain = OnnxEmbedder(max_tokens=256, workers=1)
+    plain._load()
+    # The same embedder with every channel quantised: its session from the plain rewrite.
+    import onnxruntime as ort
+
+    plain._session = ort.InferenceSession(
+        rewrite_int8(model, outliers={})[0], providers=["CPUExecutionProvider"]
+    )
+    ref = float32.embed(TEXTS)
+    split = (int8.embed(TEXTS) * ref).sum(axis=1).mean()
+    quantised = (plain.embed(TEXTS) * ref).sum(axis=1).mean()
+    assert 1 - split < (1 - quantised) / 2, (split, quantised)
+
+
+def test_outlier_channels_must_exist(model: bytes) -> None:
+    with pytest.raises(RewriteError, match="out of range"):
+        rewrite_int8(model, outliers={"layer_norm": (384,)})
 
 
 def test_a_model_of_another_shape_is_refused_not_half_rewritten(model: bytes) -> None:
