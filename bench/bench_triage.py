@@ -121,7 +121,7 @@ def main() -> None:
         embedder._cache.clear()
         load = os.getloadavg()[0]
         profiler = cProfile.Profile() if args.profile else None
-        t0, cpu = time.perf_counter(), time.process_time()
+        t0, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
         if profiler is not None:
             profiler.enable()
         batches = [posts[s : s + args.batch] for s in range(0, len(posts), args.batch)]
@@ -135,11 +135,15 @@ def main() -> None:
         if profiler is not None:
             profiler.disable()
         dt, cpu = time.perf_counter() - t0, time.process_time() - cpu
+        own = time.thread_time() - own  # the caller's thread: analysis, search (and the model
+        # itself where nothing else runs it); the rest is the embedding threads'
+
         print(f"triage: {done} posts (20-80 words) against {index.count()} tickets")
         print(
             f"  {dt:.1f} s, {done / dt:.0f} posts/s (batch {args.batch}, offline analyzer, "
             f"embedder: {real.workers} worker(s), {real.batch_size} texts per run); "
-            f"CPU {cpu * 1000 / done:.1f} ms/post; load average {load:.2f} -> "
+            f"CPU {cpu * 1000 / done:.1f} ms/post ({own * 1000 / done:.1f} on the calling "
+            f"thread); load average {load:.2f} -> "
             f"{os.getloadavg()[0]:.2f} (2 cores)"
             + (" [fake model]" if args.fake_model else "")
             + (" [no overlap]" if args.no_overlap else "")

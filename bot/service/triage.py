@@ -237,7 +237,8 @@ class Triager:
         GIL, so its work overlaps the search's Python and numpy work on a second core).
 
         Batches are cut into pieces of at most ``STREAM_PIECE`` posts (the verdicts of a batch
-        still come as one list). An analyzer that cannot prefetch is simply called in turn.
+        still come as one list); *batches* is read one piece ahead of the verdicts. An analyzer
+        that cannot prefetch is simply called batch by batch.
         """
         if self._prefetcher is None:
             for batch in batches:
