@@ -87,7 +87,9 @@ def main() -> None:
     ap.add_argument("--tickets", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=0, help="embedder batches at once (0: default)")
-    ap.add_argument("--embed-batch", type=int, default=4, help="texts per model run")
+    ap.add_argument(
+        "--embed-batch", type=int, default=0, help="texts per model run (0: the embedder's default)"
+    )
     ap.add_argument("--fake-model", action="store_true", help="fixed vectors instead of MiniLM")
     ap.add_argument(
         "--no-overlap", action="store_true", help="triage_many per batch (no embedding ahead)"
@@ -98,7 +100,9 @@ def main() -> None:
     real: OnnxEmbedder | FixedVectors = (
         FixedVectors(OnnxEmbedder.model_id, OnnxEmbedder.dim)
         if args.fake_model
-        else OnnxEmbedder(max_tokens=256, batch_size=args.embed_batch, workers=args.workers or None)
+        else OnnxEmbedder(
+            max_tokens=256, batch_size=args.embed_batch or None, workers=args.workers or None
+        )
     )
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
