@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from eval_kinds import OUT, CachedEmbedder, load, macro_f1, post_text  # noqa: E402
 
 from bot.adapters.analyzer_offline import Hyper, OfflineAnalyzer, intent_prior  # noqa: E402
+from bot.adapters.embedder_onnx import OnnxEmbedder  # noqa: E402
 from bot.adapters.post_intent import settle_kind  # noqa: E402
 from bot.config import DEFAULT_TYPE_KINDS  # noqa: E402
 
@@ -35,7 +36,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     args = ap.parse_args()
     rows = load(args.data)
-    emb = CachedEmbedder(OUT / "eval_kinds_embeddings.npz")
+    # The cache eval_kinds.py keeps, keyed by model.
+    emb = CachedEmbedder(OUT / f"eval_kinds_embeddings-{OnnxEmbedder.model_id}.npz")
     hyper = Hyper()
     an = OfflineAnalyzer(emb, None, DEFAULT_TYPE_KINDS, hyper=replace(hyper, change_title_prior=0))
     texts = [an._prepare(post_text(r)) for r in rows]
