@@ -1,7 +1,7 @@
 """Indexing throughput of the local index with the real ONNX embedder (tickets/s).
 
     .venv/bin/python bench/bench_index.py --data /work/shared/data/duplicates/ \
-        --max-tokens 256 --batch-sizes 4 16 [--limit 300]
+        --max-tokens 256 [--batch-sizes 0 4 16] [--compute int8 float32] [--limit 300]
 
 Each configuration indexes the tickets into a fresh LocalIndex on a fresh SQLite catalogue (two
 embeddings per ticket:
@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=Path("/work/shared/data/duplicates/"))
     ap.add_argument("--max-tokens", type=int, nargs="+", default=[256])
-    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16])
+    ap.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[0], help="texts per run (0: default)"
+    )
+    ap.add_argument("--compute", nargs="+", default=["int8"], choices=["int8", "float32"])
     ap.add_argument("--limit", type=int, default=0, help="index only the first N tickets")
     ap.add_argument(
         "--workers", type=int, nargs="+", default=[0], help="batches run at once (0: default)"
@@ -50,8 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.limit:
         tickets = tickets[: args.limit]
     print(f"load average before: {os.getloadavg()[0]:.2f} (2 cores)")
-    for mt, bs, workers in itertools.product(args.max_tokens, args.batch_sizes, args.workers):
-        emb = OnnxEmbedder(max_tokens=mt, batch_size=bs, workers=workers or None)
+    runs = itertools.product(args.compute, args.max_tokens, args.batch_sizes, args.workers)
+    for compute, mt, bs, workers in runs:
+        emb = OnnxEmbedder(
+            max_tokens=mt, batch_size=bs or None, workers=workers or None, compute=compute
+        )
         emb.embed(["warm up the session"])
         with tempfile.TemporaryDirectory() as tmp:
             store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
@@ -64,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
             resync = time.perf_counter() - t
             store.close()
         print(
-            f"max_tokens={mt} batch_size={bs} workers={emb.workers}: {len(tickets)} tickets "
+            f"{compute} max_tokens={mt} batch_size={emb.batch_size} workers={emb.workers}: "
+            f"{len(tickets)} tickets "
             f"in {secs:.1f} s = {len(tickets) / secs:.1f} tickets/s "
             f"(CPU {cpu * 1000 / len(tickets):.0f} ms/ticket); "
             f"unchanged re-sync {resync * 1000:.0f} ms; load {os.getloadavg()[0]:.2f}"

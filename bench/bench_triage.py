@@ -65,10 +65,14 @@ def main() -> None:
     ap.add_argument("--tickets", type=int, default=10000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=0, help="embedder batches at once (0: default)")
-    ap.add_argument("--embed-batch", type=int, default=4, help="texts per model run")
+    ap.add_argument(
+        "--embed-batch", type=int, default=0, help="texts per model run (0: the embedder's default)"
+    )
     args = ap.parse_args()
     rng = random.Random(1)
-    real = OnnxEmbedder(max_tokens=256, batch_size=args.embed_batch, workers=args.workers or None)
+    real = OnnxEmbedder(
+        max_tokens=256, batch_size=args.embed_batch or None, workers=args.workers or None
+    )
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
         filler = LocalIndex(RandomVectors(real.model_id, real.dim), store)  # type: ignore[arg-type]

@@ -120,14 +120,15 @@ def build_store(settings: Settings) -> Store:
     return SqlStore(settings.sqlalchemy_url)
 
 
-def build_local_embedder() -> Embedder:
-    """The embedded all-MiniLM-L6-v2 model (no network, nothing downloaded)."""
+def build_local_embedder(compute: str = "int8") -> Embedder:
+    """The embedded all-MiniLM-L6-v2 model (no network, nothing downloaded); *compute* float32
+    is the model as it ran before int8 compute, for the vectors it made (see build_embedder)."""
     from bot.adapters.embedder_cache import CachedEmbedder
     from bot.adapters.embedder_onnx import OnnxEmbedder
 
     # 256 word pieces: on labelled duplicates, fused retrieval reached R@5 0.880 / MRR 0.681 at 256
     # against 0.853 / 0.647 at 128 (bench/eval_duplicates.py). Slack posts are shorter anyway.
-    return CachedEmbedder(OnnxEmbedder(max_tokens=256))
+    return CachedEmbedder(OnnxEmbedder(max_tokens=256, compute=compute))
 
 
 def build_remote_embedder(settings: Settings, spec: str, **params: Any) -> Embedder:
@@ -154,11 +155,27 @@ def build_remote_embedder(settings: Settings, spec: str, **params: Any) -> Embed
     return CachedEmbedder(remote)
 
 
-def build_embedder(settings: Settings, **params: Any) -> Embedder:
+def build_embedder(settings: Settings, store: Store | None = None, **params: Any) -> Embedder:
     """EMBEDDINGS_MODEL's embedder: a remote ``provider:model``, else the embedded model.
-    *params* go to the remote model's LangChain class (tests give the key and URL)."""
+    *params* go to the remote model's LangChain class (tests give the key and URL).
+
+    A Pinecone namespace filled by the embedded model before it computed in int8 keeps being
+    searched with that model: its vectors differ a little (cosine ~0.995), and Pinecone cannot
+    search old vectors while new ones are made, so switching would mean a new, empty index
+    (the local index re-embeds in the background instead; see LocalIndex)."""
     if settings.embeddings_model:
         return build_remote_embedder(settings, settings.embeddings_model, **params)
+    if settings.pinecone_configured and store is not None:
+        from bot.adapters.embedder_onnx import OnnxEmbedder
+
+        recorded = store.get_value(f"pinecone:{_namespace(settings)}:model")
+        if recorded == OnnxEmbedder.MODEL_ID_FLOAT32:
+            logger.info(
+                "Pinecone holds vectors of %s: the embedded model computes in float32 for them "
+                "(about 2.5x the CPU of int8; a new, empty PINECONE_INDEX switches)",
+                recorded,
+            )
+            return build_local_embedder("float32")
     return build_local_embedder()
 
 
@@ -171,8 +188,10 @@ def previous_embedders(settings: Settings, **params: Any) -> Callable[[str], Emb
     def build(model_id: str) -> Embedder | None:
         from bot.adapters.embedder_onnx import OnnxEmbedder
 
-        if model_id == OnnxEmbedder.model_id:
+        if model_id == OnnxEmbedder.MODEL_ID_INT8:
             return build_local_embedder()
+        if model_id == OnnxEmbedder.MODEL_ID_FLOAT32:
+            return build_local_embedder("float32")
         if ":" not in model_id:
             return None
         same = (settings.embeddings_model or "").split(":", 1)[0] == model_id.split(":", 1)[0]
@@ -709,7 +728,7 @@ def bootstrap(
     prepare_data_dir(settings)
     clock = clock or (lambda: datetime.now(UTC))
     store: Store = overrides.get("store") or build_store(settings)
-    embedder: Embedder = overrides.get("embedder") or build_embedder(settings)
+    embedder: Embedder = overrides.get("embedder") or build_embedder(settings, store)
     index: TicketIndex = overrides.get("index") or build_index(
         settings, embedder, store, previous_embedders(settings)
     )
