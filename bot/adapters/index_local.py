@@ -180,7 +180,6 @@ def rank_candidates(
     if not callable(title):
         signals["title"] = title @ q
         signals["head_title"] = title @ h
-    order = None
     if ranked and fusion is not None:
         known = dict(known_ranks or {})
         if dense_leaders is not None and dense_leaders.any():
@@ -951,7 +950,7 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                         for name, rows_ in leaders.items()
                         if name != "dense"
                     }
-                    rows = self._buf[cand, :d]  # the title halves: for the best k only
+                    rows = self._buf[cand, :d]  # body halves; the title halves of the best k only
                     # Every dense leader is a candidate; *cand* is sorted.
                     is_dense_leader = np.zeros(len(cand), dtype=np.bool_)
                     is_dense_leader[np.searchsorted(cand, leaders["dense"])] = True
