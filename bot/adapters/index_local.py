@@ -56,6 +56,8 @@ LEXICAL_CANDIDATES = 128
 SAMPLE_ROWS = 8192
 # Tickets embedded per step when re-embedding after a model change (two texts each).
 REEMBED_BATCH = 256
+# ... embedded this many at a time, so that stopping waits for a piece, not a step.
+REEMBED_PIECE = 32
 # The re-embedding lease (one replica pays the provider): held this long past each step, so a
 # step must take less; a replica that died frees it after that long.
 REEMBED_LEASE = 300.0
@@ -296,6 +298,9 @@ class CatalogueFollower:
                 self.namespace,
                 exc_info=True,
             )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Nothing runs in the background but the load, which a stopping process drops."""
 
     def ready(self) -> bool:
         """True when the database answers and the index has caught up at least once.
@@ -571,9 +576,17 @@ class LocalIndex(CatalogueFollower, FusedSearch):
                 attempt = min(attempt + 1, 6)
             self._stop_reembed.wait(wait)
 
-    def stop_reembedding(self) -> None:
-        """Stops the background re-embedding after its current step (the lease then expires)."""
+    def stop_reembedding(self, timeout: float = 5.0) -> None:
+        """Stops the background re-embedding after its current step, waiting up to *timeout*
+        seconds for it; the step's vectors are written and the lease is handed back, so another
+        replica goes on at once instead of after the lease (a rolling restart stops the holder)."""
         self._stop_reembed.set()
+        thread = self._reembedding
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_reembedding(timeout)
 
     def reembed(self) -> int:
         """Makes the configured model's vectors of every stored text that has none, then serves
@@ -608,14 +621,26 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             }
             items = [(h, t) for h, t in todo.items() if t is not None]
             for start in range(0, len(items), self._reembed_batch):
-                if self._stop_reembed.is_set() or not self._renew_lease(model, token, {}):
+                if self._stop_reembed.is_set():
+                    self._release_lease(model, token)
                     return done
+                if not self._renew_lease(model, token, {}):
+                    return done
+                made: dict[str, bytes] = {}
                 step = items[start : start + self._reembed_batch]
-                body, title = self._embed([t for _, t in step], target)
-                made = {h: encode_vectors(body[i], title[i]) for i, (h, _) in enumerate(step)}
+                # In pieces, so that a stop waits for one piece, not a whole step; what is made
+                # is written either way.
+                for at in range(0, len(step), REEMBED_PIECE):
+                    if self._stop_reembed.is_set():
+                        break
+                    piece = step[at : at + REEMBED_PIECE]
+                    body, title = self._embed([t for _, t in piece], target)
+                    made.update(
+                        (h, encode_vectors(body[i], title[i])) for i, (h, _) in enumerate(piece)
+                    )
                 if not self._renew_lease(model, token, made):
                     return done
-                done += len(step)
+                done += len(made)
             if len(rows) < PAGE:
                 break
             seq = rows[-1].seq
@@ -651,6 +676,15 @@ class LocalIndex(CatalogueFollower, FusedSearch):
             model,
         )
         return False
+
+    def _release_lease(self, model: str, token: int) -> None:
+        """Hands the lease back (fenced: only if still ours) by making it expire now."""
+        try:
+            if self.catalogue.put_reembedded(self.namespace, model, token, {}, self._wall_clock()):
+                logger.info("index %s: handed back the lease on re-embedding", self.namespace)
+        except Exception:  # stopping anyway: the lease then runs out by itself
+            logger.warning("index %s: could not hand back the lease", self.namespace)
+        self._lease_token = None
 
     def _switch_to_target(self, done: int, started: float) -> None:
         target = self._target

@@ -180,6 +180,11 @@ class CachedIndex(Protocol):
         """True when the database answers and the cache has caught up at least once. Cheap."""
         ...
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops its background work within *timeout* seconds, handing back any lease on shared
+        work so another replica takes it at once (a stopping process calls it)."""
+        ...
+
 
 class Tracker(Protocol):
     """The issue tracker (Jira). Formats (JQL, wiki markup, ADF) stay inside the adapter."""

@@ -37,6 +37,11 @@ class Catalogue:
         if self.cache is not None:
             self.cache.warm_up(background=True)
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stops the cache's background work (re-embedding), handing its lease back."""
+        if self.cache is not None:
+            self.cache.stop(timeout)
+
     def ready(self) -> bool:
         """The database answers and the cache caught up once (always True without a cache)."""
         return True if self.cache is None else self.cache.ready()

@@ -472,6 +472,9 @@ def serve(bot: Bot, http: bool = False, port: int = 3000, host: str = "0.0.0.0")
             sync_job.shutdown(wait=False)
         digests.shutdown(wait=False)
         clean = runtime.shutdown(deadline)
+        # A re-embedding this replica was doing: its current step is written and the lease
+        # handed back, so another replica goes on now rather than when the lease runs out.
+        bot.catalogue.stop(max(1.0, deadline - time.monotonic()))
         if server is not None:
             server.stop()
         if health is not None:

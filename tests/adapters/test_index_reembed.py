@@ -274,3 +274,23 @@ def test_the_reembed_lease_is_fenced(shared: TicketStore) -> None:
     assert not shared.put_reembedded("APP", NEW, first, {"h2": b"y" * 8}, later)
     assert shared.get_embeddings(NEW, ["h1", "h2"]) == {"h1": b"x" * 8}
     assert shared.put_reembedded("APP", NEW, second, {"h2": b"y" * 8}, later)
+
+
+def test_a_stopped_holder_hands_its_lease_back_at_once(shared: TicketStore) -> None:
+    """A rolling restart stops the replica that is re-embedding: what it made is written and
+    another replica goes on at once, not after the lease runs out."""
+    clock = WallClock()
+    new_a, new_b = CountingEmbedder(), CountingEmbedder()
+    a, b = replica(shared, new_a, clock), replica(shared, new_b, clock)
+
+    def stop() -> None:
+        if new_a.calls == 1:  # in its second step: SIGTERM, then the drain stops re-embedding
+            a.stop(timeout=0)
+
+    new_a.before = stop
+    assert a.reembed() == 6  # the step it was in was written, then it stopped
+    assert new_a.calls == 2
+    assert shared.embedding_models("APP").get(NEW) == 6
+    assert b.reembed() == 4  # the clock has not moved: the lease was handed back
+    assert b.embedder is new_b
+    assert not set(new_a.per_text) & set(new_b.per_text)  # nothing embedded twice
