@@ -20,6 +20,7 @@ onnxruntime is never imported here: the embedder is injected.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -211,6 +212,14 @@ class OfflineAnalyzer:
         Triage searches the index with it, so the (cached) embedding is computed once per post.
         """
         return self._prepare(text)[: self.hyper.embed_chars]
+
+    def prefetch(self, posts: Sequence[Post]) -> None:
+        """Embeds the texts and headlines that ``analyze_many`` and triage's search will ask
+        for *posts*, through the (caching) embedder both use: triage calls it in another
+        thread for the next batch, so that batch's model work overlaps this one's search."""
+        texts = [self.embedding_text(p.text) for p in posts]
+        if texts:
+            embed_queries(self.embedder, texts)
 
     # ------------------------------------------------------------------ training
 
@@ -423,6 +432,9 @@ class OfflineAnalyzer:
                     self.hyper.intent_prior,
                 )
         row_of = {i: r for r, i in enumerate(live)}
+        # Labels look a word's idf up once per batch: an unseen word's fallback is the maximum
+        # over the whole idf table, which was most of the labels' cost.
+        idf = functools.cache(model.idf_of) if model is not None else None
         out: list[Analysis] = []
         for i, post in enumerate(posts):
             r = row_of.get(i)
@@ -439,8 +451,8 @@ class OfflineAnalyzer:
                 confidence = float(min(1.0, max(0.0, probs[r, best])))
             title, summary = title_and_summary(post.text, kind)
             labels = (
-                keyphrase_labels(post.text[:LABEL_CHARS], model.idf_of, limit=3, focus=title)
-                if r is not None and model is not None
+                keyphrase_labels(post.text[:LABEL_CHARS], idf, limit=3, focus=title)
+                if r is not None and idf is not None
                 else []
             )
             out.append(

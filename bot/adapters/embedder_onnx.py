@@ -129,12 +129,20 @@ class OnnxEmbedder:
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.log_severity_level = 3
             model: str | bytes = str(path)
+            disabled: list[str] = []
             if self.compute == "int8":
                 from bot.adapters.onnx_int8 import rewrite_int8
 
                 model = rewrite_int8(path.read_bytes(), num_layers=6)[0]
+                # onnxruntime's fused residual-add + LayerNorm kernel was the slower one here:
+                # without it, 12-16 % less CPU per text (60-256 word pieces, interleaved A/B),
+                # as close to the float32 vectors (cosine 0.9994 either way).
+                disabled = ["SkipLayerNormFusion"]
             session = ort.InferenceSession(
-                model, sess_options=opts, providers=["CPUExecutionProvider"]
+                model,
+                sess_options=opts,
+                providers=["CPUExecutionProvider"],
+                disabled_optimizers=disabled,
             )
             tok = Tokenizer.from_file(str(TOKENIZER_PATH))
             tok.enable_truncation(max_length=self.max_tokens)

@@ -6,6 +6,7 @@ Pure functions over strings (numpy only for the feature rows); nothing here call
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -94,6 +95,13 @@ _STOP = frozenset(_STOP_WORDS.split())
 def slack_to_text(text: str, max_chars: int = MAX_WORK_CHARS, code: str = " ") -> str:
     """Slack mrkdwn to plain words: mentions and broadcasts dropped, links reduced to their label,
     emoji codes and pictographs removed, code blocks replaced by *code*. Line breaks are kept."""
+    return _slack_to_text(text, max_chars, code)
+
+
+# Triage cleans the same post for its embedding (twice: ahead of time, then again in the
+# analysis), its title and its labels: a few recent results are kept (the function is pure).
+@functools.lru_cache(maxsize=512)
+def _slack_to_text(text: str, max_chars: int, code: str) -> str:
     text = text[: max_chars * 2]
     text = _SLACK_USER.sub(" ", text)
     text = _SLACK_SPECIAL.sub(" ", text)

@@ -53,11 +53,14 @@ def triage(args: argparse.Namespace, settings: Settings) -> int:
 
     services = bootstrap(settings)
     rows = read_queries(args.input)
+    chunks = [rows[start : start + args.batch] for start in range(0, len(rows), args.batch)]
+    batches = (
+        [Post(id=r.id or "", text=r.text) for r in chunk if r.text is not None] for chunk in chunks
+    )
+    # The next chunk's embeddings are computed while this one is searched and written.
     with open_out(args.output) as out:
-        for start in range(0, len(rows), args.batch):
-            chunk = rows[start : start + args.batch]
-            posts = [Post(id=r.id or "", text=r.text) for r in chunk if r.text is not None]
-            verdicts = iter(services.triager.triage_many(posts)) if posts else iter(())
+        for chunk, triaged in zip(chunks, services.triager.triage_stream(batches), strict=True):
+            verdicts = iter(triaged)
             for r in chunk:
                 if r.text is None:
                     write_jsonl(out, {"id": r.id, "error": r.error})

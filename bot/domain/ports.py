@@ -122,6 +122,15 @@ class DuplicateJudge(Protocol):
 
 
 @runtime_checkable
+class Prefetcher(Protocol):
+    """Computes ahead what analysing (and searching for) posts will need, their embeddings,
+    into the embedder's cache: run in another thread for the next batch while this one is
+    searched, the model's work overlaps the search's (the model releases the GIL)."""
+
+    def prefetch(self, posts: Sequence[Post]) -> None: ...
+
+
+@runtime_checkable
 class QueryShaper(Protocol):
     """Says which text to search the index with, so the analyzer's embedding is reused."""
 

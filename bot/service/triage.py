@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from bot.domain.duplicates import is_likely_duplicate
@@ -18,12 +19,23 @@ from bot.domain.metrics import (
     timed,
 )
 from bot.domain.models import Analysis, Match, Post, Triage
-from bot.domain.ports import Analyzer, BatchAnalyzer, DuplicateJudge, QueryShaper, TicketIndex
+from bot.domain.ports import (
+    Analyzer,
+    BatchAnalyzer,
+    DuplicateJudge,
+    Prefetcher,
+    QueryShaper,
+    TicketIndex,
+)
 from bot.domain.projects import ProjectRouting
 from bot.domain.tracing import SPAN_ANALYZE, SPAN_SEARCH, SPAN_TRIAGE, NoopTracer, Tracer
 from bot.service.notes import NotesFinder
 
 logger = logging.getLogger(__name__)
+
+# Posts per piece of a stream: the current piece's and the next one's vectors must both stay in
+# the embedder's cache (4,096 texts) until they are used, or the prefetch is paid twice.
+STREAM_PIECE = 64
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,7 @@ class Triager:
         self._judge = analyzer if isinstance(analyzer, DuplicateJudge) else None
         self._batch = analyzer if isinstance(analyzer, BatchAnalyzer) else None
         self._shaper = analyzer if isinstance(analyzer, QueryShaper) else None
+        self._prefetcher = analyzer if isinstance(analyzer, Prefetcher) else None
 
     def _uses_llm(self, post: Post) -> bool:
         return self.offline is None or self.flags.enabled(
@@ -217,3 +230,50 @@ class Triager:
             self._with_ideas(p, self._verdict(a, self._shown(m), query=p.text))
             for p, a, m in zip(posts, analyses, found, strict=True)
         ]
+
+    def triage_stream(self, batches: Iterable[Sequence[Post]]) -> Iterator[list[Triage]]:
+        """:meth:`triage_many` of each batch, in order, with the next batch's embeddings computed
+        in a background thread while this one is searched and analysed (the model releases the
+        GIL, so its work overlaps the search's Python and numpy work on a second core).
+
+        Batches are cut into pieces of at most ``STREAM_PIECE`` posts (the verdicts of a batch
+        still come as one list); *batches* is read one piece ahead of the verdicts. An analyzer
+        that cannot prefetch is simply called batch by batch.
+        """
+        if self._prefetcher is None:
+            for batch in batches:
+                yield self.triage_many(batch)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="triage-prefetch") as pool:
+            pieces = self._pieces(batches)
+            current = next(pieces, None)
+            ahead: Future[None] | None = (
+                pool.submit(self._prefetch, current[1]) if current is not None else None
+            )
+            done: list[Triage] = []
+            while current is not None:
+                following = next(pieces, None)
+                if ahead is not None:
+                    ahead.result()  # this piece's vectors are in the cache (or it failed: logged)
+                ahead = pool.submit(self._prefetch, following[1]) if following is not None else None
+                done += self.triage_many(current[1])
+                if current[0]:  # the last piece of its batch
+                    yield done
+                    done = []
+                current = following
+
+    @staticmethod
+    def _pieces(batches: Iterable[Sequence[Post]]) -> Iterator[tuple[bool, Sequence[Post]]]:
+        """(last piece of its batch?, posts) for each piece of at most ``STREAM_PIECE`` posts."""
+        for batch in batches:
+            if not batch:
+                yield True, []
+            for start in range(0, len(batch), STREAM_PIECE):
+                yield start + STREAM_PIECE >= len(batch), batch[start : start + STREAM_PIECE]
+
+    def _prefetch(self, posts: Sequence[Post]) -> None:
+        assert self._prefetcher is not None
+        try:
+            self._prefetcher.prefetch([_clip(p, self.policy.max_chars) for p in posts])
+        except Exception:  # triage embeds what is missing itself; the error shows up there too
+            logger.warning("triage: prefetching embeddings failed", exc_info=True)

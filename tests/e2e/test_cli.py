@@ -109,6 +109,15 @@ def test_triage_output_contract_and_errors(indexed: Path) -> None:
     assert set(a["duplicates"][0]) == {"key", "title", "score", "url"}
     assert "error" in bad and "error" in b and b["id"] == "b"
     assert c["id"] == "c" and c["kind"] == "other"
+    # One post per batch (the error lines make empty batches): the same lines, in order.
+    r = run(indexed, "triage", "--input", "posts.jsonl", "--batch", "1")
+    assert r.returncode == 0, r.stderr
+    again = [json.loads(x) for x in r.stdout.splitlines()]
+    # (a model run's padding may move a confidence in its last digits)
+    assert [{**x, "confidence": None} for x in again] == [{**x, "confidence": None} for x in lines]
+    assert [x.get("confidence") for x in again] == pytest.approx(
+        [x.get("confidence") for x in lines], abs=1e-4
+    )
 
 
 def test_similar_sorted_and_top_k(indexed: Path) -> None:
