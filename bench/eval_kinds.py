@@ -329,7 +329,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     rows = load(args.data)
-    emb = CachedEmbedder(OUT / "eval_kinds_embeddings.npz")
+    # Keyed by model: vectors of another model (or computation) must not be reused.
+    emb = CachedEmbedder(OUT / f"eval_kinds_embeddings-{OnnxEmbedder.model_id}.npz")
     variants = {} if args.no_eval else {"default": Hyper()}
     if args.sweep:
         base = Hyper()
