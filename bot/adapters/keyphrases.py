@@ -9,6 +9,7 @@ when they occur in the title; a word inside a chosen phrase is not repeated.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -53,6 +54,8 @@ def _base_forms(word: str) -> set[str]:
     return forms
 
 
+# Pure, and asked again for the same words post after post.
+@functools.lru_cache(maxsize=8192)
 def is_topic_word(word: str) -> bool:
     """False for stop-words' kin: verbs in any form, past participles, adverbs, fillers."""
     if word in _OTHER or word in _IRREGULAR or len(word) < 3:
