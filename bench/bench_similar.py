@@ -180,10 +180,12 @@ def main(argv: list[str] | None = None) -> None:
         for busy in (False, True) if args.busy_core else (False,):
             spinner = busy_core() if busy else None
             times = []
+            cpu = time.process_time()
             for i in range(len(queries)):
                 t = time.perf_counter()
                 ix.search_vectors(queries[i : i + 1], qv[i : i + 1], hv[i : i + 1], args.top_k)
                 times.append(time.perf_counter() - t)
+            cpu = (time.process_time() - cpu) / len(queries)
             if spinner is not None:
                 spinner.terminate()
                 spinner.wait(timeout=10)
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"single query at {args.n} tickets (embedding excluded)"
                 f"{', another process spinning on one core' if busy else ''}: "
                 f"p50 {percentile(times, 50):.2f} ms  p99 {percentile(times, 99):.2f} ms  "
-                f"max {max(times) * 1000:.2f} ms; load average {os.getloadavg()[0]:.2f}"
+                f"max {max(times) * 1000:.2f} ms; CPU {cpu * 1000:.2f} ms a query; "
+                f"load average {os.getloadavg()[0]:.2f}"
             )
         n = len(ix._vecs)
         dense_times = []

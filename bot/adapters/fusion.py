@@ -73,16 +73,13 @@ def ranks_of(signals: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def count_above(sample: Any, values: Any) -> Any:
-    """For each of *values*, how many of *sample* are greater (one pass over *sample*)."""
-    values = np.asarray(values)
-    order = np.argsort(values, kind="stable")
-    pos = np.searchsorted(values[order], np.asarray(sample), side="left")
-    # pos = how many values lie below a sample element; the element is above value i iff i < pos
-    above = np.cumsum(np.bincount(pos, minlength=len(values) + 1)[::-1])[::-1]
-    out = np.empty(len(values), dtype=np.int64)
-    out[order] = above[1:]
-    return out
+def count_above(sample: Any, values: Any, presorted: bool = False) -> Any:
+    """For each of *values*, how many of *sample* are greater; *presorted*: *sample* is sorted
+    ascending already (the index sorts it once per query and signal, for ``top_k`` too)."""
+    ordered = np.asarray(sample) if presorted else np.sort(np.asarray(sample))
+    # A binary search per value in the sorted sample: searching each of 8,192 sample values
+    # among 500 candidates instead cost ~0.4 ms (a branch mispredicted per step).
+    return len(ordered) - np.searchsorted(ordered, np.asarray(values), side="right")
 
 
 def corpus_ranks(rows: Any, values: Any, leaders: Any, above: Any = None) -> Any:

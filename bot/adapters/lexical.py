@@ -174,6 +174,7 @@ class InvertedIndex(_Bm25):
         self._post_rows: npt.NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self._post_w: npt.NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self._idf: npt.NDArray[np.float64] = np.zeros(0)
+        self._live_idf: list[float] = []
         self._dense: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
         self._dense_row: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         # Rows added or replaced since the last compile, scored one by one against the compiled
@@ -239,6 +240,7 @@ class InvertedIndex(_Bm25):
             self._post_rows = np.zeros(0, dtype=np.int32)
             self._post_w = np.zeros(0, dtype=np.float32)
             self._idf = np.zeros(vocab_size)
+            self._live_idf = [0.0] * vocab_size
             self._compiled_n = 0
             self._pending.clear()
             self._pending_df.clear()
@@ -256,6 +258,8 @@ class InvertedIndex(_Bm25):
         tf = tfs[order].astype(np.float64)
         dl = lengths[self._post_rows]
         self._idf = idf(df.astype(np.float64), n)
+        # Per term as Python floats for queries, 0 for terms no live row has (deleted rows').
+        self._live_idf = np.where(df > 0, self._idf, 0.0).tolist()
         # Nothing in a posting's contribution depends on the query: keep it finished.
         self._post_w = (
             np.repeat(self._idf, df)
@@ -278,30 +282,38 @@ class InvertedIndex(_Bm25):
         self._dirty = False
 
     def scores(
-        self, text: str, exclude: int | None = None
+        self, text: str, exclude: int | None = None, terms: Sequence[str] | None = None
     ) -> tuple[npt.NDArray[np.float32], float]:
         """Normalised BM25 of *text* against every row, and the raw ideal score used to normalise.
 
         *exclude* scores as if that row were not in the corpus (leave-one-out evaluation): its
-        terms do not count towards document frequencies and its own score is 0.
+        terms do not count towards document frequencies and its own score is 0. *terms*:
+        ``tokenize(text)`` when the caller has it already (one query, two fields).
         """
         if self._dirty or (exclude is not None and self._pending):
             self._compile()
         n = len(self._doc_terms)
         base = self._compiled_n
         out = np.zeros(n, dtype=np.float32)
-        ids = {self._vocab[t] for t in tokenize(text) if t in self._vocab}
+        vocab = self._vocab
+        ids = {vocab[t] for t in (tokenize(text) if terms is None else terms) if t in vocab}
         known = len(self._idf)
-        df = {
-            i: int(self._indptr[i + 1] - self._indptr[i]) if i < known else self._pending_df[i]
-            for i in ids
-        }
-        n_docs = n
-        if exclude is not None:
-            own = set(self._doc_terms[exclude].tolist())
-            df = {i: d - (i in own) for i, d in df.items()}
-            n_docs -= 1
-        idf_of = {i: float(idf(float(d), n_docs)) for i, d in df.items() if d > 0}
+        if exclude is None and not self._pending:
+            # Nothing added since the compile: the compiled idf is the corpus's (the same
+            # values, bit for bit, as computing it per term).
+            live = self._live_idf
+            idf_of = {i: live[i] for i in ids if i < known and live[i] > 0}
+        else:
+            df = {
+                i: int(self._indptr[i + 1] - self._indptr[i]) if i < known else self._pending_df[i]
+                for i in ids
+            }
+            n_docs = n
+            if exclude is not None:
+                own = set(self._doc_terms[exclude].tolist())
+                df = {i: d - (i in own) for i, d in df.items()}
+                n_docs -= 1
+            idf_of = {i: float(idf(float(d), n_docs)) for i, d in df.items() if d > 0}
         if not idf_of:
             return out, 0.0
         ideal = 0.0
@@ -319,7 +331,8 @@ class InvertedIndex(_Bm25):
             else:
                 lo, hi = self._indptr[i], self._indptr[i + 1]
                 pw = self._post_w[lo:hi]
-                out[self._post_rows[lo:hi]] += pw if scale is None else scale * pw
+                # add.at: a third of the time of ``out[rows] += pw`` (numpy 2), same sums.
+                np.add.at(out, self._post_rows[lo:hi], pw if scale is None else scale * pw)
         for row in self._pending:
             out[row] = self._score_row(row, {i: idf_of[i] for i in chosen})
         if exclude is not None:
@@ -409,12 +422,54 @@ class CorpusStats(_Bm25):
         return stats
 
 
-def top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
-    """Indices of the *k* largest scores, best first (ties by lower index)."""
+def top_k(
+    scores: npt.NDArray[np.float32],
+    k: int,
+    sample: npt.NDArray[np.float32] | None = None,
+    stride: int = 1,
+    above: float | None = None,
+) -> npt.NDArray[np.int64]:
+    """Indices of the *k* largest scores, best first (ties by lower index, also at the k-th place);
+    with *above*, only scores greater than it (so possibly fewer than *k*).
+
+    *sample* (optional) is ``scores[::stride]`` sorted ascending: a bound is read from it below
+    which, almost surely, fewer than *k* rows lie, and only the rows at or above it are
+    partitioned (at 100,000 rows one comparison pass instead of a partition: ~0.1 ms vs ~0.8 ms).
+    The result is the same with or without it; a bound that keeps fewer than *k* rows is not used.
+    """
     n = len(scores)
     if n == 0 or k <= 0:
         return np.zeros(0, dtype=np.int64)
-    k = min(k, n)
-    # Partitioning at n - k spares a negated copy of *scores* (100,000 rows per search).
-    part = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
+    rows: npt.NDArray[np.int64] | None = None
+    if sample is not None and 4 * k < n:
+        # The sample's j-th largest has about j * stride rows at or above it; a margin of four
+        # standard deviations of that count keeps at least k rows but for freak draws.
+        need = k / stride
+        j = int(need + 4.0 * need**0.5) + 2
+        if j <= len(sample):
+            bound = sample[len(sample) - j]
+            if above is None or bound > above:
+                kept = np.flatnonzero(scores >= bound)
+                if len(kept) >= k:
+                    rows = kept
+    if rows is None:
+        rows = np.arange(n, dtype=np.int64) if above is None else np.flatnonzero(scores > above)
+    k = min(k, len(rows))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    return rows[_top_k_exact(scores[rows], k)]
+
+
+def _top_k_exact(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
+    """``top_k`` without a sample (0 < k <= len(scores))."""
+    n = len(scores)
+    if k < n:
+        # Partitioning at n - k spares a negated copy of *scores*; which of several rows tied
+        # at the k-th value it keeps is arbitrary, so the ties are settled by index below.
+        kth = scores[np.argpartition(scores, n - k)[n - k]]
+        above = np.flatnonzero(scores > kth)
+        tied = np.flatnonzero(scores == kth)[: k - len(above)]
+        part = np.concatenate([above, tied])
+    else:
+        part = np.arange(n)
     return part[np.lexsort((part, -scores[part]))].astype(np.int64)

@@ -460,3 +460,49 @@ def test_likely_duplicate_rule() -> None:
 def test_match_json_omits_absent_signals() -> None:
     assert "signals" not in Match(key="A", score=0.5).model_dump()
     assert Match(key="A", score=0.5, signals={"body": 0.5}).model_dump()["signals"] == {"body": 0.5}
+
+
+def test_bm25_takes_the_query_terms_once_for_both_fields_and_ignores_deleted_terms() -> None:
+    inv = InvertedIndex()
+    inv.append(["alpha beta", "gamma delta", "gamma beta"])
+    text = "Alpha gammas"
+    scores, ideal = inv.scores(text)
+    given, given_ideal = inv.scores(text, terms=tokenize(text))
+    assert np.array_equal(scores, given) and ideal == given_ideal
+    inv.keep([1, 2])  # "alpha" is left in no document: it no longer counts
+    after, after_ideal = inv.scores("alpha gamma")
+    only, only_ideal = inv.scores("gamma")
+    assert np.array_equal(after, only) and after_ideal == only_ideal > 0
+    assert inv.scores("alpha")[1] == 0.0
+
+
+def test_title_vectors_are_read_for_the_best_k_only_when_the_fusion_does_not_rank_by_them() -> None:
+    from bot.adapters.fusion import DEFAULT_FUSION, Fusion
+    from bot.adapters.index_local import rank_candidates
+    from bot.adapters.lexical import DEFAULT_WEIGHTS
+
+    rng = np.random.default_rng(5)
+    m, d = 60, 16
+    body, title = rng.standard_normal((2, m, d)).astype(np.float32)
+    q, h = rng.standard_normal((2, d)).astype(np.float32)
+    lex = rng.random(m).astype(np.float32)
+    tickets = [Ticket(key=f"T-{i}", title=f"t{i}") for i in range(m)]
+    for fusion in (DEFAULT_FUSION, Fusion(title=1.0), None):
+        asked: list[list[int]] = []
+
+        def title_of(at: np.ndarray, asked: list[list[int]] = asked) -> np.ndarray:
+            asked.append(at.tolist())
+            return title[at]
+
+        args = (q, h, lex, lex, DEFAULT_WEIGHTS, 5, lex, fusion)
+        lazy = rank_candidates(tickets, body, title_of, *args)
+        eager = rank_candidates(tickets, body, title, *args)
+        assert [x.key for x in lazy] == [x.key for x in eager]
+        for a, b in zip(lazy, eager, strict=True):
+            assert a.score == pytest.approx(b.score, abs=1e-6)
+            assert a.signals.keys() == b.signals.keys()
+            assert a.signals["title"] == pytest.approx(b.signals["title"], abs=2e-6)
+        if fusion is DEFAULT_FUSION:  # body, headline and BM25 rank: 5 title rows read
+            assert asked == [[int(x.key[2:]) for x in lazy]]
+        else:  # the fusion (or the weighted mean) reads every candidate's title
+            assert asked == [list(range(m))]
