@@ -28,11 +28,12 @@ from bot.adapters.embedder_remote import (
 )
 from bot.adapters.index_local import LocalIndex
 from bot.bootstrap import bootstrap, build_embedder, build_index, previous_embedders
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings
 from bot.domain.filing import Backoff
 from tests.fakes.memory_store import MemoryStore
 from tests.fakes.openai_embeddings_server import FakeOpenAIEmbeddings
 from tests.fakes.pinecone_server import FakePinecone
+from tests.fakes.settings import settings_from_env
 from tests.fakes.tickets import TICKETS
 
 MODEL = "openai:text-embedding-3-small"
@@ -172,11 +173,7 @@ def test_a_wrong_vector_count_fails_the_batch(fake: FakeOpenAIEmbeddings) -> Non
 # ---------------------------------------------------------------- configuration and start-up
 
 
-def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Settings:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return load_settings()
+_settings = settings_from_env
 
 
 def _remote(

@@ -14,8 +14,8 @@ from bot.adapters.embedder_onnx import OnnxEmbedder, default_model_path
 from bot.adapters.index_local import LocalIndex
 from bot.adapters.onnx_int8 import RewriteError, rewrite_int8
 from bot.bootstrap import bootstrap, build_embedder, previous_embedders
-from bot.config import Settings, load_settings
 from tests.fakes.memory_store import MemoryStore
+from tests.fakes.settings import settings_from_env
 from tests.fakes.tickets import TICKETS
 
 TEXTS = [
@@ -116,17 +116,10 @@ def test_compute_must_be_int8_or_float32() -> None:
         OnnxEmbedder(compute="fp16")
 
 
-def _settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Settings:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return load_settings()
-
-
 def test_a_pinecone_namespace_of_float32_vectors_keeps_its_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    s = _settings(
+    s = settings_from_env(
         monkeypatch, tmp_path, PINECONE_API_KEY="pc-test", PINECONE_HOST="http://127.0.0.1:9"
     )
     store = MemoryStore()
@@ -144,7 +137,9 @@ def test_a_catalogue_of_float32_vectors_is_searched_then_re_embedded_in_int8(
 ) -> None:
     """An upgraded bot: the database holds the float32 vectors; searches answer from them at once
     while the int8 ones are made in the background, then switch."""
-    s = _settings(monkeypatch, tmp_path, JIRA_PROJECT="", BOT_DATA_DIR=str(tmp_path / "data"))
+    s = settings_from_env(
+        monkeypatch, tmp_path, JIRA_PROJECT="", BOT_DATA_DIR=str(tmp_path / "data")
+    )
     first = bootstrap(s, llm=None, tracker=None, slack_client=None, calendar=None, embedder=float32)
     first.adapters.index.upsert(TICKETS)
     bot = bootstrap(s, llm=None, tracker=None, slack_client=None, calendar=None)

@@ -14,16 +14,13 @@ from apscheduler.triggers.cron import CronTrigger
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.config import WEEKDAYS, ConfigError, Settings, Workday, load_settings
+from bot.config import WEEKDAYS, ConfigError, Settings, Workday
+from tests.fakes.settings import settings_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return load_settings()
+_load = settings_from_env
 
 
 def test_defaults_need_no_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

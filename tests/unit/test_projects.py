@@ -6,17 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, allowed_projects, load_settings
+from bot.config import ConfigError, Settings, allowed_projects, load_settings
 from bot.domain.projects import ProjectRoute, ProjectRouting, parse_routes
+from tests.fakes.settings import settings_from_env
 
 JIRA = {"JIRA_URL": "http://jira.test", "JIRA_API_TOKEN": "t", "JIRA_PROJECT": "PROJ"}
 
 
-def _load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for k, v in {**JIRA, **env}.items():
-        monkeypatch.setenv(k, v)
-    return load_settings()
+def _load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> Settings:
+    return settings_from_env(monkeypatch, tmp_path, **{**JIRA, **env})
 
 
 def test_compact_form_with_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
