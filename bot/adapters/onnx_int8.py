@@ -263,7 +263,6 @@ class _Graph:
         self.nodes = nodes
         self.tensors = tensors
         self.graph_outputs = outputs
-        self.renamed: dict[str, str] = {}
         self.new_tensors: list[bytes] = []  # encoded TensorProtos to add as initializers
         self.index()
 
@@ -272,10 +271,10 @@ class _Graph:
         self.consumers: dict[str, list[_Node]] = {}
         for n in self.nodes:
             for i in n.inputs:
-                self.consumers.setdefault(self.renamed.get(i, i), []).append(n)
+                self.consumers.setdefault(i, []).append(n)
 
     def src(self, name: str) -> _Node | None:
-        return self.producer.get(self.renamed.get(name, name))
+        return self.producer.get(name)
 
     def only_consumer(self, name: str) -> _Node | None:
         users = self.consumers.get(name, [])
@@ -292,7 +291,7 @@ class _Graph:
         for k in (0, 1):
             c = self.scalar(node.inputs[k])
             if c is not None:
-                return self.renamed.get(node.inputs[1 - k], node.inputs[1 - k]), c
+                return node.inputs[1 - k], c
         return None
 
 
@@ -316,7 +315,7 @@ def _attention(g: _Graph, mask_i32: str) -> tuple[list[_Node], int]:
                 name, c = const
                 scales.append(c)
             else:
-                name = g.renamed.get(node.inputs[0], node.inputs[0])
+                name = node.inputs[0]
             node = g.src(name)
         return name
 
@@ -553,8 +552,8 @@ def _rewrite(
         "attention_mask__cast",
         attributes=[_int_attribute("to", _INT32)],
     )
-    # Each attention takes the place of its first replaced node's successor chain end; order them
-    # right after the node that made their last input, which keeps the list topological.
+    # ONNX wants the nodes in topological order: each attention goes right after the node that
+    # makes the last of its query, key and value (its mask is cast first of all).
     for node in mha:
         after = max(g.nodes.index(g.producer[x]) for x in node.inputs[:3])
         g.nodes.insert(after + 1, node)
